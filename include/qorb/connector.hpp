@@ -1,0 +1,64 @@
+// qorb: the connector concept (how a pool talks to one backend).
+#pragma once
+
+#include <qorb/backend.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <concepts>
+
+namespace qorb {
+
+/// A connector is the user's code that knows how to talk to one backend.
+///
+/// Required:
+///   using connection_type = Conn;                       // movable
+///   asio::awaitable<Conn> connect(const backend& b);
+///
+/// Optional (detected at compile time; absent means "nothing to do"):
+///   asio::awaitable<void> is_valid(Conn& c);    // periodic health check of
+///                                               // an idle connection
+///   asio::awaitable<void> on_acquire(Conn& c);  // as a connection is being
+///                                               // claimed, per claim
+///   asio::awaitable<void> on_recycle(Conn& c);  // after a claim returns;
+///                                               // default: is_valid
+///
+/// Failure is reported by throwing (any exception; `std::system_error` with
+/// a meaningful code is best, it shows in stats and logs). The pool counts
+/// every failure against the backend, drops a connection that failed a
+/// check, and reconnects with backoff. `connect` must not be lazy: a
+/// connection it returns should pass `is_valid`.
+///
+/// Context: every call runs in a coroutine on a strand of the pool's
+/// executor (`co_await asio::this_coro::executor` gives it), never inside
+/// the pool's critical section. Each call may be cancelled (timeout, slot
+/// removed, pool terminated) through asio per-operation cancellation; the
+/// pool never waits for a cancelled call, and destroys the connection it
+/// was given once the call has finished. The connector object is shared by
+/// all calls and must tolerate concurrent calls.
+template <class C>
+concept connector = requires(C& c, const backend& b) {
+  typename C::connection_type;
+  requires std::movable<typename C::connection_type>;
+  { c.connect(b) } -> std::same_as<asio::awaitable<typename C::connection_type>>;
+};
+
+template <class C>
+concept connector_with_is_valid =
+    connector<C> && requires(C& c, typename C::connection_type& conn) {
+      { c.is_valid(conn) } -> std::same_as<asio::awaitable<void>>;
+    };
+
+template <class C>
+concept connector_with_on_acquire =
+    connector<C> && requires(C& c, typename C::connection_type& conn) {
+      { c.on_acquire(conn) } -> std::same_as<asio::awaitable<void>>;
+    };
+
+template <class C>
+concept connector_with_on_recycle =
+    connector<C> && requires(C& c, typename C::connection_type& conn) {
+      { c.on_recycle(conn) } -> std::same_as<asio::awaitable<void>>;
+    };
+
+}  // namespace qorb

@@ -1,0 +1,35 @@
+// qorb: error codes.
+#pragma once
+
+#include <system_error>
+
+namespace qorb {
+
+/// Why a claim (or another pool operation) failed. Used as
+/// `std::error_code` values of `qorb::category()`.
+enum class errc {
+  /// The claim timed out and the resolver knows no backends at all.
+  no_backends = 1,
+  /// The claim timed out; backends are known but none is connected.
+  no_backends_online,
+  /// The claim timed out while some backend was online: every connection
+  /// was claimed (or the pool may not open more).
+  all_claims_used,
+  /// The pool was terminated (claims made after, or still waiting at,
+  /// termination; a second terminate).
+  terminated,
+  /// A blocking call was made on a thread running the pool's executor,
+  /// where waiting would stop the pool itself.
+  would_deadlock,
+};
+
+const std::error_category& category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+}  // namespace qorb
+
+template <>
+struct std::is_error_code_enum<qorb::errc> : std::true_type {};

@@ -1,0 +1,68 @@
+// qorb: the pool's policy (how many connections, how often, how long).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace qorb {
+
+using duration = std::chrono::steady_clock::duration;
+
+/// Policy for the slots of one backend.
+struct set_config {
+  /// Most slots (connections) one backend may get.
+  std::size_t max_count = 16;
+  /// First reconnect delay after a failure; doubles each failure...
+  duration min_connection_backoff = std::chrono::milliseconds(20);
+  /// ...up to this. Also sizes the failure window (2 x this).
+  duration max_connection_backoff = std::chrono::seconds(30);
+  /// Random extra delay in [0, spread) added to backoffs and health checks,
+  /// so slots do not act in lockstep.
+  duration spread = std::chrono::milliseconds(20);
+  /// How often an idle connection is checked with `is_valid`;
+  /// `std::nullopt` means never.
+  std::optional<duration> health_interval = std::chrono::seconds(30);
+  /// Time bound for `is_valid`, `on_acquire` and `on_recycle`.
+  duration health_check_timeout = std::chrono::seconds(3);
+  /// Time bound for `connect`; `std::nullopt` means none (qorb's default).
+  std::optional<duration> connect_timeout = std::nullopt;
+};
+
+/// Policy for the whole pool. Defaults are qorb's.
+struct policy {
+  /// Idle connections wanted pool-wide beyond those claimed.
+  std::size_t spares_wanted = 8;
+  /// Hard cap on slots pool-wide.
+  std::size_t max_slots = 16;
+  /// How often slots are redistributed over backends (also done whenever a
+  /// backend goes online or offline).
+  duration rebalance_interval = std::chrono::seconds(60);
+  /// How long a claim waits for a connection before failing.
+  duration claim_timeout = std::chrono::seconds(30);
+  /// Fail claims at once with `errc::no_backends` when the resolver has
+  /// published an empty set, instead of waiting (cueball's errorOnEmpty).
+  bool fail_fast_without_backends = false;
+  qorb::set_config set_config{};
+};
+
+/// Thrown when a policy value makes no sense; `field()` names it
+/// (e.g. "set_config.max_connection_backoff").
+class invalid_policy : public std::invalid_argument {
+ public:
+  invalid_policy(std::string field, const std::string& why)
+      : std::invalid_argument("qorb: invalid policy: " + field + " " + why),
+        field_(std::move(field)) {}
+  const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
+/// Throws `invalid_policy` naming the first bad field; the pool calls this
+/// before it does anything else.
+void validate(const policy& p);
+
+}  // namespace qorb

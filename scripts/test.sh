@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, then builds and runs
+# every test three times: an optimised build with warnings as errors, an
+# ASan+UBSan build and a TSan build.
+#
+#   scripts/test.sh                 # all three
+#   scripts/test.sh release|asan|tsan [ctest args...]   # one of them
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+"$root/scripts/install-deps.sh"
+
+jobs=${QORB_JOBS:-$(nproc)}
+
+run_flavour() {
+  local flavour=$1
+  shift
+  local dir="$root/build/$flavour"
+  local args=(-G Ninja -DQORB_WERROR=ON)
+  case $flavour in
+    release) args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+    # Sanitizer builds skip the benchmark and examples: they test nothing.
+    asan) args+=(-DCMAKE_BUILD_TYPE=Debug -DQORB_SANITIZE=address,undefined
+                 -DQORB_BUILD_BENCH=OFF -DQORB_BUILD_EXAMPLES=OFF) ;;
+    tsan) args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DQORB_SANITIZE=thread
+                 -DQORB_BUILD_BENCH=OFF -DQORB_BUILD_EXAMPLES=OFF) ;;
+    *) echo "test.sh: unknown flavour '$flavour' (release, asan, tsan)" >&2; exit 2 ;;
+  esac
+  echo "=== $flavour: build ($dir)"
+  cmake -S "$root" -B "$dir" "${args[@]}" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  echo "=== $flavour: test"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 "$@")
+}
+
+if [ $# -ge 1 ]; then
+  flavour=$1
+  shift
+  run_flavour "$flavour" "$@"
+else
+  start=$SECONDS
+  for flavour in release asan tsan; do
+    run_flavour "$flavour"
+  done
+  echo "=== all flavours passed in $((SECONDS - start)) s"
+fi

@@ -9,6 +9,9 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libspdlog-dev libfmt-dev
+  libc-ares-dev knot knot-dnsutils
+  libpq-dev postgresql
 )
 
 missing=()

@@ -1,0 +1,277 @@
+// qorb: the PostgreSQL connector, on libpq, non-blocking on Asio.
+#pragma once
+
+#include <qorb/backend.hpp>
+#include <qorb/log.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// libpq's connection type, declared as <libpq-fe.h> declares it, so that
+// this header needs no libpq headers. Include <libpq-fe.h> yourself to call
+// libpq on connection::native_handle().
+extern "C" {
+struct pg_conn;
+typedef struct pg_conn PGconn;
+}
+
+namespace qorb::connectors::postgres {
+
+namespace asio = boost::asio;
+
+// --- errors ------------------------------------------------------------------
+
+/// What went wrong, as `std::error_code` values of `postgres::category()`.
+enum class errc {
+  /// The server could not be reached or refused the session (bad
+  /// credentials, unknown database, too many clients...). The message is
+  /// libpq's, which never contains the password.
+  connect_failed = 1,
+  /// `config::connect_timeout` passed before the session was ready.
+  connect_timeout,
+  /// The connection is known broken, or broke during the operation.
+  connection_broken,
+  /// The server reported an error: see `error::sqlstate()`.
+  server_error,
+  /// The statement needs a protocol this API does not speak (COPY); the
+  /// connection is marked broken.
+  unsupported,
+  /// Another command is still in progress on this connection (e.g. one
+  /// started through the raw handle, or a cancelled query).
+  busy,
+};
+
+const std::error_category& category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+/// The exception every operation of this connector throws (except
+/// `boost::system::system_error` with `asio::error::operation_aborted` when
+/// an operation is cancelled). Server errors carry PostgreSQL's fields.
+class error : public std::system_error {
+ public:
+  /// Fields of an error reported by the server.
+  struct server_fields {
+    std::string sqlstate;  ///< five characters, e.g. "42P01"
+    std::string severity;  ///< "ERROR", "FATAL", ...
+    std::string message;   ///< the primary message
+    std::string detail;
+    std::string hint;
+  };
+
+  error(errc code, const std::string& message);
+  /// A server error (code `errc::server_error`), or `errc::connection_broken`
+  /// when the server went away (then `sqlstate()` may be empty).
+  error(errc code, server_fields fields);
+
+  /// PostgreSQL's SQLSTATE, empty when the error did not come from the server.
+  const std::string& sqlstate() const noexcept { return fields_.sqlstate; }
+  const std::string& severity() const noexcept { return fields_.severity; }
+  /// The server's primary message, or empty.
+  const std::string& server_message() const noexcept { return fields_.message; }
+  const std::string& detail() const noexcept { return fields_.detail; }
+  const std::string& hint() const noexcept { return fields_.hint; }
+
+ private:
+  server_fields fields_;
+};
+
+// --- results and parameters --------------------------------------------------
+
+/// A query parameter in PostgreSQL's text format; `std::nullopt` is NULL.
+using param = std::optional<std::string>;
+
+/// What a statement returned, every value in PostgreSQL's text format.
+struct result {
+  using row = std::vector<std::optional<std::string>>;  ///< nullopt is NULL
+
+  std::vector<std::string> columns;  ///< column names
+  std::vector<row> rows;
+  std::string command_tag;          ///< e.g. "SELECT 3", "INSERT 0 1"
+  std::uint64_t affected_rows = 0;  ///< rows returned, inserted, updated...
+
+  /// The first column of the first row; throws `error` (`errc::unsupported`)
+  /// when the result has no rows or no columns.
+  const std::optional<std::string>& scalar() const;
+};
+
+/// Converts a C++ value into a query parameter: strings as they are,
+/// integers and floating-point numbers in decimal, bool as true/false,
+/// `std::optional` and `std::nullopt` as NULL when empty. Add overloads in
+/// your own namespace (found by ADL) for your types.
+inline param to_param(std::nullopt_t) { return std::nullopt; }
+inline param to_param(std::string value) { return value; }
+inline param to_param(std::string_view value) { return std::string(value); }
+inline param to_param(const char* value) { return value ? param(value) : std::nullopt; }
+inline param to_param(bool value) { return value ? "true" : "false"; }
+template <std::integral T>
+requires(!std::same_as<T, bool> && !std::same_as<T, char>) param to_param(T value) {
+  return std::to_string(value);
+}
+param to_param(double value);
+inline param to_param(float value) { return to_param(static_cast<double>(value)); }
+template <class T>
+param to_param(const std::optional<T>& value) {
+  return value ? to_param(*value) : std::nullopt;
+}
+
+// --- the connection ----------------------------------------------------------
+
+/// One PostgreSQL session: owns a `PGconn` in non-blocking mode and closes
+/// it (`PQfinish`) when destroyed. Movable, not copyable.
+///
+/// Thread safety: one operation at a time (a claimed connection belongs to
+/// its claimer). Operations run on the executor of the coroutine that
+/// awaits them and never block a thread on the network.
+class connection {
+ public:
+  connection() noexcept = default;
+  /// Takes ownership of `native` (which may be null). `description` names
+  /// the session in errors and logs; it must not contain a password.
+  explicit connection(PGconn* native, std::string description = {}) noexcept;
+  connection(connection&& other) noexcept;
+  connection& operator=(connection&& other) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection();
+
+  /// The libpq handle, for everything this class does not wrap. Leave it in
+  /// non-blocking mode; a session you leave with results pending or inside
+  /// a transaction is cleaned when the claim returns (see
+  /// `connector::on_recycle`).
+  PGconn* native_handle() const noexcept { return native_; }
+  bool is_open() const noexcept { return native_ != nullptr; }
+  /// True when closed, when libpq reports the connection bad, or after
+  /// `mark_broken()`. A broken connection fails every check, so the pool
+  /// drops it when the claim returns.
+  bool is_broken() const noexcept;
+  /// Makes the pool drop this connection when the claim returns.
+  void mark_broken() noexcept { broken_ = true; }
+  /// "postgres://user@address/database", never with the password.
+  const std::string& description() const noexcept { return description_; }
+
+  /// Runs one SQL statement with `$1`, `$2`... bound to `params` (converted
+  /// with `to_param`), and returns its rows.
+  ///
+  /// Usage: `result r = co_await conn.query("SELECT $1::int + 1", 41);`
+  ///
+  /// Executor: the awaiting coroutine's; never blocks a thread.
+  /// Cancellation: asio per-operation cancellation (terminal, partial,
+  /// total) through the awaiting coroutine; the operation then throws
+  /// `operation_aborted` and the statement may still run on the server:
+  /// the session is busy until `connector::on_recycle` drains it.
+  /// Exceptions: `error` (`server_error` with SQLSTATE, `connection_broken`,
+  /// `busy`, `unsupported`), `boost::system::system_error` when cancelled.
+  /// Lifetime: the connection must outlive the operation; the arguments are
+  /// copied before the first suspension.
+  template <class... Params>
+  asio::awaitable<result> query(std::string_view sql, const Params&... params) {
+    std::vector<param> values;
+    values.reserve(sizeof...(Params));
+    (values.push_back(to_param(params)), ...);
+    return query_params(std::string(sql), std::move(values));
+  }
+
+  /// `query` with the parameters already converted.
+  asio::awaitable<result> query_params(std::string sql, std::vector<param> params);
+
+  /// Runs one or more `;`-separated statements with the simple query
+  /// protocol (no parameters), discarding their rows. Throws the first
+  /// error, as `query` does; cancellation as for `query`.
+  asio::awaitable<void> execute(std::string sql);
+
+ private:
+  PGconn* native_ = nullptr;
+  bool broken_ = false;
+  std::string description_;
+};
+
+// --- the connector -----------------------------------------------------------
+
+/// How to open and keep sessions. Each backend's address and port are put
+/// into this template (as libpq's `hostaddr` and `port`, so libpq never
+/// resolves names); everything else is the same for every backend.
+struct config {
+  std::string user = "postgres";
+  /// Never logged, never put into an error message.
+  std::string password;
+  std::string database = "postgres";
+  /// libpq `options`: command-line options for the server, e.g.
+  /// "-c search_path=app".
+  std::string options;
+  /// libpq `sslmode`: disable, allow, prefer, require, verify-ca, verify-full.
+  std::string sslmode = "prefer";
+  std::string application_name = "qorb";
+  /// Bound on the whole of `connect` (TCP, TLS, authentication,
+  /// `on_connect`); zero means none.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  /// Any other libpq connection keyword, e.g. {"sslrootcert", "/ca.pem"} or
+  /// {"host", "db.example.com"} (the name TLS verifies; the address still
+  /// comes from the backend). `hostaddr` and `port` here are ignored.
+  std::vector<std::pair<std::string, std::string>> parameters;
+  /// SQL run once on every new session, before `connect` returns (simple
+  /// protocol: several statements allowed). Empty: nothing.
+  std::string on_connect;
+  /// SQL run every time a connection is claimed, e.g.
+  /// "SET statement_timeout = '5s'". Empty: nothing.
+  std::string on_acquire;
+  /// Run `DISCARD ALL` on every returned connection (after any rollback),
+  /// so no session state (settings, prepared statements, temp tables)
+  /// passes from one claimer to the next.
+  bool discard_all_on_recycle = false;
+  /// Connect successes and failures at debug level; null means silent.
+  logger_ptr logger = default_logger();
+};
+
+/// The `qorb::connector` for PostgreSQL.
+///
+/// - `connect`: `PQconnectStartParams` + `PQconnectPoll` driven by socket
+///   waits on the calling coroutine's executor, bounded by
+///   `config::connect_timeout`, then `config::on_connect`.
+/// - `is_valid`: a `SELECT 1` round trip; fails at once when broken.
+/// - `on_acquire`: `config::on_acquire`, if any.
+/// - `on_recycle`: returns the session to a clean, idle state: drains
+///   results still pending, rolls back an open or failed transaction, runs
+///   `DISCARD ALL` if configured; fails (so the pool closes the connection)
+///   when it is broken, in COPY or pipeline mode, or any step fails.
+///
+/// All four throw `error` on failure and honour asio per-operation
+/// cancellation; a connection whose `connect` is cancelled or fails is
+/// closed before the exception leaves. Copies share one immutable config;
+/// concurrent calls are safe. Each call expects the awaiting coroutine's
+/// executor to be a strand (or single-threaded), as the pool guarantees.
+class connector {
+ public:
+  using connection_type = connection;
+
+  explicit connector(config settings = {});
+
+  asio::awaitable<connection> connect(const backend& b);
+  asio::awaitable<void> is_valid(connection& c);
+  asio::awaitable<void> on_acquire(connection& c);
+  asio::awaitable<void> on_recycle(connection& c);
+
+  const config& settings() const noexcept { return *config_; }
+
+ private:
+  std::shared_ptr<const config> config_;
+};
+
+}  // namespace qorb::connectors::postgres
+
+template <>
+struct std::is_error_code_enum<qorb::connectors::postgres::errc> : std::true_type {};

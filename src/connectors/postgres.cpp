@@ -1,0 +1,408 @@
+// The PostgreSQL connector's I/O: libpq in non-blocking mode, every wait for
+// the network an asio wait on libpq's socket.
+#include <qorb/connectors/postgres.hpp>
+#include <qorb/detail/postgres_protocol.hpp>
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+namespace qorb::connectors::postgres {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using deadline = std::optional<clock::time_point>;
+using wait_type = asio::posix::descriptor_base::wait_type;
+
+struct result_deleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using result_ptr = std::unique_ptr<PGresult, result_deleter>;
+
+std::string libpq_message(PGconn* conn) {
+  return detail::sanitize_message(conn ? PQerrorMessage(conn) : "no connection", {});
+}
+
+// One wait for libpq's socket. The descriptor is registered for this wait
+// only: libpq may replace its socket while connecting, and a claimed
+// connection is used from whatever executor the claimer runs on.
+struct socket_wait {
+  explicit socket_wait(const asio::any_io_executor& executor) : descriptor(executor) {}
+  asio::posix::stream_descriptor descriptor;
+  bool timed_out = false;
+};
+
+asio::awaitable<void> wait_socket(PGconn* conn, wait_type what, deadline until) {
+  const int fd = PQsocket(conn);
+  if (fd < 0) throw error(errc::connection_broken, "no socket: " + libpq_message(conn));
+  const auto executor = co_await asio::this_coro::executor;
+  auto wait = std::make_shared<socket_wait>(executor);
+  wait->descriptor.assign(fd);
+  // libpq owns the socket: hand it back (deregistered, never closed) on
+  // every way out, including cancellation.
+  struct release_descriptor {
+    socket_wait& w;
+    ~release_descriptor() {
+      if (w.descriptor.is_open()) w.descriptor.release();
+    }
+  } release{*wait};
+
+  std::optional<asio::steady_timer> timer;
+  if (until) {
+    timer.emplace(executor, *until);
+    // The handler owns `wait`, so it is safe whenever it runs; once the
+    // descriptor is released it does nothing.
+    timer->async_wait([wait](const boost::system::error_code& ec) {
+      if (ec || !wait->descriptor.is_open()) return;
+      wait->timed_out = true;
+      boost::system::error_code ignored;
+      wait->descriptor.cancel(ignored);
+    });
+  }
+  boost::system::error_code ec;
+  co_await wait->descriptor.async_wait(what, asio::redirect_error(asio::use_awaitable, ec));
+  if (timer) timer->cancel();
+  if (wait->timed_out) throw error(errc::connect_timeout, "timed out");
+  if (ec) throw boost::system::system_error(ec);
+}
+
+// Sends what libpq has buffered. Reading what the server already sent while
+// waiting keeps both sides from blocking on full buffers.
+asio::awaitable<void> flush(PGconn* conn, deadline until) {
+  for (;;) {
+    const int rc = PQflush(conn);
+    if (rc == 0) co_return;
+    if (rc < 0) throw error(errc::connection_broken, "sending: " + libpq_message(conn));
+    co_await wait_socket(conn, wait_type::wait_write, until);
+    if (!PQconsumeInput(conn)) {
+      throw error(errc::connection_broken, "receiving: " + libpq_message(conn));
+    }
+  }
+}
+
+// The next result of the command in progress, or null when it is complete.
+asio::awaitable<result_ptr> next_result(PGconn* conn, deadline until) {
+  while (PQisBusy(conn)) {
+    co_await wait_socket(conn, wait_type::wait_read, until);
+    if (!PQconsumeInput(conn)) {
+      throw error(errc::connection_broken, "receiving: " + libpq_message(conn));
+    }
+  }
+  co_return result_ptr(PQgetResult(conn));
+}
+
+std::string field(const PGresult* r, int code) {
+  const char* value = PQresultErrorField(r, code);
+  return value ? value : "";
+}
+
+error error_from(PGconn* conn, const PGresult* r) {
+  error::server_fields fields;
+  fields.sqlstate = field(r, PG_DIAG_SQLSTATE);
+  fields.severity = field(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (fields.severity.empty()) fields.severity = field(r, PG_DIAG_SEVERITY);
+  fields.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
+  if (fields.message.empty())
+    fields.message = detail::sanitize_message(PQresultErrorMessage(r), {});
+  fields.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
+  fields.hint = field(r, PG_DIAG_MESSAGE_HINT);
+  // libpq reports a lost connection as an error result without SQLSTATE.
+  const bool lost = PQstatus(conn) != CONNECTION_OK && fields.sqlstate.empty();
+  return error(lost ? errc::connection_broken : errc::server_error, std::move(fields));
+}
+
+void read_rows(const PGresult* r, result& out) {
+  const int columns = PQnfields(r);
+  const int rows = PQntuples(r);
+  out.columns.clear();
+  out.rows.clear();
+  out.columns.reserve(static_cast<std::size_t>(columns));
+  for (int c = 0; c < columns; ++c) out.columns.emplace_back(PQfname(r, c));
+  out.rows.reserve(static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i) {
+    result::row& row = out.rows.emplace_back();
+    row.reserve(static_cast<std::size_t>(columns));
+    for (int c = 0; c < columns; ++c) {
+      if (PQgetisnull(r, i, c)) {
+        row.emplace_back(std::nullopt);
+      } else {
+        row.emplace_back(
+            std::string(PQgetvalue(r, i, c), static_cast<std::size_t>(PQgetlength(r, i, c))));
+      }
+    }
+  }
+  out.command_tag = PQcmdStatus(const_cast<PGresult*>(r));
+  out.affected_rows = detail::parse_affected_rows(PQcmdTuples(const_cast<PGresult*>(r)));
+}
+
+// Reads every result of the command in progress; keeps the rows of the last
+// successful one and throws the first error once the session is idle again.
+asio::awaitable<result> collect(connection& conn, deadline until) {
+  PGconn* native = conn.native_handle();
+  co_await flush(native, until);
+  result out;
+  std::optional<error> first_error;
+  for (;;) {
+    result_ptr r = co_await next_result(native, until);
+    if (!r) break;
+    switch (PQresultStatus(r.get())) {
+      case PGRES_TUPLES_OK:
+      case PGRES_COMMAND_OK:
+      case PGRES_EMPTY_QUERY:
+        if (!first_error) read_rows(r.get(), out);
+        break;
+      case PGRES_COPY_IN:
+      case PGRES_COPY_OUT:
+      case PGRES_COPY_BOTH:
+        // A COPY cannot be ended from here: the session is unusable.
+        conn.mark_broken();
+        throw error(errc::unsupported, "COPY is not supported by query(); use native_handle()");
+      default:
+        if (!first_error) first_error.emplace(error_from(native, r.get()));
+        break;
+    }
+  }
+  if (first_error) throw *first_error;
+  co_return out;
+}
+
+void check_usable(const connection& conn) {
+  if (!conn.is_open()) throw error(errc::connection_broken, "the connection is closed");
+  if (conn.is_broken()) {
+    throw error(errc::connection_broken, conn.description() + ": the connection is broken");
+  }
+}
+
+void send_failed(PGconn* native) {
+  const std::string message = libpq_message(native);
+  throw error(PQstatus(native) == CONNECTION_OK ? errc::busy : errc::connection_broken,
+              "sending: " + message);
+}
+
+asio::awaitable<void> run_simple(connection& conn, const std::string& sql, deadline until) {
+  check_usable(conn);
+  if (!PQsendQuery(conn.native_handle(), sql.c_str())) send_failed(conn.native_handle());
+  co_await collect(conn, until);
+}
+
+// Drains a command left in progress (by a cancelled query, or through the
+// raw handle): sends what is still buffered and reads its results.
+asio::awaitable<void> drain(connection& conn) {
+  PGconn* native = conn.native_handle();
+  co_await flush(native, std::nullopt);
+  for (;;) {
+    result_ptr r = co_await next_result(native, std::nullopt);
+    if (!r) co_return;
+    const auto status = PQresultStatus(r.get());
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+      throw error(errc::unsupported, "a COPY is in progress");
+    }
+  }
+}
+
+detail::transaction_state transaction_of(PGconn* native) {
+  switch (PQtransactionStatus(native)) {
+    case PQTRANS_IDLE:
+      return detail::transaction_state::idle;
+    case PQTRANS_ACTIVE:
+      return detail::transaction_state::active;
+    case PQTRANS_INTRANS:
+      return detail::transaction_state::in_transaction;
+    case PQTRANS_INERROR:
+      return detail::transaction_state::in_error;
+    case PQTRANS_UNKNOWN:
+      break;
+  }
+  return detail::transaction_state::unknown;
+}
+
+const char* to_string(detail::transaction_state state) {
+  switch (state) {
+    case detail::transaction_state::idle:
+      return "idle";
+    case detail::transaction_state::active:
+      return "a command in progress";
+    case detail::transaction_state::in_transaction:
+      return "inside a transaction";
+    case detail::transaction_state::in_error:
+      return "inside a failed transaction";
+    case detail::transaction_state::unknown:
+      break;
+  }
+  return "unknown state";
+}
+
+}  // namespace
+
+// --- connection --------------------------------------------------------------
+
+connection::connection(PGconn* native, std::string description) noexcept
+    : native_(native), description_(std::move(description)) {}
+
+connection::connection(connection&& other) noexcept
+    : native_(std::exchange(other.native_, nullptr)),
+      broken_(std::exchange(other.broken_, false)),
+      description_(std::move(other.description_)) {}
+
+connection& connection::operator=(connection&& other) noexcept {
+  if (this != &other) {
+    if (native_) PQfinish(native_);
+    native_ = std::exchange(other.native_, nullptr);
+    broken_ = std::exchange(other.broken_, false);
+    description_ = std::move(other.description_);
+  }
+  return *this;
+}
+
+connection::~connection() {
+  if (native_) PQfinish(native_);
+}
+
+bool connection::is_broken() const noexcept {
+  return broken_ || !native_ || PQstatus(native_) != CONNECTION_OK;
+}
+
+asio::awaitable<result> connection::query_params(std::string sql, std::vector<param> params) {
+  check_usable(*this);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (params.size() > 65535) throw error(errc::unsupported, "more than 65535 parameters");
+  if (!PQsendQueryParams(native_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                         values.data(), nullptr, nullptr, 0)) {
+    send_failed(native_);
+  }
+  co_return co_await collect(*this, std::nullopt);
+}
+
+asio::awaitable<void> connection::execute(std::string sql) {
+  co_await run_simple(*this, sql, std::nullopt);
+}
+
+// --- connector ---------------------------------------------------------------
+
+connector::connector(config settings)
+    : config_(std::make_shared<const config>(std::move(settings))) {}
+
+asio::awaitable<connection> connector::connect(const backend& b) {
+  // The frame keeps its own reference: the connector may be gone before a
+  // cancelled connect finishes.
+  const std::shared_ptr<const config> cfg = config_;
+  const std::string where = detail::describe(*cfg, b);
+  const auto parameters = detail::connection_parameters(*cfg, b);
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  for (const auto& [key, value] : parameters) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+
+  const deadline until = cfg->connect_timeout.count() > 0
+                             ? deadline(clock::now() + cfg->connect_timeout)
+                             : std::nullopt;
+  const auto fail = [&](errc code, const std::string& message) {
+    const std::string text = detail::sanitize_message(where + ": " + message, cfg->password);
+    if (cfg->logger) cfg->logger->debug("postgres: connect failed: {}", text);
+    return error(code, text);
+  };
+
+  // Owned from the start: every way out of this function closes it.
+  connection conn(PQconnectStartParams(keys.data(), values.data(), 0), where);
+  PGconn* native = conn.native_handle();
+  if (!native) throw fail(errc::connect_failed, "out of memory");
+  if (PQstatus(native) == CONNECTION_BAD) {
+    throw fail(errc::connect_failed,
+               detail::sanitize_message(PQerrorMessage(native), cfg->password));
+  }
+  try {
+    // Before the first PQconnectPoll, libpq waits for the socket to be
+    // writable (the TCP connection to be established).
+    for (PostgresPollingStatusType status = PGRES_POLLING_WRITING; status != PGRES_POLLING_OK;
+         status = PQconnectPoll(native)) {
+      if (status == PGRES_POLLING_FAILED) {
+        throw fail(errc::connect_failed,
+                   detail::sanitize_message(PQerrorMessage(native), cfg->password));
+      }
+      co_await wait_socket(
+          native, status == PGRES_POLLING_READING ? wait_type::wait_read : wait_type::wait_write,
+          until);
+    }
+    if (PQsetnonblocking(native, 1) != 0) {
+      throw fail(errc::connect_failed, "cannot enter non-blocking mode: " + libpq_message(native));
+    }
+    if (!cfg->on_connect.empty()) co_await run_simple(conn, cfg->on_connect, until);
+  } catch (const error& e) {
+    if (e.code() == errc::connect_timeout) {
+      throw fail(errc::connect_timeout,
+                 "timed out after " + std::to_string(cfg->connect_timeout.count()) + " ms");
+    }
+    throw;
+  }
+  if (cfg->logger) cfg->logger->debug("postgres: connected to {}", where);
+  co_return conn;
+}
+
+asio::awaitable<void> connector::is_valid(connection& c) {
+  check_usable(c);
+  co_await run_simple(c, "SELECT 1", std::nullopt);
+}
+
+asio::awaitable<void> connector::on_acquire(connection& c) {
+  check_usable(c);
+  const std::shared_ptr<const config> cfg = config_;
+  if (!cfg->on_acquire.empty()) co_await run_simple(c, cfg->on_acquire, std::nullopt);
+}
+
+asio::awaitable<void> connector::on_recycle(connection& c) {
+  const std::shared_ptr<const config> cfg = config_;
+  detail::session_facts facts;
+  try {
+    for (;;) {
+      PGconn* native = c.native_handle();
+      facts.connection_ok = !c.is_broken();
+      facts.pipeline_mode = facts.connection_ok && PQpipelineStatus(native) != PQ_PIPELINE_OFF;
+      facts.transaction =
+          facts.connection_ok ? transaction_of(native) : detail::transaction_state::unknown;
+      switch (detail::next_recycle_step(facts, cfg->discard_all_on_recycle)) {
+        case detail::recycle_step::done:
+          co_return;
+        case detail::recycle_step::close:
+          throw error(errc::connection_broken,
+                      c.description() + ": cannot be cleaned for reuse (" +
+                          (!facts.connection_ok  ? "broken"
+                           : facts.pipeline_mode ? "pipeline mode"
+                                                 : to_string(facts.transaction)) +
+                          ")");
+        case detail::recycle_step::drain_results:
+          co_await drain(c);
+          facts.drained = true;
+          break;
+        case detail::recycle_step::rollback:
+          co_await run_simple(c, "ROLLBACK", std::nullopt);
+          facts.rolled_back = true;
+          break;
+        case detail::recycle_step::discard_all:
+          co_await run_simple(c, "DISCARD ALL", std::nullopt);
+          facts.discarded = true;
+          break;
+      }
+    }
+  } catch (...) {
+    c.mark_broken();
+    throw;
+  }
+}
+
+}  // namespace qorb::connectors::postgres

@@ -1,0 +1,173 @@
+// The PostgreSQL connector's decisions, without a server.
+#include <qorb/connectors/postgres.hpp>
+#include <qorb/detail/postgres_protocol.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+namespace pg = qorb::connectors::postgres;
+using pg::detail::next_recycle_step;
+using pg::detail::recycle_step;
+using pg::detail::session_facts;
+using pg::detail::transaction_state;
+
+namespace {
+
+qorb::backend backend_at(const char* ip, unsigned short port) {
+  const qorb::asio::ip::tcp::endpoint ep(qorb::asio::ip::make_address(ip), port);
+  return {qorb::to_string(ep), ep};
+}
+
+std::map<std::string, std::string> as_map(
+    const std::vector<std::pair<std::string, std::string>>& pairs) {
+  // Later keywords win in libpq, as in a map built in order.
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : pairs) out[k] = v;
+  return out;
+}
+
+}  // namespace
+
+TEST(PostgresRecycle, IdleSessionIsReusedAsIs) {
+  EXPECT_EQ(next_recycle_step({}, false), recycle_step::done);
+}
+
+TEST(PostgresRecycle, OpenOrFailedTransactionIsRolledBackOnce) {
+  for (auto state : {transaction_state::in_transaction, transaction_state::in_error}) {
+    session_facts f;
+    f.transaction = state;
+    EXPECT_EQ(next_recycle_step(f, false), recycle_step::rollback);
+    f.rolled_back = true;  // ROLLBACK ran but the session is still in a transaction
+    EXPECT_EQ(next_recycle_step(f, false), recycle_step::close);
+  }
+}
+
+TEST(PostgresRecycle, PendingResultsAreDrainedThenRolledBack) {
+  session_facts f;
+  f.transaction = transaction_state::active;
+  EXPECT_EQ(next_recycle_step(f, false), recycle_step::drain_results);
+  f.drained = true;
+  EXPECT_EQ(next_recycle_step(f, false), recycle_step::close);  // still active: COPY
+  f.transaction = transaction_state::in_transaction;  // the drained command had opened one
+  EXPECT_EQ(next_recycle_step(f, false), recycle_step::rollback);
+}
+
+TEST(PostgresRecycle, BrokenUnknownOrPipelinedSessionIsClosed) {
+  session_facts broken;
+  broken.connection_ok = false;
+  EXPECT_EQ(next_recycle_step(broken, true), recycle_step::close);
+  session_facts unknown;
+  unknown.transaction = transaction_state::unknown;
+  EXPECT_EQ(next_recycle_step(unknown, false), recycle_step::close);
+  session_facts pipeline;
+  pipeline.pipeline_mode = true;
+  EXPECT_EQ(next_recycle_step(pipeline, false), recycle_step::close);
+}
+
+TEST(PostgresRecycle, DiscardAllRunsOnceAfterRollback) {
+  session_facts f;
+  f.transaction = transaction_state::in_transaction;
+  EXPECT_EQ(next_recycle_step(f, true), recycle_step::rollback);  // DISCARD ALL can't run in a tx
+  f.rolled_back = true;
+  f.transaction = transaction_state::idle;
+  EXPECT_EQ(next_recycle_step(f, true), recycle_step::discard_all);
+  f.discarded = true;
+  EXPECT_EQ(next_recycle_step(f, true), recycle_step::done);
+}
+
+TEST(PostgresConfig, BackendAddressAndPortAlwaysWin) {
+  pg::config cfg;
+  cfg.user = "app";
+  cfg.password = "s3cret";
+  cfg.database = "appdb";
+  cfg.options = "-c search_path=app";
+  cfg.sslmode = "disable";
+  cfg.application_name = "svc";
+  cfg.parameters = {{"hostaddr", "10.0.0.1"}, {"port", "1"}, {"sslrootcert", "/ca.pem"}};
+  const auto params = as_map(pg::detail::connection_parameters(cfg, backend_at("127.0.0.2", 6543)));
+  EXPECT_EQ(params.at("hostaddr"), "127.0.0.2");
+  EXPECT_EQ(params.at("host"), "127.0.0.2");
+  EXPECT_EQ(params.at("port"), "6543");
+  EXPECT_EQ(params.at("user"), "app");
+  EXPECT_EQ(params.at("password"), "s3cret");
+  EXPECT_EQ(params.at("dbname"), "appdb");
+  EXPECT_EQ(params.at("options"), "-c search_path=app");
+  EXPECT_EQ(params.at("sslmode"), "disable");
+  EXPECT_EQ(params.at("application_name"), "svc");
+  EXPECT_EQ(params.at("sslrootcert"), "/ca.pem");
+}
+
+TEST(PostgresConfig, ExtraHostNameReplacesTheAddressForTls) {
+  pg::config cfg;
+  cfg.parameters = {{"host", "db.example.com"}};
+  const auto params = as_map(pg::detail::connection_parameters(cfg, backend_at("::1", 5432)));
+  EXPECT_EQ(params.at("host"), "db.example.com");
+  EXPECT_EQ(params.at("hostaddr"), "::1");
+}
+
+TEST(PostgresConfig, EmptyFieldsAreLeftToLibpqDefaults) {
+  pg::config cfg;
+  cfg.password.clear();
+  cfg.options.clear();
+  const auto params = as_map(pg::detail::connection_parameters(cfg, backend_at("127.0.0.1", 1)));
+  EXPECT_EQ(params.count("password"), 0u);
+  EXPECT_EQ(params.count("options"), 0u);
+}
+
+TEST(PostgresConfig, DescriptionNeverShowsThePassword) {
+  pg::config cfg;
+  cfg.user = "app";
+  cfg.password = "hunter22";
+  cfg.database = "appdb";
+  const std::string d = pg::detail::describe(cfg, backend_at("::1", 5432));
+  EXPECT_EQ(d, "postgres://app@[::1]:5432/appdb");
+  EXPECT_EQ(d.find("hunter22"), std::string::npos);
+}
+
+TEST(PostgresMessages, PasswordIsMaskedAndNewlinesTrimmed) {
+  EXPECT_EQ(pg::detail::sanitize_message("bad pw hunter22 and hunter22\n", "hunter22"),
+            "bad pw ******** and ********");
+  EXPECT_EQ(pg::detail::sanitize_message("FATAL: x\n", ""), "FATAL: x");
+}
+
+TEST(PostgresMessages, ServerErrorCarriesSqlstateAndFields) {
+  const pg::error e(pg::errc::server_error,
+                    pg::error::server_fields{"42P01", "ERROR", "relation \"t\" does not exist",
+                                             "some detail", "some hint"});
+  EXPECT_EQ(e.code(), pg::errc::server_error);
+  EXPECT_EQ(e.sqlstate(), "42P01");
+  EXPECT_EQ(e.server_message(), "relation \"t\" does not exist");
+  const std::string what = e.what();
+  EXPECT_NE(what.find("ERROR 42P01: relation \"t\" does not exist"), std::string::npos) << what;
+  EXPECT_NE(what.find("DETAIL: some detail"), std::string::npos) << what;
+  EXPECT_NE(what.find("HINT: some hint"), std::string::npos) << what;
+  EXPECT_STREQ(e.code().category().name(), "qorb.postgres");
+}
+
+TEST(PostgresMessages, AffectedRows) {
+  EXPECT_EQ(pg::detail::parse_affected_rows("42"), 42u);
+  EXPECT_EQ(pg::detail::parse_affected_rows(""), 0u);
+  EXPECT_EQ(pg::detail::parse_affected_rows("x1"), 0u);
+}
+
+TEST(PostgresParams, ValuesBecomeText) {
+  EXPECT_EQ(pg::to_param(42), "42");
+  EXPECT_EQ(pg::to_param(-7LL), "-7");
+  EXPECT_EQ(pg::to_param(true), "true");
+  EXPECT_EQ(pg::to_param(0.5), "0.5");
+  EXPECT_EQ(pg::to_param("abc"), "abc");
+  EXPECT_EQ(pg::to_param(std::string("x")), "x");
+  EXPECT_EQ(pg::to_param(std::nullopt), std::nullopt);
+  EXPECT_EQ(pg::to_param(std::optional<int>()), std::nullopt);
+  EXPECT_EQ(pg::to_param(std::optional<int>(3)), "3");
+  EXPECT_EQ(pg::to_param(static_cast<const char*>(nullptr)), std::nullopt);
+}
+
+TEST(PostgresResult, ScalarIsTheFirstValueAndThrowsWhenThereIsNone) {
+  pg::result r;
+  EXPECT_THROW((void)r.scalar(), pg::error);
+  r.rows.push_back({std::string("1"), std::nullopt});
+  EXPECT_EQ(r.scalar(), "1");
+}

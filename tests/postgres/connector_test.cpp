@@ -197,10 +197,13 @@ TEST_F(PostgresConnector, CancelledQueryThrowsAndIsDrainedOnRecycle) {
   pg::connection conn = connect(connector, shared_server());
   asio::cancellation_signal cancel;
   std::promise<std::exception_ptr> outcome;
-  asio::co_spawn(
-      strand_, [&]() -> asio::awaitable<void> { co_await conn.query("SELECT pg_sleep(0.2)"); }(),
-      asio::bind_cancellation_slot(cancel.slot(),
-                                   [&](std::exception_ptr e) { outcome.set_value(e); }));
+  // A named lambda: its captures must outlive the coroutine.
+  const auto sleep = [&]() -> asio::awaitable<void> {
+    co_await conn.query("SELECT pg_sleep(0.2)");
+  };
+  asio::co_spawn(strand_, sleep(),
+                 asio::bind_cancellation_slot(cancel.slot(),
+                                              [&](std::exception_ptr e) { outcome.set_value(e); }));
   // Runs after the query has been sent and is waiting for its result.
   asio::post(strand_, [&] { cancel.emit(asio::cancellation_type::terminal); });
   io_.restart();
@@ -371,13 +374,12 @@ TEST_F(PostgresConnector, CancelledConnectClosesTheConnection) {
   const std::size_t fds_before = open_fds();
   asio::cancellation_signal cancel;
   std::promise<std::exception_ptr> outcome;
-  asio::co_spawn(
-      strand_,
-      [&]() -> asio::awaitable<void> {
-        pg::connection c = co_await connector.connect(backend_of(silent.local_endpoint()));
-      }(),
-      asio::bind_cancellation_slot(cancel.slot(),
-                                   [&](std::exception_ptr e) { outcome.set_value(e); }));
+  const auto connect_silent = [&]() -> asio::awaitable<void> {
+    pg::connection c = co_await connector.connect(backend_of(silent.local_endpoint()));
+  };
+  asio::co_spawn(strand_, connect_silent(),
+                 asio::bind_cancellation_slot(cancel.slot(),
+                                              [&](std::exception_ptr e) { outcome.set_value(e); }));
   // The stimulus: cancel once the connect is under way.
   asio::steady_timer timer(strand_, 50ms);
   timer.async_wait([&](auto) { cancel.emit(asio::cancellation_type::terminal); });
@@ -411,25 +413,24 @@ TEST_F(PostgresConnector, RefusedPortFailsFast) {
 // strand, as claimers of a pool would (and under TSan).
 TEST_F(PostgresConnector, ConcurrentSessionsOnAThreadPool) {
   pg::connector connector(test_config());
-  asio::thread_pool threads(2);
   constexpr int sessions = 4;
   constexpr int queries = 50;
   std::atomic<int> done{0};
   std::vector<std::future<void>> futures;
+  // Named, so that its captures outlive the coroutines; `id` is a
+  // parameter, so each frame owns a copy.
+  const auto session = [&](int id) -> asio::awaitable<void> {
+    pg::connection conn = co_await connector.connect(backend_of(shared_server().endpoint()));
+    for (int q = 0; q < queries; ++q) {
+      const pg::result r = co_await conn.query("SELECT $1::int * 2", id * 1000 + q);
+      EXPECT_EQ(r.scalar(), std::to_string((id * 1000 + q) * 2));
+      done.fetch_add(1);
+    }
+    co_await connector.on_recycle(conn);
+  };
+  asio::thread_pool threads(2);  // joined before `session` goes
   for (int s = 0; s < sessions; ++s) {
-    futures.push_back(asio::co_spawn(
-        asio::make_strand(threads),
-        // `id` is a parameter, so the coroutine frame owns a copy.
-        [&](int id) -> asio::awaitable<void> {
-          pg::connection conn = co_await connector.connect(backend_of(shared_server().endpoint()));
-          for (int q = 0; q < queries; ++q) {
-            const pg::result r = co_await conn.query("SELECT $1::int * 2", id * 1000 + q);
-            EXPECT_EQ(r.scalar(), std::to_string((id * 1000 + q) * 2));
-            done.fetch_add(1);
-          }
-          co_await connector.on_recycle(conn);
-        }(s),
-        asio::use_future));
+    futures.push_back(asio::co_spawn(asio::make_strand(threads), session(s), asio::use_future));
   }
   for (auto& f : futures) {
     ASSERT_EQ(f.wait_for(30s), std::future_status::ready);

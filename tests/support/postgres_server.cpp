@@ -61,10 +61,16 @@ const std::string& bindir() {
 bool is_root() { return ::geteuid() == 0; }
 
 // initdb and postgres refuse to run as root: run them as `postgres`.
-std::vector<std::string> as_postgres(std::vector<std::string> argv) {
-  if (!is_root()) return argv;
-  std::vector<std::string> out{"setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-                               "--"};
+// `parent_death_signal` (e.g. "INT": fast shutdown) reaches the process
+// when the thread that started it dies, so a crashed test leaves no server.
+std::vector<std::string> as_postgres(std::vector<std::string> argv,
+                                     const std::string& parent_death_signal = {}) {
+  std::vector<std::string> out{"setpriv"};
+  if (is_root()) {
+    out.insert(out.end(), {"--reuid=postgres", "--regid=postgres", "--init-groups"});
+  }
+  if (!parent_death_signal.empty()) out.insert(out.end(), {"--pdeathsig", parent_death_signal});
+  out.emplace_back("--");
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
 }

@@ -1,1 +1,55 @@
-// placeholder
+#include <qorb/resolvers/fixed.hpp>
+
+namespace qorb {
+namespace {
+
+backend_map to_backends(const std::vector<asio::ip::tcp::endpoint>& endpoints) {
+  backend_map out;
+  for (const auto& ep : endpoints) {
+    auto name = to_string(ep);
+    out.emplace(name, backend{name, ep});
+  }
+  return out;
+}
+
+}  // namespace
+
+fixed_resolver::fixed_resolver(std::vector<asio::ip::tcp::endpoint> endpoints)
+    : backends_(to_backends(endpoints)) {}
+
+void fixed_resolver::start(asio::any_io_executor, listener on_change) {
+  backend_map snapshot;
+  {
+    std::lock_guard lock(mu_);
+    listener_ = std::move(on_change);
+    stopped_ = false;
+    snapshot = backends_;
+  }
+  listener_(snapshot);
+}
+
+void fixed_resolver::stop() {
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  listener_ = nullptr;
+}
+
+void fixed_resolver::set_endpoints(std::vector<asio::ip::tcp::endpoint> endpoints) {
+  auto next = to_backends(endpoints);
+  listener notify;
+  {
+    std::lock_guard lock(mu_);
+    if (next == backends_) return;
+    backends_ = next;
+    if (stopped_ || !listener_) return;
+    notify = listener_;
+  }
+  notify(next);
+}
+
+backend_map fixed_resolver::backends() const {
+  std::lock_guard lock(mu_);
+  return backends_;
+}
+
+}  // namespace qorb

@@ -1,1 +1,47 @@
-// placeholder
+#include <qorb/connectors/tcp.hpp>
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace qorb {
+
+asio::awaitable<asio::ip::tcp::socket> tcp_connector::connect(const backend& b) {
+  asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
+  co_await socket.async_connect(b.address, asio::use_awaitable);
+  socket.set_option(asio::ip::tcp::no_delay(config_.no_delay));
+  socket.set_option(asio::socket_base::keep_alive(config_.keepalive));
+  if (config_.keepalive && config_.keepalive_idle) {
+    const int idle = static_cast<int>(config_.keepalive_idle->count());
+    if (::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0) {
+      throw std::system_error(errno, std::system_category(), "setsockopt(TCP_KEEPIDLE)");
+    }
+  }
+  co_return socket;
+}
+
+asio::awaitable<void> tcp_connector::is_valid(asio::ip::tcp::socket& socket) {
+  if (config_.health_check) {
+    co_await config_.health_check(socket);
+    co_return;
+  }
+  if (!socket.is_open()) throw std::system_error(std::make_error_code(std::errc::not_connected));
+  // An idle connection has nothing to read; end-of-file means the peer
+  // closed it, an error that it broke.
+  char byte;
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) throw std::system_error(std::make_error_code(std::errc::connection_reset),
+                                      "peer closed the connection");
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    throw std::system_error(errno, std::system_category(), "connection broken");
+  }
+  co_return;
+}
+
+}  // namespace qorb

@@ -12,7 +12,7 @@ namespace qorb {
 /// A connector is the user's code that knows how to talk to one backend.
 ///
 /// Required:
-///   using connection_type = Conn;                       // movable
+///   using connection_type = Conn;                // move-constructible
 ///   asio::awaitable<Conn> connect(const backend& b);
 ///
 /// Optional (detected at compile time; absent means "nothing to do"):
@@ -39,7 +39,7 @@ namespace qorb {
 template <class C>
 concept connector = requires(C& c, const backend& b) {
   typename C::connection_type;
-  requires std::movable<typename C::connection_type>;
+  requires std::move_constructible<typename C::connection_type>;
   { c.connect(b) } -> std::same_as<asio::awaitable<typename C::connection_type>>;
 };
 

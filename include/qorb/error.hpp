@@ -1,9 +1,17 @@
 // qorb: error codes.
 #pragma once
 
+#include <boost/system/error_code.hpp>
+
 #include <system_error>
 
 namespace qorb {
+
+/// The error code type of qorb's completion handlers: Boost.Asio's, so that
+/// `use_awaitable` and `use_future` throw on error and return the handle.
+/// It holds `qorb::errc` values (a `std::error_code` category) and
+/// compares equal to them: `ec == qorb::errc::all_claims_used`.
+using error_code = boost::system::error_code;
 
 /// Why a claim (or another pool operation) failed. Used as
 /// `std::error_code` values of `qorb::category()`.

@@ -1,1 +1,598 @@
-// placeholder
+// The pool's behaviour with a scriptable connector (no sockets): claims,
+// waiting, errors, rebalancing, checks, termination, cancellation.
+#include <qorb/pool.hpp>
+#include <qorb/resolvers/fixed.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <map>
+#include <thread>
+
+#include "support/fake_connector.hpp"
+#include "support/io_threads.hpp"
+#include "support/wait.hpp"
+
+namespace qorb::test {
+namespace {
+
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
+using claim_result = std::pair<error_code, handle<fake_conn>>;
+
+tcp::endpoint ep(unsigned short n) { return {asio::ip::make_address("127.0.0.1"), n}; }
+std::string name_of(unsigned short n) { return "127.0.0.1:" + std::to_string(n); }
+
+policy quick_policy() {
+  policy p;
+  p.claim_timeout = 5s;
+  p.rebalance_interval = 100ms;
+  p.set_config.min_connection_backoff = 5ms;
+  p.set_config.max_connection_backoff = 50ms;
+  p.set_config.spread = 2ms;
+  p.set_config.health_check_timeout = 200ms;
+  return p;
+}
+
+template <class Pool>
+std::future<claim_result> claim_async(Pool& p, duration timeout = duration::zero()) {
+  auto done = std::make_shared<std::promise<claim_result>>();
+  auto f = done->get_future();
+  p.async_claim(timeout, [done](error_code ec, handle<fake_conn> h) {
+    done->set_value({ec, std::move(h)});
+  });
+  return f;
+}
+
+bool ready(std::future<claim_result>& f, std::chrono::milliseconds within = 10s) {
+  return f.wait_for(within) == std::future_status::ready;
+}
+
+template <class Pool>
+std::size_t idle_total(const Pool& p) {
+  std::size_t n = 0;
+  for (const auto& [name, b] : p.stats().backends) n += b.unclaimed;
+  return n;
+}
+
+class pool_test : public ::testing::Test {
+ protected:
+  io_threads io{2};
+  std::shared_ptr<fixed_resolver> resolver = std::make_shared<fixed_resolver>();
+};
+
+TEST_F(pool_test, claim_made_before_any_backend_is_served_once_one_appears) {
+  fake_connector c;
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  auto pending = claim_async(p);
+  EXPECT_EQ(pending.wait_for(50ms), std::future_status::timeout);
+  EXPECT_EQ(p.stats().claims_waiting, 1u);
+  resolver->set_endpoints({ep(1)});
+  ASSERT_TRUE(ready(pending));
+  auto [ec, h] = pending.get();
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(h->backend, name_of(1));
+  EXPECT_EQ(h.backend().name, name_of(1));
+}
+
+TEST_F(pool_test, more_claims_than_slots_wait_then_get_the_returned_connection) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  p_.spares_wanted = 0;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto first = p.claim();
+  const int id = first->id;
+  auto second = claim_async(p);
+  auto third = claim_async(p);
+  ASSERT_TRUE(wait_until([&] { return p.stats().claims_waiting == 2; }));
+  first.reset();
+  ASSERT_TRUE(ready(second));
+  auto [ec, h] = second.get();
+  ASSERT_FALSE(ec);
+  EXPECT_EQ(h->id, id) << "the one connection is reused";
+  EXPECT_EQ(third.wait_for(20ms), std::future_status::timeout) << "FIFO: the third still waits";
+  h.reset();
+  ASSERT_TRUE(ready(third));
+  EXPECT_FALSE(third.get().first);
+  EXPECT_EQ(c.state->connects, 1);
+}
+
+TEST_F(pool_test, waiting_claims_are_served_first_come_first_served) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  p_.spares_wanted = 0;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto held = p.claim();
+  std::vector<std::future<claim_result>> waiting;
+  for (int i = 0; i < 5; ++i) {
+    waiting.push_back(claim_async(p));
+    ASSERT_TRUE(wait_until([&] { return p.stats().claims_waiting == std::size_t(i + 1); }));
+  }
+  held.reset();
+  for (auto& w : waiting) {
+    ASSERT_TRUE(ready(w));
+    auto [ec, h] = w.get();
+    ASSERT_FALSE(ec);
+    // Every later claim must still be waiting while this one holds the slot.
+    for (auto& later : waiting) {
+      if (later.valid()) {
+        EXPECT_EQ(later.wait_for(0ms), std::future_status::timeout);
+      }
+    }
+  }
+}
+
+TEST_F(pool_test, backend_swap_moves_claims_and_closes_old_connections) {
+  fake_connector c;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  auto held = p.claim();
+  ASSERT_EQ(held->backend, name_of(1));
+  ASSERT_TRUE(wait_until([&] { return idle_total(p) >= 1; }));
+  resolver->set_endpoints({ep(2)});
+  auto next = p.claim();
+  EXPECT_EQ(next->backend, name_of(2));
+  // Idle connections to the old backend are closed at once; the claimed one
+  // stays usable until returned, then is closed.
+  ASSERT_TRUE(wait_until([&] {
+    auto s = p.stats();
+    auto it = s.backends.find(name_of(1));
+    return it != s.backends.end() && it->second.removed && it->second.unclaimed == 0 &&
+           it->second.claimed == 1;
+  }));
+  EXPECT_EQ(held->backend, name_of(1));
+  const int live_before = c.state->live;
+  held.reset();
+  ASSERT_TRUE(wait_until([&] { return !p.stats().backends.contains(name_of(1)); }));
+  EXPECT_EQ(c.state->live, live_before - 1);
+}
+
+TEST_F(pool_test, timeout_error_says_no_backends_when_resolver_knows_none) {
+  fake_connector c;
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  auto f = claim_async(p, 50ms);
+  ASSERT_TRUE(ready(f));
+  EXPECT_EQ(f.get().first, errc::no_backends);
+  EXPECT_EQ(p.stats().claim_failures.no_backends, 1u);
+}
+
+TEST_F(pool_test, timeout_error_says_no_backends_online_when_none_connects) {
+  fake_connector c;
+  c.state->fail_connect = true;
+  resolver->set_endpoints({ep(1), ep(2)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  auto f = claim_async(p, 100ms);
+  ASSERT_TRUE(ready(f));
+  EXPECT_EQ(f.get().first, errc::no_backends_online);
+  EXPECT_GT(p.stats().backends.at(name_of(1)).connect_failures, 0u);
+}
+
+TEST_F(pool_test, timeout_error_says_all_claims_used_when_everything_is_claimed) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 2;
+  p_.set_config.max_count = 2;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto a = p.claim();
+  auto b = p.claim();
+  auto f = claim_async(p, 50ms);
+  ASSERT_TRUE(ready(f));
+  EXPECT_EQ(f.get().first, errc::all_claims_used);
+}
+
+TEST_F(pool_test, nested_claim_on_a_one_slot_pool_times_out_instead_of_hanging) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  p_.claim_timeout = 100ms;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  std::promise<error_code> inner;
+  asio::co_spawn(
+      io.executor(),
+      [&]() -> asio::awaitable<void> {
+        auto outer = co_await p.async_claim(asio::use_awaitable);
+        auto [ec, nested] = co_await p.async_claim(asio::as_tuple(asio::use_awaitable));
+        inner.set_value(ec);
+      },
+      asio::detached);
+  auto f = inner.get_future();
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::all_claims_used);
+}
+
+TEST_F(pool_test, fail_fast_without_backends_fails_at_once) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.fail_fast_without_backends = true;
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto f = claim_async(p, 10s);
+  ASSERT_TRUE(ready(f, 2s)) << "must not wait for the claim timeout";
+  EXPECT_EQ(f.get().first, errc::no_backends);
+}
+
+TEST_F(pool_test, terminate_returns_promptly_with_a_stuck_connect_and_closes_its_connection) {
+  fake_connector c;
+  c.state->stall_connect = true;
+  c.state->ignore_cancel = true;
+  resolver->set_endpoints({ep(1)});
+  {
+    pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+    ASSERT_TRUE(wait_until([&] { return c.state->stalled == 1; }));
+    auto waiting = claim_async(p);
+    const auto start = std::chrono::steady_clock::now();
+    std::promise<error_code> terminated;
+    p.async_terminate([&](error_code ec) { terminated.set_value(ec); });
+    auto t = terminated.get_future();
+    ASSERT_EQ(t.wait_for(2s), std::future_status::ready);
+    EXPECT_FALSE(t.get());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+    ASSERT_TRUE(ready(waiting));
+    EXPECT_EQ(waiting.get().first, errc::terminated);
+    EXPECT_EQ(c.state->stalled, 1) << "the connect is still stuck: terminate did not wait";
+  }
+  // The stuck connect finally returns a connection: it must be closed.
+  c.state->release = true;
+  ASSERT_TRUE(wait_until([&] { return c.state->stalled == 0 && c.state->connects == 1; }));
+  ASSERT_TRUE(wait_until([&] { return c.state->live == 0; }));
+}
+
+TEST_F(pool_test, terminate_with_claims_outstanding_closes_them_when_returned) {
+  fake_connector c;
+  resolver->set_endpoints({ep(1)});
+  handle<fake_conn> held;
+  {
+    pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+    held = p.claim();
+    ASSERT_TRUE(wait_until([&] { return idle_total(p) > 0; }));
+    EXPECT_FALSE(p.terminate());
+    EXPECT_EQ(p.terminate(), errc::terminated) << "a second terminate says so";
+    error_code ec;
+    auto late = p.claim(ec);
+    EXPECT_EQ(ec, errc::terminated);
+    EXPECT_FALSE(late);
+    ASSERT_TRUE(wait_until([&] { return c.state->live == 1; })) << "idle ones close at once";
+  }
+  // The handle outlives the pool and still works.
+  EXPECT_EQ(held->backend, name_of(1));
+  held.reset();
+  EXPECT_EQ(c.state->live, 0);
+}
+
+TEST_F(pool_test, dropping_the_pool_without_terminate_closes_every_connection) {
+  fake_connector c;
+  resolver->set_endpoints({ep(1), ep(2), ep(3)});
+  {
+    pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+    ASSERT_TRUE(wait_until([&] { return idle_total(p) >= 8; }));
+    EXPECT_GE(c.state->live, 8);
+  }
+  ASSERT_TRUE(wait_until([&] { return c.state->live == 0; }));
+}
+
+TEST_F(pool_test, failed_recycle_drops_the_connection_and_the_slot_reconnects) {
+  checked_fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto h = p.claim();
+  const int first = h->id;
+  c.state->fail_recycle = true;
+  h.reset();
+  ASSERT_TRUE(wait_until([&] { return c.state->connects == 2; }));
+  c.state->fail_recycle = false;
+  auto again = p.claim();
+  EXPECT_NE(again->id, first);
+  EXPECT_EQ(p.stats().backends.at(name_of(1)).check_failures, 1u);
+  EXPECT_EQ(c.state->live, 1);
+}
+
+TEST_F(pool_test, successful_recycle_keeps_the_connection) {
+  checked_fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto h = p.claim();
+  const int first = h->id;
+  h.reset();
+  ASSERT_TRUE(wait_until([&] { return c.state->recycle_calls == 1 && idle_total(p) == 1; }));
+  EXPECT_EQ(p.claim()->id, first);
+}
+
+TEST_F(pool_test, failed_health_check_of_an_idle_connection_replaces_it) {
+  checked_fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  p_.set_config.health_interval = 20ms;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] { return c.state->is_valid_calls >= 2; })) << "checks repeat";
+  EXPECT_EQ(c.state->connects, 1) << "passing checks keep the connection";
+  c.state->fail_is_valid = true;
+  ASSERT_TRUE(wait_until([&] { return c.state->connects >= 2; }));
+  EXPECT_GE(p.stats().backends.at(name_of(1)).check_failures, 1u);
+  EXPECT_LE(c.state->live, 1);
+}
+
+TEST_F(pool_test, health_check_that_hangs_times_out_and_the_slot_reconnects) {
+  checked_fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  p_.set_config.health_interval = 10ms;
+  p_.set_config.health_check_timeout = 50ms;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] { return c.state->connects == 1; }));
+  c.state->stall_is_valid = true;
+  ASSERT_TRUE(wait_until([&] { return c.state->connects >= 2; }));
+  EXPECT_GE(p.stats().backends.at(name_of(1)).check_failures, 1u);
+  c.state->stall_is_valid = false;
+  c.state->release = true;
+}
+
+TEST_F(pool_test, slow_on_acquire_does_not_delay_other_claims) {
+  acquiring_fake_connector c;
+  c.state->stall_acquire = [](int call) { return call % 2 == 0; };  // half of them stall
+  auto p_ = quick_policy();
+  p_.max_slots = 32;
+  p_.spares_wanted = 32;
+  p_.set_config.health_check_timeout = 60s;  // the stalled ones must stay stalled
+  resolver->set_endpoints({ep(1), ep(2), ep(3), ep(4)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] { return idle_total(p) == 32; }));
+  std::vector<std::future<claim_result>> claims;
+  for (int i = 0; i < 32; ++i) claims.push_back(claim_async(p));
+  auto completed = [&] {
+    int n = 0;
+    for (auto& f : claims) {
+      if (f.wait_for(0ms) == std::future_status::ready) ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(wait_until([&] { return completed() == 16; }))
+      << "the 16 claims whose on_acquire is fast complete while 16 stall";
+  EXPECT_EQ(c.state->stalled, 16);
+  EXPECT_EQ(completed(), 16);
+  c.state->release = true;
+  for (auto& f : claims) {
+    ASSERT_TRUE(ready(f));
+    EXPECT_FALSE(f.get().first);
+  }
+}
+
+TEST_F(pool_test, failed_on_acquire_is_retried_transparently) {
+  acquiring_fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  c.state->stall_acquire = [&c](int call) {
+    c.state->fail_acquire = call == 1;  // the first attempt fails, the next passes
+    return false;
+  };
+  auto f = claim_async(p);
+  ASSERT_TRUE(ready(f));
+  auto [ec, h] = f.get();
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(c.state->acquire_calls, 2);
+  EXPECT_THROW(p.try_claim(), std::logic_error) << "try_claim cannot run on_acquire";
+}
+
+TEST_F(pool_test, rebalancing_spreads_slots_and_claims_over_backends) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.spares_wanted = 8;
+  p_.max_slots = 16;
+  resolver->set_endpoints({ep(1), ep(2), ep(3), ep(4)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] {
+    auto s = p.stats();
+    for (const auto& [n, b] : s.backends) {
+      if (b.unclaimed != 2) return false;
+    }
+    return s.backends.size() == 4;
+  })) << "8 spares over 4 online backends: 2 each";
+  // Each claim raises its backend's score by one, so sequential claims
+  // rotate over backends instead of piling onto one.
+  std::map<std::string, int> per_backend;
+  for (int i = 0; i < 40; ++i) ++per_backend[p.claim()->backend];
+  ASSERT_EQ(per_backend.size(), 4u) << "claims go to every backend";
+  for (const auto& [name, n] : per_backend) {
+    EXPECT_GE(n, 3) << name;
+    EXPECT_LE(n, 20) << name;
+  }
+  std::vector<handle<fake_conn>> held;
+  for (int i = 0; i < 8; ++i) held.push_back(p.claim());
+  // With 8 claimed the pool wants min(8 + 8, 16) = 16 slots: 4 per backend.
+  ASSERT_TRUE(wait_until([&] {
+    for (const auto& [n, b] : p.stats().backends) {
+      if (b.unclaimed + b.claimed != 4) return false;
+    }
+    return true;
+  }));
+}
+
+TEST_F(pool_test, offline_backend_keeps_one_probing_slot_and_is_avoided) {
+  fake_connector c;
+  {
+    std::lock_guard lock(c.state->mu);
+    c.state->failing_backends.insert(name_of(2));
+  }
+  resolver->set_endpoints({ep(1), ep(2)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  ASSERT_TRUE(wait_until([&] {
+    auto s = p.stats();
+    return s.backends.at(name_of(1)).unclaimed == 7 && s.backends.at(name_of(2)).connecting == 1;
+  }));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(p.claim()->backend, name_of(1));
+  {
+    std::lock_guard lock(c.state->mu);
+    c.state->failing_backends.clear();
+  }
+  ASSERT_TRUE(wait_until([&] { return p.stats().backends.at(name_of(2)).online; }))
+      << "the probe reconnects once the backend is back";
+}
+
+TEST_F(pool_test, connect_failures_back_off_instead_of_busy_looping) {
+  fake_connector c;
+  c.state->fail_connect = true;
+  auto p_ = quick_policy();
+  p_.set_config.min_connection_backoff = 20ms;
+  p_.set_config.max_connection_backoff = 1s;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  // Delays 20, 40, 80, 160, 320 ms...: about 6 attempts in 600 ms; a busy
+  // loop would make thousands.
+  ASSERT_TRUE(wait_until([&] { return c.state->connect_calls >= 3; }));
+  const int at = c.state->connect_calls;
+  std::this_thread::sleep_for(300ms);  // measuring a rate needs an interval
+  EXPECT_LE(c.state->connect_calls - at, 4);
+}
+
+TEST_F(pool_test, cancelled_claim_leaves_the_queue_and_loses_nothing) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto held = p.claim();
+  asio::cancellation_signal signal;
+  std::promise<claim_result> done;
+  auto strand = asio::make_strand(io.executor());
+  asio::post(strand, [&] {
+    p.async_claim(asio::bind_cancellation_slot(
+        signal.slot(), asio::bind_executor(strand, [&](error_code ec, handle<fake_conn> h) {
+          done.set_value({ec, std::move(h)});
+        })));
+  });
+  ASSERT_TRUE(wait_until([&] { return p.stats().claims_waiting == 1; }));
+  asio::post(strand, [&] { signal.emit(asio::cancellation_type::terminal); });
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  auto [ec, h] = f.get();
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  EXPECT_EQ(ec, std::errc::operation_canceled);
+  EXPECT_FALSE(h);
+  EXPECT_EQ(p.stats().claims_waiting, 0u);
+  EXPECT_EQ(p.stats().claim_failures.cancelled, 1u);
+  held.reset();
+  EXPECT_TRUE(p.claim()) << "the connection was not lost";
+}
+
+TEST_F(pool_test, discard_closes_the_connection_and_reconnects) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto h = p.claim();
+  const int first = h->id;
+  h.discard();
+  EXPECT_FALSE(h);
+  EXPECT_THROW(h.get(), std::logic_error);
+  auto next = p.claim();
+  EXPECT_NE(next->id, first);
+  EXPECT_EQ(c.state->connects, 2);
+  EXPECT_EQ(c.state->live, 1);
+  EXPECT_EQ(p.stats().backends.at(name_of(1)).check_failures, 1u);
+}
+
+TEST_F(pool_test, try_claim_returns_at_once_with_or_without_a_connection) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] { return idle_total(p) == 1; }));
+  auto h = p.try_claim();
+  ASSERT_TRUE(h);
+  EXPECT_FALSE(p.try_claim()) << "nothing idle: empty handle, no waiting";
+  h.reset();
+  EXPECT_TRUE(p.try_claim());
+}
+
+TEST_F(pool_test, blocking_claim_on_the_pool_thread_is_refused) {
+  fake_connector c;
+  io_threads single(1);
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(single.executor(), "t", resolver, c, quick_policy());
+  std::promise<error_code> result;
+  asio::post(single.io, [&] {
+    error_code ec;
+    auto h = p.claim(ec);
+    result.set_value(ec);
+  });
+  auto f = result.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::would_deadlock);
+}
+
+TEST_F(pool_test, connections_are_never_shared_by_two_claims_under_concurrency) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 6;
+  p_.spares_wanted = 2;
+  resolver->set_endpoints({ep(1), ep(2), ep(3)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  std::atomic<int> overlaps{0}, served{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) {
+        auto h = (i % 2) ? p.try_claim() : p.claim();
+        if (!h) continue;
+        {
+          std::lock_guard lock(c.state->mu);
+          if (!c.state->in_use.insert(h->id).second) ++overlaps;
+        }
+        std::this_thread::yield();
+        {
+          std::lock_guard lock(c.state->mu);
+          c.state->in_use.erase(h->id);
+        }
+        ++served;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(overlaps, 0);
+  EXPECT_GE(served, 600);
+  const auto s = p.stats();
+  std::uint64_t total = 0;
+  for (const auto& [n, b] : s.backends) {
+    total += b.total_claims;
+    EXPECT_EQ(b.claimed, 0u);
+  }
+  EXPECT_EQ(total, s.total_claims);
+  EXPECT_EQ(s.total_claims, std::uint64_t(served));
+}
+
+TEST_F(pool_test, slots_never_exceed_max_slots) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 5;
+  p_.spares_wanted = 20;
+  resolver->set_endpoints({ep(1), ep(2), ep(3)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] { return idle_total(p) == 5; }));
+  EXPECT_EQ(c.state->live, 5);
+}
+
+}  // namespace
+}  // namespace qorb::test

@@ -1,1 +1,84 @@
-// placeholder
+// The pool's pure decisions, with explicit time and randomness.
+#include <qorb/backend.hpp>
+#include <qorb/detail/sansio.hpp>
+
+#include <gtest/gtest.h>
+
+namespace qorb::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(backoff, doubles_from_min_caps_at_max_and_adds_spread) {
+  set_config cfg;
+  cfg.min_connection_backoff = 20ms;
+  cfg.max_connection_backoff = 100ms;
+  cfg.spread = 10ms;
+  backoff b;
+  EXPECT_EQ(b.next(cfg, 0.0), 20ms);
+  EXPECT_EQ(b.next(cfg, 0.0), 40ms);
+  EXPECT_EQ(b.next(cfg, 0.0), 80ms);
+  EXPECT_EQ(b.next(cfg, 0.0), 100ms);
+  EXPECT_EQ(b.next(cfg, 0.0), 100ms);
+  EXPECT_EQ(b.next(cfg, 0.5), 105ms) << "spread: a random share of `spread` on top";
+  EXPECT_EQ(b.failures(), 6u);
+  b.reset();
+  EXPECT_EQ(b.next(cfg, 0.0), 20ms) << "success resets";
+}
+
+TEST(backoff, does_not_overflow_after_many_failures) {
+  set_config cfg;
+  backoff b;
+  duration last{};
+  for (int i = 0; i < 200; ++i) last = b.next(cfg, 0.0);
+  EXPECT_EQ(last, cfg.max_connection_backoff);
+}
+
+TEST(failure_window, counts_failures_inside_the_window_only) {
+  failure_window w(1000ms);  // ten 100 ms buckets
+  const time_point t0{std::chrono::seconds(100)};
+  w.add(t0);
+  w.add(t0 + 50ms);
+  w.add(t0 + 450ms);
+  EXPECT_EQ(w.count(t0 + 500ms), 3u);
+  EXPECT_EQ(w.count(t0 + 1050ms), 1u) << "the first two slid out";
+  EXPECT_EQ(w.count(t0 + 1500ms), 0u);
+  w.add(t0 + 5000ms);
+  EXPECT_EQ(w.count(t0 + 5000ms), 1u) << "a reused bucket starts from zero";
+}
+
+TEST(rebalance, offline_backends_get_one_probe_and_online_ones_share_the_rest) {
+  policy p;  // spares 8, max 16
+  auto wanted = rebalance(p, {{true, 0}, {true, 0}, {false, 0}});
+  // min(0 + 8, 16) - 1 questionable = 7 over 2 online: 4 and 3.
+  EXPECT_EQ(wanted, (std::vector<std::size_t>{4, 3, 1}));
+}
+
+TEST(rebalance, claimed_connections_raise_the_total_up_to_max_slots) {
+  policy p;
+  EXPECT_EQ(rebalance(p, {{true, 4}, {true, 2}}), (std::vector<std::size_t>{7, 7}));
+  EXPECT_EQ(rebalance(p, {{true, 12}, {true, 10}}), (std::vector<std::size_t>{8, 8}));
+}
+
+TEST(rebalance, respects_max_count_and_keeps_one_slot_per_online_backend) {
+  policy p;
+  p.set_config.max_count = 3;
+  EXPECT_EQ(rebalance(p, {{true, 0}, {true, 0}}), (std::vector<std::size_t>{3, 3}));
+  p.spares_wanted = 0;
+  EXPECT_EQ(rebalance(p, {{true, 0}, {true, 0}}), (std::vector<std::size_t>{1, 1}));
+}
+
+TEST(rebalance, nothing_online_means_only_probes) {
+  policy p;
+  EXPECT_EQ(rebalance(p, {{false, 0}, {false, 0}}), (std::vector<std::size_t>{1, 1}));
+  EXPECT_TRUE(rebalance(p, {}).empty());
+}
+
+TEST(backend_names, are_ip_port_with_brackets_for_v6) {
+  using asio::ip::make_address;
+  EXPECT_EQ(to_string(asio::ip::tcp::endpoint(make_address("127.0.0.1"), 80)), "127.0.0.1:80");
+  EXPECT_EQ(to_string(asio::ip::tcp::endpoint(make_address("::1"), 8080)), "[::1]:8080");
+}
+
+}  // namespace
+}  // namespace qorb::detail

@@ -1,0 +1,133 @@
+// qorb internals: the type-erased pool core that pool<Conn> and handle<Conn>
+// are thin typed faces over. Everything here is compiled once in src/.
+#pragma once
+
+#include <qorb/backend.hpp>
+#include <qorb/error.hpp>
+#include <qorb/log.hpp>
+#include <qorb/policy.hpp>
+#include <qorb/resolver.hpp>
+#include <qorb/stats.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <system_error>
+
+namespace qorb::detail {
+
+/// A connection of any type, owned by a slot or by the operation running on
+/// it. Destroying the box closes the connection.
+struct connection_box {
+  virtual ~connection_box() = default;
+};
+
+template <class Conn>
+struct typed_box final : connection_box {
+  explicit typed_box(Conn&& c) : conn(std::move(c)) {}
+  Conn conn;
+};
+
+using box_ptr = std::unique_ptr<connection_box>;
+
+struct slot;  // defined in src/pool_core.cpp
+class pool_core;
+
+enum class check_kind { is_valid, on_acquire, on_recycle };
+
+/// What a connector check gives back: the connection (so a failed
+/// on_acquire can still be recycled) and the failure, if any.
+struct check_result {
+  box_ptr box;
+  std::exception_ptr error;
+};
+
+/// Where a connector operation runs and whom it reports to. The operation's
+/// completion handler owns a copy, so the cancellation signal outlives every
+/// use the operation makes of it.
+struct op_context {
+  std::shared_ptr<pool_core> core;
+  std::shared_ptr<slot> target;
+  std::uint64_t seq;  // the slot's operation number; stale results are dropped
+  asio::strand<asio::any_io_executor> executor;
+  std::shared_ptr<asio::cancellation_signal> signal;
+};
+
+/// The user's connector behind a virtual face.
+class connector_ops {
+ public:
+  virtual ~connector_ops() = default;
+  /// Starts `connect` on ctx.executor (posted: never inline in the
+  /// caller, which may hold the pool's lock); reports to core->connect_done.
+  virtual void start_connect(op_context ctx, const backend& b) = 0;
+  /// Starts a check on `box`; reports to core->check_done.
+  virtual void start_check(op_context ctx, check_kind kind, box_ptr box) = 0;
+
+  bool has_is_valid = false;
+  bool has_on_acquire = false;
+  bool has_on_recycle = false;  // on_recycle or is_valid: something to run on return
+};
+
+/// A claim waiting for (or being given) a connection. The core calls
+/// `complete` exactly once, outside its lock.
+class claim_request {
+ public:
+  virtual ~claim_request() = default;
+  /// On success `s`/`box` are the claimed slot and its connection.
+  virtual void complete(error_code ec, slot* s, connection_box* box) = 0;
+
+  // Owned by the core, under its lock.
+  claim_request* prev = nullptr;
+  claim_request* next = nullptr;
+  std::chrono::steady_clock::time_point deadline{};
+  std::uint64_t id = 0;
+  enum class phase : std::uint8_t { fresh, queued, acquiring, done } where = phase::fresh;
+  bool cancelled = false;
+};
+
+struct claimed_slot {
+  slot* s = nullptr;
+  connection_box* box = nullptr;
+};
+
+class pool_core : public std::enable_shared_from_this<pool_core> {
+ public:
+  virtual ~pool_core() = default;
+
+  /// Starts the resolver and timers (needs shared_from_this, so not in the
+  /// constructor).
+  virtual void start() = 0;
+  /// Claims an idle connection now, or returns {} (also after termination).
+  virtual claimed_slot try_claim() noexcept = 0;
+  /// Serves `r` now or queues it until `r->deadline`.
+  virtual void submit(claim_request* r) = 0;
+  /// Per-operation cancellation of a submitted claim.
+  virtual void cancel(claim_request* r) noexcept = 0;
+  /// A handle gives its slot back; `discard` closes the connection instead
+  /// of recycling it.
+  virtual void release(slot* s, bool discard) noexcept = 0;
+  /// Terminates: errc::terminated if it already was.
+  virtual error_code terminate() noexcept = 0;
+  virtual pool_stats stats() const = 0;
+  virtual const asio::any_io_executor& executor() const noexcept = 0;
+  virtual const std::string& name() const noexcept = 0;
+
+  virtual void connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) = 0;
+  virtual void check_done(const op_context& ctx, check_kind kind, std::exception_ptr e,
+                          check_result result) = 0;
+
+  static const backend& backend_of(const slot* s) noexcept;
+  static std::uint64_t id_of(const slot* s) noexcept;
+};
+
+std::shared_ptr<pool_core> make_pool_core(asio::any_io_executor executor, std::string name,
+                                          std::shared_ptr<resolver> resolver,
+                                          std::unique_ptr<connector_ops> ops, const policy& p,
+                                          logger_ptr logger);
+
+}  // namespace qorb::detail

@@ -1,0 +1,105 @@
+// qorb-resolve, the command-line tool, run as a process against Knot.
+#include "knot_server.hpp"
+#include "resolver_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+namespace qorb::test {
+namespace {
+
+const std::string tool = QORB_RESOLVE_PATH;
+
+int resolve(std::vector<std::string> args, std::string& output) {
+  args.insert(args.begin(), tool);
+  return run_command(args, &output, 30s);
+}
+
+TEST(QorbResolve, PrintsTheBackendsAndExitsZero) {
+  knot_server knot("test.com",
+                   "_echo._tcp 60 IN SRV 0 0 8080 b1\nb1 60 IN A 127.0.0.2\nb1 60 IN AAAA ::1\n");
+  std::string out;
+  ASSERT_EQ(resolve({"--server", knot.address(), "_echo._tcp.test.com"}, out), 0) << out;
+  EXPECT_NE(out.find("b1.test.com@127.0.0.2:8080 127.0.0.2 8080 "), std::string::npos) << out;
+  EXPECT_NE(out.find("b1.test.com@[::1]:8080 ::1 8080 "), std::string::npos) << out;
+
+  ASSERT_EQ(resolve({"--server", "[::1]:" + std::to_string(knot.port()), "--family", "v4", "--json",
+                     "_echo._tcp.test.com"},
+                    out),
+            0)
+      << out;
+  const std::regex json(
+      R"(\[\{"name":"b1\.test\.com@127\.0\.0\.2:8080","address":"127\.0\.0\.2","port":8080,)"
+      R"("ttl_remaining_s":(\d+)\}\]\n)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(out, m, json)) << out;
+  EXPECT_LE(std::stoi(m[1]), 60);
+  EXPECT_GE(std::stoi(m[1]), 55);
+}
+
+TEST(QorbResolve, ExitsOneWhenNothingIsFound) {
+  knot_server knot("test.com", "b1 60 IN A 127.0.0.2\n");
+  std::string out;
+  EXPECT_EQ(resolve({"--server", knot.address(), "--json", "_none._tcp.test.com"}, out), 1);
+  EXPECT_NE(out.find("[]"), std::string::npos) << out;
+  EXPECT_NE(out.find("no backends found for _none._tcp.test.com"), std::string::npos) << out;
+}
+
+TEST(QorbResolve, ExplainsAServerThatDoesNotAnswer) {
+  silent_udp_server silent;
+  std::string out;
+  EXPECT_EQ(resolve({"--server", "127.0.0.1:" + std::to_string(silent.endpoint().port()),
+                     "--timeout", "0.3", "_echo._tcp.test.com"},
+                    out),
+            1);
+  EXPECT_NE(out.find("Timeout"), std::string::npos) << out;
+}
+
+TEST(QorbResolve, WatchPrintsEveryChangeUntilInterrupted) {
+  // z0's address has TTL 0: it comes and goes at every lookup.
+  knot_server knot("test.com",
+                   "_echo._tcp 60 IN SRV 0 0 8080 b1\n_echo._tcp 60 IN SRV 0 0 8080 z0\n"
+                   "b1 60 IN A 127.0.0.2\nz0 0 IN A 127.0.0.3\n");
+  std::string out;
+  const int status =
+      run_command({"timeout", "--preserve-status", "-s", "INT", "1.5", tool, "--watch", "--json",
+                   "--interval", "0.2", "--server", knot.address(), "_echo._tcp.test.com"},
+                  &out, 30s);
+  EXPECT_EQ(status, 0) << out;  // b1 was there when interrupted
+  std::vector<std::string> lines;
+  for (std::size_t start = 0, end; (end = out.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    lines.push_back(out.substr(start, end - start));
+  }
+  ASSERT_GE(lines.size(), 3u) << out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const bool with_z0 = lines[i].find("z0.test.com@127.0.0.3:8080") != std::string::npos;
+    EXPECT_EQ(with_z0, i % 2 == 0) << out;
+    EXPECT_NE(lines[i].find("b1.test.com@127.0.0.2:8080"), std::string::npos) << out;
+  }
+}
+
+TEST(QorbResolve, BadArgumentsExitTwoWithAReason) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{}, "missing NAME"},
+      {{"--family", "v5", "x"}, "--family must be v4, v6 or both"},
+      {{"--server", "dns.example.com", "x"}, "is not an IP address"},
+      {{"--server"}, "--server needs IP:PORT"},
+      {{"--timeout", "-1", "x"}, "--timeout needs a positive number"},
+      {{"--bogus", "x"}, "unknown option --bogus"},
+      {{"a", "b"}, "only one NAME"},
+  };
+  for (const auto& [args, reason] : cases) {
+    std::string out;
+    EXPECT_EQ(resolve(args, out), 2) << out;
+    EXPECT_NE(out.find(reason), std::string::npos) << out;
+    EXPECT_NE(out.find("usage: qorb-resolve"), std::string::npos) << out;
+  }
+  std::string out;
+  EXPECT_EQ(resolve({"--help"}, out), 0);
+  EXPECT_NE(out.find("usage: qorb-resolve"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qorb::test

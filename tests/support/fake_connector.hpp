@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -42,6 +43,12 @@ struct fake_state {
   std::mutex mu;
   std::set<std::string> failing_backends;  // connect fails for these names
   std::set<int> in_use;                    // ids of connections claimed now
+  std::map<std::string, int> live_by_backend;
+
+  int live_to(const std::string& name) {
+    std::lock_guard lock(mu);
+    return live_by_backend[name];
+  }
 
   bool backend_fails(const std::string& name) {
     std::lock_guard lock(mu);
@@ -53,11 +60,16 @@ struct fake_conn {
   fake_conn(int i, std::string b, std::shared_ptr<fake_state> s)
       : id(i), backend(std::move(b)), state(std::move(s)) {
     ++state->live;
+    std::lock_guard lock(state->mu);
+    ++state->live_by_backend[backend];
   }
   fake_conn(fake_conn&& o) noexcept : id(o.id), backend(std::move(o.backend)), state(std::move(o.state)) {}
   fake_conn& operator=(fake_conn&&) = delete;
   ~fake_conn() {
-    if (state) --state->live;
+    if (!state) return;
+    --state->live;
+    std::lock_guard lock(state->mu);
+    --state->live_by_backend[backend];
   }
   int id;
   std::string backend;

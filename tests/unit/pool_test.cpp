@@ -154,10 +154,10 @@ TEST_F(pool_test, backend_swap_moves_claims_and_closes_old_connections) {
            it->second.claimed == 1;
   }));
   EXPECT_EQ(held->backend, name_of(1));
-  const int live_before = c.state->live;
+  EXPECT_EQ(c.state->live_to(name_of(1)), 1);
   held.reset();
   ASSERT_TRUE(wait_until([&] { return !p.stats().backends.contains(name_of(1)); }));
-  EXPECT_EQ(c.state->live, live_before - 1);
+  EXPECT_EQ(c.state->live_to(name_of(1)), 0);
 }
 
 TEST_F(pool_test, timeout_error_says_no_backends_when_resolver_knows_none) {

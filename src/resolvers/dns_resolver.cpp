@@ -185,7 +185,7 @@ class server_channel : public std::enable_shared_from_this<server_channel> {
   };
 
   struct fd_watch {
-    fd_watch(const strand_type& strand, int fd) : descriptor(strand, fd) {}
+    explicit fd_watch(const strand_type& strand) : descriptor(strand) {}
     asio::posix::stream_descriptor descriptor;
     bool want_read = false;
     bool want_write = false;
@@ -224,7 +224,12 @@ class server_channel : public std::enable_shared_from_this<server_channel> {
       return;
     }
     if (it == watches_.end()) {
-      it = watches_.emplace(fd, std::make_shared<fd_watch>(strand_, fd)).first;
+      auto w = std::make_shared<fd_watch>(strand_);
+      boost::system::error_code ec;
+      w->descriptor.assign(fd, ec);
+      // Never throw through c-ares; an unwatched socket's query times out.
+      if (ec) return;
+      it = watches_.emplace(fd, std::move(w)).first;
     }
     it->second->want_read = readable;
     it->second->want_write = writable;

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace qorb::connectors::postgres {
 
@@ -246,13 +247,34 @@ const char* to_string(detail::transaction_state state) {
 
 // --- connection --------------------------------------------------------------
 
+struct connection::notice_sink {
+  logger_ptr logger;
+  std::string description;
+
+  // libpq calls this from within PQconsumeInput/PQgetResult, on the thread
+  // running the operation.
+  static void receive(void* arg, const PGresult* r) noexcept {
+    const auto* sink = static_cast<const notice_sink*>(arg);
+    const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const bool warning = severity && std::string_view(severity) == "WARNING";
+    try {
+      sink->logger->log(warning ? spdlog::level::warn : spdlog::level::debug, "postgres: {}: {}",
+                        sink->description, detail::sanitize_message(PQresultErrorMessage(r), {}));
+    } catch (...) {  // never let an exception into libpq
+    }
+  }
+};
+
+void connection::notice_sink_deleter::operator()(notice_sink* sink) const noexcept { delete sink; }
+
 connection::connection(PGconn* native, std::string description) noexcept
     : native_(native), description_(std::move(description)) {}
 
 connection::connection(connection&& other) noexcept
     : native_(std::exchange(other.native_, nullptr)),
       broken_(std::exchange(other.broken_, false)),
-      description_(std::move(other.description_)) {}
+      description_(std::move(other.description_)),
+      notices_(std::move(other.notices_)) {}
 
 connection& connection::operator=(connection&& other) noexcept {
   if (this != &other) {
@@ -260,10 +282,12 @@ connection& connection::operator=(connection&& other) noexcept {
     native_ = std::exchange(other.native_, nullptr);
     broken_ = std::exchange(other.broken_, false);
     description_ = std::move(other.description_);
+    notices_ = std::move(other.notices_);
   }
   return *this;
 }
 
+// PQfinish runs before `notices_` goes, so libpq never calls a dead sink.
 connection::~connection() {
   if (native_) PQfinish(native_);
 }
@@ -274,10 +298,10 @@ bool connection::is_broken() const noexcept {
 
 asio::awaitable<result> connection::query_params(std::string sql, std::vector<param> params) {
   check_usable(*this);
+  if (params.size() > 65535) throw error(errc::unsupported, "more than 65535 parameters");
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  if (params.size() > 65535) throw error(errc::unsupported, "more than 65535 parameters");
   if (!PQsendQueryParams(native_, sql.c_str(), static_cast<int>(values.size()), nullptr,
                          values.data(), nullptr, nullptr, 0)) {
     send_failed(native_);
@@ -322,6 +346,14 @@ asio::awaitable<connection> connector::connect(const backend& b) {
   connection conn(PQconnectStartParams(keys.data(), values.data(), 0), where);
   PGconn* native = conn.native_handle();
   if (!native) throw fail(errc::connect_failed, "out of memory");
+  // Notices go to the logger (or nowhere), not to libpq's default: stderr.
+  conn.notices_.reset(new connection::notice_sink{cfg->logger, where});
+  if (cfg->logger) {
+    PQsetNoticeReceiver(native, &connection::notice_sink::receive, conn.notices_.get());
+  } else {
+    PQsetNoticeReceiver(
+        native, [](void*, const PGresult*) {}, nullptr);
+  }
   if (PQstatus(native) == CONNECTION_BAD) {
     throw fail(errc::connect_failed,
                detail::sanitize_message(PQerrorMessage(native), cfg->password));

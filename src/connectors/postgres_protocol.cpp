@@ -80,6 +80,8 @@ std::vector<std::pair<std::string, std::string>> connection_parameters(const con
   add("options", cfg.options);
   add("sslmode", cfg.sslmode);
   add("application_name", cfg.application_name);
+  // libpq's GSSAPI probe may block in the Kerberos library; opt in below.
+  add("gssencmode", "disable");
   for (const auto& [key, value] : cfg.parameters) {
     if (key == "hostaddr" || key == "port") continue;
     out.emplace_back(key, value);

@@ -332,6 +332,23 @@ TEST_F(PostgresConnector, BadPasswordIsAClearErrorWithoutThePassword) {
   EXPECT_EQ(log.find(wrong), std::string::npos) << log;
 }
 
+TEST_F(PostgresConnector, ServerNoticesGoToTheLogger) {
+  auto stream = std::make_shared<std::ostringstream>();
+  pg::config cfg = test_config();
+  cfg.logger = std::make_shared<spdlog::logger>(
+      "pg-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*stream));
+  cfg.logger->set_level(spdlog::level::trace);
+  pg::connector connector(cfg);
+  pg::connection conn = connect(connector, shared_server());
+  run([&]() -> asio::awaitable<void> {
+    co_await conn.execute("DO $$ BEGIN RAISE WARNING 'qorb-warning-%', 42; END $$");
+  }());
+  cfg.logger->flush();
+  const std::string log = stream->str();
+  EXPECT_NE(log.find("qorb-warning-42"), std::string::npos) << log;
+  EXPECT_NE(log.find("[warning]"), std::string::npos) << log;
+}
+
 TEST_F(PostgresConnector, UnknownDatabaseIsAClearError) {
   pg::config cfg = test_config();
   cfg.database = "no_such_db";

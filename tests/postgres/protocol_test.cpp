@@ -97,13 +97,15 @@ TEST(PostgresConfig, BackendAddressAndPortAlwaysWin) {
   EXPECT_EQ(params.at("sslmode"), "disable");
   EXPECT_EQ(params.at("application_name"), "svc");
   EXPECT_EQ(params.at("sslrootcert"), "/ca.pem");
+  EXPECT_EQ(params.at("gssencmode"), "disable");
 }
 
-TEST(PostgresConfig, ExtraHostNameReplacesTheAddressForTls) {
+TEST(PostgresConfig, ExtraParametersOverrideAllButTheAddress) {
   pg::config cfg;
-  cfg.parameters = {{"host", "db.example.com"}};
+  cfg.parameters = {{"host", "db.example.com"}, {"gssencmode", "prefer"}};
   const auto params = as_map(pg::detail::connection_parameters(cfg, backend_at("::1", 5432)));
   EXPECT_EQ(params.at("host"), "db.example.com");
+  EXPECT_EQ(params.at("gssencmode"), "prefer");
   EXPECT_EQ(params.at("hostaddr"), "::1");
 }
 

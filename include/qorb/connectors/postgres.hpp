@@ -195,9 +195,18 @@ class connection {
   asio::awaitable<void> execute(std::string sql);
 
  private:
+  friend class connector;
+  struct notice_sink;
+  struct notice_sink_deleter {
+    void operator()(notice_sink* sink) const noexcept;
+  };
+
   PGconn* native_ = nullptr;
   bool broken_ = false;
   std::string description_;
+  // Where the server's notices and warnings go (the config's logger), at a
+  // stable address for libpq's callback.
+  std::unique_ptr<notice_sink, notice_sink_deleter> notices_;
 };
 
 // --- the connector -----------------------------------------------------------
@@ -222,6 +231,8 @@ struct config {
   /// Any other libpq connection keyword, e.g. {"sslrootcert", "/ca.pem"} or
   /// {"host", "db.example.com"} (the name TLS verifies; the address still
   /// comes from the backend). `hostaddr` and `port` here are ignored.
+  /// qorb sets `gssencmode=disable` (libpq's GSSAPI probe may block on a
+  /// Kerberos library call); put {"gssencmode", "prefer"} here to use it.
   std::vector<std::pair<std::string, std::string>> parameters;
   /// SQL run once on every new session, before `connect` returns (simple
   /// protocol: several statements allowed). Empty: nothing.
@@ -233,7 +244,8 @@ struct config {
   /// so no session state (settings, prepared statements, temp tables)
   /// passes from one claimer to the next.
   bool discard_all_on_recycle = false;
-  /// Connect successes and failures at debug level; null means silent.
+  /// Connect successes and failures, and the server's notices, at debug
+  /// level (its warnings at warn level); null means silent.
   logger_ptr logger = default_logger();
 };
 

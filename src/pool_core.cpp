@@ -764,7 +764,7 @@ class core_impl final : public pool_core {
       {
         std::lock_guard lock(core.mu_);
         core.rebalance_posted_ = false;
-        core.rebalance(later);
+        core.rebalance(later, /*periodic=*/false);
       }
       later.run();
     });
@@ -780,14 +780,18 @@ class core_impl final : public pool_core {
       {
         std::lock_guard lock(core.mu_);
         if (core.terminated_) return;
-        core.rebalance(later);
+        core.rebalance(later, /*periodic=*/true);
         core.arm_rebalance_timer();
       }
       later.run();
     });
   }
 
-  void rebalance(deferred& later) {
+  // Event-driven rebalances (a backend went online or offline, claims had
+  // to wait) only grow online backends; shrinking waits for the periodic
+  // one, so a burst of claims does not make the pool close and reopen
+  // connections over and over.
+  void rebalance(deferred& later, bool periodic) {
     if (terminated_) return;
     const auto now = clock::now();
     for (slot_set* set : priority_) {
@@ -800,8 +804,9 @@ class core_impl final : public pool_core {
     for (slot_set* set : priority_) inputs.push_back({set->online(), set->claimed});
     const auto wanted = detail::rebalance(policy_, inputs);
     for (std::size_t i = 0; i < priority_.size(); ++i) {
-      priority_[i]->wanted = wanted[i];
-      conform(*priority_[i], later);
+      slot_set& set = *priority_[i];
+      set.wanted = periodic || !inputs[i].online ? wanted[i] : std::max(wanted[i], set.wanted);
+      conform(set, later);
     }
   }
 

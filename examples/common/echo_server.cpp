@@ -1,4 +1,4 @@
-#include "support/echo_server.hpp"
+#include "common/echo_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -11,7 +11,7 @@
 #include <list>
 #include <thread>
 
-namespace qorb::test {
+namespace qorb::examples {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -112,4 +112,4 @@ void echo_server::restart() {
   impl_->on_server([this] { impl_->listen(); });
 }
 
-}  // namespace qorb::test
+}  // namespace qorb::examples

@@ -24,10 +24,11 @@
 #include <qorb/detail/sansio.hpp>
 #include <qorb/error.hpp>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <map>
@@ -50,6 +51,8 @@ std::string describe(const std::exception_ptr& e) {
   if (!e) return "no connection returned";
   try {
     std::rethrow_exception(e);
+  } catch (const boost::system::system_error& ex) {
+    return ex.code().message();  // what() also has the throw site: noise in a log
   } catch (const std::exception& ex) {
     return ex.what();
   } catch (...) {
@@ -284,7 +287,9 @@ class core_impl final : public pool_core {
           ++set.connect_failures;
           set.failures.add(clock::now());
           const auto delay = s.retry.next(policy_.set_config, random01());
-          log(spdlog::level::warn, "{}: connect failed (retry in {} ms): {}", set.be.name,
+          // The first failure of a streak is news; the retries are not.
+          log(s.retry.failures() == 1 ? spdlog::level::warn : spdlog::level::debug,
+              "{}: connect failed (retry in {} ms): {}", set.be.name,
               std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(), describe(e));
           start_connect(s, delay);
         } else {
@@ -456,8 +461,7 @@ class core_impl final : public pool_core {
     idle_push(set, s);
     if (ops_->has_is_valid && policy_.set_config.health_interval) {
       arm_timer(s,
-                *policy_.set_config.health_interval +
-                    scaled(policy_.set_config.spread, random01()),
+                *policy_.set_config.health_interval + scaled(policy_.set_config.spread, random01()),
                 timer_purpose::health_due);
     }
   }
@@ -578,10 +582,10 @@ class core_impl final : public pool_core {
   void arm_timer(slot& s, duration d, timer_purpose purpose) {
     const auto gen = ++s.timer_gen;
     s.timer.expires_after(d);
-    s.timer.async_wait([self = shared_from_this(), sp = s.shared_from_this(), gen,
-                        purpose](const error_code& ec) {
-      if (!ec) static_cast<core_impl&>(*self).timer_fired(*sp, gen, purpose);
-    });
+    s.timer.async_wait(
+        [self = shared_from_this(), sp = s.shared_from_this(), gen, purpose](const error_code& ec) {
+          if (!ec) static_cast<core_impl&>(*self).timer_fired(*sp, gen, purpose);
+        });
   }
 
   void cancel_timer(slot& s) {
@@ -677,7 +681,8 @@ class core_impl final : public pool_core {
     while (set.slots.size() < set.wanted && !terminated_ && !set.removed) add_slot(set);
     for (auto victim : {slot_state::connecting, slot_state::idle}) {
       for (std::size_t i = set.slots.size(); i-- > 0 && set.slots.size() > set.wanted;) {
-        if (i < set.slots.size() && set.slots[i]->state == victim) remove_slot(*set.slots[i], later);
+        if (i < set.slots.size() && set.slots[i]->state == victim)
+          remove_slot(*set.slots[i], later);
       }
     }
   }

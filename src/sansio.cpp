@@ -38,7 +38,8 @@ std::size_t failure_window::count(time_point now) const noexcept {
   const auto current = bucket_index(now);
   std::size_t total = 0;
   for (std::size_t i = 0; i < bucket_count; ++i) {
-    if (index_[i] > current - std::int64_t(bucket_count) && index_[i] <= current) total += counts_[i];
+    if (index_[i] > current - std::int64_t(bucket_count) && index_[i] <= current)
+      total += counts_[i];
   }
   return total;
 }

@@ -36,8 +36,9 @@ asio::awaitable<void> tcp_connector::is_valid(asio::ip::tcp::socket& socket) {
   // closed it, an error that it broke.
   char byte;
   const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) throw std::system_error(std::make_error_code(std::errc::connection_reset),
-                                      "peer closed the connection");
+  if (n == 0)
+    throw std::system_error(std::make_error_code(std::errc::connection_reset),
+                            "peer closed the connection");
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
     throw std::system_error(errno, std::system_category(), "connection broken");
   }

@@ -19,7 +19,7 @@ using asio::ip::tcp;
 struct echo_server::impl {
   asio::io_context io;
   tcp::endpoint ep;
-  std::list<tcp::acceptor> acceptors;  // closed ones stay until the end
+  std::list<tcp::acceptor> acceptors;                // closed ones stay until the end
   std::list<std::shared_ptr<tcp::socket>> sessions;  // only touched on `io`'s thread
   std::atomic<std::size_t> accepted{0};
   std::atomic<std::size_t> open{0};
@@ -29,7 +29,8 @@ struct echo_server::impl {
     char data[4096];
     try {
       for (;;) {
-        const std::size_t n = co_await socket->async_read_some(asio::buffer(data), asio::use_awaitable);
+        const std::size_t n =
+            co_await socket->async_read_some(asio::buffer(data), asio::use_awaitable);
         co_await asio::async_write(*socket, asio::buffer(data, n), asio::use_awaitable);
       }
     } catch (const std::exception&) {

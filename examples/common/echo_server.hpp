@@ -14,9 +14,9 @@ namespace qorb::examples {
 class echo_server {
  public:
   /// Listens on `address` at a free port (or `port`).
-  explicit echo_server(const boost::asio::ip::address& address =
-                           boost::asio::ip::make_address("127.0.0.1"),
-                       unsigned short port = 0);
+  explicit echo_server(
+      const boost::asio::ip::address& address = boost::asio::ip::make_address("127.0.0.1"),
+      unsigned short port = 0);
   ~echo_server();
   echo_server(const echo_server&) = delete;
   echo_server& operator=(const echo_server&) = delete;

@@ -48,7 +48,8 @@ class handle {
 
   /// The connection.
   Conn& get() const {
-    if (!conn_) throw std::logic_error("qorb::handle: no connection (empty, moved-from or returned)");
+    if (!conn_)
+      throw std::logic_error("qorb::handle: no connection (empty, moved-from or returned)");
     return *conn_;
   }
   Conn& operator*() const { return get(); }

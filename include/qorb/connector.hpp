@@ -44,21 +44,21 @@ concept connector = requires(C& c, const backend& b) {
 };
 
 template <class C>
-concept connector_with_is_valid =
-    connector<C> && requires(C& c, typename C::connection_type& conn) {
-      { c.is_valid(conn) } -> std::same_as<asio::awaitable<void>>;
-    };
+concept connector_with_is_valid = connector<C> &&
+    requires(C& c, typename C::connection_type& conn) {
+  { c.is_valid(conn) } -> std::same_as<asio::awaitable<void>>;
+};
 
 template <class C>
-concept connector_with_on_acquire =
-    connector<C> && requires(C& c, typename C::connection_type& conn) {
-      { c.on_acquire(conn) } -> std::same_as<asio::awaitable<void>>;
-    };
+concept connector_with_on_acquire = connector<C> &&
+    requires(C& c, typename C::connection_type& conn) {
+  { c.on_acquire(conn) } -> std::same_as<asio::awaitable<void>>;
+};
 
 template <class C>
-concept connector_with_on_recycle =
-    connector<C> && requires(C& c, typename C::connection_type& conn) {
-      { c.on_recycle(conn) } -> std::same_as<asio::awaitable<void>>;
-    };
+concept connector_with_on_recycle = connector<C> &&
+    requires(C& c, typename C::connection_type& conn) {
+  { c.on_recycle(conn) } -> std::same_as<asio::awaitable<void>>;
+};
 
 }  // namespace qorb

@@ -57,9 +57,9 @@ class pool {
   /// `std::invalid_argument` for a null resolver. `logger` may be null
   /// (silence).
   template <connector C>
-    requires std::same_as<typename C::connection_type, Conn>
-  pool(executor_type executor, std::string name, std::shared_ptr<resolver> res, C connector,
-       const policy& p = {}, logger_ptr logger = default_logger())
+  requires std::same_as<typename C::connection_type, Conn> pool(
+      executor_type executor, std::string name, std::shared_ptr<resolver> res, C connector,
+      const policy& p = {}, logger_ptr logger = default_logger())
       : executor_(executor),
         core_(detail::make_pool_core(
             std::move(executor), std::move(name), std::move(res),

@@ -22,7 +22,7 @@ struct backend_stats {
   std::uint64_t check_failures = 0;  ///< is_valid, on_acquire, on_recycle
   std::size_t recent_failures = 0;   ///< in the sliding failure window
   bool online = false;               ///< some slot is connected
-  bool removed = false;  ///< no longer published; draining claimed slots
+  bool removed = false;              ///< no longer published; draining claimed slots
 };
 
 /// Why claims failed, counted since the pool started.
@@ -37,8 +37,8 @@ struct claim_failure_stats {
 struct pool_stats {
   std::string name;
   std::map<std::string, backend_stats, std::less<>> backends;
-  std::uint64_t total_claims = 0;   ///< claims served since the start
-  std::size_t claims_waiting = 0;   ///< claims queued right now
+  std::uint64_t total_claims = 0;  ///< claims served since the start
+  std::size_t claims_waiting = 0;  ///< claims queued right now
   claim_failure_stats claim_failures;
   bool terminated = false;
 };

@@ -125,8 +125,8 @@ TEST_F(tcp_pool_test, handle_outliving_the_pool_is_closed_when_returned) {
 TEST_F(tcp_pool_test, a_killed_backend_is_routed_around) {
   start_servers(3);
   auto p_ = quick_policy();
-  tcp_pool p(io.executor(), "echo", std::make_shared<fixed_resolver>(endpoints()),
-             tcp_connector{}, p_);
+  tcp_pool p(io.executor(), "echo", std::make_shared<fixed_resolver>(endpoints()), tcp_connector{},
+             p_);
   ASSERT_TRUE(wait_until([&] { return connected_in(p.stats()) == 8; }));
   const auto dead = to_string(servers[1]->endpoint());
   servers[1]->stop();
@@ -158,8 +158,8 @@ TEST_F(tcp_pool_test, health_checks_notice_a_backend_that_closed_idle_connection
   start_servers(1);
   auto p_ = quick_policy();
   p_.max_slots = 2;
-  tcp_pool p(io.executor(), "echo", std::make_shared<fixed_resolver>(endpoints()),
-             tcp_connector{}, p_);
+  tcp_pool p(io.executor(), "echo", std::make_shared<fixed_resolver>(endpoints()), tcp_connector{},
+             p_);
   ASSERT_TRUE(wait_until([&] { return open_on(servers) == 2; }));
   servers[0]->stop();
   ASSERT_TRUE(wait_until([&] { return !p.stats().backends.begin()->second.online; }))

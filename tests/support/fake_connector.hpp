@@ -63,7 +63,8 @@ struct fake_conn {
     std::lock_guard lock(state->mu);
     ++state->live_by_backend[backend];
   }
-  fake_conn(fake_conn&& o) noexcept : id(o.id), backend(std::move(o.backend)), state(std::move(o.state)) {}
+  fake_conn(fake_conn&& o) noexcept
+      : id(o.id), backend(std::move(o.backend)), state(std::move(o.state)) {}
   fake_conn& operator=(fake_conn&&) = delete;
   ~fake_conn() {
     if (!state) return;
@@ -114,25 +115,19 @@ struct basic_fake_connector {
     co_return fake_conn(++state->next_id, b.name, state);
   }
 
-  asio::awaitable<void> is_valid(fake_conn&)
-    requires IsValid
-  {
+  asio::awaitable<void> is_valid(fake_conn&) requires IsValid {
     ++state->is_valid_calls;
     if (state->stall_is_valid) co_await stall(*state);
     if (state->fail_is_valid) throw std::runtime_error("health check failed (fake)");
   }
 
-  asio::awaitable<void> on_acquire(fake_conn&)
-    requires Acquire
-  {
+  asio::awaitable<void> on_acquire(fake_conn&) requires Acquire {
     const int call = ++state->acquire_calls;
     if (state->stall_acquire && state->stall_acquire(call)) co_await stall(*state);
     if (state->fail_acquire) throw std::runtime_error("on_acquire failed (fake)");
   }
 
-  asio::awaitable<void> on_recycle(fake_conn&)
-    requires Recycle
-  {
+  asio::awaitable<void> on_recycle(fake_conn&) requires Recycle {
     ++state->recycle_calls;
     if (state->fail_recycle) throw std::runtime_error("on_recycle failed (fake)");
     co_return;

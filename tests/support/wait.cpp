@@ -82,9 +82,7 @@ int wait_for(pid_t pid, std::chrono::milliseconds timeout) {
 
 child_process::child_process(std::vector<std::string> argv) : pid_(spawn(argv, -1)) {}
 
-child_process::child_process(child_process&& other) noexcept : pid_(other.pid_) {
-  other.pid_ = -1;
-}
+child_process::child_process(child_process&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
 
 child_process& child_process::operator=(child_process&& other) noexcept {
   if (this != &other) {
@@ -144,7 +142,8 @@ int run_command(const std::vector<std::string>& argv, std::string* output,
 
 temp_dir::temp_dir(const std::string& prefix) {
   std::string pattern = "/tmp/" + prefix + "-XXXXXX";
-  if (!::mkdtemp(pattern.data())) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+  if (!::mkdtemp(pattern.data()))
+    throw std::system_error(errno, std::generic_category(), "mkdtemp");
   path_ = pattern;
 }
 

@@ -15,8 +15,7 @@ using namespace std::chrono_literals;
 /// Polls `predicate` until it holds or `timeout` passes; returns whether it
 /// held. Polling is how a test waits for an event in another thread or
 /// process; the deadline bounds every wait.
-bool wait_until(const std::function<bool()>& predicate,
-                std::chrono::milliseconds timeout = 10s);
+bool wait_until(const std::function<bool()>& predicate, std::chrono::milliseconds timeout = 10s);
 
 /// A free TCP or UDP port on loopback, by binding port 0 (a race with other
 /// processes is possible; servers that fail to bind should retry).

@@ -27,8 +27,8 @@ class tokens : public ::testing::Test {
     p.max_slots = 2;
     p.claim_timeout = 5s;
     pool_.emplace(io.executor(), "tokens",
-                  std::make_shared<fixed_resolver>(std::vector{asio::ip::tcp::endpoint(
-                      asio::ip::make_address("127.0.0.1"), 9)}),
+                  std::make_shared<fixed_resolver>(
+                      std::vector{asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 9)}),
                   connector, p);
   }
   io_threads io{1};

@@ -39,12 +39,12 @@ class typed_connector_ops final : public connector_ops {
     asio::post(ex, [c = connector_, ctx = std::move(ctx), kind, box = std::move(box)]() mutable {
       auto where = ctx.executor;
       auto cancel = ctx.signal->slot();
-      asio::co_spawn(where, run_check(std::move(c), kind, std::move(box)),
-                     asio::bind_cancellation_slot(cancel, [ctx = std::move(ctx), kind](
-                                                              std::exception_ptr e,
-                                                              check_result r) mutable {
-                       ctx.core->check_done(ctx, kind, e, std::move(r));
-                     }));
+      asio::co_spawn(
+          where, run_check(std::move(c), kind, std::move(box)),
+          asio::bind_cancellation_slot(
+              cancel, [ctx = std::move(ctx), kind](std::exception_ptr e, check_result r) mutable {
+                ctx.core->check_done(ctx, kind, e, std::move(r));
+              }));
     });
   }
 

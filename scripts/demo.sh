@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, builds, and runs the pool against real
+# local servers. Arguments go to the demo (e.g. --duration 20 --claimers 16).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+build="$root/build/release"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target qorb_demo -j "$(nproc)"
+exec "$build/examples/demo/qorb_demo" "$@"

@@ -1,0 +1,333 @@
+// pg_workload: a qorb pool over a PostgreSQL fleet (a fixed list of servers
+// or a DNS SRV name) running a mix of point reads, updates and short
+// transactions from many concurrent workers; prints throughput and the pool's
+// per-backend state every second, and latency percentiles at the end.
+//
+//   PGPASSWORD=secret pg_workload --backend 127.0.0.1:5432 --backend 127.0.0.1:5433
+//   pg_workload --dns _postgresql._tcp.db.example.com --dns-server 127.0.0.1:53
+//
+// The password comes from the environment (PGPASSWORD), never from the
+// command line, and is never printed.
+#include <qorb/connectors/postgres.hpp>
+#include <qorb/pool.hpp>
+#include <qorb/resolvers/fixed.hpp>
+#ifdef QORB_PG_WORKLOAD_DNS
+#include <qorb/resolvers/dns.hpp>
+#endif
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace pg = qorb::connectors::postgres;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct options {
+  std::vector<asio::ip::tcp::endpoint> backends;
+  std::string dns_service;
+  std::vector<asio::ip::udp::endpoint> dns_servers;
+  std::string user = "postgres";
+  std::string database = "postgres";
+  std::string sslmode = "prefer";
+  double duration_s = 10;
+  int concurrency = 32;
+  int threads = 2;
+  std::size_t max_slots = 16;
+  std::size_t spares = 8;
+  std::array<int, 3> mix{80, 15, 5};  // read, write, transaction
+  int rows = 1000;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(
+      stderr,
+      "pg_workload: %s\n"
+      "usage: pg_workload (--backend IP:PORT ... | --dns SERVICE --dns-server IP:PORT ...)\n"
+      "       [--user NAME] [--database NAME] [--sslmode MODE] [--duration SECONDS]\n"
+      "       [--concurrency N] [--threads N] [--max-slots N] [--spares N]\n"
+      "       [--mix READ,WRITE,TX] [--rows N]\n"
+      "The password is read from PGPASSWORD.\n",
+      why);
+  std::exit(2);
+}
+
+template <class Int>
+Int parse_int(std::string_view text, const char* what) {
+  Int value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) usage(what);
+  return value;
+}
+
+// "127.0.0.1:5432" or "[::1]:5432".
+std::pair<asio::ip::address, unsigned short> parse_address(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) usage("addresses are IP:PORT");
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(std::string(host), ec);
+  if (ec) usage("bad IP address");
+  return {address, parse_int<unsigned short>(text.substr(colon + 1), "bad port")};
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const auto value = [&]() -> std::string_view {
+      if (i + 1 >= argc) usage("missing value");
+      return argv[++i];
+    };
+    if (arg == "--backend") {
+      const auto [a, p] = parse_address(value());
+      o.backends.emplace_back(a, p);
+    } else if (arg == "--dns") {
+      o.dns_service = value();
+    } else if (arg == "--dns-server") {
+      const auto [a, p] = parse_address(value());
+      o.dns_servers.emplace_back(a, p);
+    } else if (arg == "--user") {
+      o.user = value();
+    } else if (arg == "--database") {
+      o.database = value();
+    } else if (arg == "--sslmode") {
+      o.sslmode = value();
+    } else if (arg == "--duration") {
+      o.duration_s = parse_int<int>(value(), "bad duration");
+    } else if (arg == "--concurrency") {
+      o.concurrency = parse_int<int>(value(), "bad concurrency");
+    } else if (arg == "--threads") {
+      o.threads = parse_int<int>(value(), "bad thread count");
+    } else if (arg == "--max-slots") {
+      o.max_slots = parse_int<std::size_t>(value(), "bad max-slots");
+    } else if (arg == "--spares") {
+      o.spares = parse_int<std::size_t>(value(), "bad spares");
+    } else if (arg == "--rows") {
+      o.rows = parse_int<int>(value(), "bad row count");
+    } else if (arg == "--mix") {
+      const std::string_view mix = value();
+      const auto c1 = mix.find(',');
+      const auto c2 = mix.find(',', c1 == std::string_view::npos ? c1 : c1 + 1);
+      if (c1 == std::string_view::npos || c2 == std::string_view::npos)
+        usage("--mix READ,WRITE,TX");
+      o.mix = {parse_int<int>(mix.substr(0, c1), "bad mix"),
+               parse_int<int>(mix.substr(c1 + 1, c2 - c1 - 1), "bad mix"),
+               parse_int<int>(mix.substr(c2 + 1), "bad mix")};
+    } else {
+      usage("unknown option");
+    }
+  }
+  if (o.backends.empty() == o.dns_service.empty()) usage("give --backend or --dns");
+  if (!o.dns_service.empty() && o.dns_servers.empty()) usage("--dns needs --dns-server");
+  if (o.concurrency < 1 || o.threads < 1 || o.rows < 1 || o.duration_s <= 0) usage("bad numbers");
+  if (o.mix[0] < 0 || o.mix[1] < 0 || o.mix[2] < 0 || o.mix[0] + o.mix[1] + o.mix[2] == 0) {
+    usage("bad mix");
+  }
+  return o;
+}
+
+std::shared_ptr<qorb::resolver> make_resolver(const options& o) {
+  if (!o.backends.empty()) return std::make_shared<qorb::fixed_resolver>(o.backends);
+#ifdef QORB_PG_WORKLOAD_DNS
+  qorb::dns_resolver_config dns;
+  dns.service = o.dns_service;
+  dns.servers = o.dns_servers;
+  return std::make_shared<qorb::dns_resolver>(std::move(dns));
+#else
+  usage("this build has no DNS resolver");
+#endif
+}
+
+enum kind { read_op, write_op, transaction_op, kinds };
+constexpr std::array<const char*, kinds> kind_names{"read", "write", "transaction"};
+
+// Latencies (microseconds) per kind, collected by every worker.
+struct measurements {
+  std::mutex mu;
+  std::array<std::vector<std::uint32_t>, kinds> latency_us;
+  std::map<std::string, std::uint64_t> errors;
+  std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> failed{0};
+
+  void record(kind k, clock_type::duration took) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+    std::lock_guard lock(mu);
+    latency_us[k].push_back(static_cast<std::uint32_t>(std::min<long long>(us, UINT32_MAX)));
+  }
+  void error(const std::string& what) {
+    failed.fetch_add(1);
+    std::lock_guard lock(mu);
+    ++errors[what];
+  }
+};
+
+asio::awaitable<void> worker(qorb::pool<pg::connection>& pool, const options& o, measurements& m,
+                             clock_type::time_point end, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::discrete_distribution<int> pick({static_cast<double>(o.mix[0]),
+                                        static_cast<double>(o.mix[1]),
+                                        static_cast<double>(o.mix[2])});
+  std::uniform_int_distribution<int> row(1, o.rows);
+  while (clock_type::now() < end) {
+    const auto k = static_cast<kind>(pick(rng));
+    const int id = row(rng);
+    const auto start = clock_type::now();
+    try {
+      auto h = co_await pool.async_claim(asio::use_awaitable);
+      try {
+        switch (k) {
+          case read_op:
+            co_await h->query("SELECT v FROM qorb_workload WHERE id = $1", id);
+            break;
+          case write_op:
+            co_await h->query("UPDATE qorb_workload SET v = v + 1 WHERE id = $1", id);
+            break;
+          case transaction_op:
+            co_await h->execute("BEGIN");
+            co_await h->query("SELECT v FROM qorb_workload WHERE id = $1 FOR UPDATE", id);
+            co_await h->query("UPDATE qorb_workload SET v = v + 1 WHERE id = $1", id);
+            co_await h->execute("COMMIT");
+            break;
+          case kinds:
+            break;
+        }
+      } catch (const pg::error& e) {
+        // A broken session goes back as broken; the pool reconnects.
+        if (e.code() == pg::errc::connection_broken) h.discard();
+        throw;
+      }
+      m.record(k, clock_type::now() - start);
+      m.done.fetch_add(1);
+    } catch (const std::exception& e) {
+      m.error(e.what());
+    }
+  }
+}
+
+double percentile(std::vector<std::uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  const auto at = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(at), v.end());
+  return v[at] / 1000.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options o = parse(argc, argv);
+
+  pg::config cfg;
+  cfg.user = o.user;
+  cfg.database = o.database;
+  cfg.sslmode = o.sslmode;
+  if (const char* password = std::getenv("PGPASSWORD")) cfg.password = password;
+  cfg.application_name = "qorb-pg-workload";
+  // Every server of the fleet gets the table; the advisory lock keeps
+  // sessions connecting at once from racing to create it.
+  cfg.on_connect =
+      "SELECT pg_advisory_lock(7411);"
+      "CREATE TABLE IF NOT EXISTS qorb_workload (id int PRIMARY KEY, v bigint NOT NULL);"
+      "INSERT INTO qorb_workload SELECT g, 0 FROM generate_series(1, " +
+      std::to_string(o.rows) +
+      ") g ON CONFLICT DO NOTHING;"
+      "SELECT pg_advisory_unlock(7411)";
+  cfg.on_acquire = "SET statement_timeout = '5s'";
+
+  qorb::policy policy;
+  policy.max_slots = o.max_slots;
+  policy.spares_wanted = o.spares;
+  policy.claim_timeout = 10s;
+
+  asio::thread_pool threads(static_cast<std::size_t>(o.threads));
+  qorb::pool<pg::connection> pool(threads.get_executor(), "pg_workload", make_resolver(o),
+                                  pg::connector(cfg), policy);
+
+  std::printf("pg_workload: %d workers, %d threads, max %zu connections, mix %d/%d/%d, %.0f s\n",
+              o.concurrency, o.threads, o.max_slots, o.mix[0], o.mix[1], o.mix[2], o.duration_s);
+  measurements m;
+  const auto start = clock_type::now();
+  const auto end = start + std::chrono::duration_cast<clock_type::duration>(
+                               std::chrono::duration<double>(o.duration_s));
+  std::atomic<int> running{o.concurrency};
+  for (int i = 0; i < o.concurrency; ++i) {
+    asio::co_spawn(threads, worker(pool, o, m, end, static_cast<unsigned>(i) + 1),
+                   [&running](std::exception_ptr) { running.fetch_sub(1); });
+  }
+
+  std::uint64_t last_done = 0;
+  auto last = start;
+  std::map<std::string, std::uint64_t> last_claims;
+  while (running.load() > 0) {
+    // Poll for the end often, report once a second.
+    std::this_thread::sleep_for(20ms);
+    const auto now = clock_type::now();
+    if (now - last < 1s) continue;
+    const std::uint64_t done = m.done.load();
+    const double secs = std::chrono::duration<double>(now - last).count();
+    std::printf("[%5.1fs] %8.0f ops/s  errors %llu\n",
+                std::chrono::duration<double>(now - start).count(),
+                static_cast<double>(done - last_done) / secs,
+                static_cast<unsigned long long>(m.failed.load()));
+    for (const auto& [name, b] : pool.stats().backends) {
+      std::printf(
+          "    %-22s %7.0f claims/s  connecting %zu  unclaimed %zu  checking %zu  "
+          "claimed %zu  failures: connect %llu check %llu\n",
+          name.c_str(), static_cast<double>(b.total_claims - last_claims[name]) / secs,
+          b.connecting, b.unclaimed, b.checking, b.claimed,
+          static_cast<unsigned long long>(b.connect_failures),
+          static_cast<unsigned long long>(b.check_failures));
+      last_claims[name] = b.total_claims;
+    }
+    last_done = done;
+    last = now;
+  }
+  const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+  pool.terminate();
+  threads.join();
+
+  std::printf("\n%llu operations in %.1f s: %.0f ops/s, %llu errors\n",
+              static_cast<unsigned long long>(m.done.load()), elapsed,
+              static_cast<double>(m.done.load()) / elapsed,
+              static_cast<unsigned long long>(m.failed.load()));
+  std::printf("latency (ms, claim included)      count      p50      p90      p99      max\n");
+  for (int k = 0; k < kinds; ++k) {
+    auto& v = m.latency_us[static_cast<std::size_t>(k)];
+    const std::size_t count = v.size();
+    const double p50 = percentile(v, 0.50);
+    const double p90 = percentile(v, 0.90);
+    const double p99 = percentile(v, 0.99);
+    const double max = percentile(v, 1.0);
+    std::printf("  %-30s %8zu %8.2f %8.2f %8.2f %8.2f\n", kind_names[static_cast<std::size_t>(k)],
+                count, p50, p90, p99, max);
+  }
+  for (const auto& [what, count] : m.errors) {
+    std::printf("  error x%llu: %s\n", static_cast<unsigned long long>(count), what.c_str());
+  }
+  return m.done.load() > 0 ? 0 : 1;
+}

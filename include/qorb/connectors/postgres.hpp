@@ -213,15 +213,17 @@ class connection {
 
 /// How to open and keep sessions. Each backend's address and port are put
 /// into this template (as libpq's `hostaddr` and `port`, so libpq never
-/// resolves names); everything else is the same for every backend.
+/// resolves names); everything else is the same for every backend. Every
+/// field has a default, so designated initializers may name any subset:
+/// `pg::config{.user = "app", .password = secret, .database = "app"}`.
 struct config {
   std::string user = "postgres";
   /// Never logged, never put into an error message.
-  std::string password;
+  std::string password{};
   std::string database = "postgres";
   /// libpq `options`: command-line options for the server, e.g.
   /// "-c search_path=app".
-  std::string options;
+  std::string options{};
   /// libpq `sslmode`: disable, allow, prefer, require, verify-ca, verify-full.
   std::string sslmode = "prefer";
   std::string application_name = "qorb";
@@ -233,13 +235,13 @@ struct config {
   /// comes from the backend). `hostaddr` and `port` here are ignored.
   /// qorb sets `gssencmode=disable` (libpq's GSSAPI probe may block on a
   /// Kerberos library call); put {"gssencmode", "prefer"} here to use it.
-  std::vector<std::pair<std::string, std::string>> parameters;
+  std::vector<std::pair<std::string, std::string>> parameters{};
   /// SQL run once on every new session, before `connect` returns (simple
   /// protocol: several statements allowed). Empty: nothing.
-  std::string on_connect;
+  std::string on_connect{};
   /// SQL run every time a connection is claimed, e.g.
   /// "SET statement_timeout = '5s'". Empty: nothing.
-  std::string on_acquire;
+  std::string on_acquire{};
   /// Run `DISCARD ALL` on every returned connection (after any rollback),
   /// so no session state (settings, prepared statements, temp tables)
   /// passes from one claimer to the next.

@@ -198,23 +198,24 @@ TEST_F(PostgresPool, TerminatedBackendIsDetectedAndReplaced) {
   pool.terminate();
 }
 
+// One claim (waiting at most 1 s) and one query; whether both worked. A
+// coroutine without captures: its frame holds all it uses.
+asio::awaitable<bool> claim_and_query(pg_pool& pool) {
+  auto [ec, h] = co_await pool.async_claim(1s, asio::as_tuple(asio::use_awaitable));
+  if (ec) co_return false;
+  try {
+    co_await h->query("SELECT 1");
+    co_return true;
+  } catch (const pg::error&) {
+    co_return false;
+  }
+}
+
 // Claims until one succeeds with a query, discarding what fails; bounded.
 bool query_succeeds(pg_pool& pool, asio::thread_pool& claimers, std::chrono::milliseconds limit) {
   return wait_until(
       [&] {
-        auto f = asio::co_spawn(
-            claimers,
-            [&]() -> asio::awaitable<bool> {
-              auto [ec, h] = co_await pool.async_claim(1s, asio::as_tuple(asio::use_awaitable));
-              if (ec) co_return false;
-              try {
-                co_await h->query("SELECT 1");
-                co_return true;
-              } catch (const pg::error&) {
-                co_return false;
-              }
-            }(),
-            asio::use_future);
+        auto f = asio::co_spawn(claimers, claim_and_query(pool), asio::use_future);
         return f.wait_for(5s) == std::future_status::ready && f.get();
       },
       limit);
@@ -264,18 +265,18 @@ TEST_F(PostgresPool, ClaimsGoToTheServerThatIsStillUp) {
   pool.terminate();
 }
 
+// The error of one claim that waits at most 1 s.
+asio::awaitable<std::error_code> claim_error(pg_pool& pool) {
+  auto [ec, h] = co_await pool.async_claim(1s, asio::as_tuple(asio::use_awaitable));
+  co_return ec;
+}
+
 // A pool whose every connect fails: claims fail with a clear reason, each
 // attempt is counted, and retries back off instead of spinning.
 void expect_clear_connect_failure(pg_pool& pool, asio::thread_pool& claimers,
                                   const std::string& backend_name) {
   const auto start = std::chrono::steady_clock::now();
-  auto f = asio::co_spawn(
-      claimers,
-      [&]() -> asio::awaitable<std::error_code> {
-        auto [ec, h] = co_await pool.async_claim(1s, asio::as_tuple(asio::use_awaitable));
-        co_return ec;
-      }(),
-      asio::use_future);
+  auto f = asio::co_spawn(claimers, claim_error(pool), asio::use_future);
   ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(f.get(), qorb::errc::no_backends_online);
   const auto elapsed = std::chrono::steady_clock::now() - start;

@@ -61,8 +61,10 @@ const std::string& bindir() {
 bool is_root() { return ::geteuid() == 0; }
 
 // initdb and postgres refuse to run as root: run them as `postgres`.
-// `parent_death_signal` (e.g. "INT": fast shutdown) reaches the process
-// when the thread that started it dies, so a crashed test leaves no server.
+// `parent_death_signal` reaches the process when the thread that started it
+// dies, so a crashed test leaves no server. For postgres it is TERM (smart
+// shutdown, quick once the dead test's sessions are gone), which a shell
+// never sets to "ignored" for background jobs as it does INT.
 std::vector<std::string> as_postgres(std::vector<std::string> argv,
                                      const std::string& parent_death_signal = {}) {
   std::vector<std::string> out{"setpriv"};
@@ -178,7 +180,8 @@ void postgres_server::start() {
   for (auto& arg :
        as_postgres({bindir() + "/postgres", "-D", dir_.path() + "/data", "-p",
                     std::to_string(port_), "-k", dir_.path(), "-c", "listen_addresses=127.0.0.1",
-                    "-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=60"})) {
+                    "-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=60"},
+                   "TERM")) {
     argv.push_back(std::move(arg));
   }
   process_ = child_process(argv);

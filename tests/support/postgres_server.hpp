@@ -20,7 +20,7 @@ namespace qorb::test {
 /// `password` over TCP, so bad credentials can be tested. Runs as the
 /// `postgres` system user when the test runs as root (initdb refuses root).
 /// If the thread that started the server dies (a crashed test), the server
-/// gets SIGINT (parent-death signal) and shuts down.
+/// gets SIGTERM (parent-death signal) and shuts down.
 class postgres_server {
  public:
   static constexpr const char* user = "postgres";

@@ -4,11 +4,19 @@ namespace qorb {
 
 std::string to_string(const asio::ip::tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
-  const auto port = std::to_string(endpoint.port());
+  // Appended piece by piece: GCC 12 at -O3 flags `"[" + std::string&&`
+  // with a false -Wrestrict (GCC PR 105329), which -Werror makes fatal.
+  std::string out;
   if (address.is_v6()) {
-    return "[" + address.to_string() + "]:" + port;
+    out += '[';
+    out += address.to_string();
+    out += ']';
+  } else {
+    out += address.to_string();
   }
-  return address.to_string() + ":" + port;
+  out += ':';
+  out += std::to_string(endpoint.port());
+  return out;
 }
 
 }  // namespace qorb

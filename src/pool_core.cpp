@@ -28,6 +28,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
@@ -110,10 +111,12 @@ std::uint64_t pool_core::id_of(const slot* s) noexcept { return s->id; }
 
 namespace {
 
-// Work collected under the lock and done after it is released.
+// Work collected under the lock and done after it is released. A claim or
+// a return usually completes at most one claim: room for one is inline, so
+// the common case allocates nothing.
 struct deferred {
-  std::vector<std::pair<claim_request*, error_code>> failed;
-  std::vector<std::pair<claim_request*, slot*>> granted;
+  boost::container::small_vector<std::pair<claim_request*, error_code>, 1> failed;
+  boost::container::small_vector<std::pair<claim_request*, slot*>, 1> granted;
   std::vector<box_ptr> closing;
   std::vector<std::shared_ptr<slot>> dropped;  // may own the last timer/strand
 
@@ -163,14 +166,12 @@ class core_impl final : public pool_core {
   }
 
   void submit(claim_request* r) override {
-    auto self = shared_from_this();
     deferred later;
     {
       std::lock_guard lock(mu_);
-      const auto now = clock::now();
-      if (r->deadline == clock::time_point{}) r->deadline = now + policy_.claim_timeout;
       r->id = ++claim_ids_;
-      serve_or_queue(r, now, /*front=*/false, later);
+      serve_or_queue(r, /*front=*/false, later);
+      r->immediate = r->where == claim_request::phase::done;
     }
     later.run();
   }
@@ -518,7 +519,7 @@ class core_impl final : public pool_core {
     if (r->cancelled) {
       fail(r, aborted(), later);
     } else {
-      serve_or_queue(r, clock::now(), /*front=*/true, later);
+      serve_or_queue(r, /*front=*/true, later);
     }
   }
 
@@ -817,7 +818,9 @@ class core_impl final : public pool_core {
 
   // ----- the claim queue ---------------------------------------------------
 
-  void serve_or_queue(claim_request* r, clock::time_point now, bool front, deferred& later) {
+  // A claim served at once never reads the clock; a fresh one that must
+  // wait gets the policy's claim_timeout.
+  void serve_or_queue(claim_request* r, bool front, deferred& later) {
     if (terminated_) {
       fail(r, make_error_code(errc::terminated), later);
       return;
@@ -832,6 +835,8 @@ class core_impl final : public pool_core {
       finish(*s->set);
       return;
     }
+    const auto now = clock::now();
+    if (r->deadline == clock::time_point{}) r->deadline = now + policy_.claim_timeout;
     if (r->deadline <= now) {
       fail_timed_out(r, later);
       return;

@@ -99,9 +99,10 @@ class pool {
   /// `errc::no_backends_online`, `errc::all_claims_used` (timed out, with
   /// the reason), `errc::terminated`, or operation_aborted (cancelled).
   ///
-  /// The handler runs on its associated executor, or the pool's. It is
-  /// never invoked from within this call when an idle connection is
-  /// available unless that executor is the current one (asio::dispatch).
+  /// The handler runs on its associated executor, or the pool's, and never
+  /// from within this call: a claim served at once completes as if by
+  /// `asio::defer`; one that waited, by `asio::dispatch` from the thread
+  /// that freed the connection.
   ///
   /// Per-operation cancellation (terminal, partial or total) through the
   /// handler's cancellation slot removes the claim from the queue; a

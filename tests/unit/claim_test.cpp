@@ -6,10 +6,14 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
 
 #include "support/fake_connector.hpp"
 #include "support/io_threads.hpp"
@@ -85,6 +89,45 @@ TEST_F(tokens, deferred) {
   auto f = got.get_future();
   ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
   EXPECT_TRUE(f.get());
+}
+
+// Asio's rule for every async operation: the handler never runs inside the
+// initiating function, even when the result is there at once.
+TEST_F(tokens, handler_never_runs_inside_async_claim) {
+  ASSERT_TRUE(wait_until([&] { return pool_->stats().backends.begin()->second.unclaimed > 0; }));
+  std::atomic<bool> returned{false};
+  std::promise<bool> ran_inside;
+  asio::post(io.executor(), [&] {
+    pool_->async_claim([&](error_code ec, handle<fake_conn> h) {
+      EXPECT_FALSE(ec);
+      EXPECT_TRUE(h);
+      ran_inside.set_value(!returned);
+    });
+    returned = true;
+  });
+  auto f = ran_inside.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(f.get());
+}
+
+// Each claim is served at once; were its completion run inline, every
+// iteration would nest a resumption of the coroutine and the stack would
+// overflow long before the end.
+TEST_F(tokens, coroutine_claiming_in_a_loop_keeps_a_flat_stack) {
+  ASSERT_TRUE(wait_until([&] { return pool_->stats().backends.begin()->second.unclaimed > 0; }));
+  constexpr int claims = 200000;
+  std::promise<int> done;
+  asio::co_spawn(
+      io.executor(),
+      [&]() -> asio::awaitable<void> {
+        int n = 0;
+        while (n < claims && co_await pool_->async_claim(asio::use_awaitable)) ++n;
+        done.set_value(n);
+      },
+      asio::detached);
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+  EXPECT_EQ(f.get(), claims);
 }
 
 TEST_F(tokens, handle_is_move_only_raii) {

@@ -6,6 +6,7 @@
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/prefer.hpp>
@@ -41,16 +42,29 @@ class claim_op final : public claim_request {
   void complete(error_code ec, slot* s, connection_box* box) override {
     handle<Conn> h;
     if (s) h = handle<Conn>(core_, s, &static_cast<typed_box<Conn>*>(box)->conn);
-    auto ex = work_;
+    // The function below owns this op, and so `work_`, until it runs: it
+    // is the outstanding work. Submitting it through an untracked copy
+    // spares Asio's shared work counter two atomic updates per copy.
+    auto ex = asio::prefer(work_, asio::execution::outstanding_work.untracked);
     // The handle travels with the function object: if the handler's
     // executor drops it without running it, the connection still returns.
-    asio::dispatch(ex, [op = std::unique_ptr<claim_op>(this), ec, h = std::move(h)]() mutable {
+    auto finish = [op = std::unique_ptr<claim_op>(this), ec, h = std::move(h)]() mutable {
       auto cs = asio::get_associated_cancellation_slot(op->handler_);
       if (cs.is_connected()) cs.clear();
       Handler handler = std::move(op->handler_);
       op.reset();
       std::move(handler)(ec, std::move(h));
-    });
+    };
+    if (immediate) {
+      // Served inside async_claim: as Asio's own operations, never run the
+      // handler inside the initiating function (a coroutine claiming in a
+      // loop would nest one resumption per claim until the stack
+      // overflows). defer: a continuation of the caller, so on an
+      // io_context thread it is queued on that thread, without waking others.
+      asio::defer(ex, std::move(finish));
+    } else {
+      asio::dispatch(ex, std::move(finish));
+    }
   }
 
  private:

@@ -88,6 +88,9 @@ class claim_request {
   std::uint64_t id = 0;
   enum class phase : std::uint8_t { fresh, queued, acquiring, done } where = phase::fresh;
   bool cancelled = false;
+  // Served or failed within `submit`, i.e. inside async_claim: the handler
+  // must then not run inline (see claim_op::complete).
+  bool immediate = false;
 };
 
 struct claimed_slot {

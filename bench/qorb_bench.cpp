@@ -1,0 +1,439 @@
+// qorb_bench: what a claim costs, how claims scale under contention, how a
+// burst of claims drains through a full pool, and what an idle slot weighs.
+//
+// Every pool here has one backend (127.0.0.1:1: nothing connects for real),
+// a connector whose `connect` returns at once and nothing else (no checks),
+// the default policy unless said otherwise, and no logger. Pools are warmed
+// up (the idle slots the policy wants are connected) before timing starts.
+// Figures and how they compare with their targets: BENCHMARKS.md.
+
+#include <qorb/pool.hpp>
+#include <qorb/resolvers/fixed.hpp>
+
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// ----- heap accounting --------------------------------------------------------
+//
+// Global operator new/delete are replaced to count live heap bytes (as
+// malloc_usable_size sees them, so allocator rounding is included). Each
+// thread counts into its own cache line with plain loads and stores, so the
+// timed benchmarks pay almost nothing for it; the live total is the sum.
+namespace heap {
+
+struct alignas(64) thread_count {
+  std::atomic<std::int64_t> bytes{0};
+};
+
+constexpr std::size_t max_threads = 256;
+thread_count per_thread[max_threads];
+thread_count shared;  // threads beyond max_threads share this one
+std::atomic<std::size_t> threads_seen{0};
+thread_local thread_count* mine = nullptr;
+
+void add(std::int64_t n) noexcept {
+  if (!mine) {
+    const std::size_t i = threads_seen.fetch_add(1, std::memory_order_relaxed);
+    mine = i < max_threads ? &per_thread[i] : &shared;
+  }
+  if (mine == &shared) {
+    shared.bytes.fetch_add(n, std::memory_order_relaxed);
+  } else {
+    mine->bytes.store(mine->bytes.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+}
+
+std::int64_t live_bytes() noexcept {
+  std::int64_t sum = shared.bytes.load(std::memory_order_relaxed);
+  for (const auto& t : per_thread) sum += t.bytes.load(std::memory_order_relaxed);
+  return sum;
+}
+
+void* allocate(std::size_t n, std::size_t align) noexcept {
+  void* p = nullptr;
+  if (align <= alignof(std::max_align_t)) {
+    p = std::malloc(n ? n : 1);
+  } else {
+    p = std::aligned_alloc(align, (n + align - 1) / align * align);
+  }
+  if (p) add(static_cast<std::int64_t>(malloc_usable_size(p)));
+  return p;
+}
+
+void* allocate_or_throw(std::size_t n, std::size_t align) {
+  void* p = allocate(n, align);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void release(void* p) noexcept {
+  if (!p) return;
+  add(-static_cast<std::int64_t>(malloc_usable_size(p)));
+  std::free(p);
+}
+
+}  // namespace heap
+
+void* operator new(std::size_t n) { return heap::allocate_or_throw(n, 0); }
+void* operator new[](std::size_t n) { return heap::allocate_or_throw(n, 0); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return heap::allocate(n, 0); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return heap::allocate(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return heap::allocate_or_throw(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return heap::allocate_or_throw(n, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return heap::allocate(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return heap::allocate(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { heap::release(p); }
+void operator delete[](void* p) noexcept { heap::release(p); }
+void operator delete(void* p, std::size_t) noexcept { heap::release(p); }
+void operator delete[](void* p, std::size_t) noexcept { heap::release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { heap::release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { heap::release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { heap::release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { heap::release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { heap::release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { heap::release(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  heap::release(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  heap::release(p);
+}
+
+namespace {
+
+// ----- the pool under test ----------------------------------------------------
+
+struct bench_conn {
+  std::uint64_t serial = 0;
+};
+
+// Connects at once; nothing to check, acquire or recycle.
+struct instant_connector {
+  using connection_type = bench_conn;
+  asio::awaitable<bench_conn> connect(const qorb::backend&) { co_return bench_conn{}; }
+};
+
+using bench_pool = qorb::pool<bench_conn>;
+
+bench_pool make_pool(asio::any_io_executor ex, const qorb::policy& p = {}) {
+  auto res = std::make_shared<qorb::fixed_resolver>(
+      std::vector<asio::ip::tcp::endpoint>{{asio::ip::make_address_v4("127.0.0.1"), 1}});
+  return bench_pool(std::move(ex), "bench", std::move(res), instant_connector{}, p, nullptr);
+}
+
+std::size_t idle_slots(const bench_pool& pool) {
+  std::size_t n = 0;
+  for (const auto& [name, b] : pool.stats().backends) n += b.unclaimed;
+  return n;
+}
+
+// Waits until the pool has `wanted` idle slots, calling `step` (which runs
+// the executor or sleeps) in between; false after 10 s.
+bool warm_up(const bench_pool& pool, std::size_t wanted, const std::function<void()>& step) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (idle_slots(pool) < wanted) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    step();
+  }
+  return true;
+}
+
+bool warm_up_threaded(const bench_pool& pool, std::size_t wanted = qorb::policy{}.spares_wanted) {
+  return warm_up(pool, wanted, [] { std::this_thread::sleep_for(100us); });
+}
+
+// Threads running an io_context until destroyed.
+class io_threads {
+ public:
+  io_threads(asio::io_context& io, int n) : io_(io), work_(asio::make_work_guard(io)) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([&io] { io.run(); });
+  }
+  io_threads(const io_threads&) = delete;
+  io_threads& operator=(const io_threads&) = delete;
+  ~io_threads() {
+    work_.reset();
+    io_.stop();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  asio::io_context& io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<std::thread> threads_;
+};
+
+std::string describe(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+// ----- claim + release ----------------------------------------------------------
+
+// try_claim and release on the benchmark thread; the pool's io_context runs
+// on one background thread (and has nothing to do).
+void sequential_try(benchmark::State& state) {
+  asio::io_context io(1);
+  io_threads runner(io, 1);
+  auto pool = make_pool(io.get_executor());
+  if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
+  for (auto _ : state) {
+    auto h = pool.try_claim();
+    if (!h) {
+      state.SkipWithError("try_claim found no idle connection");
+      break;
+    }
+    benchmark::DoNotOptimize(h.get());
+  }
+}
+
+// The benchmark's own timing loop runs inside a coroutine on the pool's
+// io_context, which the benchmark thread runs: one iteration is one
+// co_await async_claim plus the release.
+asio::awaitable<void> timed_claim_loop(bench_pool& pool, benchmark::State& state) {
+  for (auto _ : state) {
+    auto h = co_await pool.async_claim(asio::use_awaitable);
+    benchmark::DoNotOptimize(h.get());
+  }
+}
+
+void sequential_async(benchmark::State& state) {
+  asio::io_context io(1);
+  auto pool = make_pool(io.get_executor());
+  if (!warm_up(pool, qorb::policy{}.spares_wanted, [&] { io.run_one_for(1ms); })) {
+    return state.SkipWithError("pool did not warm up");
+  }
+  bool done = false;
+  asio::co_spawn(io, timed_claim_loop(pool, state), [&](std::exception_ptr e) {
+    if (e) state.SkipWithError(describe(e).c_str());
+    done = true;
+  });
+  while (!done) io.run_one();
+}
+
+asio::awaitable<void> claim_loop(bench_pool& pool, int claims) {
+  for (int i = 0; i < claims; ++i) {
+    auto h = co_await pool.async_claim(asio::use_awaitable);
+    benchmark::DoNotOptimize(h.get());
+  }
+}
+
+// Runs `claimers` coroutines of `claims` claim+release each on the pool's
+// executor and waits for all; returns the first failure.
+std::exception_ptr run_claimers(bench_pool& pool, int claimers, int claims) {
+  std::atomic<int> left{claimers};
+  std::promise<void> all_done;
+  std::mutex mu;
+  std::exception_ptr first;
+  for (int i = 0; i < claimers; ++i) {
+    asio::co_spawn(pool.get_executor(), claim_loop(pool, claims), [&](std::exception_ptr e) {
+      if (e) {
+        std::lock_guard lock(mu);
+        if (!first) first = e;
+      }
+      if (left.fetch_sub(1) == 1) all_done.set_value();
+    });
+  }
+  all_done.get_future().wait();
+  return first;
+}
+
+// 16 coroutines claiming and releasing as fast as they can on a 2-thread
+// io_context; one iteration is 16 x 500 claims.
+void contention16(benchmark::State& state) {
+  constexpr int claimers = 16;
+  constexpr int claims_each = 500;
+  asio::io_context io(2);
+  io_threads runner(io, 2);
+  auto pool = make_pool(io.get_executor());
+  if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
+  // Untimed round: lets the pool grow to the slots 16 claimers want.
+  if (auto e = run_claimers(pool, claimers, claims_each)) {
+    return state.SkipWithError(describe(e).c_str());
+  }
+  std::int64_t claims = 0;
+  for (auto _ : state) {
+    if (auto e = run_claimers(pool, claimers, claims_each)) {
+      state.SkipWithError(describe(e).c_str());
+      break;
+    }
+    claims += claimers * claims_each;
+  }
+  state.counters["claims_per_s"] =
+      benchmark::Counter(static_cast<double>(claims), benchmark::Counter::kIsRate);
+}
+
+// ----- a burst of claims that hold their connection ------------------------------
+
+// Starts one claim per timer at once (from the benchmark thread); each
+// holds its connection for 50 us (an asio timer, not a blocking sleep) and
+// returns it. Waits for all. The pool's io_context has one thread: with two,
+// cross-thread wake-ups on this shared 2-core machine cost more than they
+// bring (see BENCHMARKS.md).
+qorb::error_code run_batch(bench_pool& pool, std::vector<asio::steady_timer>& timers) {
+  std::atomic<std::size_t> left{timers.size()};
+  std::promise<void> all_done;
+  std::mutex mu;
+  qorb::error_code first;
+  auto finish_one = [&] {
+    if (left.fetch_sub(1) == 1) all_done.set_value();
+  };
+  for (auto& t : timers) {
+    pool.async_claim(
+        [&mu, &first, &finish_one, &t](qorb::error_code ec, qorb::handle<bench_conn> h) {
+          if (ec) {
+            {
+              std::lock_guard lock(mu);
+              if (!first) first = ec;
+            }
+            finish_one();
+            return;
+          }
+          t.expires_after(50us);
+          t.async_wait([&finish_one, h = std::move(h)](const qorb::error_code&) mutable {
+            h.reset();
+            finish_one();
+          });
+        });
+  }
+  all_done.get_future().wait();
+  return first;
+}
+
+void batch_hold50us(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  asio::io_context io(1);
+  io_threads runner(io, 1);
+  auto pool = make_pool(io.get_executor());
+  if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
+  std::vector<asio::steady_timer> timers;
+  timers.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) timers.emplace_back(io);
+  // Untimed batch: lets the pool grow to its 16 slots.
+  if (auto ec = run_batch(pool, timers)) return state.SkipWithError(ec.message().c_str());
+  for (auto _ : state) {
+    if (auto ec = run_batch(pool, timers)) {
+      state.SkipWithError(ec.message().c_str());
+      break;
+    }
+  }
+}
+
+// The floor the batches above are measured against: the same number of
+// 50 us holds as 16 chains of timer waits (16 slots, no pool), on the same
+// one-thread io_context. What this costs on the machine is not qorb's.
+void timer_chains16_hold50us(benchmark::State& state) {
+  constexpr std::size_t chains = 16;
+  const auto holds = state.range(0);
+  asio::io_context io(1);
+  io_threads runner(io, 1);
+  std::vector<asio::steady_timer> timers;
+  for (std::size_t i = 0; i < chains; ++i) timers.emplace_back(io);
+  for (auto _ : state) {
+    std::atomic<std::int64_t> to_start{holds};
+    std::atomic<std::size_t> running{chains};
+    std::promise<void> all_done;
+    std::function<void(asio::steady_timer&)> next = [&](asio::steady_timer& t) {
+      if (to_start.fetch_sub(1) <= 0) {
+        if (running.fetch_sub(1) == 1) all_done.set_value();
+        return;
+      }
+      t.expires_after(50us);
+      t.async_wait([&](const qorb::error_code&) { next(t); });
+    };
+    for (auto& t : timers) asio::post(io, [&] { next(t); });
+    all_done.get_future().wait();
+  }
+}
+
+// ----- memory -------------------------------------------------------------------
+
+// Heap bytes a warmed-up pool of 1000 idle slots holds, per slot, minus the
+// connection object itself. Includes the pool's fixed cost (/1000).
+void idle_slot_memory(benchmark::State& state) {
+  constexpr std::size_t slots = 1000;
+  qorb::policy p;
+  p.max_slots = p.spares_wanted = p.set_config.max_count = slots;
+  double per_slot = 0, per_slot_malloc = 0;
+  for (auto _ : state) {
+    asio::io_context io(1);
+    const std::int64_t before = heap::live_bytes();
+    const auto malloc_before = mallinfo2().uordblks;
+    {
+      auto pool = make_pool(io.get_executor(), p);
+      if (!warm_up(pool, slots, [&] { io.run_one_for(1ms); })) {
+        return state.SkipWithError("pool did not warm up");
+      }
+      const std::int64_t after = heap::live_bytes();
+      const auto malloc_after = mallinfo2().uordblks;
+      per_slot =
+          static_cast<double>(after - before) / slots - static_cast<double>(sizeof(bench_conn));
+      per_slot_malloc =
+          (static_cast<double>(malloc_after) - static_cast<double>(malloc_before)) / slots -
+          static_cast<double>(sizeof(bench_conn));
+    }
+  }
+  state.counters["bytes_per_idle_slot"] = per_slot;
+  // Cross-check: everything malloc holds, Asio's own aligned_alloc
+  // handler caches included (new/delete do not see those).
+  state.counters["malloc_bytes_per_idle_slot"] = per_slot_malloc;
+}
+
+}  // namespace
+
+BENCHMARK(sequential_try)->Name("claim_release/sequential_try");
+BENCHMARK(sequential_async)->Name("claim_release/sequential_async");
+BENCHMARK(contention16)
+    ->Name("claim_release/contention16")
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(batch_hold50us)
+    ->Name("batch_hold50us")
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(timer_chains16_hold50us)
+    ->Name("reference/timer_chains16_hold50us")
+    ->Arg(1000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(idle_slot_memory)->Name("memory/idle_slot_bytes")->Iterations(1);
+
+BENCHMARK_MAIN();

@@ -794,8 +794,8 @@ class core_impl final : public pool_core {
   }
 
   // Event-driven rebalances (a backend went online or offline, claims had
-  // to wait) only grow online backends; shrinking waits for the periodic
-  // one, so a burst of claims does not make the pool close and reopen
+  // to wait) never lower the pool-wide slot budget; only the periodic one
+  // does, so a burst of claims does not make the pool close and reopen
   // connections over and over.
   void rebalance(deferred& later, bool periodic) {
     if (terminated_) return;
@@ -807,12 +807,15 @@ class core_impl final : public pool_core {
               [](const slot_set* a, const slot_set* b) { return a->score < b->score; });
     std::vector<rebalance_input> inputs;
     inputs.reserve(priority_.size());
-    for (slot_set* set : priority_) inputs.push_back({set->online(), set->claimed});
-    const auto wanted = detail::rebalance(policy_, inputs);
+    for (slot_set* set : priority_) {
+      inputs.push_back({set->online(), set->claimed, set->slots.size()});
+    }
+    const std::size_t needed = slot_budget(policy_, inputs);
+    budget_ = periodic ? needed : std::max(needed, budget_);
+    const auto wanted = detail::rebalance(policy_, inputs, budget_);
     for (std::size_t i = 0; i < priority_.size(); ++i) {
-      slot_set& set = *priority_[i];
-      set.wanted = periodic || !inputs[i].online ? wanted[i] : std::max(wanted[i], set.wanted);
-      conform(set, later);
+      priority_[i]->wanted = wanted[i];
+      conform(*priority_[i], later);
     }
   }
 
@@ -960,6 +963,7 @@ class core_impl final : public pool_core {
   clock::time_point claim_timer_expiry_{};
   asio::steady_timer rebalance_timer_;
   bool rebalance_posted_ = false;
+  std::size_t budget_ = 0;  // slots wanted pool-wide at the last rebalance
   bool terminated_ = false;
   bool published_ = false;
   std::uint16_t next_set_id_ = 0;

@@ -44,27 +44,38 @@ std::size_t failure_window::count(time_point now) const noexcept {
   return total;
 }
 
-std::vector<std::size_t> rebalance(const policy& p, const std::vector<rebalance_input>& inputs) {
-  std::vector<std::size_t> wanted(inputs.size(), 0);
-  std::size_t questionable = 0, online = 0, claimed = 0;
+std::size_t slot_budget(const policy& p, const std::vector<rebalance_input>& inputs) {
+  std::size_t claimed = 0;
   for (const auto& in : inputs) {
-    if (in.online) {
+    if (in.online) claimed += in.claimed;
+  }
+  return std::min(claimed + p.spares_wanted, p.max_slots);
+}
+
+std::vector<std::size_t> rebalance(const policy& p, const std::vector<rebalance_input>& inputs,
+                                   std::size_t budget) {
+  std::vector<std::size_t> wanted(inputs.size(), 0);
+  std::size_t questionable = 0, online = 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].online) {
       ++online;
-      claimed += in.claimed;
     } else {
       ++questionable;
+      wanted[i] = 1;
     }
   }
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].online) wanted[i] = 1;
-  }
   if (online == 0) return wanted;
-  const std::size_t budget = std::min(claimed + p.spares_wanted, p.max_slots);
+  budget = std::min(budget, p.max_slots);
   const std::size_t total = budget > questionable ? budget - questionable : 0;
   const std::size_t base = total / online;
   std::size_t extra = total % online;
+  std::vector<std::size_t> order;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].online) continue;
+    if (inputs[i].online) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return inputs[a].slots > inputs[b].slots; });
+  for (std::size_t i : order) {
     std::size_t w = base;
     if (extra > 0) {
       ++w;

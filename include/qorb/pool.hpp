@@ -175,12 +175,12 @@ class pool {
   template <class CompletionToken>
   auto async_terminate(CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(error_code)>(
-        [this](auto handler) {
-          const error_code ec = terminate();
-          auto ex = asio::get_associated_executor(handler, executor_);
-          asio::post(ex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+        [](auto handler, std::shared_ptr<detail::pool_core> core, executor_type ex) {
+          const error_code ec = core ? core->terminate() : error_code(errc::terminated);
+          auto hex = asio::get_associated_executor(handler, ex);
+          asio::post(hex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
         },
-        token);
+        token, core_, executor_);
   }
 
   /// Synchronous terminate (the work is not asynchronous); same result.

@@ -79,19 +79,23 @@ TEST_F(tcp_pool_test, connections_are_really_opened_used_and_closed) {
   start_servers(2);
   auto p_ = quick_policy();
   p_.spares_wanted = 4;
-  // A periodic rebalance while a claim is held would rightly open a fifth
-  // connection (4 spares beyond 1 claimed); keep it out of this count.
-  p_.rebalance_interval = 60s;
   auto resolver = std::make_shared<fixed_resolver>(endpoints());
   tcp_pool p(io.executor(), "echo", resolver, tcp_connector{}, p_);
-  ASSERT_TRUE(wait_until([&] { return connected_in(p.stats()) == 4; }));
-  ASSERT_TRUE(wait_until([&] { return open_on(servers) == 4; }))
-      << "the servers see exactly the connections the pool reports";
+  ASSERT_TRUE(wait_until([&] {
+    auto s = p.stats();
+    return connected_in(s) == 4 && s.backends.size() == 2 &&
+           s.backends.begin()->second.unclaimed == 2 && open_on(servers) == 4;
+  })) << "the servers see exactly the connections the pool reports";
+  const auto accepted = servers[0]->accepted() + servers[1]->accepted();
   for (int i = 0; i < 20; ++i) {
     auto h = p.claim();
     ASSERT_TRUE(echo_once(*h, "ping " + std::to_string(i)));
   }
-  EXPECT_EQ(servers[0]->accepted() + servers[1]->accepted(), 4u) << "connections are reused";
+  // With one claim out the pool may want one more spare (4 beyond the one
+  // claimed): 20 claims open at most one connection.
+  EXPECT_LE(servers[0]->accepted() + servers[1]->accepted(), accepted + 1)
+      << "claims reuse the pool's connections";
+  EXPECT_TRUE(wait_until([&] { return open_on(servers) == connected_in(p.stats()); }));
   EXPECT_FALSE(p.terminate());
   ASSERT_TRUE(wait_until([&] { return open_on(servers) == 0; })) << "terminate closes them all";
 }

@@ -81,6 +81,9 @@ struct fake_conn {
 // is released; with `ignore_cancel`, cancellation does not reach it.
 inline asio::awaitable<void> stall(fake_state& st) {
   ++st.stalled;
+  // Really ignoring cancellation also means not throwing at the next
+  // co_await once the coroutine has been cancelled.
+  if (st.ignore_cancel) co_await asio::this_coro::throw_if_cancelled(false);
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer t(ex);
   asio::cancellation_signal never;  // a slot nobody emits on

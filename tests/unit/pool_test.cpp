@@ -596,3 +596,23 @@ TEST_F(pool_test, slots_never_exceed_max_slots) {
 
 }  // namespace
 }  // namespace qorb::test
+
+namespace qorb::test {
+namespace {
+
+TEST_F(pool_test, bad_policy_or_missing_resolver_is_rejected_at_construction) {
+  fake_connector c;
+  policy bad;
+  bad.set_config.max_connection_backoff = 1ms;  // below the minimum
+  try {
+    pool<fake_conn> p(io.executor(), "t", resolver, c, bad);
+    ADD_FAILURE() << "built a pool with a bad policy";
+  } catch (const invalid_policy& e) {
+    EXPECT_EQ(e.field(), "set_config.max_connection_backoff");
+  }
+  EXPECT_THROW(pool<fake_conn>(io.executor(), "t", nullptr, c), std::invalid_argument);
+  EXPECT_EQ(c.state->connect_calls, 0) << "nothing started";
+}
+
+}  // namespace
+}  // namespace qorb::test

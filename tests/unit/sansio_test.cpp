@@ -47,6 +47,18 @@ TEST(failure_window, counts_failures_inside_the_window_only) {
   EXPECT_EQ(w.count(t0 + 5000ms), 1u) << "a reused bucket starts from zero";
 }
 
+std::vector<std::size_t> rebalance(const policy& p, const std::vector<rebalance_input>& in) {
+  return detail::rebalance(p, in, slot_budget(p, in));
+}
+
+TEST(rebalance, budget_is_claimed_plus_spares_up_to_max_slots) {
+  policy p;  // spares 8, max 16
+  EXPECT_EQ(slot_budget(p, {{true, 3}, {false, 0}}), 11u);
+  EXPECT_EQ(slot_budget(p, {{true, 12}, {true, 3}}), 16u);
+  EXPECT_EQ(detail::rebalance(p, {{true, 0}, {true, 0}}, 40), (std::vector<std::size_t>{8, 8}))
+      << "a budget over max_slots is capped";
+}
+
 TEST(rebalance, offline_backends_get_one_probe_and_online_ones_share_the_rest) {
   policy p;  // spares 8, max 16
   auto wanted = rebalance(p, {{true, 0}, {true, 0}, {false, 0}});
@@ -66,6 +78,16 @@ TEST(rebalance, respects_max_count_and_keeps_one_slot_per_online_backend) {
   EXPECT_EQ(rebalance(p, {{true, 0}, {true, 0}}), (std::vector<std::size_t>{3, 3}));
   p.spares_wanted = 0;
   EXPECT_EQ(rebalance(p, {{true, 0}, {true, 0}}), (std::vector<std::size_t>{1, 1}));
+}
+
+TEST(rebalance, remainder_stays_where_the_slots_are) {
+  policy p;
+  p.spares_wanted = 5;
+  // 5 over 2: the backend that already has 3 keeps them, whatever the order.
+  EXPECT_EQ(rebalance(p, {{true, 0, 2}, {true, 0, 3}}), (std::vector<std::size_t>{2, 3}));
+  EXPECT_EQ(rebalance(p, {{true, 0, 3}, {true, 0, 2}}), (std::vector<std::size_t>{3, 2}));
+  EXPECT_EQ(rebalance(p, {{true, 0, 0}, {true, 0, 0}}), (std::vector<std::size_t>{3, 2}))
+      << "ties: the first (best) backend";
 }
 
 TEST(rebalance, nothing_online_means_only_probes) {

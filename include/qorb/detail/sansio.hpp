@@ -47,15 +47,22 @@ class failure_window {
 struct rebalance_input {
   bool online = false;
   std::size_t claimed = 0;
+  std::size_t slots = 0;  // slots it has now
 };
 
+/// How many slots the pool wants in all: min(claimed + spares_wanted,
+/// max_slots), claimed counted over online backends.
+std::size_t slot_budget(const policy& p, const std::vector<rebalance_input>& inputs);
+
 /// Wanted slot counts, one per input, in the same order. Offline backends
-/// are "questionable" and get one probing slot; the rest of
-/// min(claimed + spares_wanted, max_slots) is split evenly over online
-/// backends (the first ones in `inputs` get the remainder, so pass them
-/// best-first), each capped at set_config.max_count and at least 1, so an
-/// online backend never closes its last connection only to come back
-/// online as a probe.
-std::vector<std::size_t> rebalance(const policy& p, const std::vector<rebalance_input>& inputs);
+/// are "questionable" and get one probing slot; the rest of `budget` is
+/// split evenly over online backends, each capped at
+/// set_config.max_count and at least 1, so an online backend never closes
+/// its last connection only to come back online as a probe. The remainder
+/// of the split goes to the backends that have the most slots already (then
+/// to the first in `inputs`: pass them best-first), so repeated rebalances
+/// do not move a slot back and forth between backends.
+std::vector<std::size_t> rebalance(const policy& p, const std::vector<rebalance_input>& inputs,
+                                   std::size_t budget);
 
 }  // namespace qorb::detail

@@ -50,7 +50,10 @@ class typed_connector_ops final : public connector_ops {
 
  private:
   static asio::awaitable<box_ptr> run_connect(std::shared_ptr<C> c, backend b) {
-    co_return box_ptr(new typed_box<connection_type>(co_await c->connect(b)));
+    // Not `new typed_box(co_await ...)`: GCC 12 leaks the allocation when
+    // the awaited call throws inside a new-expression.
+    auto conn = co_await c->connect(b);
+    co_return std::make_unique<typed_box<connection_type>>(std::move(conn));
   }
 
   static asio::awaitable<check_result> run_check(std::shared_ptr<C> c, check_kind kind,

@@ -16,5 +16,5 @@ echo "--- pkg-config"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
 pkg-config --exists qorb
 # shellcheck disable=SC2046
-c++ $(pkg-config --cflags qorb) "$src/main.cpp" -o "$work/consumer_pc" $(pkg-config --libs --static qorb)
+c++ $(pkg-config --cflags qorb) "$src/main.cpp" -o "$work/consumer_pc" $(pkg-config --libs qorb)
 "$work/consumer_pc"

@@ -18,14 +18,12 @@ fixed_resolver::fixed_resolver(std::vector<asio::ip::tcp::endpoint> endpoints)
     : backends_(to_backends(endpoints)) {}
 
 void fixed_resolver::start(asio::any_io_executor, listener on_change) {
-  backend_map snapshot;
   {
     std::lock_guard lock(mu_);
     listener_ = std::move(on_change);
     stopped_ = false;
-    snapshot = backends_;
   }
-  listener_(snapshot);
+  publish();
 }
 
 void fixed_resolver::stop() {
@@ -36,15 +34,29 @@ void fixed_resolver::stop() {
 
 void fixed_resolver::set_endpoints(std::vector<asio::ip::tcp::endpoint> endpoints) {
   auto next = to_backends(endpoints);
-  listener notify;
   {
     std::lock_guard lock(mu_);
     if (next == backends_) return;
-    backends_ = next;
+    backends_ = std::move(next);
+  }
+  publish();
+}
+
+// Publications are serialised, and each sends the set current when it runs,
+// so concurrent calls cannot leave the listener with an older set than the
+// last one. The listener runs without mu_, so it may call backends() or
+// stop().
+void fixed_resolver::publish() {
+  std::lock_guard order(publish_mu_);
+  backend_map snapshot;
+  listener notify;
+  {
+    std::lock_guard lock(mu_);
     if (stopped_ || !listener_) return;
+    snapshot = backends_;
     notify = listener_;
   }
-  notify(next);
+  notify(snapshot);
 }
 
 backend_map fixed_resolver::backends() const {

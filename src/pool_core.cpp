@@ -131,6 +131,20 @@ struct deferred {
 enum class timer_purpose : std::uint8_t { backoff_over, op_timeout, health_due };
 
 class core_impl final : public pool_core {
+  // Holds mu_ for an entry point, and drops drained, removed sets just
+  // before unlocking: only then can no caller still hold a reference to one.
+  class locked_scope {
+   public:
+    explicit locked_scope(core_impl& core) : core_(core), lock_(core.mu_) {}
+    locked_scope(const locked_scope&) = delete;
+    locked_scope& operator=(const locked_scope&) = delete;
+    ~locked_scope() { core_.reap_all(); }  // lock_ is released after this
+
+   private:
+    core_impl& core_;
+    std::lock_guard<std::mutex> lock_;
+  };
+
  public:
   core_impl(asio::any_io_executor ex, std::string name, std::shared_ptr<resolver> res,
             std::unique_ptr<connector_ops> ops, const policy& p, logger_ptr logger)
@@ -168,10 +182,9 @@ class core_impl final : public pool_core {
   void submit(claim_request* r) override {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       r->id = ++claim_ids_;
       serve_or_queue(r, /*front=*/false, later);
-      r->immediate = r->where == claim_request::phase::done;
     }
     later.run();
   }
@@ -179,12 +192,15 @@ class core_impl final : public pool_core {
   void cancel(claim_request* r) noexcept override {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       if (r->where == claim_request::phase::queued) {
         dequeue(r);
         fail(r, aborted(), later);
       } else if (r->where == claim_request::phase::acquiring) {
-        r->cancelled = true;
+        // Complete the claim now; the slot keeps its connection and
+        // recycles it when on_acquire ends (see acquire_done).
+        r->acquiring_on->acquiring_for = nullptr;
+        fail(r, aborted(), later);
       }
     }
     later.run();
@@ -193,7 +209,7 @@ class core_impl final : public pool_core {
   void release(slot* s, bool discard) noexcept override {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       slot_set& set = *s->set;
       if (discard) {
         set.failures.add(clock::now());
@@ -215,7 +231,7 @@ class core_impl final : public pool_core {
   error_code terminate() noexcept override {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       if (terminated_) return make_error_code(errc::terminated);
       terminated_ = true;
       log(spdlog::level::info, "terminating");
@@ -233,7 +249,6 @@ class core_impl final : public pool_core {
           }
         }
       }
-      reap_all();
     }
     resolver_->stop();
     later.run();
@@ -277,7 +292,7 @@ class core_impl final : public pool_core {
   void connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) override {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       slot& s = *ctx.target;
       if (!current_op(s, ctx.seq)) {
         later.closing.push_back(std::move(box));
@@ -308,7 +323,7 @@ class core_impl final : public pool_core {
                   check_result result) override {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       slot& s = *ctx.target;
       if (!current_op(s, ctx.seq)) {
         later.closing.push_back(std::move(result.box));
@@ -492,6 +507,7 @@ class core_impl final : public pool_core {
   void grant(slot& s, claim_request* r, deferred& later) {
     if (ops_->has_on_acquire) {
       r->where = claim_request::phase::acquiring;
+      r->acquiring_on = &s;
       s.acquiring_for = r;
       start_check(s, check_kind::on_acquire);
     } else {
@@ -500,26 +516,25 @@ class core_impl final : public pool_core {
     }
   }
 
+  // on_acquire ended (ok or not, `box` empty if it timed out). `r` is null
+  // if the claim was cancelled meanwhile (already completed).
   void acquire_done(slot& s, bool ok, box_ptr box, deferred& later) {
     claim_request* r = std::exchange(s.acquiring_for, nullptr);
-    if (ok && !r->cancelled) {
+    if (ok && r) {
       s.conn = std::move(box);
       r->where = claim_request::phase::done;
       later.granted.emplace_back(r, &s);
       return;
     }
-    // The claim is not given out: the connection goes back through
-    // recycling and the claimer tries again (or learns it was cancelled).
+    // The claim is not given out: the claimer tries again, first in line,
+    // and the connection goes back through recycling (to that claimer, if
+    // nothing else is free by then).
+    if (r) serve_or_queue(r, /*front=*/true, later);
     if (box) {
       s.conn = std::move(box);
       recycle(s, later);
     } else {
       replace_connection(s, later);
-    }
-    if (r->cancelled) {
-      fail(r, aborted(), later);
-    } else {
-      serve_or_queue(r, /*front=*/true, later);
     }
   }
 
@@ -597,7 +612,7 @@ class core_impl final : public pool_core {
   void timer_fired(slot& s, std::uint64_t gen, timer_purpose purpose) {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       if (s.state == slot_state::gone || s.timer_gen != gen) return;
       slot_set& set = *s.set;
       switch (purpose) {
@@ -689,7 +704,7 @@ class core_impl final : public pool_core {
   }
 
   // After any change to a set: report online/offline and free-slot changes
-  // (which trigger a rebalance) and drop a drained, removed set.
+  // (which trigger a rebalance).
   void finish(slot_set& set) {
     const bool online = set.online();
     const bool unclaimed = set.idle > 0;
@@ -702,7 +717,6 @@ class core_impl final : public pool_core {
       set.reported_unclaimed = unclaimed;
       schedule_rebalance();
     }
-    reap_all();
   }
 
   void reap_all() {
@@ -727,7 +741,7 @@ class core_impl final : public pool_core {
   void on_backends(const backend_map& backends) {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       if (terminated_) return;
       published_ = true;
       for (auto it = sets_.begin(); it != sets_.end();) {
@@ -753,7 +767,6 @@ class core_impl final : public pool_core {
       if (sets_.empty() && policy_.fail_fast_without_backends) {
         fail_all_waiting(errc::no_backends, later);
       }
-      reap_all();
       schedule_rebalance();
     }
     later.run();
@@ -768,7 +781,7 @@ class core_impl final : public pool_core {
       auto& core = static_cast<core_impl&>(*self);
       deferred later;
       {
-        std::lock_guard lock(core.mu_);
+        locked_scope lock(core);
         core.rebalance_posted_ = false;
         core.rebalance(later, /*periodic=*/false);
       }
@@ -784,7 +797,7 @@ class core_impl final : public pool_core {
       auto& core = static_cast<core_impl&>(*self);
       deferred later;
       {
-        std::lock_guard lock(core.mu_);
+        locked_scope lock(core);
         if (core.terminated_) return;
         core.rebalance(later, /*periodic=*/true);
         core.arm_rebalance_timer();
@@ -887,7 +900,7 @@ class core_impl final : public pool_core {
   void claim_timer_fired() {
     deferred later;
     {
-      std::lock_guard lock(mu_);
+      locked_scope lock(*this);
       claim_timer_armed_ = false;
       const auto now = clock::now();
       std::optional<clock::time_point> next;

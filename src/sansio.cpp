@@ -7,7 +7,13 @@ namespace qorb::detail {
 duration backoff::next(const set_config& cfg, double random01) noexcept {
   ++failures_;
   duration delay = cfg.min_connection_backoff;
-  for (unsigned i = 1; i < failures_ && delay < cfg.max_connection_backoff; ++i) delay *= 2;
+  for (unsigned i = 1; i < failures_ && delay < cfg.max_connection_backoff; ++i) {
+    if (delay > cfg.max_connection_backoff / 2) {
+      delay = cfg.max_connection_backoff;  // doubling would pass it (or overflow)
+      break;
+    }
+    delay *= 2;
+  }
   delay = std::min(delay, cfg.max_connection_backoff);
   const auto spread = std::chrono::duration_cast<duration>(
       std::chrono::duration<double, duration::period>(double(cfg.spread.count()) * random01));

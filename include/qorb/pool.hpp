@@ -197,15 +197,23 @@ class pool {
     return core_;
   }
 
-  bool on_executor_thread() const {
-    if (auto* io = executor_.target<asio::io_context::executor_type>()) {
-      return io->running_in_this_thread();
+  // Whether this thread runs the io_context behind `ex` (also through a
+  // strand, or with work tracking): blocking it would stop the pool.
+  static bool runs_here(const executor_type& ex) {
+    using io_ex = asio::io_context::executor_type;
+    using tracked_io_ex = std::decay_t<decltype(asio::prefer(
+        std::declval<io_ex>(), asio::execution::outstanding_work.tracked))>;
+    if (auto* io = ex.target<io_ex>()) return io->running_in_this_thread();
+    if (auto* io = ex.target<tracked_io_ex>()) return io->running_in_this_thread();
+    if (auto* s = ex.target<asio::strand<io_ex>>()) {
+      return s->get_inner_executor().running_in_this_thread();
     }
-    if (auto* strand = executor_.target<asio::strand<asio::io_context::executor_type>>()) {
-      return strand->running_in_this_thread();
-    }
+    if (auto* s = ex.target<asio::strand<executor_type>>())
+      return runs_here(s->get_inner_executor());
     return false;
   }
+
+  bool on_executor_thread() const { return runs_here(executor_); }
 
   executor_type executor_;
   std::shared_ptr<detail::pool_core> core_;

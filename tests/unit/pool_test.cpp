@@ -270,7 +270,7 @@ TEST_F(pool_test, terminate_with_claims_outstanding_closes_them_when_returned) {
   // The handle outlives the pool and still works.
   EXPECT_EQ(held->backend, name_of(1));
   held.reset();
-  EXPECT_EQ(c.state->live, 0);
+  ASSERT_TRUE(wait_until([&] { return c.state->live == 0; }));
 }
 
 TEST_F(pool_test, dropping_the_pool_without_terminate_closes_every_connection) {
@@ -365,9 +365,8 @@ TEST_F(pool_test, slow_on_acquire_does_not_delay_other_claims) {
     }
     return n;
   };
-  ASSERT_TRUE(wait_until([&] { return completed() == 16; }))
+  ASSERT_TRUE(wait_until([&] { return completed() == 16 && c.state->stalled == 16; }))
       << "the 16 claims whose on_acquire is fast complete while 16 stall";
-  EXPECT_EQ(c.state->stalled, 16);
   EXPECT_EQ(completed(), 16);
   c.state->release = true;
   for (auto& f : claims) {
@@ -612,6 +611,130 @@ TEST_F(pool_test, bad_policy_or_missing_resolver_is_rejected_at_construction) {
   }
   EXPECT_THROW(pool<fake_conn>(io.executor(), "t", nullptr, c), std::invalid_argument);
   EXPECT_EQ(c.state->connect_calls, 0) << "nothing started";
+}
+
+}  // namespace
+}  // namespace qorb::test
+
+namespace qorb::test {
+namespace {
+
+TEST_F(pool_test, failed_on_acquire_on_a_removed_backend_retries_on_another) {
+  acquiring_fake_connector c;
+  c.state->stall_acquire = [&c](int call) {
+    c.state->fail_acquire = call == 1;  // only the first attempt stalls, then fails
+    return call == 1;
+  };
+  auto p_ = quick_policy();
+  p_.set_config.health_check_timeout = 60s;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto f = claim_async(p);
+  ASSERT_TRUE(wait_until([&] { return c.state->stalled == 1; }));
+  resolver->set_endpoints({ep(2)});  // the backend goes while on_acquire runs on it
+  ASSERT_TRUE(wait_until([&] { return idle_total(p) > 0; }));
+  c.state->release = true;  // on_acquire fails; the claim moves to backend 2
+  ASSERT_TRUE(ready(f));
+  auto [ec, h] = f.get();
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(h->backend, name_of(2));
+  ASSERT_TRUE(wait_until([&] { return c.state->live_to(name_of(1)) == 0; }))
+      << "the removed backend's connection is closed";
+  EXPECT_FALSE(p.stats().backends.contains(name_of(1)));
+}
+
+TEST_F(pool_test, on_acquire_that_hangs_times_out_and_the_claim_tries_again) {
+  acquiring_fake_connector c;
+  c.state->stall_acquire = [](int call) { return call == 1; };
+  auto p_ = quick_policy();
+  p_.set_config.health_check_timeout = 50ms;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto f = claim_async(p);
+  ASSERT_TRUE(ready(f));
+  EXPECT_FALSE(f.get().first);
+  EXPECT_EQ(c.state->acquire_calls, 2);
+  EXPECT_GE(p.stats().backends.at(name_of(1)).check_failures, 1u);
+  c.state->release = true;
+}
+
+TEST_F(pool_test, claim_cancelled_during_on_acquire_completes_at_once_and_keeps_the_connection) {
+  acquiring_fake_connector c;
+  c.state->stall_acquire = [](int call) { return call == 1; };
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  p_.set_config.health_check_timeout = 60s;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  asio::cancellation_signal signal;
+  std::promise<error_code> done;
+  auto strand = asio::make_strand(io.executor());
+  asio::post(strand, [&] {
+    p.async_claim(asio::bind_cancellation_slot(
+        signal.slot(), asio::bind_executor(
+                           strand, [&](error_code ec, handle<fake_conn>) { done.set_value(ec); })));
+  });
+  ASSERT_TRUE(wait_until([&] { return c.state->stalled == 1; }));
+  asio::post(strand, [&] { signal.emit(asio::cancellation_type::terminal); });
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready) << "not after the 60 s check timeout";
+  EXPECT_EQ(f.get(), asio::error::operation_aborted);
+  c.state->release = true;
+  auto h = p.claim();  // the one connection was recycled, not lost
+  EXPECT_EQ(c.state->connects, 1);
+}
+
+TEST_F(pool_test, discard_on_a_removed_backend_does_not_reconnect) {
+  fake_connector c;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  auto h = p.claim();
+  resolver->set_endpoints({ep(2)});
+  ASSERT_TRUE(wait_until([&] { return c.state->live_to(name_of(1)) == 1; }));
+  const int calls = c.state->connect_calls;
+  h.discard();
+  ASSERT_TRUE(wait_until([&] { return !p.stats().backends.contains(name_of(1)); }));
+  EXPECT_EQ(c.state->live_to(name_of(1)), 0);
+  auto next = p.claim();
+  EXPECT_EQ(next->backend, name_of(2));
+  EXPECT_LE(c.state->connect_calls, calls + 16) << "only backend 2 connects";
+  std::lock_guard lock(c.state->mu);
+  EXPECT_EQ(c.state->live_by_backend[name_of(1)], 0);
+}
+
+TEST_F(pool_test, blocking_claim_on_the_thread_behind_a_strand_is_refused) {
+  fake_connector c;
+  io_threads single(1);
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(asio::make_strand(single.executor()), "t", resolver, c, quick_policy());
+  std::promise<error_code> result;
+  asio::post(single.io, [&] {  // not on the strand, but on its only thread
+    error_code ec;
+    auto h = p.claim(ec);
+    result.set_value(ec);
+  });
+  auto f = result.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::would_deadlock);
+}
+
+TEST_F(pool_test, concurrent_resolver_updates_leave_the_pool_on_the_last_set) {
+  fake_connector c;
+  pool<fake_conn> p(io.executor(), "t", resolver, c, quick_policy());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) resolver->set_endpoints({ep(std::uint16_t(100 + t * 50 + i))});
+    });
+  }
+  for (auto& t : threads) t.join();
+  resolver->set_endpoints({ep(7)});
+  ASSERT_TRUE(wait_until([&] {
+    auto s = p.stats();
+    std::size_t active = 0;
+    for (const auto& [n, b] : s.backends) active += b.removed ? 0 : 1;
+    return active == 1 && s.backends.contains(name_of(7)) && !s.backends.at(name_of(7)).removed;
+  }));
 }
 
 }  // namespace

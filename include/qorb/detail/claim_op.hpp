@@ -55,16 +55,13 @@ class claim_op final : public claim_request {
       op.reset();
       std::move(handler)(ec, std::move(h));
     };
-    if (immediate) {
-      // Served inside async_claim: as Asio's own operations, never run the
-      // handler inside the initiating function (a coroutine claiming in a
-      // loop would nest one resumption per claim until the stack
-      // overflows). defer: a continuation of the caller, so on an
-      // io_context thread it is queued on that thread, without waking others.
-      asio::defer(ex, std::move(finish));
-    } else {
-      asio::dispatch(ex, std::move(finish));
-    }
+    // Never inline: not inside async_claim (a coroutine claiming in a loop
+    // would nest one resumption per claim until the stack overflows), nor
+    // inside the pool's own calls (a handle's return, a cancellation), where
+    // a throwing or re-entrant handler must not land. defer: a continuation
+    // of the caller, so on an io_context thread it is queued on that
+    // thread without waking another.
+    asio::defer(ex, std::move(finish));
   }
 
  private:

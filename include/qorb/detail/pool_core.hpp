@@ -87,10 +87,7 @@ class claim_request {
   std::chrono::steady_clock::time_point deadline{};
   std::uint64_t id = 0;
   enum class phase : std::uint8_t { fresh, queued, acquiring, done } where = phase::fresh;
-  bool cancelled = false;
-  // Served or failed within `submit`, i.e. inside async_claim: the handler
-  // must then not run inline (see claim_op::complete).
-  bool immediate = false;
+  slot* acquiring_on = nullptr;  // the slot whose on_acquire runs for it
 };
 
 struct claimed_slot {

@@ -24,6 +24,9 @@ class fixed_resolver final : public resolver {
   backend_map backends() const;
 
  private:
+  void publish();
+
+  std::mutex publish_mu_;  // one publication at a time, in order
   mutable std::mutex mu_;
   backend_map backends_;
   listener listener_;

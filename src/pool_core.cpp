@@ -175,6 +175,7 @@ class core_impl final : public pool_core {
     slot* s = pick();
     if (!s) return {};
     mark_claimed(*s);
+    claim_wait_.record(0.0);
     finish(*s->set);
     return {s, s->conn.get()};
   }
@@ -262,6 +263,7 @@ class core_impl final : public pool_core {
     out.total_claims = total_claims_;
     out.claims_waiting = waiting_;
     out.claim_failures = claim_failures_;
+    out.claim_wait = claim_wait_;
     out.terminated = terminated_;
     const auto now = clock::now();
     auto add = [&](const slot_set& set, std::string key) {
@@ -511,9 +513,17 @@ class core_impl final : public pool_core {
       s.acquiring_for = r;
       start_check(s, check_kind::on_acquire);
     } else {
-      r->where = claim_request::phase::done;
+      done(r);
       later.granted.emplace_back(r, &s);
     }
+  }
+
+  // A claim is answered: count how long it waited.
+  void done(claim_request* r) {
+    r->where = claim_request::phase::done;
+    claim_wait_.record(r->queued_at == clock::time_point{}
+                           ? 0.0
+                           : std::chrono::duration<double>(clock::now() - r->queued_at).count());
   }
 
   // on_acquire ended (ok or not, `box` empty if it timed out). `r` is null
@@ -522,7 +532,7 @@ class core_impl final : public pool_core {
     claim_request* r = std::exchange(s.acquiring_for, nullptr);
     if (ok && r) {
       s.conn = std::move(box);
-      r->where = claim_request::phase::done;
+      done(r);
       later.granted.emplace_back(r, &s);
       return;
     }
@@ -857,6 +867,7 @@ class core_impl final : public pool_core {
       fail_timed_out(r, later);
       return;
     }
+    if (r->queued_at == clock::time_point{}) r->queued_at = now;
     enqueue(r, front);
     schedule_rebalance();  // the claimed count grew: maybe open more slots
   }
@@ -944,7 +955,7 @@ class core_impl final : public pool_core {
     } else {
       ++claim_failures_.cancelled;
     }
-    r->where = claim_request::phase::done;
+    done(r);
     later.failed.emplace_back(r, ec);
   }
 
@@ -983,6 +994,7 @@ class core_impl final : public pool_core {
   std::uint64_t claim_ids_ = 0;
   std::uint64_t total_claims_ = 0;
   claim_failure_stats claim_failures_;
+  claim_wait_histogram claim_wait_;
   std::mt19937_64 rng_;
 };
 

@@ -18,8 +18,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -190,6 +192,16 @@ class pool {
 
   /// A snapshot of every backend's slots and the pool's counters.
   pool_stats stats() const { return core_ ? core_->stats() : pool_stats{}; }
+
+  /// A function giving this pool's stats for as long as the pool exists
+  /// (then std::nullopt), safe to call from any thread: how observers such
+  /// as `stats_server` watch a pool without owning it.
+  std::function<std::optional<pool_stats>()> stats_source() const {
+    return [weak = std::weak_ptr<detail::pool_core>(core_)]() -> std::optional<pool_stats> {
+      if (auto core = weak.lock()) return core->stats();
+      return std::nullopt;
+    };
+  }
 
  private:
   const std::shared_ptr<detail::pool_core>& checked_core() const {

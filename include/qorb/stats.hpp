@@ -3,6 +3,7 @@
 
 #include <qorb/backend.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -34,12 +35,34 @@ struct claim_failure_stats {
   std::uint64_t cancelled = 0;
 };
 
+/// How long claims waited (from the call to its completion, served or
+/// failed), as a histogram with fixed bounds in seconds; a claim served at
+/// once counts as 0.
+struct claim_wait_histogram {
+  static constexpr std::array<double, 12> bounds_s{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05,
+                                                   0.1,    0.5,    1.0,   5.0,   10.0, 30.0};
+  /// counts[i]: waits <= bounds_s[i] (and > the previous bound); the last
+  /// one: longer than every bound.
+  std::array<std::uint64_t, bounds_s.size() + 1> counts{};
+  double sum_s = 0;
+  std::uint64_t count = 0;
+
+  void record(double seconds) noexcept {
+    std::size_t i = 0;
+    while (i < bounds_s.size() && seconds > bounds_s[i]) ++i;
+    ++counts[i];
+    sum_s += seconds;
+    ++count;
+  }
+};
+
 struct pool_stats {
   std::string name;
   std::map<std::string, backend_stats, std::less<>> backends;
   std::uint64_t total_claims = 0;  ///< claims served since the start
   std::size_t claims_waiting = 0;  ///< claims queued right now
   claim_failure_stats claim_failures;
+  claim_wait_histogram claim_wait;
   bool terminated = false;
 };
 

@@ -739,3 +739,33 @@ TEST_F(pool_test, concurrent_resolver_updates_leave_the_pool_on_the_last_set) {
 
 }  // namespace
 }  // namespace qorb::test
+
+namespace qorb::test {
+namespace {
+
+TEST_F(pool_test, stats_count_claim_wait_times) {
+  fake_connector c;
+  auto p_ = quick_policy();
+  p_.max_slots = 1;
+  resolver->set_endpoints({ep(1)});
+  pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  auto held = p.claim();
+  auto waiting = claim_async(p);
+  ASSERT_TRUE(wait_until([&] { return p.stats().claims_waiting == 1; }));
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until([&] { return std::chrono::steady_clock::now() - start > 20ms; }));
+  held.reset();
+  ASSERT_TRUE(ready(waiting));
+  const auto w = p.stats().claim_wait;
+  EXPECT_EQ(w.count, 2u);
+  EXPECT_GE(w.sum_s, 0.02);
+  std::uint64_t over_10ms = 0;
+  for (std::size_t i = 0; i < w.counts.size(); ++i) {
+    if (i > 0 && claim_wait_histogram::bounds_s[i - 1] >= 0.01) over_10ms += w.counts[i];
+  }
+  EXPECT_EQ(over_10ms, 1u) << "the claim that waited";
+  EXPECT_EQ(w.counts[0], 1u) << "the claim served at once";
+}
+
+}  // namespace
+}  // namespace qorb::test

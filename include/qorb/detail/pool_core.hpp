@@ -85,6 +85,7 @@ class claim_request {
   claim_request* prev = nullptr;
   claim_request* next = nullptr;
   std::chrono::steady_clock::time_point deadline{};
+  std::chrono::steady_clock::time_point queued_at{};  // first time it had to wait
   std::uint64_t id = 0;
   enum class phase : std::uint8_t { fresh, queued, acquiring, done } where = phase::fresh;
   slot* acquiring_on = nullptr;  // the slot whose on_acquire runs for it

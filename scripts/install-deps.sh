@@ -12,6 +12,8 @@ packages=(
   libspdlog-dev libfmt-dev
   libc-ares-dev knot knot-dnsutils
   libpq-dev postgresql
+  systemtap-sdt-dev bpftrace binutils
+  prometheus-cpp-dev libncurses-dev tmux
 )
 
 missing=()

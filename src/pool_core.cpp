@@ -24,6 +24,8 @@
 #include <qorb/detail/sansio.hpp>
 #include <qorb/error.hpp>
 
+#include "probes.hpp"
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
@@ -47,6 +49,24 @@ enum class slot_state : std::uint8_t { connecting, idle, checking, recycling, cl
 
 // A cancelled claim completes as Asio's own operations do.
 error_code aborted() { return asio::error::operation_aborted; }
+
+const char* state_name(slot_state st) {
+  switch (st) {
+    case slot_state::connecting:
+      return "connecting";
+    case slot_state::idle:
+      return "unclaimed";
+    case slot_state::checking:
+      return "checking";
+    case slot_state::recycling:
+      return "recycling";
+    case slot_state::claimed:
+      return "claimed";
+    case slot_state::gone:
+      break;
+  }
+  return "terminated";
+}
 
 std::string describe(const std::exception_ptr& e) {
   if (!e) return "no connection returned";
@@ -172,10 +192,20 @@ class core_impl final : public pool_core {
   claimed_slot try_claim() noexcept override {
     std::lock_guard lock(mu_);
     if (terminated_) return {};
-    slot* s = pick();
-    if (!s) return {};
+    const std::uint64_t id = ++claim_ids_;
+    QORB_PROBE(claim_start, name_.c_str(), id);
+    QORB_PROBE(pool_claim_start, name_.c_str(), id);
+    slot* s = pick(id);
+    if (!s) {
+      QORB_PROBE(pool_claim_failed, name_.c_str(), id);
+      QORB_PROBE(claim_failed, name_.c_str(), id, "no idle connection (try_claim)");
+      return {};
+    }
     mark_claimed(*s);
     claim_wait_.record(0.0);
+    QORB_PROBE(pool_claim_done, name_.c_str(), id, s->id);
+    QORB_PROBE(claim_done, name_.c_str(), id, s->id);
+    QORB_PROBE(handle_claimed, name_.c_str(), id, s->id, address_of(*s->set).c_str());
     finish(*s->set);
     return {s, s->conn.get()};
   }
@@ -185,6 +215,7 @@ class core_impl final : public pool_core {
     {
       locked_scope lock(*this);
       r->id = ++claim_ids_;
+      QORB_PROBE(claim_start, name_.c_str(), r->id);
       serve_or_queue(r, /*front=*/false, later);
     }
     later.run();
@@ -211,6 +242,7 @@ class core_impl final : public pool_core {
     deferred later;
     {
       locked_scope lock(*this);
+      QORB_PROBE(handle_returned, name_.c_str(), s->id);
       slot_set& set = *s->set;
       if (discard) {
         set.failures.add(clock::now());
@@ -302,6 +334,8 @@ class core_impl final : public pool_core {
         end_op(s);
         slot_set& set = *s.set;
         if (e || !box) {
+          QORB_PROBE(connect_failed, name_.c_str(), s.id, address_of(set).c_str(),
+                     describe(e).c_str());
           ++set.connect_failures;
           set.failures.add(clock::now());
           const auto delay = s.retry.next(policy_.set_config, random01());
@@ -311,6 +345,7 @@ class core_impl final : public pool_core {
               std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(), describe(e));
           start_connect(s, delay);
         } else {
+          QORB_PROBE(connect_done, name_.c_str(), s.id, address_of(set).c_str());
           s.retry.reset();
           s.conn = std::move(box);
           settle(s, later);
@@ -333,6 +368,7 @@ class core_impl final : public pool_core {
         end_op(s);
         slot_set& set = *s.set;
         const bool ok = !e && !result.error && result.box;
+        check_probe(s, kind, ok, ok ? std::string() : describe(e ? e : result.error));
         if (!ok) {
           ++set.check_failures;
           set.failures.add(clock::now());
@@ -401,8 +437,18 @@ class core_impl final : public pool_core {
     if (s.state == to) return;
     if (auto* from = counter(*s.set, s.state)) --*from;
     if (auto* into = counter(*s.set, to)) ++*into;
+    if (QORB_PROBE_ENABLED(slot_state_change)) {
+      const slot_set& set = *s.set;
+      const auto json = fmt::format(
+          R"({{"connecting":{},"unclaimed":{},"checking":{},"claimed":{},"total_claims":{}}})",
+          set.connecting, set.idle, set.checking, set.claimed, set.total_claims);
+      QORB_PROBE(slot_state_change, name_.c_str(), address_of(set).c_str(), s.id,
+                 state_name(s.state), state_name(to), json.c_str());
+    }
     s.state = to;
   }
+
+  static std::string address_of(const slot_set& set) { return to_string(set.be.address); }
 
   static void idle_push(slot_set& set, slot& s) {
     s.idle_prev = nullptr;
@@ -432,15 +478,18 @@ class core_impl final : public pool_core {
   // Walks the priority list best-first for an idle slot. Sets without one
   // are penalised (+20), the one that serves gets +1, as in qorb: claims
   // spread over healthy backends and busy ones are tried last.
-  slot* pick() {
+  slot* pick(std::uint64_t claim_id) {
     slot* found = nullptr;
     for (slot_set* set : priority_) {
+      QORB_PROBE(slot_set_claim_start, name_.c_str(), claim_id, address_of(*set).c_str());
       if (set->idle_head) {
         found = set->idle_head;
         set->score += 1;
+        QORB_PROBE(slot_set_claim_done, name_.c_str(), claim_id, found->id);
         break;
       }
       set->score += 20;
+      QORB_PROBE(slot_set_claim_failed, name_.c_str(), claim_id, "no unclaimed slot");
     }
     if (priority_.size() > 1) {
       // Scores changed by small steps: insertion sort restores the order in
@@ -513,9 +562,16 @@ class core_impl final : public pool_core {
       s.acquiring_for = r;
       start_check(s, check_kind::on_acquire);
     } else {
-      done(r);
-      later.granted.emplace_back(r, &s);
+      give(r, s, later);
     }
+  }
+
+  // The claim gets slot `s` (its on_acquire, if any, passed).
+  void give(claim_request* r, slot& s, deferred& later) {
+    done(r);
+    QORB_PROBE(claim_done, name_.c_str(), r->id, s.id);
+    QORB_PROBE(handle_claimed, name_.c_str(), r->id, s.id, address_of(*s.set).c_str());
+    later.granted.emplace_back(r, &s);
   }
 
   // A claim is answered: count how long it waited.
@@ -532,10 +588,12 @@ class core_impl final : public pool_core {
     claim_request* r = std::exchange(s.acquiring_for, nullptr);
     if (ok && r) {
       s.conn = std::move(box);
-      done(r);
-      later.granted.emplace_back(r, &s);
+      give(r, s, later);
       return;
     }
+    if (r)
+      QORB_PROBE(claim_acquire_failed, name_.c_str(), r->id,
+                 ok ? "cancelled" : "on_acquire failed");
     // The claim is not given out: the claimer tries again, first in line,
     // and the connection goes back through recycling (to that claimer, if
     // nothing else is free by then).
@@ -593,6 +651,7 @@ class core_impl final : public pool_core {
 
   void begin_connect(slot& s) {
     cancel_timer(s);
+    QORB_PROBE(connect_start, name_.c_str(), s.id, address_of(*s.set).c_str());
     ops_->start_connect(new_op(s), s.set->be);
     if (policy_.set_config.connect_timeout) {
       arm_timer(s, *policy_.set_config.connect_timeout, timer_purpose::op_timeout);
@@ -601,6 +660,11 @@ class core_impl final : public pool_core {
 
   void start_check(slot& s, check_kind kind) {
     cancel_timer(s);
+    if (kind == check_kind::is_valid) {
+      QORB_PROBE(health_check_start, name_.c_str(), s.id, address_of(*s.set).c_str());
+    } else if (kind == check_kind::on_recycle) {
+      QORB_PROBE(recycle_start, name_.c_str(), s.id, address_of(*s.set).c_str());
+    }
     ops_->start_check(new_op(s), kind, std::move(s.conn));
     arm_timer(s, policy_.set_config.health_check_timeout, timer_purpose::op_timeout);
   }
@@ -645,6 +709,22 @@ class core_impl final : public pool_core {
     later.run();
   }
 
+  void check_probe(const slot& s, check_kind kind, bool ok, const std::string& why) {
+    if (kind == check_kind::is_valid) {
+      if (ok) {
+        QORB_PROBE(health_check_done, name_.c_str(), s.id);
+      } else {
+        QORB_PROBE(health_check_failed, name_.c_str(), s.id, why.c_str());
+      }
+    } else if (kind == check_kind::on_recycle) {
+      if (ok) {
+        QORB_PROBE(recycle_done, name_.c_str(), s.id);
+      } else {
+        QORB_PROBE(recycle_failed, name_.c_str(), s.id, why.c_str());
+      }
+    }
+  }
+
   void op_timed_out(slot& s, deferred& later) {
     if (!s.op_running) return;
     abort_op(s);
@@ -652,6 +732,7 @@ class core_impl final : public pool_core {
     set.failures.add(clock::now());
     switch (s.state) {
       case slot_state::connecting: {
+        QORB_PROBE(connect_failed, name_.c_str(), s.id, address_of(set).c_str(), "timed out");
         ++set.connect_failures;
         const auto delay = s.retry.next(policy_.set_config, random01());
         log(spdlog::level::warn, "{}: connect timed out", set.be.name);
@@ -664,6 +745,9 @@ class core_impl final : public pool_core {
         acquire_done(s, false, nullptr, later);
         break;
       default:  // is_valid or on_recycle: the operation keeps the connection
+        check_probe(
+            s, s.state == slot_state::recycling ? check_kind::on_recycle : check_kind::is_valid,
+            false, "timed out");
         ++set.check_failures;
         log(spdlog::level::warn, "{}: health check timed out", set.be.name);
         replace_connection(s, later);
@@ -725,6 +809,11 @@ class core_impl final : public pool_core {
       }
       set.reported_online = online;
       set.reported_unclaimed = unclaimed;
+      if (online) {
+        QORB_PROBE(slot_set_online, name_.c_str(), address_of(set).c_str(), unclaimed);
+      } else {
+        QORB_PROBE(slot_set_offline, name_.c_str(), address_of(set).c_str());
+      }
       schedule_rebalance();
     }
   }
@@ -822,6 +911,7 @@ class core_impl final : public pool_core {
   // connections over and over.
   void rebalance(deferred& later, bool periodic) {
     if (terminated_) return;
+    QORB_PROBE(rebalance_start, name_.c_str());
     const auto now = clock::now();
     for (slot_set* set : priority_) {
       set->score = double(set->failures.count(now)) + 5 * random01();
@@ -840,6 +930,7 @@ class core_impl final : public pool_core {
       priority_[i]->wanted = wanted[i];
       conform(*priority_[i], later);
     }
+    QORB_PROBE(rebalance_done, name_.c_str());
   }
 
   // ----- the claim queue ---------------------------------------------------
@@ -855,7 +946,9 @@ class core_impl final : public pool_core {
       fail(r, make_error_code(errc::no_backends), later);
       return;
     }
-    if (slot* s = pick()) {
+    QORB_PROBE(pool_claim_start, name_.c_str(), r->id);
+    if (slot* s = pick(r->id)) {
+      QORB_PROBE(pool_claim_done, name_.c_str(), r->id, s->id);
       mark_claimed(*s);
       grant(*s, r, later);
       finish(*s->set);
@@ -956,6 +1049,10 @@ class core_impl final : public pool_core {
       ++claim_failures_.cancelled;
     }
     done(r);
+    if (QORB_PROBE_ENABLED(claim_failed) || QORB_PROBE_ENABLED(pool_claim_failed)) {
+      QORB_PROBE(pool_claim_failed, name_.c_str(), r->id);
+      QORB_PROBE(claim_failed, name_.c_str(), r->id, ec.message().c_str());
+    }
     later.failed.emplace_back(r, ec);
   }
 

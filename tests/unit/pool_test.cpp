@@ -769,3 +769,43 @@ TEST_F(pool_test, stats_count_claim_wait_times) {
 
 }  // namespace
 }  // namespace qorb::test
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
+namespace qorb::test {
+namespace {
+
+TEST_F(pool_test, logs_name_the_pool_and_backend_and_can_be_silenced) {
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  auto logger = std::make_shared<spdlog::logger>("test", sink);
+  logger->set_level(spdlog::level::info);
+  fake_connector c;
+  {
+    std::lock_guard lock(c.state->mu);
+    c.state->failing_backends.insert(name_of(2));
+  }
+  resolver->set_endpoints({ep(1), ep(2)});
+  {
+    pool<fake_conn> p(io.executor(), "logged", resolver, c, quick_policy(), logger);
+    ASSERT_TRUE(wait_until([&] { return p.stats().backends.at(name_of(1)).online; }));
+    ASSERT_TRUE(wait_until([&] { return p.stats().backends.at(name_of(2)).connect_failures > 0; }));
+  }
+  logger->flush();
+  const auto text = lines.str();
+  for (const auto& expected :
+       {"pool logged: " + name_of(1) + ": added", "pool logged: " + name_of(1) + ": online",
+        "pool logged: " + name_of(2) + ": connect failed",
+        std::string("pool logged: terminating")}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << "\nin:\n" << text;
+  }
+  // A null logger: nothing is logged, nothing breaks.
+  pool<fake_conn> quiet(io.executor(), "quiet", resolver, c, quick_policy(), nullptr);
+  EXPECT_TRUE(quiet.claim());
+}
+
+}  // namespace
+}  // namespace qorb::test

@@ -15,6 +15,14 @@ namespace qorb {
 asio::awaitable<asio::ip::tcp::socket> tcp_connector::connect(const backend& b) {
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
   co_await socket.async_connect(b.address, asio::use_awaitable);
+  // A connect to a closed port in the ephemeral range on this host can be
+  // given that very port as its source: TCP "self-connect" succeeds, and the
+  // socket echoes whatever is written to it. That is no backend.
+  if (socket.local_endpoint() == socket.remote_endpoint()) {
+    throw std::system_error(
+        std::make_error_code(std::errc::connection_refused),
+        "connected to itself (nothing listens on " + to_string(b.address) + ")");
+  }
   socket.set_option(asio::ip::tcp::no_delay(config_.no_delay));
   socket.set_option(asio::socket_base::keep_alive(config_.keepalive));
   if (config_.keepalive && config_.keepalive_idle) {

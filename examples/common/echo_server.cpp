@@ -9,6 +9,7 @@
 
 #include <future>
 #include <list>
+#include <optional>
 #include <thread>
 
 namespace qorb::examples {
@@ -19,7 +20,10 @@ using asio::ip::tcp;
 struct echo_server::impl {
   asio::io_context io;
   tcp::endpoint ep;
-  std::list<tcp::acceptor> acceptors;                // closed ones stay until the end
+  std::list<tcp::acceptor> acceptors;  // closed ones stay until the end
+  // While stopped, the port stays bound (not listening), so connects are
+  // refused and no other socket can take the port meanwhile.
+  std::optional<tcp::acceptor> placeholder;
   std::list<std::shared_ptr<tcp::socket>> sessions;  // only touched on `io`'s thread
   std::atomic<std::size_t> accepted{0};
   std::atomic<std::size_t> open{0};
@@ -101,6 +105,13 @@ void echo_server::stop() {
       boost::system::error_code ignored;
       a.close(ignored);
     }
+    if (!impl_->placeholder) {
+      boost::system::error_code ec;
+      auto& p = impl_->placeholder.emplace(impl_->io);
+      p.open(impl_->ep.protocol(), ec);
+      if (!ec) p.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) p.bind(impl_->ep, ec);
+    }
     for (auto& s : impl_->sessions) {
       boost::system::error_code ignored;
       s->shutdown(tcp::socket::shutdown_both, ignored);
@@ -110,7 +121,10 @@ void echo_server::stop() {
 }
 
 void echo_server::restart() {
-  impl_->on_server([this] { impl_->listen(); });
+  impl_->on_server([this] {
+    impl_->placeholder.reset();
+    impl_->listen();
+  });
 }
 
 }  // namespace qorb::examples

@@ -749,6 +749,7 @@ TEST_F(pool_test, stats_count_claim_wait_times) {
   p_.max_slots = 1;
   resolver->set_endpoints({ep(1)});
   pool<fake_conn> p(io.executor(), "t", resolver, c, p_);
+  ASSERT_TRUE(wait_until([&] { return idle_total(p) == 1; }));
   auto held = p.claim();
   auto waiting = claim_async(p);
   ASSERT_TRUE(wait_until([&] { return p.stats().claims_waiting == 1; }));

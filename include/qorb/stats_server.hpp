@@ -1,0 +1,123 @@
+// qorb: stats_server, an HTTP and WebSocket endpoint that shows pools at work.
+#pragma once
+
+#include <qorb/log.hpp>
+#include <qorb/stats.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace qorb {
+
+template <class Conn>
+class pool;
+
+namespace detail {
+struct stats_server_state;
+}
+
+/// How a `stats_server` listens and behaves.
+struct stats_server_config {
+  /// Where to listen. Loopback by default: the endpoint has no
+  /// authentication. Port 0 picks a free port (see `local_endpoint`).
+  asio::ip::tcp::endpoint listen{asio::ip::make_address("127.0.0.1"), 0};
+  /// Where the server reports client errors and dropped sessions; null
+  /// means silence.
+  logger_ptr logger = default_logger();
+  /// Output one WebSocket client may have queued, unsent, before the server
+  /// drops it: a client that stops reading never holds more memory. Also
+  /// the size of each WebSocket's kernel send buffer (within 16 KiB..1 MiB).
+  std::size_t max_queued_bytes = 1 << 20;
+  /// How long an HTTP client may take to send a request or read a response,
+  /// and a WebSocket client to answer the server's keep-alive pings.
+  std::chrono::milliseconds client_timeout = std::chrono::seconds(30);
+};
+
+/// A source of one pool's statistics: a snapshot, or std::nullopt once the
+/// pool is gone. Called from the server's threads; must be thread-safe
+/// and quick (`pool<Conn>::stats_source()` is both).
+using stats_source = std::function<std::optional<pool_stats>()>;
+
+/// Serves the statistics of the pools attached to it over HTTP:
+///
+/// - `GET /stats`: a JSON snapshot of every pool: `{"pools": {NAME: {...}}}`
+///   with per-backend stats, totals, waiting claims, claim failures by
+///   reason and the claim wait-time histogram.
+/// - `GET /metrics`: the same in the Prometheus text exposition format
+///   (metrics `qorb_*`, labelled by `pool` and `backend`).
+/// - `GET /qtop/stats` (WebSocket): pushes
+///   `{"claims": N, "sets": {BACKEND: {connecting, unclaimed, checking,
+///   claimed, total_claims, online}}}` for one pool every `update_secs`
+///   seconds (query parameter, default 1, fractional allowed) and as soon as
+///   its stats change (checked every 100 ms, never pushed more often).
+///   `claims` counts the claims served since the previous push. `?pool=NAME`
+///   picks the pool (default: the first attached).
+///
+/// Every path also accepts `?pool=NAME` to show one pool only. An unknown
+/// path gets 404, a method other than GET 405, a bad or unknown query
+/// parameter 400, a plain GET of `/qtop/stats` 426.
+///
+/// The server reads pools only through their stats sources, holding nothing
+/// of a pool across I/O, so a slow or vanished client never delays a pool;
+/// each client has its own queue of output, bounded by `max_queued_bytes`,
+/// so a slow client never delays the others either.
+///
+/// Executor: the server's work (accepting, sessions, polling) runs on the
+/// executor given at construction, which may be multi-threaded; some thread
+/// must run it.
+///
+/// Thread safety: every member function may be called from any thread at
+/// once, except that construction and destruction must not race with other
+/// calls.
+class stats_server {
+ public:
+  /// Builds a server; nothing listens until `start`.
+  explicit stats_server(asio::any_io_executor executor, stats_server_config config = {});
+  /// Stops the server (see `stop`).
+  ~stats_server();
+  stats_server(const stats_server&) = delete;
+  stats_server& operator=(const stats_server&) = delete;
+
+  /// Shows a pool under `pool_name`, replacing one attached under the same
+  /// name. `source` returning std::nullopt means the pool is gone: the
+  /// server then detaches it. Throws `std::invalid_argument` for an empty
+  /// name or source.
+  void attach(std::string pool_name, stats_source source);
+
+  /// Shows `p` under its name, for as long as it exists (`p` may be
+  /// destroyed before the server: it then disappears from the output).
+  template <class Conn>
+  void attach(const pool<Conn>& p) {
+    attach(p.name(), p.stats_source());
+  }
+
+  /// Stops showing the pool attached under `pool_name`; WebSocket clients
+  /// watching it are closed. Does nothing if there is none.
+  void detach(const std::string& pool_name);
+
+  /// Opens the listener and starts accepting clients. Throws
+  /// `boost::system::system_error` if the address cannot be bound, and
+  /// `std::logic_error` if the server was started already.
+  void start();
+
+  /// Closes the listener and every client's connection at once, without
+  /// waiting for the peers (sessions finish on the executor right after).
+  /// Idempotent; the server cannot be started again.
+  void stop();
+
+  /// The address the server listens on (with the real port when the
+  /// configured port was 0). Throws `std::logic_error` before `start`.
+  asio::ip::tcp::endpoint local_endpoint() const;
+
+ private:
+  std::shared_ptr<detail::stats_server_state> state_;
+};
+
+}  // namespace qorb

@@ -1,0 +1,733 @@
+// stats_server: HTTP (/stats, /metrics) and WebSocket (/qtop/stats) on
+// Beast. The only translation unit of qorb that compiles Beast.
+#include <qorb/stats_server.hpp>
+
+#include <netinet/in.h>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace qorb {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+// How often a WebSocket session reads its pool's stats, and so the shortest
+// time between two pushes.
+constexpr auto poll_interval = 100ms;
+constexpr std::size_t max_request_body = 16 * 1024;
+
+// --- request targets -------------------------------------------------------
+
+struct request_target {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> params;
+};
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = hex_value(in[i + 1]);
+      const int lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (plus_is_space && in[i] == '+') {
+      out += ' ';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+std::optional<request_target> parse_target(std::string_view target) {
+  request_target out;
+  const auto question = target.find('?');
+  auto path = percent_decode(target.substr(0, question), false);
+  if (!path) return std::nullopt;
+  out.path = std::move(*path);
+  if (question == std::string_view::npos) return out;
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq), true);
+    auto value = percent_decode(
+        eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+    if (!key || !value) return std::nullopt;
+    out.params.emplace_back(std::move(*key), std::move(*value));
+  }
+  return out;
+}
+
+std::optional<std::chrono::milliseconds> parse_update_secs(const std::string& text) {
+  double seconds = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
+      !std::isfinite(seconds) || seconds <= 0 || seconds > 86400) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
+}
+
+// --- JSON --------------------------------------------------------------------
+
+json::object backend_json(const backend_stats& b) {
+  return {{"address", to_string(b.address)},
+          {"connecting", b.connecting},
+          {"unclaimed", b.unclaimed},
+          {"checking", b.checking},
+          {"claimed", b.claimed},
+          {"total_claims", b.total_claims},
+          {"connect_failures", b.connect_failures},
+          {"check_failures", b.check_failures},
+          {"recent_failures", b.recent_failures},
+          {"online", b.online},
+          {"removed", b.removed}};
+}
+
+json::object pool_json(const pool_stats& p) {
+  json::object backends;
+  std::size_t online = 0, connecting = 0, unclaimed = 0, checking = 0, claimed = 0;
+  std::uint64_t connect_failures = 0, check_failures = 0;
+  for (const auto& [name, b] : p.backends) {
+    backends[name] = backend_json(b);
+    online += b.online ? 1 : 0;
+    connecting += b.connecting;
+    unclaimed += b.unclaimed;
+    checking += b.checking;
+    claimed += b.claimed;
+    connect_failures += b.connect_failures;
+    check_failures += b.check_failures;
+  }
+  json::array bounds, counts;
+  for (double bound : claim_wait_histogram::bounds_s) bounds.emplace_back(bound);
+  for (std::uint64_t count : p.claim_wait.counts) counts.emplace_back(count);
+  const auto& f = p.claim_failures;
+  return {{"name", p.name},
+          {"terminated", p.terminated},
+          {"total_claims", p.total_claims},
+          {"claims_waiting", p.claims_waiting},
+          {"totals",
+           {{"backends", p.backends.size()},
+            {"online", online},
+            {"connecting", connecting},
+            {"unclaimed", unclaimed},
+            {"checking", checking},
+            {"claimed", claimed},
+            {"connect_failures", connect_failures},
+            {"check_failures", check_failures}}},
+          {"claim_failures",
+           {{"no_backends", f.no_backends},
+            {"no_backends_online", f.no_backends_online},
+            {"all_claims_used", f.all_claims_used},
+            {"terminated", f.terminated},
+            {"cancelled", f.cancelled}}},
+          {"claim_wait",
+           {{"bounds_s", std::move(bounds)},
+            {"counts", std::move(counts)},
+            {"sum_s", p.claim_wait.sum_s},
+            {"count", p.claim_wait.count}}},
+          {"backends", std::move(backends)}};
+}
+
+// What a /qtop/stats push carries per backend.
+json::object sets_json(const pool_stats& p) {
+  json::object sets;
+  for (const auto& [name, b] : p.backends) {
+    sets[name] = json::object{{"connecting", b.connecting},     {"unclaimed", b.unclaimed},
+                              {"checking", b.checking},         {"claimed", b.claimed},
+                              {"total_claims", b.total_claims}, {"online", b.online}};
+  }
+  return sets;
+}
+
+// --- Prometheus --------------------------------------------------------------
+
+std::string metrics_text(const std::vector<pool_stats>& pools) {
+  namespace prom = prometheus;
+  prom::Registry registry;
+  auto& connections = prom::BuildGauge()
+                          .Name("qorb_connections")
+                          .Help("Connections (slots) of a backend by state")
+                          .Register(registry);
+  auto& online = prom::BuildGauge()
+                     .Name("qorb_backend_online")
+                     .Help("1 when some connection to the backend is up")
+                     .Register(registry);
+  auto& backend_claims = prom::BuildCounter()
+                             .Name("qorb_backend_claims_total")
+                             .Help("Claims served by a backend since the pool started")
+                             .Register(registry);
+  auto& pool_claims = prom::BuildCounter()
+                          .Name("qorb_claims_total")
+                          .Help("Claims served by the pool since it started")
+                          .Register(registry);
+  auto& waiting = prom::BuildGauge()
+                      .Name("qorb_claims_waiting")
+                      .Help("Claims queued for a connection right now")
+                      .Register(registry);
+  auto& failures = prom::BuildCounter()
+                       .Name("qorb_claim_failures_total")
+                       .Help("Claims that failed, by reason")
+                       .Register(registry);
+  auto& wait = prom::BuildHistogram()
+                   .Name("qorb_claim_wait_seconds")
+                   .Help("Time from a claim to its completion, served or failed")
+                   .Register(registry);
+  auto& connect_failures = prom::BuildCounter()
+                               .Name("qorb_connect_failures_total")
+                               .Help("Failed connection attempts to a backend")
+                               .Register(registry);
+  auto& check_failures = prom::BuildCounter()
+                             .Name("qorb_check_failures_total")
+                             .Help("Failed health checks, on_acquire and on_recycle calls")
+                             .Register(registry);
+
+  const auto as_double = [](auto n) { return static_cast<double>(n); };
+  for (const auto& p : pools) {
+    for (const auto& [name, b] : p.backends) {
+      const prom::Labels labels{{"pool", p.name}, {"backend", name}};
+      const std::pair<const char*, std::size_t> states[] = {{"connecting", b.connecting},
+                                                            {"unclaimed", b.unclaimed},
+                                                            {"checking", b.checking},
+                                                            {"claimed", b.claimed}};
+      for (const auto& [state, count] : states) {
+        auto with_state = labels;
+        with_state.emplace("state", state);
+        connections.Add(with_state).Set(as_double(count));
+      }
+      online.Add(labels).Set(b.online ? 1.0 : 0.0);
+      backend_claims.Add(labels).Increment(as_double(b.total_claims));
+      connect_failures.Add(labels).Increment(as_double(b.connect_failures));
+      check_failures.Add(labels).Increment(as_double(b.check_failures));
+    }
+    const prom::Labels labels{{"pool", p.name}};
+    pool_claims.Add(labels).Increment(as_double(p.total_claims));
+    waiting.Add(labels).Set(as_double(p.claims_waiting));
+    const auto& f = p.claim_failures;
+    const std::pair<const char*, std::uint64_t> reasons[] = {
+        {"no_backends", f.no_backends},
+        {"no_backends_online", f.no_backends_online},
+        {"all_claims_used", f.all_claims_used},
+        {"terminated", f.terminated},
+        {"cancelled", f.cancelled}};
+    for (const auto& [reason, count] : reasons) {
+      failures.Add({{"pool", p.name}, {"reason", reason}}).Increment(as_double(count));
+    }
+    const auto& bounds = claim_wait_histogram::bounds_s;
+    std::vector<double> increments;
+    for (std::uint64_t count : p.claim_wait.counts) increments.push_back(as_double(count));
+    wait.Add(labels, prom::Histogram::BucketBoundaries(bounds.begin(), bounds.end()))
+        .ObserveMultiple(increments, p.claim_wait.sum_s);
+  }
+  return prom::TextSerializer().Serialize(registry.Collect());
+}
+
+}  // namespace
+
+// --- the server's shared state ----------------------------------------------
+
+namespace detail {
+class stats_session;
+}
+
+struct detail::stats_server_state : std::enable_shared_from_this<stats_server_state> {
+  stats_server_state(asio::any_io_executor ex, stats_server_config cfg)
+      : executor(std::move(ex)), config(std::move(cfg)), acceptor(asio::make_strand(executor)) {}
+
+  struct entry {
+    std::string name;
+    stats_source source;
+    std::uint64_t id = 0;
+  };
+
+  template <class... Args>
+  void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    if (config.logger) config.logger->log(level, fmt, std::forward<Args>(args)...);
+  }
+
+  // Reads the sources outside the lock (a source may take its pool's
+  // lock) and drops those whose pool is gone.
+  std::vector<pool_stats> snapshot(const std::string* only) {
+    std::vector<entry> entries;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& e : pools) {
+        if (!only || e.name == *only) entries.push_back(e);
+      }
+    }
+    std::vector<pool_stats> out;
+    for (auto& e : entries) {
+      if (auto s = e.source()) {
+        s->name = e.name;
+        out.push_back(std::move(*s));
+      } else {
+        forget(e.id);
+      }
+    }
+    return out;
+  }
+
+  void forget(std::uint64_t id) {
+    std::lock_guard lock(mu);
+    std::erase_if(pools, [id](const entry& e) { return e.id == id; });
+  }
+
+  bool attached(const std::string& name) {
+    std::lock_guard lock(mu);
+    return std::any_of(pools.begin(), pools.end(), [&](const entry& e) { return e.name == name; });
+  }
+
+  std::optional<std::string> first_pool() {
+    std::lock_guard lock(mu);
+    if (pools.empty()) return std::nullopt;
+    return pools.front().name;
+  }
+
+  // Registers a session so that stop() reaches it; false once stopped.
+  bool track(const std::shared_ptr<stats_session>& s) {
+    std::lock_guard lock(mu);
+    if (stopped) return false;
+    sessions.remove_if([](const auto& w) { return w.expired(); });
+    sessions.push_back(s);
+    return true;
+  }
+
+  asio::awaitable<void> accept_loop();
+
+  asio::any_io_executor executor;
+  const stats_server_config config;
+  tcp::acceptor acceptor;  // used on its own strand once started
+
+  std::mutex mu;
+  std::vector<entry> pools;  // in attach order
+  std::uint64_t next_id = 0;
+  bool started = false;
+  bool stopped = false;
+  std::optional<tcp::endpoint> endpoint;
+  std::list<std::weak_ptr<stats_session>> sessions;
+};
+
+// --- one client ----------------------------------------------------------------
+
+// A client connection: HTTP requests, then possibly a WebSocket. Everything
+// runs on the session's own strand, so sessions never wait for each other.
+class detail::stats_session : public std::enable_shared_from_this<stats_session> {
+ public:
+  using server_state = detail::stats_server_state;
+
+  stats_session(std::shared_ptr<server_state> server, tcp::socket socket)
+      : server_(std::move(server)),
+        stream_(std::move(socket)),
+        wake_(stream_.get_executor()),
+        poll_(stream_.get_executor()) {}
+
+  asio::any_io_executor get_executor() { return wake_.get_executor(); }
+
+  // Closes the connection at once; operations in flight end with errors.
+  // `abort` resets it instead, discarding unsent output: for a client that
+  // stopped reading, whose kernel buffers would otherwise stay full.
+  // On the strand only.
+  void close(bool abort = false) {
+    if (closed_) return;
+    closed_ = true;
+    wake_.cancel();
+    poll_.cancel();
+    auto& socket = ws_ ? beast::get_lowest_layer(*ws_).socket() : stream_.socket();
+    beast::error_code ignored;
+    if (abort) socket.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+  }
+
+  asio::awaitable<void> run() {
+    const auto self = shared_from_this();
+    beast::flat_buffer buffer;
+    while (!closed_) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(max_request_body);
+      stream_.expires_after(server_->config.client_timeout);
+      auto [ec, n] = co_await http::async_read(stream_, buffer, parser, use_nothrow);
+      if (ec) {
+        if (ec != http::error::end_of_stream && !closed_) {
+          server_->log(spdlog::level::debug, "stats_server: reading a request: {}", ec.message());
+        }
+        break;
+      }
+      auto request = parser.release();
+      std::string pool_name;
+      std::chrono::milliseconds update{1000};
+      auto response = route(request, pool_name, update);
+      if (!response) {
+        co_await serve_websocket(std::move(request), std::move(pool_name), update);
+        co_return;
+      }
+      response->keep_alive(request.keep_alive());
+      response->prepare_payload();
+      stream_.expires_after(server_->config.client_timeout);
+      auto [wec, written] = co_await http::async_write(stream_, *response, use_nothrow);
+      if (wec || !response->keep_alive()) break;
+    }
+    if (!closed_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    close();
+  }
+
+ private:
+  using response_type = http::response<http::string_body>;
+
+  response_type reply(const http::request<http::string_body>& request, http::status status,
+                      std::string body, std::string_view content_type = "text/plain") {
+    response_type res(status, request.version());
+    res.set(http::field::server, "qorb stats_server");
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    return res;
+  }
+
+  // The response to `request`, or nothing for a valid WebSocket upgrade
+  // (then `pool_name` and `update` say what to push and how often).
+  std::optional<response_type> route(const http::request<http::string_body>& request,
+                                     std::string& pool_name, std::chrono::milliseconds& update) {
+    const auto target = parse_target(request.target());
+    if (!target) {
+      return reply(request, http::status::bad_request, "malformed request target\n");
+    }
+    const bool is_stats = target->path == "/stats";
+    const bool is_metrics = target->path == "/metrics";
+    const bool is_qtop = target->path == "/qtop/stats";
+    if (!is_stats && !is_metrics && !is_qtop) {
+      return reply(request, http::status::not_found,
+                   "not found: try /stats, /metrics or /qtop/stats (WebSocket)\n");
+    }
+    if (request.method() != http::verb::get) {
+      auto res = reply(request, http::status::method_not_allowed, "only GET is allowed\n");
+      res.set(http::field::allow, "GET");
+      return res;
+    }
+    std::optional<std::string> only;
+    for (const auto& [key, value] : target->params) {
+      if (key == "pool") {
+        only = value;
+      } else if (key == "update_secs" && is_qtop) {
+        const auto parsed = parse_update_secs(value);
+        if (!parsed) {
+          return reply(request, http::status::bad_request,
+                       "update_secs must be a number of seconds in (0, 86400]\n");
+        }
+        update = *parsed;
+      } else {
+        return reply(request, http::status::bad_request, "unknown query parameter '" + key + "'\n");
+      }
+    }
+    if (only && !server_->attached(*only)) {
+      return reply(request, http::status::not_found, "no pool named '" + *only + "'\n");
+    }
+    if (is_qtop) {
+      if (!websocket::is_upgrade(request)) {
+        auto res =
+            reply(request, http::status::upgrade_required, "/qtop/stats is a WebSocket endpoint\n");
+        res.set(http::field::upgrade, "websocket");
+        return res;
+      }
+      if (!only) only = server_->first_pool();
+      if (!only) return reply(request, http::status::not_found, "no pool attached\n");
+      pool_name = std::move(*only);
+      return std::nullopt;
+    }
+    const auto pools = server_->snapshot(only ? &*only : nullptr);
+    if (is_metrics) {
+      return reply(request, http::status::ok, metrics_text(pools),
+                   "text/plain; version=0.0.4; charset=utf-8");
+    }
+    json::object all;
+    for (const auto& p : pools) all[p.name] = pool_json(p);
+    return reply(request, http::status::ok,
+                 json::serialize(json::object{{"pools", std::move(all)}}) + "\n",
+                 "application/json");
+  }
+
+  asio::awaitable<void> serve_websocket(http::request<http::string_body> request,
+                                        std::string pool_name, std::chrono::milliseconds update) {
+    stream_.expires_never();  // the WebSocket stream keeps its own time
+    ws_.emplace(std::move(stream_));
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = server_->config.client_timeout;
+    timeouts.idle_timeout = server_->config.client_timeout;
+    timeouts.keep_alive_pings = true;
+    ws_->set_option(timeouts);
+    ws_->set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "qorb stats_server"); }));
+    auto [ec] = co_await ws_->async_accept(request, use_nothrow);
+    if (ec || closed_) {
+      close();
+      co_return;
+    }
+    ws_->text(true);
+    // The kernel's send buffer would otherwise grow to megabytes for a
+    // client that stopped reading before our own queue saw it fall behind.
+    const auto send_buffer =
+        std::clamp<std::size_t>(server_->config.max_queued_bytes, 16 * 1024, 1024 * 1024);
+    beast::error_code ignored;
+    beast::get_lowest_layer(*ws_).socket().set_option(
+        asio::socket_base::send_buffer_size(static_cast<int>(send_buffer)), ignored);
+    asio::co_spawn(get_executor(), read_loop(), asio::detached);
+    asio::co_spawn(get_executor(), write_loop(), asio::detached);
+    co_await push_loop(pool_name, update);
+  }
+
+  // Reads (and ignores) what the client sends, which also answers its pings
+  // and close frames.
+  asio::awaitable<void> read_loop() {
+    const auto self = shared_from_this();
+    beast::flat_buffer buffer;
+    while (!closed_) {
+      auto [ec, n] = co_await ws_->async_read(buffer, use_nothrow);
+      if (ec) break;
+      buffer.consume(buffer.size());
+    }
+    close();
+  }
+
+  // Sends the queued messages one at a time; a queued close frame last.
+  asio::awaitable<void> write_loop() {
+    const auto self = shared_from_this();
+    while (!closed_) {
+      if (outbox_.empty()) {
+        if (close_reason_) {
+          co_await ws_->async_close(*close_reason_, use_nothrow);
+          break;
+        }
+        wake_.expires_at(asio::steady_timer::time_point::max());
+        co_await wake_.async_wait(use_nothrow);
+        continue;
+      }
+      const std::string& message = outbox_.front();
+      auto [ec, n] = co_await ws_->async_write(asio::buffer(message), use_nothrow);
+      if (ec) break;
+      queued_bytes_ -= outbox_.front().size();
+      outbox_.pop_front();
+    }
+    close();
+  }
+
+  asio::awaitable<void> push_loop(const std::string& pool_name, std::chrono::milliseconds update) {
+    std::optional<json::object> last_sets;
+    std::uint64_t last_claims = 0;
+    auto last_push = std::chrono::steady_clock::now();
+    while (!closed_) {
+      auto stats = server_->snapshot(&pool_name);
+      if (stats.empty()) {
+        close_reason_.emplace(websocket::close_code::going_away, "pool is gone");
+        wake_.cancel();
+        co_return;
+      }
+      const auto& p = stats.front();
+      auto sets = sets_json(p);
+      const auto now = std::chrono::steady_clock::now();
+      if (!last_sets || sets != *last_sets || now - last_push >= update) {
+        // The first push has nothing before it: 0 claims.
+        const std::uint64_t claims =
+            last_sets && p.total_claims > last_claims ? p.total_claims - last_claims : 0;
+        std::string message = json::serialize(json::object{{"claims", claims}, {"sets", sets}});
+        // One message always fits, however big.
+        if (queued_bytes_ > 0 &&
+            queued_bytes_ + message.size() > server_->config.max_queued_bytes) {
+          server_->log(spdlog::level::info,
+                       "stats_server: dropping a WebSocket client that fell {} bytes behind",
+                       queued_bytes_);
+          close(true);
+          co_return;
+        }
+        queued_bytes_ += message.size();
+        outbox_.push_back(std::move(message));
+        wake_.cancel();
+        last_sets = std::move(sets);
+        last_claims = p.total_claims;
+        last_push = now;
+      }
+      poll_.expires_after(poll_interval);
+      co_await poll_.async_wait(use_nothrow);
+    }
+  }
+
+  std::shared_ptr<server_state> server_;
+  beast::tcp_stream stream_;  // moved into ws_ on upgrade
+  std::optional<websocket::stream<beast::tcp_stream>> ws_;
+  asio::steady_timer wake_;  // wakes the writer when output is queued
+  asio::steady_timer poll_;
+  std::deque<std::string> outbox_;  // front: being written
+  std::size_t queued_bytes_ = 0;
+  std::optional<websocket::close_reason> close_reason_;
+  bool closed_ = false;
+};
+
+asio::awaitable<void> detail::stats_server_state::accept_loop() {
+  const auto self = shared_from_this();
+  asio::steady_timer pause(acceptor.get_executor());
+  for (;;) {
+    auto [ec] = co_await acceptor.async_wait(tcp::acceptor::wait_read, use_nothrow);
+    if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+    // accept4 with SOCK_CLOEXEC, as Asio's accept cannot: a client's socket
+    // must not leak into processes the application starts.
+    const int fd = ec ? -1 : ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (!ec &&
+          (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)) {
+        continue;
+      }
+      // Out of descriptors, most likely: wait rather than spin.
+      log(spdlog::level::warn, "stats_server: accept: {}",
+          ec ? ec.message() : std::generic_category().message(errno));
+      pause.expires_after(100ms);
+      co_await pause.async_wait(use_nothrow);
+      continue;
+    }
+    tcp::socket socket(asio::make_strand(executor));
+    beast::error_code aec;
+    socket.assign(acceptor.local_endpoint().protocol(), fd, aec);
+    if (aec) {
+      ::close(fd);
+      continue;
+    }
+    auto session = std::make_shared<detail::stats_session>(self, std::move(socket));
+    if (!track(session)) co_return;
+    asio::co_spawn(session->get_executor(), session->run(), asio::detached);
+  }
+}
+
+// --- stats_server --------------------------------------------------------------
+
+stats_server::stats_server(asio::any_io_executor executor, stats_server_config config)
+    : state_(std::make_shared<detail::stats_server_state>(std::move(executor), std::move(config))) {
+}
+
+stats_server::~stats_server() { stop(); }
+
+void stats_server::attach(std::string pool_name, stats_source source) {
+  if (pool_name.empty()) throw std::invalid_argument("qorb: stats_server::attach: empty name");
+  if (!source) throw std::invalid_argument("qorb: stats_server::attach: empty source");
+  std::lock_guard lock(state_->mu);
+  auto& pools = state_->pools;
+  const auto id = state_->next_id++;
+  for (auto& e : pools) {
+    if (e.name == pool_name) {
+      e.source = std::move(source);
+      e.id = id;
+      return;
+    }
+  }
+  pools.push_back({std::move(pool_name), std::move(source), id});
+}
+
+void stats_server::detach(const std::string& pool_name) {
+  std::lock_guard lock(state_->mu);
+  std::erase_if(state_->pools,
+                [&](const detail::stats_server_state::entry& e) { return e.name == pool_name; });
+}
+
+void stats_server::start() {
+  std::lock_guard lock(state_->mu);
+  if (state_->started || state_->stopped) {
+    throw std::logic_error("qorb: stats_server::start: already started or stopped");
+  }
+  auto& acceptor = state_->acceptor;
+  const auto& listen = state_->config.listen;
+  // Opened with SOCK_CLOEXEC (Asio cannot): the listener must not leak into
+  // processes the application starts, which would keep the port bound.
+  const int fd =
+      ::socket(listen.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
+  if (fd < 0) {
+    throw boost::system::system_error(errno, boost::system::system_category(),
+                                      "qorb: stats_server: socket");
+  }
+  acceptor.assign(listen.protocol(), fd);
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(listen);
+  acceptor.listen();
+  state_->endpoint = acceptor.local_endpoint();
+  state_->started = true;
+  asio::co_spawn(acceptor.get_executor(), state_->accept_loop(), asio::detached);
+}
+
+void stats_server::stop() {
+  std::list<std::weak_ptr<detail::stats_session>> sessions;
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->stopped) return;
+    state_->stopped = true;
+    sessions.swap(state_->sessions);
+    if (!state_->started) return;
+  }
+  asio::dispatch(state_->acceptor.get_executor(), [s = state_] {
+    beast::error_code ignored;
+    s->acceptor.close(ignored);
+  });
+  for (auto& weak : sessions) {
+    if (auto session = weak.lock()) {
+      asio::dispatch(session->get_executor(), [session] { session->close(); });
+    }
+  }
+}
+
+asio::ip::tcp::endpoint stats_server::local_endpoint() const {
+  std::lock_guard lock(state_->mu);
+  if (!state_->endpoint) throw std::logic_error("qorb: stats_server::local_endpoint: not started");
+  return *state_->endpoint;
+}
+
+}  // namespace qorb

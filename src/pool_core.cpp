@@ -204,8 +204,7 @@ class core_impl final : public pool_core {
     mark_claimed(*s);
     claim_wait_.record(0.0);
     QORB_PROBE(pool_claim_done, name_.c_str(), id, s->id);
-    QORB_PROBE(claim_done, name_.c_str(), id, s->id);
-    QORB_PROBE(handle_claimed, name_.c_str(), id, s->id, address_of(*s->set).c_str());
+    claimed_probes(id, *s);
     finish(*s->set);
     return {s, s->conn.get()};
   }
@@ -569,9 +568,21 @@ class core_impl final : public pool_core {
   // The claim gets slot `s` (its on_acquire, if any, passed).
   void give(claim_request* r, slot& s, deferred& later) {
     done(r);
-    QORB_PROBE(claim_done, name_.c_str(), r->id, s.id);
-    QORB_PROBE(handle_claimed, name_.c_str(), r->id, s.id, address_of(*s.set).c_str());
+    claimed_probes(r->id, s);
     later.granted.emplace_back(r, &s);
+  }
+
+  // One site for these probes whichever way the claim went, so a tracer
+  // attaches to each at one address.
+  void claimed_probes(std::uint64_t claim_id, const slot& s) {
+    if (QORB_PROBE_ENABLED(claim_done) || QORB_PROBE_ENABLED(handle_claimed)) {
+      fire_claimed_probes(claim_id, s);
+    }
+  }
+
+  [[gnu::noinline]] void fire_claimed_probes(std::uint64_t claim_id, const slot& s) {
+    QORB_PROBE(claim_done, name_.c_str(), claim_id, s.id);
+    QORB_PROBE(handle_claimed, name_.c_str(), claim_id, s.id, address_of(*s.set).c_str());
   }
 
   // A claim is answered: count how long it waited.

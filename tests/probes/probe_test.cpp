@@ -65,31 +65,45 @@ TEST(probes, bpftrace_counts_the_claims_a_live_pool_makes) {
   const std::string out = dir.path() + "/out";
   const std::string exe = self_path();
   const std::string pid = std::to_string(::getpid());
-  const std::string script = "usdt:" + exe +
-                             ":qorb:handle_claimed { @claimed = count(); } usdt:" + exe +
-                             ":qorb:handle_returned { @returned = count(); }";
+  // A second pool only proves the tracer is attached: it prints "claimed"
+  // and "returned" on that pool's first events. The claims of the traced
+  // pool made after both are then all seen, and counted apart.
+  pool<fake_conn> warmup(io.executor(), "warmup", resolver, c, p, nullptr);
+  const std::string usdt = "usdt:" + exe + ":qorb:";
+  const std::string script =
+      usdt + "handle_claimed /str(arg0) == \"traced\"/ { @claimed = count(); } " + usdt +
+      "handle_returned /str(arg0) == \"traced\"/ { @returned = count(); } " + usdt +
+      "handle_claimed /str(arg0) == \"warmup\" && @c == 0/ { @c = 1; printf(\"claimed\\n\"); } " +
+      usdt +
+      "handle_returned /str(arg0) == \"warmup\" && @r == 0/ { @r = 1; printf(\"returned\\n\"); "
+      "}";
   child_process tracer(
       {"sh", "-c", "exec bpftrace -p " + pid + " -e '" + script + "' > " + out + " 2>&1"});
-  // Attached means the tracer raised the probes' semaphores.
-  if (!wait_until(
-          [] { return qorb_handle_claimed_semaphore != 0 && qorb_handle_returned_semaphore != 0; },
-          20s)) {
-    tracer.stop(SIGINT);
+  auto output = [&] {
     std::ifstream f(out);
-    std::stringstream why;
-    why << f.rdbuf();
-    GTEST_SKIP() << "bpftrace could not attach here: " << why.str();
+    std::stringstream text;
+    text << f.rdbuf();
+    return text.str();
+  };
+  const bool attached = wait_until(
+      [&] {
+        if (qorb_handle_claimed_semaphore == 0 || qorb_handle_returned_semaphore == 0) return false;
+        warmup.claim().reset();
+        const auto text = output();
+        return text.find("claimed\n") != std::string::npos &&
+               text.find("returned\n") != std::string::npos;
+      },
+      20s);
+  if (!attached) {
+    tracer.stop(SIGINT);
+    GTEST_SKIP() << "bpftrace could not attach here: " << output();
   }
   constexpr int claims = 100;
   for (int i = 0; i < claims; ++i) pool_.claim().reset();
   tracer.stop(SIGINT, 10s);  // bpftrace prints its maps as it exits
-  std::ifstream f(out);
-  std::stringstream text;
-  text << f.rdbuf();
-  EXPECT_NE(text.str().find("@claimed: " + std::to_string(claims)), std::string::npos)
-      << text.str();
-  EXPECT_NE(text.str().find("@returned: " + std::to_string(claims)), std::string::npos)
-      << text.str();
+  const auto text = output();
+  EXPECT_NE(text.find("@claimed: " + std::to_string(claims) + "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("@returned: " + std::to_string(claims) + "\n"), std::string::npos) << text;
   EXPECT_TRUE(wait_until([] { return qorb_handle_claimed_semaphore == 0; }))
       << "detaching lowers the semaphore again";
 }

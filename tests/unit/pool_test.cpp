@@ -53,6 +53,19 @@ std::future<claim_result> claim_async(Pool& p, duration timeout = duration::zero
   return f;
 }
 
+// Calls the blocking claim() from a handler on `io`'s thread; its error.
+error_code blocking_claim_on_io_thread(asio::io_context& io, pool<fake_conn>& p) {
+  std::promise<error_code> result;
+  asio::post(io, [&] {
+    error_code ec;
+    auto h = p.claim(ec);
+    result.set_value(ec);
+  });
+  auto f = result.get_future();
+  if (f.wait_for(5s) != std::future_status::ready) return make_error_code(std::errc::timed_out);
+  return f.get();
+}
+
 bool ready(std::future<claim_result>& f, std::chrono::milliseconds within = 10s) {
   return f.wait_for(within) == std::future_status::ready;
 }
@@ -533,15 +546,7 @@ TEST_F(pool_test, blocking_claim_on_the_pool_thread_is_refused) {
   io_threads single(1);
   resolver->set_endpoints({ep(1)});
   pool<fake_conn> p(single.executor(), "t", resolver, c, quick_policy());
-  std::promise<error_code> result;
-  asio::post(single.io, [&] {
-    error_code ec;
-    auto h = p.claim(ec);
-    result.set_value(ec);
-  });
-  auto f = result.get_future();
-  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
-  EXPECT_EQ(f.get(), errc::would_deadlock);
+  EXPECT_EQ(blocking_claim_on_io_thread(single.io, p), errc::would_deadlock);
 }
 
 TEST_F(pool_test, connections_are_never_shared_by_two_claims_under_concurrency) {
@@ -707,15 +712,8 @@ TEST_F(pool_test, blocking_claim_on_the_thread_behind_a_strand_is_refused) {
   io_threads single(1);
   resolver->set_endpoints({ep(1)});
   pool<fake_conn> p(asio::make_strand(single.executor()), "t", resolver, c, quick_policy());
-  std::promise<error_code> result;
-  asio::post(single.io, [&] {  // not on the strand, but on its only thread
-    error_code ec;
-    auto h = p.claim(ec);
-    result.set_value(ec);
-  });
-  auto f = result.get_future();
-  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
-  EXPECT_EQ(f.get(), errc::would_deadlock);
+  // Not on the strand, but on its only thread.
+  EXPECT_EQ(blocking_claim_on_io_thread(single.io, p), errc::would_deadlock);
 }
 
 TEST_F(pool_test, concurrent_resolver_updates_leave_the_pool_on_the_last_set) {

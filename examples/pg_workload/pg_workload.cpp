@@ -9,6 +9,9 @@
 // The password comes from the environment (PGPASSWORD), never from the
 // command line, and is never printed.
 #include <qorb/connectors/postgres.hpp>
+#ifdef QORB_PG_WORKLOAD_STATS
+#include <qorb/stats_server.hpp>
+#endif
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>
 #ifdef QORB_PG_WORKLOAD_DNS
@@ -31,6 +34,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -59,6 +63,7 @@ struct options {
   std::size_t spares = 8;
   std::array<int, 3> mix{80, 15, 5};  // read, write, transaction
   int rows = 1000;
+  std::optional<asio::ip::tcp::endpoint> stats_addr;  // serve /stats, /metrics, qtop here
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -68,7 +73,7 @@ struct options {
       "usage: pg_workload (--backend IP:PORT ... | --dns SERVICE --dns-server IP:PORT ...)\n"
       "       [--user NAME] [--database NAME] [--sslmode MODE] [--duration SECONDS]\n"
       "       [--concurrency N] [--threads N] [--max-slots N] [--spares N]\n"
-      "       [--mix READ,WRITE,TX] [--rows N]\n"
+      "       [--mix READ,WRITE,TX] [--rows N] [--stats-addr IP:PORT]\n"
       "The password is read from PGPASSWORD.\n",
       why);
   std::exit(2);
@@ -118,6 +123,9 @@ options parse(int argc, char** argv) {
       o.database = value();
     } else if (arg == "--sslmode") {
       o.sslmode = value();
+    } else if (arg == "--stats-addr") {
+      const auto [a, p] = parse_address(value());
+      o.stats_addr.emplace(a, p);
     } else if (arg == "--duration") {
       o.duration_s = parse_int<int>(value(), "bad duration");
     } else if (arg == "--concurrency") {
@@ -240,6 +248,7 @@ double percentile(std::vector<std::uint32_t>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // the report shows as it happens, also in a pipe
   const options o = parse(argc, argv);
 
   pg::config cfg;
@@ -268,6 +277,21 @@ int main(int argc, char** argv) {
   qorb::pool<pg::connection> pool(threads.get_executor(), "pg_workload", make_resolver(o),
                                   pg::connector(cfg), policy);
 
+#ifdef QORB_PG_WORKLOAD_STATS
+  std::optional<qorb::stats_server> stats;
+  if (o.stats_addr) {
+    qorb::stats_server_config stats_cfg;
+    stats_cfg.listen = *o.stats_addr;
+    stats.emplace(threads.get_executor(), stats_cfg);
+    stats->attach(pool);
+    stats->start();
+    const auto at = qorb::to_string(stats->local_endpoint());
+    std::printf("stats: http://%s/stats  http://%s/metrics  qtop ws://%s/qtop/stats\n", at.c_str(),
+                at.c_str(), at.c_str());
+  }
+#else
+  if (o.stats_addr) usage("this build has no stats server (the observability component)");
+#endif
   std::printf("pg_workload: %d workers, %d threads, max %zu connections, mix %d/%d/%d, %.0f s\n",
               o.concurrency, o.threads, o.max_slots, o.mix[0], o.mix[1], o.mix[2], o.duration_s);
   measurements m;

@@ -11,8 +11,8 @@
 #include <qorb/resolvers/fixed.hpp>
 
 #include <benchmark/benchmark.h>
-#include <sys/prctl.h>
 #include <malloc.h>
+#include <sys/prctl.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>

@@ -333,6 +333,9 @@ int main(int argc, char** argv) {
   }
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
   pool.terminate();
+#ifdef QORB_PG_WORKLOAD_STATS
+  if (stats) stats->stop();  // its listener is work too: join() would wait for it forever
+#endif
   threads.join();
 
   std::printf("\n%llu operations in %.1f s: %.0f ops/s, %llu errors\n",

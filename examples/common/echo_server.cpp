@@ -48,6 +48,13 @@ struct echo_server::impl {
       for (;;) {
         auto socket = std::make_shared<tcp::socket>(io);
         co_await a.async_accept(*socket, asio::use_awaitable);
+        // An accept that completed just before stop() closed the acceptor
+        // is still delivered: the server is stopped, so refuse it.
+        if (!a.is_open()) {
+          boost::system::error_code ignored;
+          socket->close(ignored);
+          break;
+        }
         ++accepted;
         ++open;
         sessions.push_back(socket);

@@ -3,9 +3,12 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace qorb {
 
@@ -27,5 +30,12 @@ using backend_map = std::map<std::string, backend, std::less<>>;
 /// "127.0.0.1:80" for IPv4, "[::1]:80" for IPv6: the fixed resolver's
 /// backend names, and the way qorb prints addresses.
 std::string to_string(const asio::ip::tcp::endpoint& endpoint);
+
+/// Parses what `to_string` prints: "127.0.0.1:80", "[::1]:80" (port 0
+/// included). Without a port ("127.0.0.1", "[::1]", "::1") the result has
+/// `default_port`, or is empty when there is none. Empty when `text` is not
+/// such an address.
+std::optional<asio::ip::tcp::endpoint> parse_endpoint(
+    std::string_view text, std::optional<std::uint16_t> default_port = std::nullopt);
 
 }  // namespace qorb

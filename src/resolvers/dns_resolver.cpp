@@ -16,7 +16,6 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
-#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -299,38 +298,9 @@ class server_channel : public std::enable_shared_from_this<server_channel> {
 }  // namespace
 
 std::optional<asio::ip::udp::endpoint> parse_dns_server(std::string_view text) {
-  std::string_view host = text;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    host = text.substr(1, close - 1);
-    const auto rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return std::nullopt;
-      port_text = rest.substr(1);
-      if (port_text.empty()) return std::nullopt;
-    }
-  } else if (const auto colon = text.find(':');
-             colon != std::string_view::npos &&
-             text.find(':', colon + 1) == std::string_view::npos) {
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-    if (port_text.empty()) return std::nullopt;
-  }
-  unsigned port = 53;
-  if (!port_text.empty()) {
-    const auto [end, ec] =
-        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
-        port > 65535) {
-      return std::nullopt;
-    }
-  }
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(std::string(host), ec);
-  if (ec) return std::nullopt;
-  return asio::ip::udp::endpoint(address, static_cast<unsigned short>(port));
+  const auto parsed = parse_endpoint(text, 53);
+  if (!parsed || parsed->port() == 0) return std::nullopt;
+  return asio::ip::udp::endpoint(parsed->address(), parsed->port());
 }
 
 class dns_resolver::impl : public std::enable_shared_from_this<impl> {

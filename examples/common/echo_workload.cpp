@@ -1,0 +1,374 @@
+#include "common/echo_workload.hpp"
+
+#include <qorb/connectors/tcp.hpp>
+#include <qorb/pool.hpp>
+#include <qorb/resolvers/dns.hpp>
+#ifdef QORB_WORKLOAD_STATS
+#include <qorb/stats_server.hpp>
+#endif
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+namespace qorb::examples {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+
+qorb::policy workload_policy() {
+  qorb::policy p;
+  p.claim_timeout = 2s;
+  p.rebalance_interval = 5s;
+  p.set_config.max_connection_backoff = 2s;
+  p.set_config.health_interval = 2s;
+  p.set_config.health_check_timeout = 1s;
+  return p;
+}
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// The health check of the workload: write a byte, read its echo.
+asio::awaitable<void> echo_check(tcp::socket& socket) {
+  char byte = 'a';
+  co_await asio::async_write(socket, asio::buffer(&byte, 1), asio::use_awaitable);
+  co_await asio::async_read(socket, asio::buffer(&byte, 1), asio::use_awaitable);
+  if (byte != 'a') throw std::runtime_error("the echo server answered something else");
+}
+
+struct claimer_state {
+  explicit claimer_state(std::size_t i, std::chrono::milliseconds h) : id(i), hold_ms(h.count()) {}
+  const std::size_t id;
+  std::atomic<bool> stop{false};
+  std::atomic<std::int64_t> hold_ms;
+  std::atomic<bool> claimed{false};
+  std::atomic<std::uint64_t> ok{0}, server_failures{0}, claim_failures{0};
+};
+
+std::string describe(const qorb::backend_stats& s) {
+  return std::to_string(s.connect_failures) + " connect and " + std::to_string(s.check_failures) +
+         " check failures so far";
+}
+
+}  // namespace
+
+struct echo_workload::impl {
+  explicit impl(workload_config c) : cfg(std::move(c)) {}
+
+  workload_config cfg;
+  const steady_clock::time_point start = steady_clock::now();
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
+  std::vector<std::thread> threads;
+  std::unique_ptr<qorb::pool<tcp::socket>> pool;
+  std::shared_ptr<qorb::dns_resolver> resolver;
+#ifdef QORB_WORKLOAD_STATS
+  std::optional<qorb::stats_server> stats;
+#endif
+  std::optional<tcp::endpoint> stats_at;
+  asio::strand<asio::io_context::executor_type> sampling{io.get_executor()};
+  asio::steady_timer sampler{sampling};
+
+  mutable std::mutex mu;  // guards everything below
+  std::vector<std::shared_ptr<claimer_state>> claimers;
+  std::size_t next_id = 0;
+  std::map<std::string, backend_record> backends;
+  std::vector<workload_event> events;
+  std::size_t running = 0;  // claimer coroutines not yet finished
+  std::condition_variable all_done;
+  bool stopped = false;
+
+  void event_locked(steady_clock::time_point at, std::string text) {
+    events.push_back({at, std::move(text)});
+  }
+
+  void spawn_claimer_locked() {
+    auto c = std::make_shared<claimer_state>(next_id++, cfg.hold);
+    claimers.push_back(c);
+    ++running;
+    asio::co_spawn(io, run_claimer(std::move(c)), asio::detached);
+  }
+
+  asio::awaitable<void> run_claimer(std::shared_ptr<claimer_state> c) {
+    asio::steady_timer timer(io);
+    asio::steady_timer deadline(io);
+    const std::string message = "hello";
+    std::string back(message.size(), '\0');
+    while (!c->stop) {
+      auto [ec, h] = co_await pool->async_claim(use_tuple);
+      if (ec) {
+        ++c->claim_failures;
+        if (ec == qorb::errc::terminated) break;
+      } else {
+        const std::string name = h.backend().name;
+        record_claim(name);
+        c->claimed = true;
+        auto [werr, wn] = co_await asio::async_write(*h, asio::buffer(message), use_tuple);
+        bool good = !werr;
+        if (good) {
+          timer.expires_after(std::chrono::milliseconds(c->hold_ms.load()));
+          co_await timer.async_wait(use_tuple);
+          // A server that stopped answering must not hold the claimer for ever.
+          deadline.expires_after(5s);
+          auto read = co_await (asio::async_read(*h, asio::buffer(back), use_tuple) ||
+                                deadline.async_wait(use_tuple));
+          good = read.index() == 0 && !std::get<0>(std::get<0>(read)) && back == message;
+        }
+        c->claimed = false;
+        if (good) {
+          ++c->ok;
+        } else {
+          ++c->server_failures;
+          h.discard();  // broken: the pool closes it instead of recycling it
+        }
+        record_result(name, good);
+      }
+      if (c->stop) break;
+      // After a failed claim, pause a little even with no pause configured.
+      timer.expires_after(ec ? std::max<std::chrono::milliseconds>(cfg.pause, 100ms) : cfg.pause);
+      co_await timer.async_wait(use_tuple);
+    }
+    std::lock_guard lock(mu);
+    if (--running == 0) all_done.notify_all();
+  }
+
+  void record_claim(const std::string& name) {
+    const auto now = steady_clock::now();
+    std::lock_guard lock(mu);
+    auto& b = backends[name];
+    // A claim proves the backend is in the set and connected, maybe before
+    // the sampler saw it.
+    if (!b.listed) {
+      b.listed = true;
+      b.listed_at = now;
+      event_locked(now, name + ": in the pool's backend set (from DNS)");
+    }
+    if (!b.pool.online) {
+      b.pool.online = true;
+      b.online_at = now;
+      event_locked(now, name + ": online");
+    }
+    ++b.claims;
+    if (!b.first_claim) b.first_claim = now;
+    b.last_claim = now;
+  }
+
+  void record_result(const std::string& name, bool good) {
+    const auto now = steady_clock::now();
+    std::lock_guard lock(mu);
+    auto& b = backends[name];
+    if (good) {
+      ++b.ok;
+      if (!b.first_ok) {
+        b.first_ok = now;
+        event_locked(now, name + ": served its first claim");
+      }
+    } else {
+      ++b.server_failures;
+    }
+  }
+
+  // Compares the pool's stats with what was recorded and logs the changes:
+  // backends entering and leaving the set, going online and offline.
+  void sample() {
+    const auto current = pool->stats();
+    const auto now = steady_clock::now();
+    std::lock_guard lock(mu);
+    for (const auto& [name, s] : current.backends) {
+      auto& b = backends[name];
+      const bool was_online = b.pool.online;
+      b.pool = s;
+      if (!s.removed && !b.listed) {
+        b.listed = true;
+        b.listed_at = now;
+        event_locked(now, name + ": in the pool's backend set (from DNS)");
+      } else if (s.removed && b.listed) {
+        b.listed = false;
+        b.unlisted_at = now;
+        event_locked(now, name + ": left the backend set; draining");
+      }
+      if (s.online && !was_online) {
+        b.online_at = now;
+        event_locked(now, name + ": online");
+      } else if (!s.online && was_online) {
+        b.offline_at = now;
+        event_locked(now, name + ": offline (" + describe(s) + ")");
+      }
+    }
+    for (auto& [name, b] : backends) {
+      if (current.backends.count(name) != 0) continue;
+      if (b.listed) {
+        b.listed = false;
+        b.unlisted_at = now;
+        event_locked(now, name + ": gone from the pool");
+      }
+      if (b.pool.online) {
+        b.pool.online = false;
+        b.offline_at = now;
+      }
+      b.pool.connecting = b.pool.unclaimed = b.pool.checking = b.pool.claimed = 0;
+    }
+  }
+
+  void schedule_sample() {
+    sampler.expires_after(50ms);
+    sampler.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      sample();
+      schedule_sample();
+    });
+  }
+};
+
+echo_workload::echo_workload(workload_config config)
+    : impl_(std::make_unique<impl>(std::move(config))) {
+  auto& w = *impl_;
+  qorb::dns_resolver_config dns;
+  dns.service = w.cfg.service;
+  dns.servers = w.cfg.dns_servers;
+  dns.query_interval = w.cfg.dns_interval;
+  dns.query_retry_if_no_records_found = std::min<std::chrono::milliseconds>(w.cfg.dns_interval, 1s);
+  dns.query_timeout = 1s;
+  dns.logger = w.cfg.logger;
+  w.resolver = std::make_shared<qorb::dns_resolver>(std::move(dns));
+
+  qorb::tcp_connector_config connector;
+  connector.health_check = echo_check;
+  w.pool = std::make_unique<qorb::pool<tcp::socket>>(w.io.get_executor(), "echo", w.resolver,
+                                                     qorb::tcp_connector(connector), w.cfg.policy,
+                                                     w.cfg.logger);
+#ifdef QORB_WORKLOAD_STATS
+  if (w.cfg.stats_addr) {
+    qorb::stats_server_config sc;
+    sc.listen = *w.cfg.stats_addr;
+    sc.logger = w.cfg.logger;
+    w.stats.emplace(w.io.get_executor(), sc);
+    w.stats->attach(*w.pool);
+    w.stats->start();  // throws when it cannot listen
+    w.stats_at = w.stats->local_endpoint();
+  }
+#else
+  if (w.cfg.stats_addr) {
+    throw std::invalid_argument("this build has no stats server (the observability component)");
+  }
+#endif
+  {
+    std::lock_guard lock(w.mu);
+    for (std::size_t i = 0; i < w.cfg.claimers; ++i) w.spawn_claimer_locked();
+  }
+  w.schedule_sample();
+  const unsigned n = std::max(1u, w.cfg.threads);
+  for (unsigned i = 0; i < n; ++i) w.threads.emplace_back([&w] { w.io.run(); });
+}
+
+echo_workload::~echo_workload() { stop(); }
+
+void echo_workload::add_claimer() {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->stopped) impl_->spawn_claimer_locked();
+}
+
+void echo_workload::remove_claimer() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->claimers.empty()) return;
+  impl_->claimers.back()->stop = true;
+  impl_->claimers.pop_back();
+}
+
+void echo_workload::change_hold(std::size_t index, std::chrono::milliseconds delta) {
+  std::lock_guard lock(impl_->mu);
+  if (index >= impl_->claimers.size()) return;
+  auto& hold = impl_->claimers[index]->hold_ms;
+  hold = std::clamp<std::int64_t>(hold + delta.count(), 0, 60'000);
+}
+
+void echo_workload::note(std::string text) {
+  std::lock_guard lock(impl_->mu);
+  impl_->event_locked(steady_clock::now(), std::move(text));
+}
+
+std::vector<workload_event> echo_workload::events(std::size_t from) const {
+  std::lock_guard lock(impl_->mu);
+  if (from >= impl_->events.size()) return {};
+  return {impl_->events.begin() + static_cast<std::ptrdiff_t>(from), impl_->events.end()};
+}
+
+workload_snapshot echo_workload::snapshot() const {
+  const auto pool_stats = impl_->pool->stats();
+  workload_snapshot s;
+  s.taken = steady_clock::now();
+  s.claims_waiting = pool_stats.claims_waiting;
+  std::lock_guard lock(impl_->mu);
+  s.backends = impl_->backends;
+  for (const auto& c : impl_->claimers) {
+    s.claimers.push_back({c->id, std::chrono::milliseconds(c->hold_ms.load()), c->claimed.load(),
+                          c->ok.load(), c->server_failures.load(), c->claim_failures.load()});
+  }
+  for (const auto& [name, b] : s.backends) {
+    s.ok += b.ok;
+    s.server_failures += b.server_failures;
+  }
+  // Claim failures name no backend: count them over every claimer, also
+  // those removed, through the pool's own counters.
+  const auto& failures = pool_stats.claim_failures;
+  s.claim_failures = failures.no_backends + failures.no_backends_online + failures.all_claims_used;
+  return s;
+}
+
+steady_clock::time_point echo_workload::started() const { return impl_->start; }
+const workload_config& echo_workload::config() const { return impl_->cfg; }
+std::optional<tcp::endpoint> echo_workload::stats_endpoint() const { return impl_->stats_at; }
+
+void echo_workload::stop() {
+  auto& w = *impl_;
+  {
+    std::lock_guard lock(w.mu);
+    if (w.stopped) return;
+    w.stopped = true;
+    for (auto& c : w.claimers) c->stop = true;
+  }
+  // Waiting claims end with `terminated`; held ones end after their hold.
+  w.pool->terminate();
+  w.resolver->stop();
+  asio::post(w.sampling, [&w] { w.sampler.cancel(); });
+#ifdef QORB_WORKLOAD_STATS
+  if (w.stats) w.stats->stop();  // its listener is work: the threads would never finish
+#endif
+  w.work.reset();
+  // Claimers finish their current claim (a hold, then a read bounded by
+  // 5 s); beyond that, stop the io_context (their frames are destroyed).
+  std::int64_t longest_hold = 0;
+  {
+    std::lock_guard lock(w.mu);
+    for (const auto& c : w.claimers) longest_hold = std::max(longest_hold, c->hold_ms.load());
+  }
+  {
+    std::unique_lock lock(w.mu);
+    const auto limit = std::chrono::milliseconds(longest_hold) + 6s;
+    if (!w.all_done.wait_for(lock, limit, [&w] { return w.running == 0; })) w.io.stop();
+  }
+  for (auto& t : w.threads) t.join();
+  w.threads.clear();
+}
+
+}  // namespace qorb::examples

@@ -1,0 +1,186 @@
+// tcp_echo_workload: a qorb pool over the TCP echo servers that the DNS
+// names `_echo._tcp.test.com.`, and claimers that claim a connection, write
+// "hello", hold the claim, read the echo back and count successes, server
+// failures and claim failures. The pool's TCP connector health-checks a
+// connection by writing a byte and reading its echo.
+//
+// With a terminal it shows a live view (Tab adds a claimer, Shift-Tab
+// removes one, Up/Down select, Left/Right change the hold time, q quits);
+// without one, or with --plain, it prints a table every second.
+//
+//   tcp_echo_workload                                # DNS at [::1]:1234
+//   tcp_echo_workload --bootstrap=127.0.0.1:5353 --stats-addr 127.0.0.1:42069
+#include "common/echo_workload.hpp"
+#include "common/workload_view.hpp"
+
+#include <qorb/backend.hpp>
+#include <qorb/resolvers/dns.hpp>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace examples = qorb::examples;
+
+constexpr const char* usage_text =
+    "usage: tcp_echo_workload [--bootstrap=IP:PORT]... [--service NAME] [--claimers N]\n"
+    "                         [--hold MS] [--pause MS] [--dns-interval S] [--duration S]\n"
+    "                         [--stats-addr IP:PORT] [--plain] [--log FILE]\n"
+    "\n"
+    "  --bootstrap=IP:PORT   a DNS server to ask (repeatable; default [::1]:1234)\n"
+    "  --service NAME        the SRV name (default _echo._tcp.test.com.)\n"
+    "  --claimers N          claimers at the start (default 4; Tab adds more)\n"
+    "  --hold MS             how long each claim is held (default 100)\n"
+    "  --pause MS            pause between a claimer's claims (default 100)\n"
+    "  --dns-interval S      how often DNS is asked again (default 5)\n"
+    "  --duration S          stop after S seconds (default: run until q or Ctrl-C)\n"
+    "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's ws://IP:PORT/qtop/stats\n"
+    "  --plain               print text lines, no interactive view (the default\n"
+    "                        without a terminal)\n"
+    "  --log FILE            write the pool's and resolver's log to FILE\n";
+
+[[noreturn]] void usage(const std::string& problem) {
+  std::fprintf(stderr, "tcp_echo_workload: %s\n\n%s", problem.c_str(), usage_text);
+  std::exit(2);
+}
+
+template <class T>
+T number(std::string_view text, const std::string& what) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value < T{}) {
+    usage("bad " + what + ": '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+struct options {
+  examples::workload_config workload;
+  std::optional<double> duration_s;
+  bool plain = false;
+  std::string log_file;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::optional<std::string_view> inline_value;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    const auto value = [&]() -> std::string_view {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argc) usage("missing value for " + std::string(arg));
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s", usage_text);
+      std::exit(0);
+    } else if (arg == "--bootstrap") {
+      const auto server = qorb::parse_dns_server(value());
+      if (!server) usage("bad --bootstrap address (IP:PORT, [IPv6]:PORT)");
+      o.workload.dns_servers.push_back(*server);
+    } else if (arg == "--service") {
+      o.workload.service = value();
+    } else if (arg == "--claimers") {
+      o.workload.claimers = number<std::size_t>(value(), "--claimers");
+    } else if (arg == "--hold") {
+      o.workload.hold = std::chrono::milliseconds(number<int>(value(), "--hold"));
+    } else if (arg == "--pause") {
+      o.workload.pause = std::chrono::milliseconds(number<int>(value(), "--pause"));
+    } else if (arg == "--dns-interval") {
+      const auto s = number<double>(value(), "--dns-interval");
+      if (s <= 0) usage("--dns-interval must be more than 0");
+      o.workload.dns_interval = std::chrono::milliseconds(static_cast<long>(s * 1000));
+    } else if (arg == "--duration") {
+      o.duration_s = number<double>(value(), "--duration");
+    } else if (arg == "--stats-addr") {
+      o.workload.stats_addr = qorb::parse_endpoint(value());
+      if (!o.workload.stats_addr) usage("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
+    } else if (arg == "--plain") {
+      o.plain = true;
+    } else if (arg == "--log") {
+      o.log_file = value();
+    } else {
+      usage("unknown argument '" + std::string(argv[i]) + "'");
+    }
+  }
+  if (o.workload.dns_servers.empty())
+    o.workload.dns_servers.push_back(*qorb::parse_dns_server("[::1]:1234"));
+  return o;
+}
+
+std::atomic<bool> interrupted{false};
+
+extern "C" void on_signal(int) { interrupted = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto o = parse(argc, argv);
+  if (!o.log_file.empty()) {
+    try {
+      o.workload.logger = spdlog::basic_logger_mt("tcp_echo_workload", o.log_file);
+      o.workload.logger->set_level(spdlog::level::info);
+      o.workload.logger->flush_on(spdlog::level::info);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tcp_echo_workload: cannot log to %s: %s\n", o.log_file.c_str(),
+                   e.what());
+      return 1;
+    }
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  std::string servers;
+  for (const auto& s : o.workload.dns_servers) {
+    servers += (servers.empty() ? "" : ", ") +
+               qorb::to_string(qorb::asio::ip::tcp::endpoint(s.address(), s.port()));
+  }
+  std::optional<examples::echo_workload> workload;
+  try {
+    workload.emplace(o.workload);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tcp_echo_workload: %s\n", e.what());
+    return 1;
+  }
+  std::string title = "tcp_echo_workload: " + o.workload.service + " via DNS " + servers;
+  if (const auto at = workload->stats_endpoint()) {
+    const auto where = qorb::to_string(*at);
+    title += "   qtop ws://" + where + "/qtop/stats";
+    if (o.plain || !examples::have_terminal()) {
+      std::printf("stats: http://%s/stats  http://%s/metrics  qtop ws://%s/qtop/stats\n",
+                  where.c_str(), where.c_str(), where.c_str());
+    }
+  }
+  {
+    examples::workload_view view(*workload, {title, !o.plain && examples::have_terminal()});
+    const auto end = o.duration_s
+                         ? workload->started() +
+                               std::chrono::milliseconds(static_cast<long>(*o.duration_s * 1000))
+                         : examples::steady_clock::time_point::max();
+    while (!interrupted && examples::steady_clock::now() < end && view.step()) {
+    }
+  }
+  workload->stop();
+  const auto s = workload->snapshot();
+  std::printf("claims: %llu ok, %llu server failures, %llu claim failures\n",
+              static_cast<unsigned long long>(s.ok),
+              static_cast<unsigned long long>(s.server_failures),
+              static_cast<unsigned long long>(s.claim_failures));
+  return 0;
+}

@@ -1,193 +1,529 @@
-// The pool doing its job against real local servers: three TCP echo servers
-// on loopback, a pool over them, claimers that claim, echo and return, and a
-// table of what each backend does every second. Halfway through, one backend
-// is killed; the pool routes around it.
+// The demo: a qorb pool doing its job against real servers on loopback, and
+// what happens when a backend dies and another one appears in DNS.
 //
-//   qorb_demo [--duration S] [--claimers N]
-#include <qorb/connectors/tcp.hpp>
-#include <qorb/pool.hpp>
-#include <qorb/resolvers/fixed.hpp>
+// It starts four TCP echo servers (tcp_echo_server processes) and a Knot DNS
+// server whose zone names three of them under `_echo._tcp.test.com.`, then
+// runs the echo workload (a pool over the DNS resolver, with claimers) with
+// its live view. After a third of the run it kills one echo server
+// (SIGKILL); after two thirds it adds the fourth to the zone (knotc). At the
+// end it prints, per backend, the claims served and failed and when it left
+// or joined the service, and the two figures that matter: how long claims
+// still went to the dead backend after the kill, and how long the new
+// backend took to serve a claim after the DNS change.
+//
+// Exit status: 0 when the story happened (claims were served, the dead
+// backend stopped getting claims before the DNS change, the new backend
+// served claims), 1 when it did not or the demo was quit early, 2 on bad
+// arguments, 130 when interrupted (every process it started is stopped in
+// every case).
+//
+//   qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain] [--stats-addr IP:PORT]
+#include <qorb/backend.hpp>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
+#include <filesystem>
+#include <fstream>
 #include <memory>
-#include <mutex>
+#include <optional>
+#include <sstream>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <utility>
 #include <vector>
 
-#include "common/echo_server.hpp"
+#include "common/echo_workload.hpp"
+#include "common/workload_view.hpp"
+#include "processes.hpp"
 
 namespace {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+namespace examples = qorb::examples;
+namespace demo = qorb::demo;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
+using examples::steady_clock;
+using ms = std::chrono::milliseconds;
 
-struct tally {
-  std::mutex mu;
-  std::map<std::string, std::uint64_t> served;  // successful echoes per backend
-  std::uint64_t claim_failures = 0;
-  std::uint64_t broken = 0;  // claimed connections that failed the echo
-};
+constexpr const char* usage_text =
+    "usage: qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain]\n"
+    "                 [--stats-addr IP:PORT]\n"
+    "\n"
+    "  --duration S          length of the run, at least 6 (default 30): the kill\n"
+    "                        comes after a third, the DNS change after two thirds\n"
+    "  --claimers N          claimers (default 8)\n"
+    "  --hold MS             how long each claim is held (default 20)\n"
+    "  --plain               text lines, no interactive view (the default without a\n"
+    "                        terminal)\n"
+    "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n";
 
-asio::awaitable<void> claimer(qorb::pool<tcp::socket>& pool, tally& t, std::atomic<bool>& stop) {
-  asio::steady_timer hold(co_await asio::this_coro::executor);
-  const std::string message = "hello";
-  std::string back(message.size(), '\0');
-  while (!stop) {
-    auto [ec, conn] = co_await pool.async_claim(asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      std::lock_guard lock(t.mu);
-      ++t.claim_failures;
-      continue;
-    }
-    auto [werr, wn] = co_await asio::async_write(*conn, asio::buffer(message),
-                                                 asio::as_tuple(asio::use_awaitable));
-    auto [rerr, rn] =
-        co_await asio::async_read(*conn, asio::buffer(back), asio::as_tuple(asio::use_awaitable));
-    if (werr || rerr || back != message) {
-      std::lock_guard lock(t.mu);
-      ++t.broken;
-      conn.discard();  // broken: close it, don't recycle it
-      continue;
-    }
-    {
-      std::lock_guard lock(t.mu);
-      ++t.served[conn.backend().name];
-    }
-    hold.expires_after(2ms);  // pretend to do some work with the connection
-    co_await hold.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+[[noreturn]] void usage(const std::string& problem) {
+  std::fprintf(stderr, "qorb_demo: %s\n\n%s", problem.c_str(), usage_text);
+  std::exit(2);
 }
 
-int arg_int(int argc, char** argv, const std::string& name, int fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == name) return std::atoi(argv[i + 1]);
+template <class T>
+T number(std::string_view text, const std::string& what) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) usage("bad " + what);
+  return value;
+}
+
+struct options {
+  double duration_s = 30;
+  std::size_t claimers = 8;
+  int hold_ms = 20;
+  bool plain = false;
+  std::optional<asio::ip::tcp::endpoint> stats_addr;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::optional<std::string_view> inline_value;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    const auto value = [&]() -> std::string_view {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argc) usage("missing value for " + std::string(arg));
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s", usage_text);
+      std::exit(0);
+    } else if (arg == "--duration") {
+      o.duration_s = number<double>(value(), "--duration");
+      if (!(o.duration_s >= 6)) usage("--duration must be at least 6 seconds");
+    } else if (arg == "--claimers") {
+      o.claimers = number<std::size_t>(value(), "--claimers");
+      if (o.claimers < 1) usage("--claimers must be at least 1");
+    } else if (arg == "--hold") {
+      o.hold_ms = number<int>(value(), "--hold");
+      if (o.hold_ms < 0) usage("--hold must not be negative");
+    } else if (arg == "--plain") {
+      o.plain = true;
+    } else if (arg == "--stats-addr") {
+      o.stats_addr = qorb::parse_endpoint(value());
+      if (!o.stats_addr) usage("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
+    } else {
+      usage("unknown argument '" + std::string(argv[i]) + "'");
+    }
   }
-  return fallback;
+  return o;
+}
+
+std::atomic<int> interrupted{0};
+extern "C" void on_signal(int signal) { interrupted = signal; }
+
+// Prints a line at once (the output may be a pipe read by a test).
+template <class... Args>
+void say(fmt::format_string<Args...> format, Args&&... args) {
+  std::fputs(fmt::format(format, std::forward<Args>(args)...).c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+// A directory of the demo's own, removed at the end.
+class scratch_dir {
+ public:
+  scratch_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "qorb-demo-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~scratch_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct echo_process {
+  std::string host;  // echo001, ...
+  unsigned short port = 0;
+  std::unique_ptr<demo::child> process;
+};
+
+echo_process start_echo_server(const std::string& host) {
+  echo_process e{host, 0,
+                 std::make_unique<demo::child>(
+                     std::vector<std::string>{QORB_DEMO_ECHO_SERVER, "127.0.0.1:0"}, true)};
+  const auto line = e.process->read_line(5s);
+  const std::string prefix = "listening on ";
+  const auto at = line && line->starts_with(prefix)
+                      ? qorb::parse_endpoint(line->substr(prefix.size()))
+                      : std::nullopt;
+  if (!at)
+    throw std::runtime_error("tcp_echo_server did not start (" + line.value_or("no output") + ")");
+  e.port = at->port();
+  return e;
+}
+
+// Knot DNS on 127.0.0.1, serving test.com from the demo's directory, edited
+// live with knotc.
+class knot_dns {
+ public:
+  /// Serves an SRV record (and an A record) for each (host, port).
+  knot_dns(const std::string& dir,
+           const std::vector<std::pair<std::string, unsigned short>>& served)
+      : dir_(dir) {
+    std::filesystem::create_directories(dir_ + "/db");
+    {
+      std::ofstream zone(dir_ + "/test.com.zone");
+      zone << "$ORIGIN test.com.\n"
+           << "@ 3600 IN SOA ns1 admin 1 3600 600 86400 5\n"
+           << "@ 3600 IN NS ns1\n"
+           << "ns1 3600 IN A 127.0.0.1\n";
+      for (const auto& [host, port] : served) {
+        zone << host << " 5 IN A 127.0.0.1\n"
+             << "_echo._tcp 5 IN SRV 0 0 " << port << " " << host << "\n";
+      }
+    }
+    // A free port can be taken by someone else before knotd binds it: retry.
+    for (int attempt = 0; attempt < 5 && !process_; ++attempt) {
+      port_ = free_udp_port();
+      std::ofstream(dir_ + "/knot.conf")
+          << "server:\n    rundir: \"" << dir_ << "\"\n"
+          << "    listen: 127.0.0.1@" << port_ << "\n"
+          << "log:\n  - target: stderr\n    any: warning\n"
+          << "database:\n    storage: \"" << dir_ << "/db\"\n"
+          << "control:\n    listen: \"" << dir_ << "/knot.sock\"\n"
+          << "zone:\n  - domain: test.com\n    storage: \"" << dir_ << "\"\n"
+          << "    file: \"test.com.zone\"\n    zonefile-sync: -1\n"
+          << "    zonefile-load: difference-no-serial\n    journal-content: all\n";
+      process_ = std::make_unique<demo::child>(
+          std::vector<std::string>{"knotd", "-c", dir_ + "/knot.conf"}, false, dir_ + "/knot.log");
+      if (!answers()) process_.reset();  // stopped by its destructor
+    }
+    if (!process_) {
+      throw std::runtime_error("knotd did not start; its log:\n" + read_file(dir_ + "/knot.log"));
+    }
+  }
+
+  unsigned short port() const { return port_; }
+  pid_t pid() const { return process_->pid(); }
+  void stop() { process_->stop(); }
+
+  /// One atomic change of the zone; throws with knotc's words on failure.
+  void add(const std::vector<std::string>& records) {
+    knotc({"zone-begin", "test.com"});
+    try {
+      for (const auto& r : records) {
+        std::vector<std::string> args{"zone-set", "test.com"};
+        std::istringstream words(r);
+        for (std::string w; words >> w;) args.push_back(w);
+        knotc(args);
+      }
+      knotc({"zone-commit", "test.com"});
+    } catch (...) {
+      std::string ignored;
+      demo::run({"knotc", "-s", dir_ + "/knot.sock", "zone-abort", "test.com"}, ignored);
+      throw;
+    }
+  }
+
+ private:
+  static unsigned short free_udp_port() {
+    asio::io_context io;
+    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    return s.local_endpoint().port();
+  }
+
+  static std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  // Whether knotd answers for the zone, within 5 s.
+  bool answers() {
+    const auto deadline = steady_clock::now() + 5s;
+    while (steady_clock::now() < deadline && process_->running()) {
+      std::string out;
+      if (demo::run({"kdig", "@127.0.0.1", "-p", std::to_string(port_), "+short", "+timeout=1",
+                     "+retry=0", "SOA", "test.com."},
+                    out, 3s) == 0 &&
+          out.find("test.com") != std::string::npos) {
+        return true;
+      }
+      ::usleep(50'000);  // knotd loads the zone in a few ms; ask again shortly
+    }
+    return false;
+  }
+
+  void knotc(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"knotc", "-s", dir_ + "/knot.sock"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out;
+    if (demo::run(argv, out) != 0) throw std::runtime_error("knotc " + args.front() + ": " + out);
+  }
+
+  std::string dir_;
+  unsigned short port_ = 0;
+  std::unique_ptr<demo::child> process_;
+};
+
+double seconds(steady_clock::time_point from, steady_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+long long millis(steady_clock::time_point from, steady_clock::time_point to) {
+  return std::chrono::duration_cast<ms>(to - from).count();
+}
+
+// The backend the workload knows under `host`, if it saw it.
+const qorb::examples::backend_record* find_backend(const examples::workload_snapshot& s,
+                                                   const echo_process& e, std::string* name) {
+  const auto suffix = "@127.0.0.1:" + std::to_string(e.port);
+  for (const auto& [n, b] : s.backends) {
+    if (n.starts_with(e.host + ".") && n.ends_with(suffix)) {
+      *name = n;
+      return &b;
+    }
+  }
+  return nullptr;
+}
+
+struct story {
+  steady_clock::time_point start;
+  std::optional<steady_clock::time_point> killed, dns_changed;
+  std::string failure;  // why a step could not be done
+};
+
+// Prints the table and the figures; returns the reasons the story did not
+// happen (empty: it did).
+std::vector<std::string> summarize(const examples::workload_snapshot& s,
+                                   const std::vector<echo_process>& echo, const story& st,
+                                   double duration_s) {
+  const auto t = [&](steady_clock::time_point at) {
+    return fmt::format("{:.2f}", seconds(st.start, at));
+  };
+  say("");
+  say("=== Summary: {:.1f} s, {} backends seen, {} claims served, {} failed on a broken "
+      "connection, "
+      "{} claims failed",
+      seconds(st.start, s.taken), s.backends.size(), s.ok, s.server_failures, s.claim_failures);
+  say("{:<34} {:>8} {:>8}  {:>9} {:>9}  {}", "BACKEND", "SERVED", "FAILED", "ADDED t=s",
+      "REMOVED t=s", "WHAT HAPPENED");
+  std::vector<std::string> problems;
+  if (s.ok == 0) problems.push_back("no claim was served");
+  for (std::size_t i = 0; i < echo.size(); ++i) {
+    std::string name;
+    const auto* b = find_backend(s, echo[i], &name);
+    if (b == nullptr) {
+      say("{:<34} {:>8} {:>8}  {:>9} {:>9}  {}",
+          echo[i].host + " (127.0.0.1:" + std::to_string(echo[i].port) + ")", 0, 0, "-", "-",
+          i == 3 ? "never seen by the pool" : "never seen by the pool (!)");
+      if (i == 3 && st.dns_changed)
+        problems.push_back("the pool never found the backend added to DNS");
+      if (i < 3) problems.push_back(echo[i].host + " was never seen by the pool");
+      continue;
+    }
+    const std::string added = b->listed_at ? t(*b->listed_at) : "-";
+    std::optional<steady_clock::time_point> removed;
+    if (!b->listed)
+      removed = b->unlisted_at;
+    else if (!b->pool.online)
+      removed = b->offline_at;
+    std::string what;
+    if (i == 1) {
+      what = st.killed ? "killed at t=" + t(*st.killed) : "to be killed (not reached)";
+    } else if (i == 3) {
+      what = st.dns_changed ? "added to DNS at t=" + t(*st.dns_changed)
+                            : "to be added to DNS (not reached)";
+    } else {
+      what = "in service throughout";
+    }
+    if (b->first_ok) what += "; first claim t=" + t(*b->first_ok);
+    if (b->last_claim) what += "; last claim t=" + t(*b->last_claim);
+    say("{:<34} {:>8} {:>8}  {:>9} {:>9}  {}", name, b->ok, b->server_failures, added,
+        removed ? t(*removed) : "-", what);
+  }
+  say("");
+  (void)duration_s;
+
+  // Figure 1: from the kill until no claim went to the dead backend.
+  if (st.killed) {
+    std::string name;
+    const auto* dead = find_backend(s, echo[1], &name);
+    const auto kill = *st.killed;
+    const bool after = dead != nullptr && dead->last_claim && *dead->last_claim > kill;
+    const auto last = after ? millis(kill, *dead->last_claim) : 0;
+    std::string detail = after ? fmt::format("its last claim at t={}", t(*dead->last_claim))
+                               : "no claim went to it after the kill";
+    if (dead != nullptr) {
+      detail += fmt::format("; {} claims met its closed connections", dead->server_failures);
+      if (dead->offline_at && *dead->offline_at > kill) {
+        detail += fmt::format("; the pool marked it offline after {} ms",
+                              millis(kill, *dead->offline_at));
+      }
+    }
+    say("kill -> no more claims to the dead backend:    {:>6} ms   ({})", last, detail);
+    const auto deadline = st.dns_changed ? *st.dns_changed : s.taken;
+    if (after && *dead->last_claim >= deadline) {
+      problems.push_back(
+          "the dead backend kept getting claims (the last at t=" + t(*dead->last_claim) + ")");
+    }
+  }
+  // Figure 2: from the DNS change until the new backend served a claim.
+  if (st.dns_changed) {
+    std::string name;
+    const auto* fresh = find_backend(s, echo[3], &name);
+    if (fresh != nullptr && fresh->first_ok) {
+      std::string detail =
+          "the resolver asks DNS every second; the pool listed it after " +
+          (fresh->listed_at ? std::to_string(millis(*st.dns_changed, *fresh->listed_at)) + " ms"
+                            : std::string("?"));
+      say("DNS change -> the new backend served a claim: {:>6} ms   ({})",
+          millis(*st.dns_changed, *fresh->first_ok), detail);
+    } else {
+      say("DNS change -> the new backend served a claim:  never");
+      if (fresh != nullptr) problems.push_back("the new backend never served a claim");
+    }
+  }
+  return problems;
+}
+
+int run(const options& o, bool interactive) {
+  scratch_dir dir;
+  say("qorb demo: 4 TCP echo servers and Knot DNS on loopback; a pool finds 3 of them in DNS");
+  std::vector<echo_process> echo;
+  for (const char* host : {"echo001", "echo002", "echo003", "echo004"}) {
+    echo.push_back(start_echo_server(host));
+    say("  started tcp_echo_server {} (pid {}) on 127.0.0.1:{}", host, echo.back().process->pid(),
+        echo.back().port);
+  }
+  knot_dns dns(
+      dir.path(),
+      {{echo[0].host, echo[0].port}, {echo[1].host, echo[1].port}, {echo[2].host, echo[2].port}});
+  say("  started knotd (pid {}) on 127.0.0.1:{}: _echo._tcp.test.com. names echo001-echo003",
+      dns.pid(), dns.port());
+
+  const auto duration = ms(static_cast<long>(o.duration_s * 1000));
+  examples::workload_config wc;
+  wc.dns_servers.emplace_back(asio::ip::make_address("127.0.0.1"), dns.port());
+  wc.dns_interval = 1s;
+  wc.claimers = o.claimers;
+  wc.hold = ms(o.hold_ms);
+  wc.pause = 0ms;
+  wc.stats_addr = o.stats_addr;
+  wc.policy.set_config.health_interval = 1s;
+  examples::echo_workload workload(wc);
+  story st;
+  st.start = workload.started();
+  std::string title = fmt::format(
+      "qorb demo: {} claimers over _echo._tcp.test.com. ({:.0f} s: kill at {:.0f} s, DNS change at "
+      "{:.0f} s)",
+      o.claimers, o.duration_s, o.duration_s / 3, o.duration_s * 2 / 3);
+  if (const auto at = workload.stats_endpoint()) {
+    say("  stats: http://{0}/stats  http://{0}/metrics  qtop ws://{0}/qtop/stats",
+        qorb::to_string(*at));
+  }
+  int status = 0;
+  {
+    examples::workload_view view(workload, {title, interactive});
+    bool quit = false;
+    for (;;) {
+      const auto now = steady_clock::now();
+      if (interrupted != 0 || now - st.start >= duration) break;
+      if (!st.killed && now - st.start >= duration / 3) {
+        echo[1].process->signal(SIGKILL);
+        st.killed = steady_clock::now();
+        workload.note(fmt::format("STORY: killed echo002 (pid {}, 127.0.0.1:{}) with SIGKILL",
+                                  echo[1].process->pid(), echo[1].port));
+      }
+      if (st.killed && !st.dns_changed && now - st.start >= duration * 2 / 3) {
+        try {
+          dns.add(
+              {fmt::format("echo004.test.com. 5 A 127.0.0.1"),
+               fmt::format("_echo._tcp.test.com. 5 SRV 0 0 {} echo004.test.com.", echo[3].port)});
+          st.dns_changed = steady_clock::now();
+          workload.note(fmt::format(
+              "STORY: added echo004 (127.0.0.1:{}) to _echo._tcp.test.com. (knotc zone-commit)",
+              echo[3].port));
+        } catch (const std::exception& e) {
+          st.failure = e.what();
+          workload.note(std::string("STORY: the DNS change failed: ") + e.what());
+          st.dns_changed = steady_clock::time_point::max();
+        }
+      }
+      if (!view.step()) {
+        quit = true;
+        break;
+      }
+    }
+    view.close();
+    if (quit) status = 1;
+  }
+  workload.stop();
+  const auto snapshot = workload.snapshot();
+  // Print the story's events (the interactive view showed them on screen).
+  if (interactive) {
+    for (const auto& e : workload.events())
+      say("{}{}", examples::time_label(workload, e.at), e.text);
+  }
+  if (st.dns_changed == steady_clock::time_point::max()) st.dns_changed.reset();
+  auto problems = summarize(snapshot, echo, st, o.duration_s);
+  if (!st.failure.empty()) problems.push_back("a step failed: " + st.failure);
+
+  // Stop every process, by PID, and say so.
+  std::string stopped;
+  for (auto& e : echo) {
+    e.process->stop();
+    stopped += fmt::format(" {}", e.process->pid());
+  }
+  dns.stop();
+  stopped += fmt::format(" {}", dns.pid());
+  say("");
+  say("stopped processes:{}", stopped);
+
+  if (interrupted != 0) {
+    say("result: interrupted before the end");
+    return 128 + interrupted;
+  }
+  if (status != 0 || !st.dns_changed) {
+    say("result: quit before the story ended");
+    return 1;
+  }
+  if (!problems.empty()) {
+    for (const auto& p : problems) say("result: FAILED: {}", p);
+    return 1;
+  }
+  say("result: OK: the pool routed around the dead backend and picked up the new one");
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int duration = arg_int(argc, argv, "--duration", 8);
-  const int claimers = arg_int(argc, argv, "--claimers", 8);
-  if (duration < 2 || claimers < 1) {
-    std::fprintf(stderr, "usage: qorb_demo [--duration S (>= 2)] [--claimers N (>= 1)]\n");
-    return 2;
-  }
-
-  std::vector<std::unique_ptr<qorb::examples::echo_server>> servers;
-  std::vector<tcp::endpoint> endpoints;
-  for (int i = 0; i < 3; ++i) {
-    servers.push_back(std::make_unique<qorb::examples::echo_server>());
-    endpoints.push_back(servers.back()->endpoint());
-  }
-  std::printf("qorb demo: 3 TCP echo servers on loopback, %d claimers, %d s\n", claimers, duration);
-  for (const auto& ep : endpoints) std::printf("  backend %s\n", qorb::to_string(ep).c_str());
-
-  asio::io_context io;
-  auto work = asio::make_work_guard(io);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i) threads.emplace_back([&] { io.run(); });
-
-  qorb::policy policy;
-  policy.claim_timeout = 2s;
-  policy.rebalance_interval = 2s;
-  policy.set_config.health_interval = 1s;
-  policy.set_config.max_connection_backoff = 1s;
-  tally t;
-  std::atomic<bool> stop{false};
-  auto pool = std::make_unique<qorb::pool<tcp::socket>>(
-      io.get_executor(), "demo", std::make_shared<qorb::fixed_resolver>(endpoints),
-      qorb::tcp_connector{}, policy);
-  for (int i = 0; i < claimers; ++i) {
-    asio::co_spawn(io, claimer(*pool, t, stop), asio::detached);
-  }
-
-  const std::string victim = qorb::to_string(endpoints[1]);
-  const auto start = clock_type::now();
-  std::optional<clock_type::time_point> killed_at, last_claim_to_victim;
-  std::uint64_t victim_served_at_kill = 0, last_victim_served = 0, last_total = 0;
-  std::map<std::string, std::uint64_t> last_claims;  // per backend, at the previous tick
-  for (int second = 1; second <= duration; ++second) {
-    std::this_thread::sleep_until(start + std::chrono::seconds(second));  // the report's tick
-    const auto stats = pool->stats();
-    std::map<std::string, std::uint64_t> served;
-    {
-      std::lock_guard lock(t.mu);
-      served = t.served;
-    }
-    std::printf("\n[t=%2ds] %-22s %9s %10s %9s %8s %7s %8s %11s\n", second, "backend", "claims/s",
-                "connecting", "unclaimed", "checking", "claimed", "total", "server-conns");
-    for (std::size_t i = 0; i < endpoints.size(); ++i) {
-      const auto name = qorb::to_string(endpoints[i]);
-      const auto it = stats.backends.find(name);
-      if (it == stats.backends.end()) continue;
-      const auto& b = it->second;
-      const auto per_second = b.total_claims - std::exchange(last_claims[name], b.total_claims);
-      std::printf("         %-22s %9llu %10zu %9zu %8zu %7zu %8llu %11zu%s\n", name.c_str(),
-                  static_cast<unsigned long long>(per_second), b.connecting, b.unclaimed,
-                  b.checking, b.claimed, static_cast<unsigned long long>(b.total_claims),
-                  servers[i]->open_connections(), b.online ? "" : "   OFFLINE");
-    }
-    std::printf("         pool: %llu claims/s, %zu waiting\n",
-                static_cast<unsigned long long>(stats.total_claims - last_total),
-                stats.claims_waiting);
-    last_total = stats.total_claims;
-    if (killed_at && served[victim] != last_victim_served) last_claim_to_victim = clock_type::now();
-    last_victim_served = served[victim];
-    if (!killed_at && second == duration / 2) {
-      std::printf("\n>>> killing backend %s (closing its listener and connections)\n",
-                  victim.c_str());
-      servers[1]->stop();
-      killed_at = clock_type::now();
-      victim_served_at_kill = served[victim];
-    }
-  }
-
-  stop = true;
-  pool->terminate();
-  pool.reset();
-  work.reset();
-  for (auto& th : threads) th.join();
-
-  std::lock_guard lock(t.mu);
-  std::uint64_t total = 0;
-  std::printf("\nsummary\n");
-  for (const auto& [name, n] : t.served) {
-    std::printf("  %-22s served %llu claims%s\n", name.c_str(), static_cast<unsigned long long>(n),
-                name == victim ? "  (killed halfway)" : "");
-    total += n;
-  }
-  std::printf("  claims that failed: %llu, connections found broken: %llu\n",
-              static_cast<unsigned long long>(t.claim_failures),
-              static_cast<unsigned long long>(t.broken));
-  const bool routed_around = t.served[victim] == victim_served_at_kill;
-  std::printf("  after the kill, the dead backend served %llu claims: %s\n",
-              static_cast<unsigned long long>(t.served[victim] - victim_served_at_kill),
-              routed_around ? "routed around at once" : "still used for a while");
-  if (total == 0) {
-    std::printf("FAILED: no claims served\n");
+  const auto o = parse(argc, argv);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_signal);
+  try {
+    return run(o, !o.plain && examples::have_terminal());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qorb_demo: %s\n", e.what());
     return 1;
   }
-  if (last_claim_to_victim) {
-    std::printf("FAILED: the dead backend kept getting claims\n");
-    return 1;
-  }
-  return 0;
 }

@@ -559,8 +559,15 @@ class dns_resolver::impl : public std::enable_shared_from_this<impl> {
           break;
       }
     }
-    const auto delay =
-        delay_after(outcome, config_.query_interval, config_.query_retry_if_no_records_found);
+    std::optional<std::chrono::milliseconds> shortest_ttl = config_.hardcoded_ttl;
+    if (outcome == dns_lookup_outcome::records && !shortest_ttl) {
+      for (const auto& b : winner->backends) {
+        const std::chrono::milliseconds ttl = std::chrono::seconds(b.ttl);
+        if (!shortest_ttl || ttl < *shortest_ttl) shortest_ttl = ttl;
+      }
+    }
+    const auto delay = delay_after(outcome, config_.query_interval,
+                                   config_.query_retry_if_no_records_found, shortest_ttl);
     if (log_) {
       if (outcome == dns_lookup_outcome::failed) {
         log_->warn(

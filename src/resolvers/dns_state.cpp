@@ -151,8 +151,15 @@ dns_lookup_outcome lookup_round::outcome() const {
 
 std::chrono::milliseconds delay_after(dns_lookup_outcome outcome,
                                       std::chrono::milliseconds query_interval,
-                                      std::chrono::milliseconds retry_if_no_records) {
-  return outcome == dns_lookup_outcome::records ? query_interval : retry_if_no_records;
+                                      std::chrono::milliseconds retry_if_no_records,
+                                      std::optional<std::chrono::milliseconds> shortest_ttl) {
+  using namespace std::chrono_literals;
+  if (outcome != dns_lookup_outcome::records) return retry_if_no_records;
+  // Ask again before the shortest-lived backend expires, so that a backend
+  // still in DNS is refreshed instead of dropped and added back. Very short
+  // TTLs (0 and 1 s) keep their meaning: seen, then gone until the next round.
+  if (shortest_ttl && *shortest_ttl >= 2s) return std::min(query_interval, *shortest_ttl * 3 / 4);
+  return query_interval;
 }
 
 }  // namespace qorb::detail::dns

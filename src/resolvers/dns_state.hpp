@@ -105,9 +105,12 @@ class lookup_round {
   std::optional<lookup_result> winner_;
 };
 
-/// How long to wait before the next round after one that ended `outcome`.
-std::chrono::milliseconds delay_after(dns_lookup_outcome outcome,
-                                      std::chrono::milliseconds query_interval,
-                                      std::chrono::milliseconds retry_if_no_records);
+/// How long to wait before the next round after one that ended `outcome`;
+/// `shortest_ttl`: the shortest lifetime among the backends of that round's
+/// answer (which is then refreshed before it ends, when 2 s or more).
+std::chrono::milliseconds delay_after(
+    dns_lookup_outcome outcome, std::chrono::milliseconds query_interval,
+    std::chrono::milliseconds retry_if_no_records,
+    std::optional<std::chrono::milliseconds> shortest_ttl = std::nullopt);
 
 }  // namespace qorb::detail::dns

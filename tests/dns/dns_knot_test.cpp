@@ -163,6 +163,25 @@ TEST(DnsKnot, TtlZeroAppearsThenGoesEveryRound) {
   }
 }
 
+TEST(DnsKnot, BackendsStillInDnsAreRefreshedBeforeTheyExpire) {
+  // A 2 s TTL and a query interval of a minute: qorb would drop the backend
+  // after 2 s and add it back a minute later. The resolver asks again
+  // before the TTL ends instead, so the backend stays without a blip.
+  knot_server knot("test.com", "_echo._tcp 2 IN SRV 0 0 8080 b1\nb1 2 IN A 127.0.0.2\n");
+  auto c = fast_config({knot.endpoint()});
+  c.query_interval = 60s;
+  resolver_harness h(c);
+  h.start();
+  ASSERT_TRUE(h.wait_names({"b1.test.com@127.0.0.2:8080"}));
+  const auto rounds = h.resolver().stats().rounds;
+  // Two TTLs later it was asked again (at least twice) and never dropped.
+  ASSERT_TRUE(wait_until([&] { return h.resolver().stats().rounds >= rounds + 2; }, 5s));
+  EXPECT_EQ(h.events().size(), 1u) << "the backend was dropped and added back";
+  // Removed from DNS, it still goes at its TTL.
+  knot.edit("test.com", {}, {"_echo._tcp.test.com."});
+  EXPECT_TRUE(h.wait_names({}, 5s));
+}
+
 TEST(DnsKnot, PicksUpRecordsChangedWhileRunning) {
   knot_server knot("test.com", "_echo._tcp 1 IN SRV 0 0 8080 b1\nb1 60 IN A 127.0.0.2\n");
   resolver_harness h(fast_config({knot.endpoint()}));

@@ -49,7 +49,11 @@ struct dns_resolver_config {
   /// At most this many servers are asked at once in one round.
   std::size_t max_dns_concurrency = 5;
 
-  /// Time between rounds when the last round found records.
+  /// Time between rounds when the last round found records. When a backend
+  /// of that answer lives shorter (TTL, or `hardcoded_ttl`, of 2 s or more),
+  /// the next round comes at 3/4 of that lifetime instead, so backends still
+  /// in DNS are refreshed rather than dropped and added back (qorb would
+  /// drop them until the next round).
   std::chrono::milliseconds query_interval = std::chrono::seconds(60);
 
   /// Time between rounds when the last round found no records (or failed).

@@ -142,6 +142,7 @@ struct echo_workload::impl {
           h.discard();  // broken: the pool closes it instead of recycling it
         }
         record_result(name, good);
+        h.reset();  // returned before the pause
       }
       if (c->stop) break;
       // After a failed claim, pause a little even with no pause configured.

@@ -71,8 +71,10 @@ TEST(probes, bpftrace_counts_the_claims_a_live_pool_makes) {
   pool<fake_conn> warmup(io.executor(), "warmup", resolver, c, p, nullptr);
   const std::string usdt = "usdt:" + exe + ":qorb:";
   const std::string script =
-      usdt + "handle_claimed /str(arg0) == \"traced\"/ { @claimed = count(); } " + usdt +
-      "handle_returned /str(arg0) == \"traced\"/ { @returned = count(); } " + usdt +
+      usdt +
+      "handle_claimed /str(arg0) == \"traced\"/ { @claimed = count(); @to[str(arg3)] = count(); "
+      "} " +
+      usdt + "handle_returned /str(arg0) == \"traced\"/ { @returned = count(); } " + usdt +
       "handle_claimed /str(arg0) == \"warmup\" && @c == 0/ { @c = 1; printf(\"claimed\\n\"); } " +
       usdt +
       "handle_returned /str(arg0) == \"warmup\" && @r == 0/ { @r = 1; printf(\"returned\\n\"); "
@@ -96,6 +98,8 @@ TEST(probes, bpftrace_counts_the_claims_a_live_pool_makes) {
       20s);
   if (!attached) {
     tracer.stop(SIGINT);
+    // Probe arguments bpftrace cannot read are our fault, not the machine's.
+    ASSERT_EQ(output().find("couldn't get argument"), std::string::npos) << output();
     GTEST_SKIP() << "bpftrace could not attach here: " << output();
   }
   constexpr int claims = 100;
@@ -104,6 +108,9 @@ TEST(probes, bpftrace_counts_the_claims_a_live_pool_makes) {
   const auto text = output();
   EXPECT_NE(text.find("@claimed: " + std::to_string(claims) + "\n"), std::string::npos) << text;
   EXPECT_NE(text.find("@returned: " + std::to_string(claims) + "\n"), std::string::npos) << text;
+  // Every argument is readable: the backend's address is the fourth one.
+  EXPECT_NE(text.find("@to[127.0.0.1:9]: " + std::to_string(claims) + "\n"), std::string::npos)
+      << text;
   EXPECT_TRUE(wait_until([] { return qorb_handle_claimed_semaphore == 0; }))
       << "detaching lowers the semaphore again";
 }

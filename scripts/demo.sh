@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: installs what is missing, builds, and runs the pool against real
-# local servers. Arguments go to the demo (e.g. --duration 20 --claimers 16).
+# The demo: installs what is missing, builds, and runs a pool over TCP echo
+# servers found in Knot DNS on loopback, killing one and adding one as it
+# goes. Arguments go to the demo (e.g. --duration 60 --claimers 16).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -44,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/command_line.hpp"
 #include "common/echo_workload.hpp"
 #include "common/workload_view.hpp"
 #include "processes.hpp"
@@ -69,19 +69,6 @@ constexpr const char* usage_text =
     "                        terminal)\n"
     "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n";
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::fprintf(stderr, "qorb_demo: %s\n\n%s", problem.c_str(), usage_text);
-  std::exit(2);
-}
-
-template <class T>
-T number(std::string_view text, const std::string& what) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) usage("bad " + what);
-  return value;
-}
-
 struct options {
   double duration_s = 30;
   std::size_t claimers = 8;
@@ -92,37 +79,22 @@ struct options {
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    std::optional<std::string_view> inline_value;
-    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      inline_value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    }
-    const auto value = [&]() -> std::string_view {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) usage("missing value for " + std::string(arg));
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::printf("%s", usage_text);
-      std::exit(0);
-    } else if (arg == "--duration") {
-      o.duration_s = number<double>(value(), "--duration");
-      if (!(o.duration_s >= 6)) usage("--duration must be at least 6 seconds");
+  examples::command_line args(argc, argv, "qorb_demo", usage_text);
+  while (args.next()) {
+    const auto arg = args.name();
+    if (arg == "--duration") {
+      o.duration_s = args.number<double>(6);
     } else if (arg == "--claimers") {
-      o.claimers = number<std::size_t>(value(), "--claimers");
-      if (o.claimers < 1) usage("--claimers must be at least 1");
+      o.claimers = args.number<std::size_t>(1);
     } else if (arg == "--hold") {
-      o.hold_ms = number<int>(value(), "--hold");
-      if (o.hold_ms < 0) usage("--hold must not be negative");
+      o.hold_ms = args.number<int>(0);
     } else if (arg == "--plain") {
       o.plain = true;
     } else if (arg == "--stats-addr") {
-      o.stats_addr = qorb::parse_endpoint(value());
-      if (!o.stats_addr) usage("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
+      o.stats_addr = qorb::parse_endpoint(args.value());
+      if (!o.stats_addr) args.fail("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
     } else {
-      usage("unknown argument '" + std::string(argv[i]) + "'");
+      args.unknown();
     }
   }
   return o;

@@ -10,6 +10,7 @@
 //
 //   tcp_echo_workload                                # DNS at [::1]:1234
 //   tcp_echo_workload --bootstrap=127.0.0.1:5353 --stats-addr 127.0.0.1:42069
+#include "common/command_line.hpp"
 #include "common/echo_workload.hpp"
 #include "common/workload_view.hpp"
 
@@ -20,7 +21,6 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -44,27 +44,12 @@ constexpr const char* usage_text =
     "  --claimers N          claimers at the start (default 4; Tab adds more)\n"
     "  --hold MS             how long each claim is held (default 100)\n"
     "  --pause MS            pause between a claimer's claims (default 100)\n"
-    "  --dns-interval S      how often DNS is asked again (default 5)\n"
+    "  --dns-interval S      how often DNS is asked again, whole seconds (default 5)\n"
     "  --duration S          stop after S seconds (default: run until q or Ctrl-C)\n"
     "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's ws://IP:PORT/qtop/stats\n"
     "  --plain               print text lines, no interactive view (the default\n"
     "                        without a terminal)\n"
     "  --log FILE            write the pool's and resolver's log to FILE\n";
-
-[[noreturn]] void usage(const std::string& problem) {
-  std::fprintf(stderr, "tcp_echo_workload: %s\n\n%s", problem.c_str(), usage_text);
-  std::exit(2);
-}
-
-template <class T>
-T number(std::string_view text, const std::string& what) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < T{}) {
-    usage("bad " + what + ": '" + std::string(text) + "'");
-  }
-  return value;
-}
 
 struct options {
   examples::workload_config workload;
@@ -75,52 +60,39 @@ struct options {
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    std::optional<std::string_view> inline_value;
-    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      inline_value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    }
-    const auto value = [&]() -> std::string_view {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argc) usage("missing value for " + std::string(arg));
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::printf("%s", usage_text);
-      std::exit(0);
-    } else if (arg == "--bootstrap") {
-      const auto server = qorb::parse_dns_server(value());
-      if (!server) usage("bad --bootstrap address (IP:PORT, [IPv6]:PORT)");
+  examples::command_line args(argc, argv, "tcp_echo_workload", usage_text);
+  while (args.next()) {
+    const auto arg = args.name();
+    if (arg == "--bootstrap") {
+      const auto server = qorb::parse_dns_server(args.value());
+      if (!server) args.fail("bad --bootstrap address (IP:PORT, [IPv6]:PORT)");
       o.workload.dns_servers.push_back(*server);
     } else if (arg == "--service") {
-      o.workload.service = value();
+      o.workload.service = args.value();
     } else if (arg == "--claimers") {
-      o.workload.claimers = number<std::size_t>(value(), "--claimers");
+      o.workload.claimers = args.number<std::size_t>(0);
     } else if (arg == "--hold") {
-      o.workload.hold = std::chrono::milliseconds(number<int>(value(), "--hold"));
+      o.workload.hold = std::chrono::milliseconds(args.number<int>(0));
     } else if (arg == "--pause") {
-      o.workload.pause = std::chrono::milliseconds(number<int>(value(), "--pause"));
+      o.workload.pause = std::chrono::milliseconds(args.number<int>(0));
     } else if (arg == "--dns-interval") {
-      const auto s = number<double>(value(), "--dns-interval");
-      if (s <= 0) usage("--dns-interval must be more than 0");
-      o.workload.dns_interval = std::chrono::milliseconds(static_cast<long>(s * 1000));
+      o.workload.dns_interval = std::chrono::milliseconds(args.number<int>(1) * 1000);
     } else if (arg == "--duration") {
-      o.duration_s = number<double>(value(), "--duration");
+      o.duration_s = args.number<double>(0);
     } else if (arg == "--stats-addr") {
-      o.workload.stats_addr = qorb::parse_endpoint(value());
-      if (!o.workload.stats_addr) usage("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
+      o.workload.stats_addr = qorb::parse_endpoint(args.value());
+      if (!o.workload.stats_addr) args.fail("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
     } else if (arg == "--plain") {
       o.plain = true;
     } else if (arg == "--log") {
-      o.log_file = value();
+      o.log_file = args.value();
     } else {
-      usage("unknown argument '" + std::string(argv[i]) + "'");
+      args.unknown();
     }
   }
-  if (o.workload.dns_servers.empty())
+  if (o.workload.dns_servers.empty()) {
     o.workload.dns_servers.push_back(*qorb::parse_dns_server("[::1]:1234"));
+  }
   return o;
 }
 

@@ -1,0 +1,81 @@
+// Command lines of the examples: "--name value" and "--name=value", values
+// checked, and for anything wrong a message and the usage on stderr, exit 2.
+#pragma once
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace qorb::examples {
+
+class command_line {
+ public:
+  command_line(int argc, char** argv, std::string program, std::string usage)
+      : argc_(argc), argv_(argv), program_(std::move(program)), usage_(std::move(usage)) {}
+
+  /// Moves to the next option; false at the end. Prints the usage and exits
+  /// 0 on --help and -h.
+  bool next() {
+    if (++i_ >= argc_) return false;
+    name_ = argv_[i_];
+    inline_value_.reset();
+    if (const auto eq = name_.find('='); name_.starts_with("--") && eq != std::string_view::npos) {
+      inline_value_ = name_.substr(eq + 1);
+      name_ = name_.substr(0, eq);
+    }
+    if (name_ == "--help" || name_ == "-h") {
+      std::fputs(usage_.c_str(), stdout);
+      std::exit(0);
+    }
+    return true;
+  }
+
+  /// The option's name, e.g. "--hold".
+  std::string_view name() const { return name_; }
+
+  /// The option's value: after '=', or the next argument.
+  std::string_view value() {
+    if (inline_value_) return *inline_value_;
+    if (i_ + 1 >= argc_) fail("missing value for " + std::string(name_));
+    return argv_[++i_];
+  }
+
+  /// The value as a number, at least `min`.
+  template <class T>
+  T number(T min) {
+    const auto text = value();
+    T result{};
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), result);
+    if (ec != std::errc{} || end != text.data() + text.size()) {
+      fail("bad " + std::string(name_) + ": '" + std::string(text) + "' is not a number");
+    }
+    if (result < min) {
+      std::ostringstream at_least;
+      at_least << name_ << " must be at least " << min;
+      fail(at_least.str());
+    }
+    return result;
+  }
+
+  [[noreturn]] void fail(const std::string& problem) const {
+    std::fprintf(stderr, "%s: %s\n\n%s", program_.c_str(), problem.c_str(), usage_.c_str());
+    std::exit(2);
+  }
+
+  [[noreturn]] void unknown() const { fail("unknown argument '" + std::string(argv_[i_]) + "'"); }
+
+ private:
+  int argc_;
+  char** argv_;
+  int i_ = 0;
+  std::string program_;
+  std::string usage_;
+  std::string_view name_;
+  std::optional<std::string_view> inline_value_;
+};
+
+}  // namespace qorb::examples

@@ -156,9 +156,13 @@ std::chrono::milliseconds delay_after(dns_lookup_outcome outcome,
   using namespace std::chrono_literals;
   if (outcome != dns_lookup_outcome::records) return retry_if_no_records;
   // Ask again before the shortest-lived backend expires, so that a backend
-  // still in DNS is refreshed instead of dropped and added back. Very short
-  // TTLs (0 and 1 s) keep their meaning: seen, then gone until the next round.
-  if (shortest_ttl && *shortest_ttl >= 2s) return std::min(query_interval, *shortest_ttl * 3 / 4);
+  // still in DNS is refreshed instead of dropped and added back (also behind
+  // a cache, whose answers carry shrinking TTLs). A TTL of 0 keeps its
+  // meaning: seen, then gone until the next round.
+  if (shortest_ttl && *shortest_ttl > 0ms) {
+    return std::min(query_interval,
+                    std::max<std::chrono::milliseconds>(*shortest_ttl * 3 / 4, 250ms));
+  }
   return query_interval;
 }
 

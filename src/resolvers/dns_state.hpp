@@ -107,7 +107,7 @@ class lookup_round {
 
 /// How long to wait before the next round after one that ended `outcome`;
 /// `shortest_ttl`: the shortest lifetime among the backends of that round's
-/// answer (which is then refreshed before it ends, when 2 s or more).
+/// answer (which is then refreshed before it ends, unless it is 0).
 std::chrono::milliseconds delay_after(
     dns_lookup_outcome outcome, std::chrono::milliseconds query_interval,
     std::chrono::milliseconds retry_if_no_records,

@@ -50,10 +50,11 @@ struct dns_resolver_config {
   std::size_t max_dns_concurrency = 5;
 
   /// Time between rounds when the last round found records. When a backend
-  /// of that answer lives shorter (TTL, or `hardcoded_ttl`, of 2 s or more),
-  /// the next round comes at 3/4 of that lifetime instead, so backends still
-  /// in DNS are refreshed rather than dropped and added back (qorb would
-  /// drop them until the next round).
+  /// of that answer lives shorter (its TTL, or `hardcoded_ttl`), the next
+  /// round comes at 3/4 of that lifetime (at least 250 ms) instead, so
+  /// backends still in DNS are refreshed rather than dropped and added back
+  /// (qorb drops them until the next round). A TTL of 0 keeps its meaning:
+  /// seen, then gone until the next round.
   std::chrono::milliseconds query_interval = std::chrono::seconds(60);
 
   /// Time between rounds when the last round found no records (or failed).

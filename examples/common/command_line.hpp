@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -44,19 +45,19 @@ class command_line {
     return argv_[++i_];
   }
 
-  /// The value as a number, at least `min`.
+  /// The value as a number from `min` to `max` (finite).
   template <class T>
-  T number(T min) {
+  T number(T min, T max) {
     const auto text = value();
     T result{};
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), result);
-    if (ec != std::errc{} || end != text.data() + text.size()) {
+    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(double(result))) {
       fail("bad " + std::string(name_) + ": '" + std::string(text) + "' is not a number");
     }
-    if (result < min) {
-      std::ostringstream at_least;
-      at_least << name_ << " must be at least " << min;
-      fail(at_least.str());
+    if (result < min || result > max) {
+      std::ostringstream range;
+      range << name_ << " must be from " << min << " to " << max;
+      fail(range.str());
     }
     return result;
   }

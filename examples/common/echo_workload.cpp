@@ -19,6 +19,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -70,6 +72,22 @@ std::string describe(const qorb::backend_stats& s) {
          " check failures so far";
 }
 
+std::string describe(const qorb::dns_resolver_stats& st) {
+  std::string out = fmt::format("DNS: {} rounds", st.rounds);
+  for (const auto& s : st.servers) {
+    out +=
+        fmt::format("; {}: {} with records",
+                    qorb::to_string(tcp::endpoint(s.server.address(), s.server.port())), s.records);
+    if (s.no_records != 0) out += fmt::format(", {} without", s.no_records);
+    if (s.timeouts != 0) out += fmt::format(", {} timeouts", s.timeouts);
+    if (s.errors != 0) out += fmt::format(", {} errors", s.errors);
+    if ((s.timeouts != 0 || s.errors != 0) && !s.last_error.empty()) {
+      out += " (last: " + s.last_error + ")";
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct echo_workload::impl {
@@ -88,6 +106,7 @@ struct echo_workload::impl {
   std::optional<tcp::endpoint> stats_at;
   asio::strand<asio::io_context::executor_type> sampling{io.get_executor()};
   asio::steady_timer sampler{sampling};
+  bool sampling_stopped = false;  // only touched on `sampling`
 
   mutable std::mutex mu;  // guards everything below
   std::vector<std::shared_ptr<claimer_state>> claimers;
@@ -116,9 +135,9 @@ struct echo_workload::impl {
     std::string back(message.size(), '\0');
     while (!c->stop) {
       auto [ec, h] = co_await pool->async_claim(use_tuple);
+      if (ec == qorb::errc::terminated) break;  // the workload is stopping
       if (ec) {
         ++c->claim_failures;
-        if (ec == qorb::errc::terminated) break;
       } else {
         const std::string name = h.backend().name;
         record_claim(name);
@@ -126,8 +145,17 @@ struct echo_workload::impl {
         auto [werr, wn] = co_await asio::async_write(*h, asio::buffer(message), use_tuple);
         bool good = !werr;
         if (good) {
-          timer.expires_after(std::chrono::milliseconds(c->hold_ms.load()));
-          co_await timer.async_wait(use_tuple);
+          // The hold, in slices so that stopping does not wait for a long one.
+          const auto until = steady_clock::now() + std::chrono::milliseconds(c->hold_ms.load());
+          while (!c->stop && steady_clock::now() < until) {
+            timer.expires_at(std::min(until, steady_clock::now() + 100ms));
+            co_await timer.async_wait(use_tuple);
+          }
+          if (c->stop) {
+            c->claimed = false;
+            h.discard();  // the echo is still unread: not reusable as it is
+            break;
+          }
           // A server that stopped answering must not hold the claimer for ever.
           deadline.expires_after(5s);
           auto read = co_await (asio::async_read(*h, asio::buffer(back), use_tuple) ||
@@ -195,6 +223,7 @@ struct echo_workload::impl {
     const auto current = pool->stats();
     const auto now = steady_clock::now();
     std::lock_guard lock(mu);
+    if (stopped) return;  // a terminated pool lists every backend as gone
     for (const auto& [name, s] : current.backends) {
       auto& b = backends[name];
       const bool was_online = b.pool.online;
@@ -234,7 +263,9 @@ struct echo_workload::impl {
   void schedule_sample() {
     sampler.expires_after(50ms);
     sampler.async_wait([this](boost::system::error_code ec) {
-      if (ec) return;
+      // A wait that completed just before the cancel still runs: the flag
+      // tells it to stop too.
+      if (ec || sampling_stopped) return;
       sample();
       schedule_sample();
     });
@@ -319,6 +350,7 @@ workload_snapshot echo_workload::snapshot() const {
   workload_snapshot s;
   s.taken = steady_clock::now();
   s.claims_waiting = pool_stats.claims_waiting;
+  s.dns = describe(impl_->resolver->stats());
   std::lock_guard lock(impl_->mu);
   s.backends = impl_->backends;
   for (const auto& c : impl_->claimers) {
@@ -348,25 +380,22 @@ void echo_workload::stop() {
     w.stopped = true;
     for (auto& c : w.claimers) c->stop = true;
   }
-  // Waiting claims end with `terminated`; held ones end after their hold.
+  // Waiting claims end with `terminated`; held ones within 100 ms.
   w.pool->terminate();
   w.resolver->stop();
-  asio::post(w.sampling, [&w] { w.sampler.cancel(); });
+  asio::post(w.sampling, [&w] {
+    w.sampling_stopped = true;
+    w.sampler.cancel();
+  });
 #ifdef QORB_WORKLOAD_STATS
   if (w.stats) w.stats->stop();  // its listener is work: the threads would never finish
 #endif
   w.work.reset();
-  // Claimers finish their current claim (a hold, then a read bounded by
-  // 5 s); beyond that, stop the io_context (their frames are destroyed).
-  std::int64_t longest_hold = 0;
-  {
-    std::lock_guard lock(w.mu);
-    for (const auto& c : w.claimers) longest_hold = std::max(longest_hold, c->hold_ms.load());
-  }
+  // Claimers end within 100 ms of a hold, or after a write or read of at
+  // most 5 s; beyond that, stop the io_context (their frames are destroyed).
   {
     std::unique_lock lock(w.mu);
-    const auto limit = std::chrono::milliseconds(longest_hold) + 6s;
-    if (!w.all_done.wait_for(lock, limit, [&w] { return w.running == 0; })) w.io.stop();
+    if (!w.all_done.wait_for(lock, 6s, [&w] { return w.running == 0; })) w.io.stop();
   }
   for (auto& t : w.threads) t.join();
   w.threads.clear();

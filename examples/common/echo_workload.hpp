@@ -89,6 +89,9 @@ struct workload_snapshot {
   std::uint64_t server_failures = 0;
   std::uint64_t claim_failures = 0;
   std::size_t claims_waiting = 0;
+  /// What the DNS resolver did: rounds, and per server its answers and
+  /// failures (with the last error).
+  std::string dns;
 };
 
 /// The pool, the resolver, the claimers and the record of what happened.

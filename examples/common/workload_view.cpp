@@ -80,6 +80,7 @@ struct workload_view::impl {
   echo_workload& workload;
   view_config cfg;
   bool open = false;
+  SCREEN* screen = nullptr;
   std::size_t selected = 0;
   std::size_t events_seen = 0;
   std::vector<workload_event> recent;  // interactive: the newest events
@@ -99,8 +100,8 @@ struct workload_view::impl {
       next_output = now + cfg.plain_period;
       const auto snap = workload.snapshot();
       const auto* before = have_previous ? &previous : nullptr;
-      std::printf("%s%s\n", time_label(workload, snap.taken).c_str(),
-                  summary_line(snap, before).c_str());
+      std::printf("%s%s\n%*s%s\n", time_label(workload, snap.taken).c_str(),
+                  summary_line(snap, before).c_str(), 4, "", snap.dns.c_str());
       for (const auto& line : backend_table(snap, before)) std::printf("    %s\n", line.c_str());
       previous = snap;
       have_previous = true;
@@ -110,14 +111,18 @@ struct workload_view::impl {
 
   // --- interactive -----------------------------------------------------------------
 
-  void start_terminal() {
+  // False when the terminal cannot be used (e.g. TERM unset or unknown,
+  // where initscr would exit the process).
+  bool start_terminal() {
     std::setlocale(LC_ALL, "");
-    initscr();
+    screen = newterm(nullptr, stdout, stdin);
+    if (screen == nullptr) return false;
     cbreak();  // Ctrl-C still raises SIGINT
     noecho();
     keypad(stdscr, TRUE);
     curs_set(0);
     open = true;
+    return true;
   }
 
   static void put(int row, const std::string& text, int attributes = 0) {
@@ -140,6 +145,7 @@ struct workload_view::impl {
     int row = 0;
     put(row++, cfg.title + "   " + time_label(workload, snap.taken), A_BOLD);
     put(row++, summary_line(snap, have_previous ? &previous : nullptr));
+    put(row++, snap.dns, A_DIM);
     ++row;
     const auto backends = backend_table(snap, have_previous ? &previous : nullptr);
     for (std::size_t i = 0; i < backends.size(); ++i) {
@@ -232,9 +238,7 @@ struct workload_view::impl {
 
 workload_view::workload_view(echo_workload& workload, view_config config)
     : impl_(std::make_unique<impl>(workload, std::move(config))) {
-  if (impl_->cfg.interactive) {
-    impl_->start_terminal();
-  } else {
+  if (!impl_->cfg.interactive || !impl_->start_terminal()) {
     std::printf("%s\n", impl_->cfg.title.c_str());
   }
 }
@@ -251,6 +255,8 @@ bool workload_view::step(std::chrono::milliseconds wait) {
 void workload_view::close() {
   if (!impl_->open) return;
   endwin();
+  delscreen(impl_->screen);
+  impl_->screen = nullptr;
   impl_->open = false;
 }
 

@@ -18,7 +18,8 @@ namespace qorb::examples {
 struct view_config {
   /// The first line of the view.
   std::string title;
-  /// ncurses when true; plain text lines otherwise.
+  /// ncurses when true (plain text after all when the terminal cannot be
+  /// used, e.g. TERM unset); plain text lines otherwise.
   bool interactive = true;
   /// Plain mode: how often the table is printed (events print at once).
   std::chrono::milliseconds plain_period{std::chrono::seconds(1)};

@@ -46,7 +46,14 @@ child::child(const std::vector<std::string>& argv, bool capture, const std::stri
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = ::fork();
-  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+  if (pid < 0) {
+    const int error = errno;
+    if (capture) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+    }
+    throw std::system_error(error, std::generic_category(), "fork");
+  }
   if (pid == 0) {
     // The child: only async-signal-safe calls until exec.
     ::setpgid(0, 0);
@@ -54,7 +61,7 @@ child::child(const std::vector<std::string>& argv, bool capture, const std::stri
     if (::getppid() != parent) ::_exit(127);  // the demo died already
     const int out = capture ? fds[1]
                             : ::open(output_file.empty() ? "/dev/null" : output_file.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+                                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (out >= 0) {
       ::dup2(out, 1);
       ::dup2(out, 2);
@@ -77,8 +84,16 @@ child::~child() {
 bool child::running() {
   if (status_ || pid_ < 0) return false;
   int status = 0;
-  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+  pid_t r = -1;
+  do {
+    r = ::waitpid(pid_, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == pid_) {
     status_ = status;
+    return false;
+  }
+  if (r < 0) {  // not our child any more (reaped elsewhere): never signal it again
+    status_ = -1;
     return false;
   }
   return true;

@@ -20,7 +20,9 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
 #include <atomic>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -70,15 +72,15 @@ options parse(int argc, char** argv) {
     } else if (arg == "--service") {
       o.workload.service = args.value();
     } else if (arg == "--claimers") {
-      o.workload.claimers = args.number<std::size_t>(0);
+      o.workload.claimers = args.number<std::size_t>(0, 10'000);
     } else if (arg == "--hold") {
-      o.workload.hold = std::chrono::milliseconds(args.number<int>(0));
+      o.workload.hold = std::chrono::milliseconds(args.number<int>(0, 60'000));
     } else if (arg == "--pause") {
-      o.workload.pause = std::chrono::milliseconds(args.number<int>(0));
+      o.workload.pause = std::chrono::milliseconds(args.number<int>(0, 60'000));
     } else if (arg == "--dns-interval") {
-      o.workload.dns_interval = std::chrono::milliseconds(args.number<int>(1) * 1000);
+      o.workload.dns_interval = std::chrono::milliseconds(args.number<int>(1, 86'400) * 1000);
     } else if (arg == "--duration") {
-      o.duration_s = args.number<double>(0);
+      o.duration_s = args.number<double>(0, 1e6);
     } else if (arg == "--stats-addr") {
       o.workload.stats_addr = qorb::parse_endpoint(args.value());
       if (!o.workload.stats_addr) args.fail("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
@@ -115,8 +117,13 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // The first signal stops the workload in order; a second one at once.
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  for (const int signal : {SIGINT, SIGTERM, SIGHUP}) sigaction(signal, &action, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
 
   std::string servers;
   for (const auto& s : o.workload.dns_servers) {

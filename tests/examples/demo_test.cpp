@@ -3,12 +3,13 @@
 // backend routed around before the DNS change, the added backend serving),
 // print its summary, and stop every process it started, also on Ctrl-C.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -25,16 +26,58 @@ namespace {
 using ::testing::HasSubstr;
 
 // The PIDs the demo says it started ("... (pid N) ...").
-std::vector<pid_t> started_pids(const std::string& out) {
-  std::vector<pid_t> pids;
+std::vector<std::string> started_pids(const std::string& out) {
+  std::vector<std::string> pids;
   const std::regex started(R"(started .*\(pid (\d+)\))");
   for (std::sregex_iterator it(out.begin(), out.end(), started), end; it != end; ++it) {
-    pids.push_back(static_cast<pid_t>(std::stol((*it)[1])));
+    pids.push_back((*it)[1]);
   }
   return pids;
 }
 
-bool gone(pid_t pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; }
+// The demo's children die with it (PDEATHSIG), so "is that PID gone?" says
+// nothing about whether the demo stopped them. As a subreaper, this test
+// inherits any child the demo left behind: none may turn up.
+class Demo : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0); }
+  void TearDown() override { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+
+  // Orphans handed to this process within a short wait (reaped here).
+  static std::vector<pid_t> abandoned() {
+    std::vector<pid_t> found;
+    wait_until(
+        [&] {
+          for (pid_t pid = ::waitpid(-1, nullptr, WNOHANG); pid > 0;
+               pid = ::waitpid(-1, nullptr, WNOHANG)) {
+            found.push_back(pid);
+          }
+          return false;  // keep collecting until the deadline
+        },
+        500ms);
+    return found;
+  }
+
+  // Every process the demo started is in its "stopped processes:" line,
+  // its scratch directory is gone, and it abandoned no child.
+  static void expect_cleaned_up(const std::string& out) {
+    const auto pids = started_pids(out);
+    EXPECT_EQ(pids.size(), 5u) << "four echo servers and knotd\n" << out;
+    std::smatch stopped;
+    ASSERT_TRUE(std::regex_search(out, stopped, std::regex(R"(stopped processes:([ \d]+))")))
+        << out;
+    for (const auto& pid : pids) {
+      EXPECT_NE((" " + stopped[1].str() + " ").find(" " + pid + " "), std::string::npos)
+          << "pid " << pid << " was not stopped\n"
+          << out;
+    }
+    std::smatch scratch;
+    ASSERT_TRUE(std::regex_search(out, scratch, std::regex(R"(scratch directory[^:]*: (\S+))")))
+        << out;
+    EXPECT_FALSE(std::filesystem::exists(scratch[1].str())) << scratch[1];
+    EXPECT_THAT(abandoned(), ::testing::IsEmpty()) << "children the demo left behind";
+  }
+};
 
 // A figure of the summary, in ms ("<label>:   12 ms"); nothing if absent.
 std::optional<long> figure(const std::string& out, const std::string& label) {
@@ -61,35 +104,29 @@ std::map<std::string, long> served(const std::string& out) {
   return result;
 }
 
-TEST(Demo, TellsTheStoryAndStopsEveryProcess) {
+TEST_F(Demo, TellsTheStoryAndStopsEveryProcess) {
+  // 12 s: the kill at 4 s, the DNS change at 8 s (room for slow sanitizer builds).
   std::string out;
-  const int rc = run_command({QORB_DEMO_PATH, "--duration", "9", "--plain"}, &out, 120s);
+  const int rc = run_command({QORB_DEMO_PATH, "--duration", "12", "--plain"}, &out, 120s);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("result: OK"));
 
   const auto claims = served(out);
   ASSERT_EQ(claims.size(), 4u) << out;
   for (const auto& [host, count] : claims) EXPECT_GT(count, 0) << host << "\n" << out;
-
-  // The kill comes at 3 s and the DNS change at 6 s: the dead backend must
-  // be out of rotation before the change, the new one serve before the end.
-  const auto kill_figure = figure(out, "kill -> no more claims to the dead backend");
-  ASSERT_TRUE(kill_figure) << out;
-  EXPECT_LT(*kill_figure, 3000) << out;
-  const auto dns_figure = figure(out, "DNS change -> the new backend served a claim");
-  ASSERT_TRUE(dns_figure) << out;
-  EXPECT_LT(*dns_figure, 3000) << out;
-
-  const auto pids = started_pids(out);
-  EXPECT_EQ(pids.size(), 5u) << "four echo servers and knotd\n" << out;
-  for (const auto pid : pids) EXPECT_TRUE(gone(pid)) << "pid " << pid << " still runs";
+  // Exit 0 already means: the dead backend was out of rotation before the
+  // DNS change, and the new one served before the end. Both figures shown.
+  EXPECT_TRUE(figure(out, "kill -> no more claims to the dead backend")) << out;
+  EXPECT_TRUE(figure(out, "DNS change -> the new backend served a claim")) << out;
+  expect_cleaned_up(out);
 }
 
-TEST(Demo, CtrlCStopsEveryProcessAndFailsTheRun) {
+TEST_F(Demo, CtrlCStopsEveryProcessAndFailsTheRun) {
   temp_dir dir("qorb-demo-test");
   const auto log = dir.path() + "/out";
+  // In a process group of its own, like a shell job: Ctrl-C signals the group.
   child_process demo(
-      {"sh", "-c",
+      {"setsid", "sh", "-c",
        std::string("exec ") + QORB_DEMO_PATH + " --duration 60 --plain > " + log + " 2>&1"});
   const auto output = [&] {
     std::ifstream f(log);
@@ -100,14 +137,13 @@ TEST(Demo, CtrlCStopsEveryProcessAndFailsTheRun) {
   // Wait until the workload reports (every process is up by then).
   ASSERT_TRUE(wait_until([&] { return output().find("claims/s") != std::string::npos; }, 30s))
       << output();
-  const int status = demo.stop(SIGINT, 20s);
+  ASSERT_EQ(::kill(-demo.pid(), SIGINT), 0);
+  const int status = demo.stop(0, 20s);  // signal 0: just wait for it
   const auto out = output();
   ASSERT_TRUE(WIFEXITED(status)) << "it exits by itself on SIGINT\n" << out;
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGINT) << out;
   EXPECT_THAT(out, HasSubstr("result: interrupted"));
-  const auto pids = started_pids(out);
-  EXPECT_EQ(pids.size(), 5u) << out;
-  for (const auto pid : pids) EXPECT_TRUE(gone(pid)) << "pid " << pid << " still runs";
+  expect_cleaned_up(out);
 }
 
 }  // namespace

@@ -181,22 +181,33 @@ struct echo_workload::impl {
     if (--running == 0) all_done.notify_all();
   }
 
+  // The only places where a backend enters or leaves the set, or goes
+  // online or offline: they stamp the time and log the event (`why` null:
+  // no event).
+  void set_listed_locked(backend_record& b, const std::string& name, bool listed,
+                         steady_clock::time_point now, const char* why) {
+    if (b.listed == listed) return;
+    b.listed = listed;
+    (listed ? b.listed_at : b.unlisted_at) = now;
+    event_locked(now, name + ": " + why);
+  }
+
+  void set_online_locked(backend_record& b, const std::string& name, bool online,
+                         steady_clock::time_point now, const std::string& why) {
+    if (b.pool.online == online) return;
+    b.pool.online = online;
+    (online ? b.online_at : b.offline_at) = now;
+    if (!why.empty()) event_locked(now, name + ": " + why);
+  }
+
   void record_claim(const std::string& name) {
     const auto now = steady_clock::now();
     std::lock_guard lock(mu);
     auto& b = backends[name];
     // A claim proves the backend is in the set and connected, maybe before
     // the sampler saw it.
-    if (!b.listed) {
-      b.listed = true;
-      b.listed_at = now;
-      event_locked(now, name + ": in the pool's backend set (from DNS)");
-    }
-    if (!b.pool.online) {
-      b.pool.online = true;
-      b.online_at = now;
-      event_locked(now, name + ": online");
-    }
+    set_listed_locked(b, name, true, now, "in the pool's backend set (from DNS)");
+    set_online_locked(b, name, true, now, "online");
     ++b.claims;
     if (!b.first_claim) b.first_claim = now;
     b.last_claim = now;
@@ -228,34 +239,17 @@ struct echo_workload::impl {
       auto& b = backends[name];
       const bool was_online = b.pool.online;
       b.pool = s;
-      if (!s.removed && !b.listed) {
-        b.listed = true;
-        b.listed_at = now;
-        event_locked(now, name + ": in the pool's backend set (from DNS)");
-      } else if (s.removed && b.listed) {
-        b.listed = false;
-        b.unlisted_at = now;
-        event_locked(now, name + ": left the backend set; draining");
-      }
-      if (s.online && !was_online) {
-        b.online_at = now;
-        event_locked(now, name + ": online");
-      } else if (!s.online && was_online) {
-        b.offline_at = now;
-        event_locked(now, name + ": offline (" + describe(s) + ")");
-      }
+      b.pool.online = was_online;  // changed below, with its event
+      set_listed_locked(
+          b, name, !s.removed, now,
+          s.removed ? "left the backend set; draining" : "in the pool's backend set (from DNS)");
+      set_online_locked(b, name, s.online, now,
+                        s.online ? "online" : "offline (" + describe(s) + ")");
     }
     for (auto& [name, b] : backends) {
       if (current.backends.count(name) != 0) continue;
-      if (b.listed) {
-        b.listed = false;
-        b.unlisted_at = now;
-        event_locked(now, name + ": gone from the pool");
-      }
-      if (b.pool.online) {
-        b.pool.online = false;
-        b.offline_at = now;
-      }
+      set_listed_locked(b, name, false, now, "gone from the pool");
+      set_online_locked(b, name, false, now, "");
       b.pool.connecting = b.pool.unclaimed = b.pool.checking = b.pool.claimed = 0;
     }
   }

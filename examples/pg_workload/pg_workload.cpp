@@ -88,17 +88,10 @@ Int parse_int(std::string_view text, const char* what) {
 }
 
 // "127.0.0.1:5432" or "[::1]:5432".
-std::pair<asio::ip::address, unsigned short> parse_address(std::string_view text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) usage("addresses are IP:PORT");
-  std::string_view host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(std::string(host), ec);
-  if (ec) usage("bad IP address");
-  return {address, parse_int<unsigned short>(text.substr(colon + 1), "bad port")};
+asio::ip::tcp::endpoint parse_address(std::string_view text) {
+  const auto endpoint = qorb::parse_endpoint(text);
+  if (!endpoint) usage("addresses are IP:PORT or [IPv6]:PORT");
+  return *endpoint;
 }
 
 options parse(int argc, char** argv) {
@@ -110,13 +103,12 @@ options parse(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--backend") {
-      const auto [a, p] = parse_address(value());
-      o.backends.emplace_back(a, p);
+      o.backends.push_back(parse_address(value()));
     } else if (arg == "--dns") {
       o.dns_service = value();
     } else if (arg == "--dns-server") {
-      const auto [a, p] = parse_address(value());
-      o.dns_servers.emplace_back(a, p);
+      const auto server = parse_address(value());
+      o.dns_servers.emplace_back(server.address(), server.port());
     } else if (arg == "--user") {
       o.user = value();
     } else if (arg == "--database") {
@@ -124,8 +116,7 @@ options parse(int argc, char** argv) {
     } else if (arg == "--sslmode") {
       o.sslmode = value();
     } else if (arg == "--stats-addr") {
-      const auto [a, p] = parse_address(value());
-      o.stats_addr.emplace(a, p);
+      o.stats_addr = parse_address(value());
     } else if (arg == "--duration") {
       o.duration_s = parse_int<int>(value(), "bad duration");
     } else if (arg == "--concurrency") {

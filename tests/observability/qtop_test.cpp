@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "live_pool.hpp"
+#include "support/tmux.hpp"
 
 namespace qorb::test {
 namespace {
@@ -67,40 +68,6 @@ TEST(qtop_once, exits_2_on_bad_arguments) {
   EXPECT_NE(out.find("usage: qtop"), std::string::npos) << out;
 }
 
-// A tmux server of its own (its own socket), killed by that socket at the
-// end, also when the test fails.
-class tmux_server {
- public:
-  tmux_server() {
-    static std::atomic<int> counter{0};
-    socket_ = "qorb-qtop-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  }
-  ~tmux_server() { run(std::vector<std::string>{"kill-server"}); }
-  tmux_server(const tmux_server&) = delete;
-  tmux_server& operator=(const tmux_server&) = delete;
-
-  int run(std::vector<std::string> args, std::string* out = nullptr) {
-    std::vector<std::string> argv{"tmux", "-L", socket_, "-f", "/dev/null"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string ignored;
-    return run_command(argv, out ? out : &ignored, 10s);
-  }
-
-  std::string screen() {
-    std::string out;
-    if (run({"capture-pane", "-p", "-t", "qtop"}, &out) != 0) return {};
-    return out;
-  }
-
- private:
-  std::string socket_;
-};
-
-bool tmux_installed() {
-  std::string out;
-  return run_command({"tmux", "-V"}, &out, 10s) == 0;
-}
-
 // The rows qtop shows: backend name -> claimed.
 std::map<std::string, std::uint64_t> claimed_on_screen(const std::string& screen) {
   std::map<std::string, std::uint64_t> out;
@@ -132,7 +99,7 @@ TEST(qtop_screen, shows_each_backend_follows_resizes_reports_outages_and_quits_o
   temp_dir dir("qorb-qtop");
   const std::string status_file = dir.path() + "/status";
   const auto port = live.port();
-  tmux_server tmux;
+  tmux_server tmux("qtop");
   const std::string command = qtop + " --interval 0.2 ws://127.0.0.1:" + std::to_string(port) +
                               "/qtop/stats; echo $? > " + status_file;
   ASSERT_EQ(tmux.run({"new-session", "-d", "-s", "qtop", "-x", "120", "-y", "30", command}), 0);

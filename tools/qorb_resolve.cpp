@@ -135,9 +135,18 @@ std::string render(const std::vector<qorb::dns_backend_info>& backends, bool jso
     const auto address = b.backend.address.address().to_string();
     const auto port = std::to_string(b.backend.address.port());
     if (json) {
-      out += (first ? "" : ",") + std::string("{\"name\":") + json_string(b.backend.name) +
-             ",\"address\":" + json_string(address) + ",\"port\":" + port +
-             ",\"ttl_remaining_s\":" + std::to_string(remaining) + "}";
+      // Appended piece by piece: `const char* + std::string&&` (an insert at
+      // the front) trips GCC 12's -Wrestrict at -O3, and this copies less.
+      if (!first) out += ',';
+      out += "{\"name\":";
+      out += json_string(b.backend.name);
+      out += ",\"address\":";
+      out += json_string(address);
+      out += ",\"port\":";
+      out += port;
+      out += ",\"ttl_remaining_s\":";
+      out += std::to_string(remaining);
+      out += '}';
     } else {
       out += b.backend.name + " " + address + " " + port + " " + std::to_string(remaining) + "\n";
     }

@@ -18,6 +18,7 @@
 
 #include "support/echo_server.hpp"
 #include "support/io_threads.hpp"
+#include "support/test_policy.hpp"
 #include "support/wait.hpp"
 
 namespace qorb::test {
@@ -27,12 +28,15 @@ using namespace std::chrono_literals;
 using tcp = asio::ip::tcp;
 using tcp_pool = pool<tcp::socket>;
 
+// The shared quick policy (support/test_policy.hpp), slower for real
+// sockets, and checking idle connections every 100 ms so that a server's
+// closed connections are noticed.
 policy quick_policy() {
-  policy p;
-  p.claim_timeout = 5s;
+  policy p = test::quick_policy();
   p.rebalance_interval = 200ms;
   p.set_config.min_connection_backoff = 10ms;
   p.set_config.max_connection_backoff = 100ms;
+  p.set_config.spread = 20ms;
   p.set_config.health_interval = 100ms;
   p.set_config.health_check_timeout = 500ms;
   return p;

@@ -20,6 +20,7 @@
 
 #include "support/fake_connector.hpp"
 #include "support/io_threads.hpp"
+#include "support/test_policy.hpp"
 #include "support/wait.hpp"
 
 namespace qorb::test {
@@ -31,17 +32,6 @@ using claim_result = std::pair<error_code, handle<fake_conn>>;
 
 tcp::endpoint ep(unsigned short n) { return {asio::ip::make_address("127.0.0.1"), n}; }
 std::string name_of(unsigned short n) { return "127.0.0.1:" + std::to_string(n); }
-
-policy quick_policy() {
-  policy p;
-  p.claim_timeout = 5s;
-  p.rebalance_interval = 100ms;
-  p.set_config.min_connection_backoff = 5ms;
-  p.set_config.max_connection_backoff = 50ms;
-  p.set_config.spread = 2ms;
-  p.set_config.health_check_timeout = 200ms;
-  return p;
-}
 
 template <class Pool>
 std::future<claim_result> claim_async(Pool& p, duration timeout = duration::zero()) {

@@ -79,8 +79,8 @@ class handle {
   }
 
   /// For the pool only.
-  handle(std::shared_ptr<detail::pool_core> core, detail::slot* s, Conn* conn) noexcept
-      : core_(std::move(core)), slot_(s), conn_(conn) {}
+  handle(std::shared_ptr<detail::pool_core> owner, core::slot* s, Conn* conn) noexcept
+      : core_(std::move(owner)), slot_(s), conn_(conn) {}
 
  private:
   void give_back(bool discard) noexcept {
@@ -91,7 +91,7 @@ class handle {
   }
 
   std::shared_ptr<detail::pool_core> core_;
-  detail::slot* slot_ = nullptr;
+  core::slot* slot_ = nullptr;
   Conn* conn_ = nullptr;
 };
 

@@ -121,7 +121,7 @@ class pool {
         [](auto handler, std::shared_ptr<detail::pool_core> core, duration t) {
           using op_type = detail::claim_op<Conn, std::decay_t<decltype(handler)>>;
           auto* op = new op_type(core, std::move(handler));
-          if (t > duration::zero()) op->deadline = std::chrono::steady_clock::now() + t;
+          op->timeout = t;
           op->watch_cancellation();
           core->submit(op);
         },

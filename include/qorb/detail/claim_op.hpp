@@ -39,7 +39,7 @@ class claim_op final : public claim_request {
     if (cs.is_connected()) cs.template emplace<on_cancel>(core_.get(), this);
   }
 
-  void complete(error_code ec, slot* s, connection_box* box) override {
+  void complete(error_code ec, core::slot* s, connection_box* box) override {
     handle<Conn> h;
     if (s) h = handle<Conn>(core_, s, &static_cast<typed_box<Conn>*>(box)->conn);
     // The function below owns this op, and so `work_`, until it runs: it

@@ -1,8 +1,10 @@
-// qorb internals: the type-erased pool core that pool<Conn> and handle<Conn>
-// are thin typed faces over. Everything here is compiled once in src/.
+// qorb internals: the type-erased pool that pool<Conn> and handle<Conn> are
+// thin typed faces over. Its decisions live in a sans-I/O core (src/core);
+// the driver (src/pool) carries them out on Asio.
 #pragma once
 
 #include <qorb/backend.hpp>
+#include <qorb/detail/core_port.hpp>
 #include <qorb/error.hpp>
 #include <qorb/log.hpp>
 #include <qorb/policy.hpp>
@@ -21,21 +23,6 @@
 
 namespace qorb::detail {
 
-/// A connection of any type, owned by a slot or by the operation running on
-/// it. Destroying the box closes the connection.
-struct connection_box {
-  virtual ~connection_box() = default;
-};
-
-template <class Conn>
-struct typed_box final : connection_box {
-  explicit typed_box(Conn&& c) : conn(std::move(c)) {}
-  Conn conn;
-};
-
-using box_ptr = std::unique_ptr<connection_box>;
-
-struct slot;  // defined in src/pool_core.cpp
 class pool_core;
 
 enum class check_kind { is_valid, on_acquire, on_recycle };
@@ -52,8 +39,7 @@ struct check_result {
 /// use the operation makes of it.
 struct op_context {
   std::shared_ptr<pool_core> core;
-  std::shared_ptr<slot> target;
-  std::uint64_t seq;  // the slot's operation number; stale results are dropped
+  std::uint64_t op;  // the core's operation id; a stale one's result is closed
   asio::strand<asio::any_io_executor> executor;
   std::shared_ptr<asio::cancellation_signal> signal;
 };
@@ -63,7 +49,7 @@ class connector_ops {
  public:
   virtual ~connector_ops() = default;
   /// Starts `connect` on ctx.executor (posted: never inline in the
-  /// caller, which may hold the pool's lock); reports to core->connect_done.
+  /// caller); reports to core->connect_done.
   virtual void start_connect(op_context ctx, const backend& b) = 0;
   /// Starts a check on `box`; reports to core->check_done.
   virtual void start_check(op_context ctx, check_kind kind, box_ptr box) = 0;
@@ -73,26 +59,17 @@ class connector_ops {
   bool has_on_recycle = false;  // on_recycle or is_valid: something to run on return
 };
 
-/// A claim waiting for (or being given) a connection. The core calls
+/// A claim waiting for (or being given) a connection. The pool calls
 /// `complete` exactly once, outside its lock.
-class claim_request {
+class claim_request : public core::claim_node {
  public:
   virtual ~claim_request() = default;
   /// On success `s`/`box` are the claimed slot and its connection.
-  virtual void complete(error_code ec, slot* s, connection_box* box) = 0;
-
-  // Owned by the core, under its lock.
-  claim_request* prev = nullptr;
-  claim_request* next = nullptr;
-  std::chrono::steady_clock::time_point deadline{};
-  std::chrono::steady_clock::time_point queued_at{};  // first time it had to wait
-  std::uint64_t id = 0;
-  enum class phase : std::uint8_t { fresh, queued, acquiring, done } where = phase::fresh;
-  slot* acquiring_on = nullptr;  // the slot whose on_acquire runs for it
+  virtual void complete(error_code ec, core::slot* s, connection_box* box) = 0;
 };
 
 struct claimed_slot {
-  slot* s = nullptr;
+  core::slot* s = nullptr;
   connection_box* box = nullptr;
 };
 
@@ -105,13 +82,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   virtual void start() = 0;
   /// Claims an idle connection now, or returns {} (also after termination).
   virtual claimed_slot try_claim() noexcept = 0;
-  /// Serves `r` now or queues it until `r->deadline`.
+  /// Serves `r` now or queues it until its deadline (`r->timeout`).
   virtual void submit(claim_request* r) = 0;
   /// Per-operation cancellation of a submitted claim.
   virtual void cancel(claim_request* r) noexcept = 0;
   /// A handle gives its slot back; `discard` closes the connection instead
   /// of recycling it.
-  virtual void release(slot* s, bool discard) noexcept = 0;
+  virtual void release(core::slot* s, bool discard) noexcept = 0;
   /// Terminates: errc::terminated if it already was.
   virtual error_code terminate() noexcept = 0;
   virtual pool_stats stats() const = 0;
@@ -122,8 +99,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   virtual void check_done(const op_context& ctx, check_kind kind, std::exception_ptr e,
                           check_result result) = 0;
 
-  static const backend& backend_of(const slot* s) noexcept;
-  static std::uint64_t id_of(const slot* s) noexcept;
+  static const backend& backend_of(const core::slot* s) noexcept;
+  static std::uint64_t id_of(const core::slot* s) noexcept;
 };
 
 std::shared_ptr<pool_core> make_pool_core(asio::any_io_executor executor, std::string name,

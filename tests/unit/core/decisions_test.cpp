@@ -1,10 +1,15 @@
 // The pool's pure decisions, with explicit time and randomness.
 #include <qorb/backend.hpp>
-#include <qorb/detail/sansio.hpp>
+
+#include "core/backoff.hpp"
+#include "core/failure_window.hpp"
+#include "core/rebalancer.hpp"
 
 #include <gtest/gtest.h>
 
-namespace qorb::detail {
+#include <optional>
+
+namespace qorb::core {
 namespace {
 
 using namespace std::chrono_literals;
@@ -47,15 +52,32 @@ TEST(failure_window, counts_failures_inside_the_window_only) {
   EXPECT_EQ(w.count(t0 + 5000ms), 1u) << "a reused bucket starts from zero";
 }
 
-std::vector<std::size_t> rebalance(const policy& p, const std::vector<rebalance_input>& in) {
-  return detail::rebalance(p, in, slot_budget(p, in));
+// Old-style inputs: {online, claimed, slots}.
+struct input {
+  bool online = false;
+  std::size_t claimed = 0;
+  std::size_t slots = 0;
+};
+
+std::size_t budget_of(const policy& p, const std::vector<input>& in) {
+  std::size_t claimed = 0;
+  for (const auto& i : in) claimed += i.online ? i.claimed : 0;
+  return slot_budget(p, claimed, 0);
+}
+
+std::vector<std::size_t> rebalance(const policy& p, const std::vector<input>& in,
+                                   std::optional<std::size_t> budget = std::nullopt) {
+  std::vector<rebalance_input> inputs;
+  for (const auto& i : in) inputs.push_back({i.online, i.slots});
+  return plan(p, inputs, budget ? *budget : budget_of(p, in));
 }
 
 TEST(rebalance, budget_is_claimed_plus_spares_up_to_max_slots) {
   policy p;  // spares 8, max 16
-  EXPECT_EQ(slot_budget(p, {{true, 3}, {false, 0}}), 11u);
-  EXPECT_EQ(slot_budget(p, {{true, 12}, {true, 3}}), 16u);
-  EXPECT_EQ(detail::rebalance(p, {{true, 0}, {true, 0}}, 40), (std::vector<std::size_t>{8, 8}))
+  EXPECT_EQ(budget_of(p, {{true, 3}, {false, 0}}), 11u);
+  EXPECT_EQ(budget_of(p, {{true, 12}, {true, 3}}), 16u);
+  EXPECT_EQ(slot_budget(p, 3, 2), 13u) << "waiting claims are demand too";
+  EXPECT_EQ(rebalance(p, {{true, 0}, {true, 0}}, 40), (std::vector<std::size_t>{8, 8}))
       << "a budget over max_slots is capped";
 }
 
@@ -122,4 +144,4 @@ TEST(backend_names, parse_endpoint_reads_what_to_string_prints) {
 }
 
 }  // namespace
-}  // namespace qorb::detail
+}  // namespace qorb::core

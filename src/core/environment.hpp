@@ -1,0 +1,24 @@
+// What the core asks of the world: the time now and a random number. The
+// driver answers from the system's monotonic clock and a seeded engine; the
+// simulator and the tests from a manual clock and a fixed seed.
+#pragma once
+
+#include <qorb/detail/core_port.hpp>
+
+namespace qorb::core {
+
+class environment {
+ public:
+  virtual ~environment() = default;
+  virtual time_point now() = 0;
+  /// Uniform in [0, 1).
+  virtual double random01() = 0;
+};
+
+/// `d * factor`, for the random spreads.
+inline duration scaled(duration d, double factor) noexcept {
+  return std::chrono::duration_cast<duration>(
+      std::chrono::duration<double, duration::period>(double(d.count()) * factor));
+}
+
+}  // namespace qorb::core

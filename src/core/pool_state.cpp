@@ -1,0 +1,271 @@
+// The pool's decisions. Every public event opens an event_scope, which
+// points the slot port at the event's effects and, on the way out, does
+// what each event may have made due: room freed under max_slots goes to the
+// sets waiting for it, a rebalance if the demand or the online backends
+// changed, and the slots closed during the event are freed.
+#include "core/pool_state.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace qorb::core {
+
+class pool_state::event_scope {
+ public:
+  event_scope(pool_state& p, effects& fx) : p_(p) { p_.fx_ = &fx; }
+  event_scope(const event_scope&) = delete;
+  event_scope& operator=(const event_scope&) = delete;
+  ~event_scope() {
+    if (!p_.terminated_) {
+      p_.make_room();
+      p_.rebalance(false);
+      p_.make_room();
+    }
+    std::erase_if(p_.draining_, [](const auto& set) { return set->size() == 0; });
+    p_.graveyard_.clear();
+    p_.now_.reset();
+    p_.fx_ = nullptr;
+  }
+
+ private:
+  pool_state& p_;
+};
+
+pool_state::pool_state(const policy& p, connector_traits traits, environment& env)
+    : policy_(p),
+      slot_rules_{&policy_.set_config, traits.has_is_valid, traits.has_on_acquire,
+                  traits.has_on_recycle},
+      env_(env),
+      rebalance_at_(after(env.now(), p.rebalance_interval)) {}
+
+pool_state::~pool_state() {
+  // Slots left (claimed at destruction) belong to nobody now.
+  for_each_set([](const slot_set& set) { set.for_each([](slot& s) { delete &s; }); });
+}
+
+time_point pool_state::now() {
+  if (!now_) now_ = env_.now();
+  return *now_;
+}
+
+// ----- events ------------------------------------------------------------------
+
+void pool_state::backends_changed(const backend_map& backends, effects& fx) {
+  event_scope scope(*this, fx);
+  if (terminated_) return;
+  published_ = true;
+  for (auto it = sets_.begin(); it != sets_.end();) {
+    auto found = backends.find(it->first);
+    if (found == backends.end() || !(found->second == it->second->target())) {
+      remove_set(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [name, b] : backends) {
+    if (sets_.contains(name)) continue;
+    auto set = std::make_unique<slot_set>(next_set_id_++, b,
+                                          2 * policy_.set_config.max_connection_backoff);
+    set->priority.score = priority_list::jitter * env_.random01();
+    set->wanted = 1;  // a probe; the rebalance below gives it its share
+    slot_set& ref = *set;
+    sets_.emplace(name, std::move(set));
+    observe({.what = observation::kind::backend_added, .set = ref.label()});
+    rebalancer_.membership_changed();
+    grow(ref);
+  }
+  if (sets_.empty() && policy_.fail_fast_without_backends) {
+    while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::no_backends);
+  }
+}
+
+void pool_state::claim(claim_node& c, effects& fx) {
+  event_scope scope(*this, fx);
+  c.id = ++claim_ids_;
+  trace({.what = observation::kind::claim_started, .claim = c.id});
+  if (terminated_) return complete(c, claim_outcome::terminated);
+  if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
+    return complete(c, claim_outcome::no_backends);
+  }
+  if (slot* s = pick()) return serve(c, *s);
+  c.deadline.at = deadline_of(c);
+  if (c.deadline.at <= now()) return complete(c, timeout_reason());
+  c.waited = true;
+  c.waiting_since = now();
+  trace({.what = observation::kind::claim_queued, .claim = c.id});
+  queue_.push(c, false);
+  queue_.watch(c);
+}
+
+slot* pool_state::try_claim(effects& fx) {
+  event_scope scope(*this, fx);
+  const std::uint64_t id = ++claim_ids_;
+  trace({.what = observation::kind::claim_started, .claim = id});
+  slot* s = terminated_ ? nullptr : pick();
+  if (!s || slot_rules_.has_on_acquire) {
+    trace({.what = observation::kind::claim_failed,
+           .claim = id,
+           .reason = "no idle connection (try_claim)"});
+    return nullptr;
+  }
+  claim_wait_.record(0.0);
+  priority_.served(s->set());
+  ++s->set().total_claims;
+  ++total_claims_;
+  // No claim node: the caller holds the slot from here (handed over).
+  s->resume(*this, {.what = slot_event::kind::claim});
+  trace({.what = observation::kind::claim_served,
+         .claim = id,
+         .slot = s->id(),
+         .set = s->set().label()});
+  return s;
+}
+
+void pool_state::cancel(claim_node& c, effects& fx) {
+  event_scope scope(*this, fx);
+  if (c.where == claim_node::phase::queued) {
+    queue_.remove(c);
+  } else if (c.where == claim_node::phase::acquiring) {
+    slot* s = std::exchange(c.acquiring_on, nullptr);
+    handle(*s, s->resume(*this, {.what = slot_event::kind::cancel}));
+  } else {
+    return;  // completed already, or not submitted
+  }
+  complete(c, claim_outcome::cancelled);
+}
+
+void pool_state::release(slot& s, bool discard, effects& fx) {
+  event_scope scope(*this, fx);
+  trace({.what = observation::kind::handle_returned, .slot = s.id()});
+  slot_set& set = s.set();
+  if (doomed(set)) {
+    close_slot(s);
+    return;
+  }
+  handle(s,
+         s.resume(*this, {.what = discard ? slot_event::kind::discard : slot_event::kind::release,
+                          .why = "discarded by its handle"}));
+  finish(set);
+}
+
+void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx) {
+  event_scope scope(*this, fx);
+  const auto it = ops_.find(op);
+  if (it == ops_.end()) {
+    if (box) close(std::move(box));  // an operation given up on
+    return;
+  }
+  slot& s = *it->second;
+  ops_.erase(it);
+  slot_set& set = s.set();
+  handle(s, s.resume(*this, {.what = ok ? slot_event::kind::op_ok : slot_event::kind::op_failed,
+                             .op = op,
+                             .box = std::move(box),
+                             .why = std::move(why)}));
+  finish(set);
+}
+
+void pool_state::connection_lost(slot& s, std::string why, effects& fx) {
+  event_scope scope(*this, fx);
+  slot_set& set = s.set();
+  handle(s, s.resume(*this, {.what = slot_event::kind::lost, .why = std::move(why)}));
+  finish(set);
+}
+
+void pool_state::failure_reported(slot& s, effects& fx) {
+  event_scope scope(*this, fx);
+  s.set().failures.add(now());
+  ++s.set().check_failures;
+}
+
+void pool_state::timer_fired(effects& fx) {
+  event_scope scope(*this, fx);
+  const time_point t = now();
+  // Bounded: each pass handles what is due now; what an event re-arms is
+  // always later than now.
+  for (std::size_t budget = queue_.size() + ops_.size() + 64; budget-- > 0;) {
+    claim_node* c = queue_.expired(t);
+    if (!c) break;
+    expire(*c);
+  }
+  for (std::size_t budget = slot_timers_.size() + 64; budget-- > 0;) {
+    slot* s = slot_timers_.top();
+    if (!s || slot_timers_.top_time() > t) break;
+    slot_timers_.cancel(*s);
+    const auto at = s->wake_at();
+    if (!at) continue;
+    if (*at > t) {
+      slot_timers_.schedule(*s, *at);
+      continue;
+    }
+    slot_set& set = s->set();
+    handle(*s, s->resume(*this, {.what = slot_event::kind::timer}));
+    finish(set);
+  }
+  if (!terminated_ && rebalance_at_ && *rebalance_at_ <= t) {
+    rebalance_at_ = after(t, policy_.rebalance_interval);
+    for (const auto& [name, set] : sets_) {
+      set->priority.score =
+          double(set->failures.count(t)) + priority_list::jitter * env_.random01();
+    }
+    priority_.rescored();
+    rebalance(true);
+  }
+}
+
+bool pool_state::terminate(effects& fx) {
+  event_scope scope(*this, fx);
+  if (terminated_) return false;
+  terminated_ = true;
+  rebalance_at_.reset();
+  observe({.what = observation::kind::terminating});
+  while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);
+  while (!sets_.empty()) remove_set(sets_.begin());
+  // Claims whose on_acquire runs lose their slot now.
+  for (const auto& set : draining_) {
+    set->for_each([&](slot& s) {
+      if (s.state() != slot_state::acquiring) return;
+      if (claim_node* c = s.claim()) {
+        c->acquiring_on = nullptr;
+        complete(*c, claim_outcome::terminated);
+      }
+      close_slot(s);
+    });
+  }
+  short_head_ = short_tail_ = nullptr;
+  return true;
+}
+
+std::optional<time_point> pool_state::next_wakeup() const noexcept {
+  std::optional<time_point> next = queue_.next_deadline();
+  auto earlier = [&](time_point t) {
+    if (!next || t < *next) next = t;
+  };
+  if (!slot_timers_.empty()) earlier(slot_timers_.top_time());
+  if (rebalance_at_) earlier(*rebalance_at_);
+  return next;
+}
+
+pool_stats pool_state::stats() const {
+  pool_stats out;
+  out.total_claims = total_claims_;
+  out.claims_waiting = queue_.size();
+  out.claim_failures = claim_failures_;
+  out.claim_wait = claim_wait_;
+  out.terminated = terminated_;
+  const time_point t = env_.now();
+  for (const auto& [name, set] : sets_) out.backends.emplace(name, set->stats(t));
+  for (const auto& set : draining_) {
+    // Two removed sets of one name (removed, added, removed again) keep
+    // their own rows.
+    std::string key = set->target().name;
+    if (out.backends.contains(key)) key += " (removed)";
+    for (int n = 2; out.backends.contains(key); ++n) {
+      key = set->target().name + " (removed " + std::to_string(n) + ")";
+    }
+    out.backends.emplace(std::move(key), set->stats(t));
+  }
+  return out;
+}
+
+}  // namespace qorb::core

@@ -1,0 +1,155 @@
+// The whole pool as one pure object: backends, slot sets, the priority list,
+// the claim queue, the rebalancer and the timers. Each event appends to
+// `effects` what the driver must do; nothing here does I/O, reads a clock
+// (time comes from the environment) or is thread-safe (the driver holds a
+// lock around every call).
+#pragma once
+
+#include <qorb/backend.hpp>
+#include <qorb/policy.hpp>
+#include <qorb/stats.hpp>
+
+#include "core/claim_queue.hpp"
+#include "core/deadline_heap.hpp"
+#include "core/effects.hpp"
+#include "core/environment.hpp"
+#include "core/priority_list.hpp"
+#include "core/rebalancer.hpp"
+#include "core/slot.hpp"
+#include "core/slot_set.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace qorb::core {
+
+/// Which optional hooks the connector has.
+struct connector_traits {
+  bool has_is_valid = false;
+  bool has_on_acquire = false;
+  bool has_on_recycle = false;  // on_recycle, or is_valid standing in for it
+};
+
+class pool_state final : private slot_port {
+ public:
+  /// `p` must be valid (qorb::validate).
+  pool_state(const policy& p, connector_traits traits, environment& env);
+  ~pool_state();
+  pool_state(const pool_state&) = delete;
+  pool_state& operator=(const pool_state&) = delete;
+
+  /// The resolver published the whole set of backends.
+  void backends_changed(const backend_map& backends, effects& fx);
+  /// Serves `c` now or queues it until its deadline (`c.timeout`, else the
+  /// policy's claim_timeout); completes it exactly once, through `fx`.
+  void claim(claim_node& c, effects& fx);
+  /// An idle slot claimed now, or null: never waits, never runs on_acquire.
+  slot* try_claim(effects& fx);
+  /// Per-operation cancellation of a claim that has not completed.
+  void cancel(claim_node& c, effects& fx);
+  /// A handle gives its slot back; `discard`: the connection is broken.
+  void release(slot& s, bool discard, effects& fx);
+  /// A connector operation ended (`box`: the connection, if it gave one).
+  void op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx);
+  /// Something watching an idle connection saw it die.
+  void connection_lost(slot& s, std::string why, effects& fx);
+  /// The caller of a claimed connection saw its backend fail (counts
+  /// against the backend's score; the connection stays).
+  void failure_reported(slot& s, effects& fx);
+  /// Time passed: deadlines, slot timers and the periodic rebalance due
+  /// by now are handled.
+  void timer_fired(effects& fx);
+  /// False if it already was terminated.
+  bool terminate(effects& fx);
+
+  /// When timer_fired is next needed; none when nothing waits for time.
+  std::optional<time_point> next_wakeup() const noexcept;
+  pool_stats stats() const;
+  bool terminated() const noexcept { return terminated_; }
+  std::size_t total_slots() const noexcept { return total_slots_; }
+  std::size_t waiting() const noexcept { return queue_.size(); }
+  std::size_t ops_running() const noexcept { return ops_.size(); }
+  const policy& config() const noexcept { return policy_; }
+  /// Every set, live then removed-but-draining, for observers and checks.
+  template <class F>
+  void for_each_set(F&& f) const {
+    for (const auto& [name, set] : sets_) f(*set);
+    for (const auto& set : draining_) f(*set);
+  }
+
+ private:
+  class event_scope;
+
+  // slot_port
+  const slot_rules& rules() const noexcept override { return slot_rules_; }
+  time_point now() override;
+  double random01() override { return env_.random01(); }
+  op_id start(slot& s, op_kind kind, detail::box_ptr box) override;
+  void cancel(op_id op, bool abandon) override;
+  void close(detail::box_ptr box) override;
+  void arm(slot& s) override;
+  void moved(slot& s, slot_state from) override;
+  void ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) override;
+  void dropped(slot& s, bool discarded, std::string_view why) override;
+
+  slot* pick();
+  time_point deadline_of(const claim_node& c);
+  void serve(claim_node& c, slot& s);
+  void retry(claim_node& c);
+  void complete(claim_node& c, claim_outcome outcome, slot* s = nullptr);
+  void expire(claim_node& c);
+  claim_outcome timeout_reason() const noexcept;
+  void handle(slot& s, slot_result r);
+  void settle(slot& s);
+  void finish(slot_set& set);
+  bool doomed(const slot_set& set) const noexcept { return terminated_ || set.removed; }
+
+  void open_slot(slot_set& set);
+  void close_slot(slot& s);
+  void conform(slot_set& set);
+  void grow(slot_set& set);
+  void make_room();
+  void remove_set(std::map<std::string, std::unique_ptr<slot_set>, std::less<>>::iterator it);
+  void rebalance(bool periodic);
+  void observe(observation o);
+  void trace(observation o) {
+    if (fx_->trace) observe(std::move(o));
+  }
+
+  const policy policy_;
+  const slot_rules slot_rules_;
+  environment& env_;
+
+  std::map<std::string, std::unique_ptr<slot_set>, std::less<>> sets_;
+  std::vector<std::unique_ptr<slot_set>> draining_;  // removed; claimed slots still out
+  std::vector<std::unique_ptr<slot>> graveyard_;     // closed this event
+  priority_list priority_;
+  claim_queue queue_;
+  rebalancer rebalancer_;
+  deadline_heap<slot, &slot::timer> slot_timers_;
+  std::unordered_map<op_id, slot*> ops_;
+  slot_set* short_head_ = nullptr;  // sets waiting for room under max_slots
+  slot_set* short_tail_ = nullptr;
+
+  effects* fx_ = nullptr;  // the current event's
+  std::optional<time_point> now_;
+  std::optional<time_point> rebalance_at_;
+  std::size_t total_slots_ = 0;
+  std::size_t claimed_live_ = 0;  // claimed slots of live sets
+  std::size_t online_ = 0;        // live sets reported online
+  bool room_freed_ = false;
+  bool terminated_ = false;
+  bool published_ = false;
+  std::uint16_t next_set_id_ = 0;
+  std::uint64_t claim_ids_ = 0;
+  op_id op_ids_ = 0;
+  std::uint64_t total_claims_ = 0;
+  claim_failure_stats claim_failures_;
+  claim_wait_histogram claim_wait_;
+};
+
+}  // namespace qorb::core

@@ -1,0 +1,331 @@
+// pool_state, continued: serving claims, the slots' port, and the slot
+// sets' sizes (growth under max_slots, shrinking, rebalancing).
+#include "core/pool_state.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace qorb::core {
+
+namespace {
+bool is_claimed(slot_state st) { return st == slot_state::claimed || st == slot_state::acquiring; }
+}  // namespace
+
+// ----- claims ------------------------------------------------------------------
+
+slot* pool_state::pick() {
+  slot_set* set = priority_.best();
+  return set ? set->idle_front() : nullptr;
+}
+
+time_point pool_state::deadline_of(const claim_node& c) {
+  return after(now(), c.timeout > duration::zero() ? c.timeout : policy_.claim_timeout);
+}
+
+// `s` is idle, or ready and about to be: it goes to `c`. The set scores +1
+// before the claim takes the slot, so if that was its last unclaimed slot
+// it leaves the priority list with +20 on top.
+void pool_state::serve(claim_node& c, slot& s) {
+  slot_set& set = s.set();
+  priority_.served(set);
+  ++set.total_claims;
+  ++total_claims_;
+  if (slot_rules_.has_on_acquire) {
+    if (c.deadline.at == time_point{}) c.deadline.at = deadline_of(c);
+    c.where = claim_node::phase::acquiring;
+    c.acquiring_on = &s;
+    queue_.watch(c);
+  }
+  handle(s, s.resume(*this, {.what = slot_event::kind::claim, .claim = &c}));
+  finish(set);
+}
+
+// The claim's on_acquire failed: it tries again, first in line.
+void pool_state::retry(claim_node& c) {
+  c.acquiring_on = nullptr;
+  c.where = claim_node::phase::fresh;
+  observe(
+      {.what = observation::kind::acquire_failed, .claim = c.id, .reason = "on_acquire failed"});
+  if (c.deadline.at <= now()) return complete(c, timeout_reason());
+  if (slot* s = pick()) return serve(c, *s);
+  if (!c.waited) {
+    c.waited = true;
+    c.waiting_since = now();
+  }
+  queue_.push(c, true);
+  queue_.watch(c);
+}
+
+void pool_state::expire(claim_node& c) {
+  if (c.where == claim_node::phase::queued) {
+    queue_.remove(c);
+  } else if (slot* s = std::exchange(c.acquiring_on, nullptr)) {
+    handle(*s, s->resume(*this, {.what = slot_event::kind::cancel}));
+  }
+  complete(c, timeout_reason());
+}
+
+void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
+  c.where = claim_node::phase::done;
+  queue_.unwatch(c);
+  claim_wait_.record(c.waited ? std::chrono::duration<double>(now() - c.waiting_since).count()
+                              : 0.0);
+  switch (outcome) {
+    case claim_outcome::served:
+      trace({.what = observation::kind::claim_served,
+             .claim = c.id,
+             .slot = s->id(),
+             .set = s->set().label()});
+      break;
+    case claim_outcome::no_backends:
+      ++claim_failures_.no_backends;
+      break;
+    case claim_outcome::no_backends_online:
+      ++claim_failures_.no_backends_online;
+      break;
+    case claim_outcome::all_claims_used:
+      ++claim_failures_.all_claims_used;
+      break;
+    case claim_outcome::terminated:
+      ++claim_failures_.terminated;
+      break;
+    case claim_outcome::cancelled:
+      ++claim_failures_.cancelled;
+      break;
+  }
+  if (outcome != claim_outcome::served) {
+    trace({.what = observation::kind::claim_failed, .claim = c.id, .count = std::size_t(outcome)});
+  }
+  fx_->completions.push_back({&c, outcome, s, s ? s->connection() : nullptr});
+}
+
+claim_outcome pool_state::timeout_reason() const noexcept {
+  if (sets_.empty()) return claim_outcome::no_backends;
+  return online_ > 0 ? claim_outcome::all_claims_used : claim_outcome::no_backends_online;
+}
+
+// ----- after a slot's event ----------------------------------------------------
+
+void pool_state::handle(slot& s, slot_result r) {
+  if (r.retry) retry(*r.retry);
+  switch (r.then) {
+    case slot_result::next::ready:
+      return settle(s);
+    case slot_result::next::handed_over:
+      return complete(*s.claim(), claim_outcome::served, &s);
+    case slot_result::next::nothing:
+      if (doomed(s.set()) && !is_claimed(s.state()) && s.state() != slot_state::closed) {
+        close_slot(s);
+      }
+      return;
+  }
+}
+
+// A healthy connection and no operation: the first waiting claim gets it
+// (claims wait only while no slot is idle), else it becomes idle, unless
+// the set is to shrink or go.
+void pool_state::settle(slot& s) {
+  slot_set& set = s.set();
+  if (doomed(set) || set.size() > set.wanted) return close_slot(s);
+  if (claim_node* c = queue_.pop_front()) return serve(*c, s);
+  s.make_idle(*this);
+}
+
+// Reports a set's online and has-unclaimed changes; online changes move
+// the rebalance.
+void pool_state::finish(slot_set& set) {
+  if (set.removed) return;
+  const bool online = set.online();
+  const bool unclaimed = set.unclaimed() > 0;
+  if (online == set.reported_online && unclaimed == set.reported_unclaimed) return;
+  const bool went = online != set.reported_online;
+  if (went) {
+    online ? ++online_ : --online_;
+    rebalancer_.membership_changed();
+  }
+  set.reported_online = online;
+  set.reported_unclaimed = unclaimed;
+  observe({.what = online ? observation::kind::set_online : observation::kind::set_offline,
+           .flag = unclaimed,
+           .first = went,
+           .set = set.label()});
+  conform(set);
+}
+
+// ----- the slot port -----------------------------------------------------------
+
+op_id pool_state::start(slot& s, op_kind kind, detail::box_ptr box) {
+  const op_id id = ++op_ids_;
+  ops_.emplace(id, &s);
+  fx_->starts.push_back(
+      {&s, id, kind, std::move(box), kind == op_kind::connect ? s.set().target() : backend{}});
+  trace(
+      {.what = observation::kind::op_started, .op = kind, .slot = s.id(), .set = s.set().label()});
+  return id;
+}
+
+void pool_state::cancel(op_id op, bool abandon) {
+  fx_->cancels.push_back(op);
+  if (abandon) ops_.erase(op);
+}
+
+void pool_state::close(detail::box_ptr box) { fx_->closing.push_back(std::move(box)); }
+
+// Lazy: a later wake time leaves the heap entry where it is (it fires
+// early and re-arms), so a return costs no heap work.
+void pool_state::arm(slot& s) {
+  const auto at = s.wake_at();
+  if (at && (!s.timer.queued() || *at < s.timer.at)) slot_timers_.schedule(s, *at);
+}
+
+void pool_state::moved(slot& s, slot_state from) {
+  slot_set& set = s.set();
+  set.moved(s, from);
+  if (!set.removed) {
+    if (is_claimed(from) != is_claimed(s.state()))
+      is_claimed(from) ? --claimed_live_ : ++claimed_live_;
+    if (from == slot_state::idle && set.unclaimed() == 0) priority_.exhausted(set);
+    if (s.state() == slot_state::idle && set.unclaimed() == 1) priority_.insert(set);
+  }
+  trace({.what = observation::kind::state_changed,
+         .from = from,
+         .to = s.state(),
+         .slot = s.id(),
+         .counts = set.counts(),
+         .set = set.label()});
+}
+
+void pool_state::ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) {
+  slot_set& set = s.set();
+  if (v == verdict::ok) {
+    trace(
+        {.what = observation::kind::op_succeeded, .op = kind, .slot = s.id(), .set = set.label()});
+    return;
+  }
+  if (v == verdict::cancelled) return;
+  set.failures.add(now());
+  kind == op_kind::connect ? ++set.connect_failures : ++set.check_failures;
+  observe({.what = observation::kind::op_failed,
+           .op = kind,
+           .flag = v == verdict::timed_out,
+           .first = s.retries().failures() <= 1,
+           .slot = s.id(),
+           .delay = retry,
+           .set = set.label(),
+           .reason = std::string(why)});
+}
+
+void pool_state::dropped(slot& s, bool discarded, std::string_view why) {
+  slot_set& set = s.set();
+  set.failures.add(now());
+  ++set.check_failures;
+  observe({.what = discarded ? observation::kind::discarded : observation::kind::lost,
+           .slot = s.id(),
+           .set = set.label(),
+           .reason = std::string(why)});
+}
+
+void pool_state::observe(observation o) { fx_->seen.push_back(std::move(o)); }
+
+// ----- slot sets: growth under the cap, shrinking, rebalancing ---------------
+
+void pool_state::open_slot(slot_set& set) {
+  auto* s = new slot(set.next_slot_id(), set);
+  set.adopt(*s);
+  ++total_slots_;
+  s->open(*this);
+}
+
+void pool_state::close_slot(slot& s) {
+  slot_set& set = s.set();
+  s.close(*this);
+  slot_timers_.cancel(s);
+  set.forget(s);
+  graveyard_.emplace_back(&s);
+  --total_slots_;
+  room_freed_ = true;
+}
+
+// The set sheds what it does not want (slots not connected first, then idle
+// ones; busy ones settle first) and grows while the pool is under max_slots.
+void pool_state::conform(slot_set& set) {
+  while (set.size() > set.wanted) {
+    slot* victim = set.shrink_victim();
+    if (!victim) break;
+    close_slot(*victim);
+  }
+  grow(set);
+}
+
+// max_slots is held here, the one place slots are made: a set that wants
+// more waits, first come first served, for room another set frees.
+void pool_state::grow(slot_set& set) {
+  while (!doomed(set) && set.size() < set.wanted) {
+    if (total_slots_ >= policy_.max_slots) {
+      if (!set.short_queued) {
+        set.short_queued = true;
+        set.short_next = nullptr;
+        set.short_prev = short_tail_;
+        (short_tail_ ? short_tail_->short_next : short_head_) = &set;
+        short_tail_ = &set;
+      }
+      return;
+    }
+    open_slot(set);
+  }
+  if (set.short_queued) {
+    (set.short_prev ? set.short_prev->short_next : short_head_) = set.short_next;
+    (set.short_next ? set.short_next->short_prev : short_tail_) = set.short_prev;
+    set.short_prev = set.short_next = nullptr;
+    set.short_queued = false;
+  }
+}
+
+void pool_state::make_room() {
+  if (!room_freed_) return;
+  room_freed_ = false;
+  while (short_head_ && total_slots_ < policy_.max_slots) grow(*short_head_);
+}
+
+void pool_state::remove_set(
+    std::map<std::string, std::unique_ptr<slot_set>, std::less<>>::iterator it) {
+  std::unique_ptr<slot_set> set = std::move(it->second);
+  sets_.erase(it);
+  priority_.remove(*set);
+  set->wanted = 0;
+  grow(*set);  // leaves the queue for room
+  set->removed = true;
+  claimed_live_ -= set->claimed();
+  if (set->reported_online) --online_;
+  rebalancer_.membership_changed();
+  observe(
+      {.what = observation::kind::backend_removed, .count = set->claimed(), .set = set->label()});
+  set->for_each([&](slot& s) {
+    if (!is_claimed(s.state())) close_slot(s);
+  });
+  draining_.push_back(std::move(set));
+}
+
+void pool_state::rebalance(bool periodic) {
+  if (!rebalancer_.due(policy_, claimed_live_, queue_.size(), periodic)) return;
+  trace({.what = observation::kind::rebalance_started});
+  std::vector<rebalance_input> inputs;
+  inputs.reserve(sets_.size());
+  for (const auto& [name, set] : sets_) inputs.push_back({set->online(), set->size()});
+  const auto wanted = plan(policy_, inputs, rebalancer_.budget());
+  std::size_t i = 0;
+  for (const auto& [name, set] : sets_) set->wanted = wanted[i++];
+  // Shrink everywhere before growing anywhere, so the room one set frees
+  // can go to another in the same rebalance.
+  for (const auto& [name, set] : sets_) {
+    while (set->size() > set->wanted) {
+      slot* victim = set->shrink_victim();
+      if (!victim) break;
+      close_slot(*victim);
+    }
+  }
+  for (const auto& [name, set] : sets_) grow(*set);
+  trace({.what = observation::kind::rebalance_done});
+}
+
+}  // namespace qorb::core

@@ -1,0 +1,313 @@
+// The slot state machine:
+//
+//   backing_off --timer--> connecting --ok--> [ready] --> idle | claimed | closed
+//        ^                    |  fail/timeout                 (the pool decides)
+//        +--------------------+
+//   idle --claim--> acquiring --ok--> claimed --release--> recycling --ok--> [ready]
+//     |  (on_acquire)   | fail: the claim retries; recycle, then cooling
+//     |                 |       (holds the connection for a backoff) --timer--> [ready]
+//     +--timer--> checking --ok--> [ready]
+//   checking/recycling fail, discard, lost: drop the connection, reconnect
+//   (at once if it had been up for max_connection_backoff, else backing off).
+//
+// Every operation has an id; a result for another id is stale (the slot
+// gave up on it) and its connection is closed.
+#include "core/slot.hpp"
+
+#include "core/environment.hpp"
+
+namespace qorb::core {
+
+const char* to_string(slot_state s) noexcept {
+  switch (s) {
+    case slot_state::backing_off:
+      return "backing_off";
+    case slot_state::connecting:
+      return "connecting";
+    case slot_state::idle:
+      return "unclaimed";
+    case slot_state::checking:
+      return "checking";
+    case slot_state::acquiring:
+      return "acquiring";
+    case slot_state::claimed:
+      return "claimed";
+    case slot_state::recycling:
+      return "recycling";
+    case slot_state::cooling:
+      return "cooling";
+    case slot_state::closed:
+      break;
+  }
+  return "closed";
+}
+
+const char* to_string(op_kind k) noexcept {
+  switch (k) {
+    case op_kind::connect:
+      return "connect";
+    case op_kind::is_valid:
+      return "health check";
+    case op_kind::on_acquire:
+      return "on_acquire";
+    case op_kind::on_recycle:
+      return "on_recycle";
+  }
+  return "operation";
+}
+
+void slot::open(slot_port& port) { begin_connect(port); }
+
+slot_result slot::resume(slot_port& port, slot_event ev) {
+  using kind = slot_event::kind;
+  switch (ev.what) {
+    case kind::op_ok:
+    case kind::op_failed:
+      if (op_ == 0 || ev.op != op_) {
+        if (ev.box) port.close(std::move(ev.box));  // an answer to an operation we gave up on
+        return {};
+      }
+      op_ = 0;
+      wake_at_.reset();
+      return finished(port, ev.what == kind::op_ok, std::move(ev.box), ev.why);
+    case kind::timer:
+      if (!wake_at_ || *wake_at_ > port.now()) return {};
+      wake_at_.reset();
+      return timed_out(port);
+    case kind::claim:
+      // Idle, or ready (see slot_result) and handed on within the event.
+      if (state_ != slot_state::idle && !ready_) return {};
+      wake_at_.reset();
+      claim_ = ev.claim;
+      if (port.rules().has_on_acquire) {
+        start_check(port, slot_state::acquiring, op_kind::on_acquire);
+        return {};
+      }
+      to(port, slot_state::claimed);
+      return {slot_result::next::handed_over};
+    case kind::release:
+    case kind::discard:
+      if (state_ != slot_state::claimed || ready_) return {};
+      claim_ = nullptr;
+      if (ev.what == kind::release) return recycle(port);
+      port.close(std::move(conn_));
+      port.dropped(*this, true, ev.why);
+      reconnect_after_loss(port);
+      return {};
+    case kind::lost:
+      if (state_ != slot_state::idle) return {};
+      wake_at_.reset();
+      port.close(std::move(conn_));
+      port.dropped(*this, false, ev.why);
+      reconnect_after_loss(port);
+      return {};
+    case kind::cancel:
+      // The operation keeps running until it answers (cancelled, we hope):
+      // then the connection it gives back is recycled, not lost.
+      if (state_ == slot_state::acquiring && claim_) {
+        claim_ = nullptr;
+        port.cancel(op_, false);
+      }
+      return {};
+  }
+  return {};
+}
+
+slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why) {
+  const slot_rules& rules = port.rules();
+  switch (state_) {
+    case slot_state::connecting:
+      if (ok && box) {
+        port.ended(*this, op_kind::connect, verdict::ok, {}, {});
+        conn_ = std::move(box);
+        up_since_ = port.now();
+        return ready();
+      }
+      {
+        const duration delay = retry_.next(*rules.cfg, port.random01());
+        port.ended(*this, op_kind::connect, verdict::failed, ok ? "no connection returned" : why,
+                   delay);
+        to(port, slot_state::backing_off);
+        wake(port, after(port.now(), delay));
+      }
+      return {};
+    case slot_state::checking:
+    case slot_state::recycling: {
+      const op_kind kind = state_ == slot_state::checking ? op_kind::is_valid : op_kind::on_recycle;
+      if (ok && box) {
+        port.ended(*this, kind, verdict::ok, {}, {});
+        conn_ = std::move(box);
+        return ready_or_hold(port);
+      }
+      if (box) port.close(std::move(box));
+      port.ended(*this, kind, verdict::failed, why, {});
+      reconnect_after_loss(port);
+      return {};
+    }
+    case slot_state::acquiring:
+      return acquire_over(port, ok, std::move(box), why, false);
+    default:
+      if (box) port.close(std::move(box));
+      return {};
+  }
+}
+
+slot_result slot::acquire_over(slot_port& port, bool ok, detail::box_ptr box, std::string_view why,
+                               bool timed_out) {
+  claim_node* claim = std::exchange(claim_, nullptr);
+  if (ok && box && claim) {
+    claim_ = claim;
+    conn_ = std::move(box);
+    port.ended(*this, op_kind::on_acquire, verdict::ok, {}, {});
+    to(port, slot_state::claimed);
+    return {slot_result::next::handed_over};
+  }
+  slot_result result;
+  duration delay = duration::zero();
+  if (!claim) {
+    // The claim went away while on_acquire ran: no fault of the backend's.
+    port.ended(*this, op_kind::on_acquire, verdict::cancelled, {}, {});
+  } else {
+    result.retry = claim;
+    // Repeated failures back off: the slot holds its connection, unclaimed,
+    // for as long as a reconnect would wait.
+    delay = loss_delay(port);
+    port.ended(*this, op_kind::on_acquire, timed_out ? verdict::timed_out : verdict::failed, why,
+               delay);
+  }
+  if (!box) {
+    // Timed out: the operation still holds the connection. Start over.
+    reconnect_in(port, delay);
+    return result;
+  }
+  hold_until_ = after(port.now(), delay);
+  conn_ = std::move(box);
+  result.then = recycle(port).then;
+  return result;
+}
+
+slot_result slot::timed_out(slot_port& port) {
+  const set_config& cfg = *port.rules().cfg;
+  switch (state_) {
+    case slot_state::backing_off:
+      begin_connect(port);
+      return {};
+    case slot_state::cooling:
+      return ready();
+    case slot_state::idle:  // time for a health check
+      start_check(port, slot_state::checking, op_kind::is_valid);
+      return {};
+    case slot_state::connecting: {
+      port.cancel(std::exchange(op_, 0), true);
+      const duration delay = retry_.next(cfg, port.random01());
+      port.ended(*this, op_kind::connect, verdict::timed_out, "timed out", delay);
+      to(port, slot_state::backing_off);
+      wake(port, after(port.now(), delay));
+      return {};
+    }
+    case slot_state::checking:
+    case slot_state::recycling:
+      port.cancel(std::exchange(op_, 0), true);
+      port.ended(*this, state_ == slot_state::checking ? op_kind::is_valid : op_kind::on_recycle,
+                 verdict::timed_out, "timed out", {});
+      reconnect_after_loss(port);
+      return {};
+    case slot_state::acquiring:
+      port.cancel(std::exchange(op_, 0), true);
+      return acquire_over(port, false, nullptr, "timed out", true);
+    default:
+      return {};
+  }
+}
+
+slot_result slot::recycle(slot_port& port) {
+  if (port.rules().has_on_recycle) {
+    start_check(port, slot_state::recycling, op_kind::on_recycle);
+    return {};
+  }
+  return ready_or_hold(port);
+}
+
+slot_result slot::ready_or_hold(slot_port& port) {
+  if (hold_until_ > port.now()) {
+    to(port, slot_state::cooling);
+    wake(port, hold_until_);
+    return {};
+  }
+  return ready();
+}
+
+void slot::make_idle(slot_port& port) {
+  to(port, slot_state::idle);
+  const slot_rules& rules = port.rules();
+  if (rules.has_is_valid && rules.cfg->health_interval) {
+    wake(port, after(port.now(),
+                     *rules.cfg->health_interval + scaled(rules.cfg->spread, port.random01())));
+  }
+}
+
+void slot::close(slot_port& port) {
+  if (op_ != 0) port.cancel(std::exchange(op_, 0), true);
+  if (conn_) port.close(std::move(conn_));
+  claim_ = nullptr;
+  wake_at_.reset();
+  to(port, slot_state::closed);
+}
+
+void slot::begin_connect(slot_port& port) {
+  to(port, slot_state::connecting);
+  op_ = port.start(*this, op_kind::connect, nullptr);
+  if (const auto& limit = port.rules().cfg->connect_timeout) wake(port, after(port.now(), *limit));
+}
+
+void slot::start_check(slot_port& port, slot_state st, op_kind kind) {
+  to(port, st);
+  op_ = port.start(*this, kind, std::move(conn_));
+  wake(port, after(port.now(), port.rules().cfg->health_check_timeout));
+}
+
+// A connection that stayed up for max_connection_backoff is replaced at
+// once; one lost sooner continues the backoff streak, so a backend that
+// accepts and then drops every connection is not hammered.
+duration slot::loss_delay(slot_port& port) {
+  const time_point now = port.now();
+  const duration up = now - up_since_;
+  up_since_ = now;
+  if (up >= port.rules().cfg->max_connection_backoff) {
+    retry_.reset();
+    return duration::zero();
+  }
+  return retry_.next(*port.rules().cfg, port.random01());
+}
+
+void slot::reconnect_after_loss(slot_port& port) { reconnect_in(port, loss_delay(port)); }
+
+void slot::reconnect_in(slot_port& port, duration delay) {
+  hold_until_ = {};
+  if (delay <= duration::zero()) {
+    begin_connect(port);
+    return;
+  }
+  to(port, slot_state::backing_off);
+  wake(port, after(port.now(), delay));
+}
+
+void slot::wake(slot_port& port, time_point at) {
+  wake_at_ = at;
+  port.arm(*this);
+}
+
+slot_result slot::ready() noexcept {
+  ready_ = true;
+  return {slot_result::next::ready};
+}
+
+void slot::to(slot_port& port, slot_state st) {
+  ready_ = false;
+  if (state_ == st) return;
+  const slot_state from = state_;
+  state_ = st;
+  port.moved(*this, from);
+}
+
+}  // namespace qorb::core

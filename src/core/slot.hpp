@@ -1,0 +1,147 @@
+// One slot: a commitment to hold one connection to one backend, and its
+// whole life as a state machine. It decides; the pool (its port) does.
+#pragma once
+
+#include <qorb/detail/core_port.hpp>
+
+#include "core/backoff.hpp"
+#include "core/effects.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace qorb::core {
+
+class slot_set;
+
+/// What a slot needs to know of the policy and the connector.
+struct slot_rules {
+  const set_config* cfg = nullptr;
+  bool has_is_valid = false;
+  bool has_on_acquire = false;
+  bool has_on_recycle = false;  // on_recycle, or is_valid standing in for it
+};
+
+enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled };
+
+/// The pool, as a slot sees it.
+class slot_port {
+ public:
+  virtual const slot_rules& rules() const noexcept = 0;
+  virtual time_point now() = 0;
+  virtual double random01() = 0;
+  /// Starts a connector operation (a check takes `box`); its id.
+  virtual op_id start(slot& s, op_kind kind, detail::box_ptr box) = 0;
+  /// Cancels an operation. `abandon`: its result, whenever it comes, is
+  /// stale; otherwise the slot still waits for it (and what it gives back).
+  virtual void cancel(op_id op, bool abandon) = 0;
+  virtual void close(detail::box_ptr box) = 0;
+  /// The slot's wake time moved earlier (or was set).
+  virtual void arm(slot& s) = 0;
+  virtual void moved(slot& s, slot_state from) = 0;
+  /// An operation ended; failures count against the backend. `retry`: the
+  /// delay before the slot tries again, where one follows.
+  virtual void ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) = 0;
+  /// A handle discarded the connection, or an idle one was lost.
+  virtual void dropped(slot& s, bool discarded, std::string_view why) = 0;
+
+ protected:
+  ~slot_port() = default;
+};
+
+/// What a slot's event leaves for the pool to do.
+struct slot_result {
+  enum class next : std::uint8_t {
+    nothing,
+    ready,        // a healthy connection and no operation: make it idle, serve a waiter or close
+    handed_over,  // the claim it acquired for gets the connection
+  };
+  next then = next::nothing;
+  /// A claim whose on_acquire failed or timed out: it must try again.
+  claim_node* retry = nullptr;
+};
+
+struct slot_event {
+  enum class kind : std::uint8_t {
+    op_ok,      // the operation `op` succeeded (`box`: the connection)
+    op_failed,  // the operation `op` failed (`box`: the connection if it came back)
+    timer,      // the slot's wake time came
+    claim,      // an idle slot is claimed by `claim`
+    release,    // a claimed slot's handle returned it
+    discard,    // ... saying the connection is broken
+    lost,       // an idle connection was lost
+    cancel,     // the claim it is acquiring for went away
+  };
+  kind what;
+  op_id op = 0;
+  detail::box_ptr box = nullptr;
+  std::string why = {};
+  claim_node* claim = nullptr;
+};
+
+class slot {
+ public:
+  slot(std::uint64_t id, slot_set& owner) noexcept : id_(id), set_(&owner) {}
+  slot(const slot&) = delete;
+  slot& operator=(const slot&) = delete;
+
+  /// A new slot: starts connecting.
+  void open(slot_port& port);
+  slot_result resume(slot_port& port, slot_event ev);
+  /// The pool decided: the ready slot becomes claimable.
+  void make_idle(slot_port& port);
+  /// Removed (the set shrank, the backend left, the pool terminated): the
+  /// operation is cancelled and the connection closed. Never while claimed,
+  /// but for terminate, which takes acquiring slots too.
+  void close(slot_port& port);
+
+  std::uint64_t id() const noexcept { return id_; }
+  slot_set& set() const noexcept { return *set_; }
+  slot_state state() const noexcept { return state_; }
+  detail::connection_box* connection() const noexcept { return conn_.get(); }
+  claim_node* claim() const noexcept { return claim_; }
+  std::optional<time_point> wake_at() const noexcept { return wake_at_; }
+  const backoff& retries() const noexcept { return retry_; }
+  bool running() const noexcept { return op_ != 0; }
+
+  // Owned by the slot_set and the pool's timer heap.
+  slot* set_prev = nullptr;
+  slot* set_next = nullptr;
+  slot* idle_prev = nullptr;
+  slot* idle_next = nullptr;
+  deadline_hook timer;
+
+ private:
+  slot_result finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why);
+  slot_result timed_out(slot_port& port);
+  slot_result acquire_over(slot_port& port, bool ok, detail::box_ptr box, std::string_view why,
+                           bool timed_out);
+  slot_result recycle(slot_port& port);
+  slot_result ready_or_hold(slot_port& port);
+  void begin_connect(slot_port& port);
+  void start_check(slot_port& port, slot_state st, op_kind kind);
+  void reconnect_after_loss(slot_port& port);
+  void reconnect_in(slot_port& port, duration delay);
+  duration loss_delay(slot_port& port);
+  void wake(slot_port& port, time_point at);
+  void to(slot_port& port, slot_state st);
+  slot_result ready() noexcept;
+
+  const std::uint64_t id_;
+  slot_set* set_;
+  slot_state state_ = slot_state::closed;
+  op_id op_ = 0;
+  detail::box_ptr conn_;
+  claim_node* claim_ = nullptr;  // acquiring for, or claimed by
+  backoff retry_;
+  time_point up_since_{};    // the connection's health clock (connect, or last failure)
+  time_point hold_until_{};  // after a failed on_acquire: not claimable before
+  std::optional<time_point> wake_at_;
+  // Ready: a healthy connection and no operation, in whatever state it was;
+  // the pool makes it idle, gives it to a claim or closes it in the same
+  // event, and the next transition clears this.
+  bool ready_ = false;
+};
+
+}  // namespace qorb::core

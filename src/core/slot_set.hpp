@@ -1,0 +1,98 @@
+// One backend's slots: counts by state, the idle list, the wanted count and
+// the changes the pool reacts to (online, has unclaimed slots).
+#pragma once
+
+#include <qorb/backend.hpp>
+#include <qorb/stats.hpp>
+
+#include "core/effects.hpp"
+#include "core/failure_window.hpp"
+#include "core/slot.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace qorb::core {
+
+/// Where a set sits in the priority list (src/core/priority_list.hpp).
+struct priority_hook {
+  static constexpr std::size_t absent = SIZE_MAX;
+  double score = 0;
+  std::size_t pos = absent;
+};
+
+class slot_set {
+ public:
+  slot_set(std::uint16_t id, backend b, duration failure_span);
+  slot_set(const slot_set&) = delete;
+  slot_set& operator=(const slot_set&) = delete;
+
+  std::uint16_t id() const noexcept { return id_; }
+  const backend& target() const noexcept { return backend_; }
+  const label_ptr& label() const noexcept { return label_; }
+  /// The next slot's id: upper 16 bits the set, lower 48 a number.
+  std::uint64_t next_slot_id() noexcept;
+
+  void adopt(slot& s) noexcept;
+  void forget(slot& s) noexcept;
+  /// Keeps the counts and the idle list in step with a slot's state.
+  void moved(slot& s, slot_state from) noexcept;
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t count(slot_state st) const noexcept { return by_state_[std::size_t(st)]; }
+  std::size_t unclaimed() const noexcept { return count(slot_state::idle); }
+  std::size_t claimed() const noexcept {
+    return count(slot_state::claimed) + count(slot_state::acquiring);
+  }
+  /// Online: some slot holds a connection (idle, being checked or claimed).
+  bool online() const noexcept { return unclaimed() + checking() + claimed() > 0; }
+  std::size_t connecting() const noexcept {
+    return count(slot_state::connecting) + count(slot_state::backing_off);
+  }
+  std::size_t checking() const noexcept {
+    return count(slot_state::checking) + count(slot_state::recycling) + count(slot_state::cooling);
+  }
+  set_counts counts() const noexcept;
+
+  /// The most recently used idle slot (warm connections first).
+  slot* idle_front() const noexcept { return idle_head_; }
+  /// A slot to close when the set shrinks: one not connected first, then an
+  /// idle one; none while only busy slots are left (they settle first).
+  slot* shrink_victim() const noexcept;
+  /// Calls `f` on every slot; `f` may remove it.
+  template <class F>
+  void for_each(F&& f) const {
+    for (slot* s = head_; s;) {
+      slot* following = s->set_next;
+      f(*s);
+      s = following;
+    }
+  }
+
+  backend_stats stats(time_point now) const;
+
+  std::size_t wanted = 0;
+  bool removed = false;
+  bool reported_online = false;
+  bool reported_unclaimed = false;
+  failure_window failures;
+  std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
+  priority_hook priority;
+  // In the pool's queue of sets waiting for room under max_slots.
+  slot_set* short_prev = nullptr;
+  slot_set* short_next = nullptr;
+  bool short_queued = false;
+
+ private:
+  const std::uint16_t id_;
+  const backend backend_;
+  const label_ptr label_;
+  std::uint64_t next_slot_ = 0;
+  slot* head_ = nullptr;
+  slot* idle_head_ = nullptr;
+  std::size_t size_ = 0;
+  std::array<std::size_t, 9> by_state_{};
+};
+
+}  // namespace qorb::core

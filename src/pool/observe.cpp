@@ -1,0 +1,161 @@
+// The core's observations as probes and log lines: the only place either
+// is made. Texts are the pool's public log vocabulary; keep them stable.
+#include <qorb/error.hpp>
+
+#include "pool/pool_driver.hpp"
+#include "probes.hpp"
+
+#include <chrono>
+
+namespace qorb::detail {
+
+using kind = core::observation::kind;
+
+template <class... Args>
+void pool_driver::log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
+                      Args&&... args) const {
+  if (log_ && log_->should_log(level)) {
+    log_->log(level, "pool {}: {}", name_, fmt::format(fmt, std::forward<Args>(args)...));
+  }
+}
+
+namespace {
+
+const char* address(const core::observation& o) { return o.set ? o.set->address.c_str() : ""; }
+const char* backend_name(const core::observation& o) { return o.set ? o.set->name.c_str() : ""; }
+
+const char* reason_of(std::size_t outcome) {
+  switch (core::claim_outcome(outcome)) {
+    case core::claim_outcome::no_backends:
+      return "no backends";
+    case core::claim_outcome::no_backends_online:
+      return "no backends online";
+    case core::claim_outcome::all_claims_used:
+      return "all claims used";
+    case core::claim_outcome::terminated:
+      return "pool terminated";
+    case core::claim_outcome::cancelled:
+      return "cancelled";
+    case core::claim_outcome::served:
+      break;
+  }
+  return "served";
+}
+
+}  // namespace
+
+void pool_driver::observe(const core::observation& o) const {
+  const char* pool = name_.c_str();
+  switch (o.what) {
+    case kind::claim_started:
+      QORB_PROBE(claim_start, pool, o.claim);
+      QORB_PROBE(pool_claim_start, pool, o.claim);
+      break;
+    case kind::claim_queued:
+      QORB_PROBE(slot_set_claim_failed, pool, o.claim, "no backend has an unclaimed slot");
+      break;
+    case kind::claim_served:
+      QORB_PROBE(slot_set_claim_start, pool, o.claim, address(o));
+      QORB_PROBE(slot_set_claim_done, pool, o.claim, o.slot);
+      QORB_PROBE(pool_claim_done, pool, o.claim, o.slot);
+      QORB_PROBE(claim_done, pool, o.claim, o.slot);
+      QORB_PROBE(handle_claimed, pool, o.claim, o.slot, address(o));
+      break;
+    case kind::claim_failed:
+      QORB_PROBE(pool_claim_failed, pool, o.claim);
+      QORB_PROBE(claim_failed, pool, o.claim,
+                 o.reason.empty() ? reason_of(o.count) : o.reason.c_str());
+      break;
+    case kind::acquire_failed:
+      QORB_PROBE(claim_acquire_failed, pool, o.claim, o.reason.c_str());
+      break;
+    case kind::handle_returned:
+      QORB_PROBE(handle_returned, pool, o.slot);
+      break;
+    case kind::state_changed:
+      if (QORB_PROBE_ENABLED(slot_state_change)) {
+        const auto json = fmt::format(
+            R"({{"connecting":{},"unclaimed":{},"checking":{},"claimed":{},"total_claims":{}}})",
+            o.counts.connecting, o.counts.unclaimed, o.counts.checking, o.counts.claimed,
+            o.counts.total_claims);
+        QORB_PROBE(slot_state_change, pool, address(o), o.slot, core::to_string(o.from),
+                   core::to_string(o.to), json.c_str());
+      }
+      break;
+    case kind::op_started:
+      if (o.op == core::op_kind::connect) QORB_PROBE(connect_start, pool, o.slot, address(o));
+      if (o.op == core::op_kind::is_valid) QORB_PROBE(health_check_start, pool, o.slot, address(o));
+      if (o.op == core::op_kind::on_recycle) QORB_PROBE(recycle_start, pool, o.slot, address(o));
+      break;
+    case kind::op_succeeded:
+      if (o.op == core::op_kind::connect) QORB_PROBE(connect_done, pool, o.slot, address(o));
+      if (o.op == core::op_kind::is_valid) QORB_PROBE(health_check_done, pool, o.slot);
+      if (o.op == core::op_kind::on_recycle) QORB_PROBE(recycle_done, pool, o.slot);
+      break;
+    case kind::op_failed:
+      log_op_failed(o);
+      break;
+    case kind::discarded:
+      break;  // the caller said so; counted as a failure of the backend
+    case kind::lost:
+      log(spdlog::level::warn, "{}: connection lost: {}", backend_name(o), o.reason);
+      break;
+    case kind::set_online:
+      if (o.first) log(spdlog::level::info, "{}: online", backend_name(o));
+      QORB_PROBE(slot_set_online, pool, address(o), o.flag);
+      break;
+    case kind::set_offline:
+      if (o.first) log(spdlog::level::warn, "{}: offline", backend_name(o));
+      QORB_PROBE(slot_set_offline, pool, address(o));
+      break;
+    case kind::backend_added:
+      log(spdlog::level::info, "{}: added ({})", backend_name(o), address(o));
+      break;
+    case kind::backend_removed:
+      log(spdlog::level::info, "{}: removed (draining {} claimed)", backend_name(o), o.count);
+      break;
+    case kind::rebalance_started:
+      QORB_PROBE(rebalance_start, pool);
+      break;
+    case kind::rebalance_done:
+      QORB_PROBE(rebalance_done, pool);
+      break;
+    case kind::terminating:
+      log(spdlog::level::info, "terminating");
+      break;
+  }
+}
+
+void pool_driver::log_op_failed(const core::observation& o) const {
+  const char* pool = name_.c_str();
+  const char* why = o.reason.c_str();
+  switch (o.op) {
+    case core::op_kind::connect:
+      QORB_PROBE(connect_failed, pool, o.slot, address(o), why);
+      if (o.flag) {
+        log(spdlog::level::warn, "{}: connect timed out", backend_name(o));
+      } else {
+        // The first failure of a streak is news; the retries are not.
+        log(o.first ? spdlog::level::warn : spdlog::level::debug,
+            "{}: connect failed (retry in {} ms): {}", backend_name(o),
+            std::chrono::duration_cast<std::chrono::milliseconds>(o.delay).count(), why);
+      }
+      return;
+    case core::op_kind::is_valid:
+      QORB_PROBE(health_check_failed, pool, o.slot, why);
+      break;
+    case core::op_kind::on_recycle:
+      QORB_PROBE(recycle_failed, pool, o.slot, why);
+      break;
+    case core::op_kind::on_acquire:
+      break;
+  }
+  if (o.flag) {
+    log(spdlog::level::warn, "{}: {} timed out", backend_name(o),
+        o.op == core::op_kind::on_acquire ? "on_acquire" : "health check");
+  } else {
+    log(spdlog::level::warn, "{}: {} failed: {}", backend_name(o), core::to_string(o.op), why);
+  }
+}
+
+}  // namespace qorb::detail

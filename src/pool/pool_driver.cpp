@@ -1,0 +1,300 @@
+#include "pool/pool_driver.hpp"
+
+#include <qorb/error.hpp>
+
+#include "probes.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <chrono>
+
+namespace qorb::detail {
+
+namespace {
+
+std::string describe(const std::exception_ptr& e) {
+  if (!e) return "no connection returned";
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& ex) {
+    return ex.code().message();  // what() also has the throw site: noise in a log
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+error_code to_error(core::claim_outcome o) {
+  switch (o) {
+    case core::claim_outcome::served:
+      return {};
+    case core::claim_outcome::no_backends:
+      return make_error_code(errc::no_backends);
+    case core::claim_outcome::no_backends_online:
+      return make_error_code(errc::no_backends_online);
+    case core::claim_outcome::all_claims_used:
+      return make_error_code(errc::all_claims_used);
+    case core::claim_outcome::terminated:
+      return make_error_code(errc::terminated);
+    case core::claim_outcome::cancelled:
+      break;
+  }
+  return asio::error::operation_aborted;  // as Asio's own operations complete
+}
+
+std::chrono::steady_clock::time_point to_steady(core::time_point t) {
+  return std::chrono::steady_clock::time_point(t.time_since_epoch());
+}
+
+}  // namespace
+
+system_environment::system_environment() : engine_(std::random_device{}()) {}
+
+core::time_point system_environment::now() {
+  return core::time_point(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+double system_environment::random01() {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine_);
+}
+
+const backend& pool_core::backend_of(const core::slot* s) noexcept { return s->set().target(); }
+std::uint64_t pool_core::id_of(const core::slot* s) noexcept { return s->id(); }
+
+pool_driver::pool_driver(asio::any_io_executor ex, std::string name, std::shared_ptr<resolver> res,
+                         std::unique_ptr<connector_ops> ops, const policy& p, logger_ptr logger)
+    : ex_(std::move(ex)),
+      name_(std::move(name)),
+      resolver_(std::move(res)),
+      ops_(std::move(ops)),
+      log_(std::move(logger)),
+      state_(p, {ops_->has_is_valid, ops_->has_on_acquire, ops_->has_on_recycle}, env_),
+      timer_(std::in_place, ex_) {}
+
+pool_driver::~pool_driver() = default;
+
+void pool_driver::start() {
+  std::weak_ptr<pool_core> weak = weak_from_this();
+  resolver_->start(ex_, [weak](const backend_map& backends) {
+    if (auto self = weak.lock()) static_cast<pool_driver&>(*self).on_backends(backends);
+  });
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    wake = state_.next_wakeup();
+  }
+  arm_timer(wake);
+}
+
+// Per-claim observations are recorded only while a tracer listens.
+core::effects pool_driver::fresh_effects() const {
+  core::effects fx;
+#define QORB_ANY_PROBE(name) || QORB_PROBE_ENABLED(name)
+  fx.trace = false QORB_PROBE_LIST(QORB_ANY_PROBE);
+#undef QORB_ANY_PROBE
+  return fx;
+}
+
+claimed_slot pool_driver::try_claim() noexcept {
+  auto fx = fresh_effects();
+  core::slot* s;
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    s = state_.try_claim(fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+  if (!s) return {};
+  return {s, s->connection()};
+}
+
+void pool_driver::submit(claim_request* r) {
+  auto fx = fresh_effects();
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    state_.claim(*r, fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+}
+
+void pool_driver::cancel(claim_request* r) noexcept {
+  auto fx = fresh_effects();
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    state_.cancel(*r, fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+}
+
+void pool_driver::release(core::slot* s, bool discard) noexcept {
+  auto fx = fresh_effects();
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    state_.release(*s, discard, fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+}
+
+error_code pool_driver::terminate() noexcept {
+  auto fx = fresh_effects();
+  {
+    std::lock_guard lock(mu_);
+    if (!state_.terminate(fx)) return make_error_code(errc::terminated);
+  }
+  {
+    // No timer after terminate: handles may be returned after the
+    // io_context is gone, and must not touch it.
+    std::lock_guard lock(timer_mu_);
+    timer_.reset();
+  }
+  resolver_->stop();
+  apply(fx, std::nullopt);
+  return {};
+}
+
+pool_stats pool_driver::stats() const {
+  std::lock_guard lock(mu_);
+  pool_stats out = state_.stats();
+  out.name = name_;
+  return out;
+}
+
+void pool_driver::on_backends(const backend_map& backends) {
+  auto fx = fresh_effects();
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    state_.backends_changed(backends, fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+}
+
+void pool_driver::timer_fired() {
+  {
+    std::lock_guard lock(timer_mu_);
+    armed_ = core::time_point::max();
+  }
+  auto fx = fresh_effects();
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    state_.timer_fired(fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+}
+
+void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) {
+  const bool ok = !e && box;
+  finished(ctx.op, ok, std::move(box), ok ? std::string() : describe(e));
+}
+
+void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_ptr e,
+                             check_result result) {
+  std::exception_ptr error = e ? e : result.error;
+  const bool ok = !error && result.box;
+  finished(ctx.op, ok, std::move(result.box), ok ? std::string() : describe(error));
+}
+
+void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string why) noexcept {
+  {
+    std::lock_guard lock(ops_mu_);
+    running_.erase(op);
+  }
+  auto fx = fresh_effects();
+  std::optional<core::time_point> wake;
+  {
+    std::lock_guard lock(mu_);
+    state_.op_finished(op, ok, std::move(box), std::move(why), fx);
+    wake = state_.next_wakeup();
+  }
+  apply(fx, wake);
+}
+
+// After the lock: what the core decided. Claims complete last, so a
+// handler that claims again finds the pool's own work already under way.
+void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake) noexcept {
+  if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
+  fx.closing.clear();
+  if (wake) arm_timer(wake);
+  for (const auto& o : fx.seen) observe(o);
+  for (const auto& c : fx.completions) {
+    static_cast<claim_request*>(c.claim)->complete(to_error(c.outcome), c.s, c.box);
+  }
+}
+
+void pool_driver::start_ops(core::effects& fx) {
+  for (auto& op : fx.starts) {
+    op_context ctx{shared_from_this(), op.id, asio::make_strand(ex_),
+                   std::make_shared<asio::cancellation_signal>()};
+    {
+      std::lock_guard lock(ops_mu_);
+      running_.emplace(op.id, running_op{ctx.executor, ctx.signal});
+    }
+    switch (op.kind) {
+      case core::op_kind::connect:
+        ops_->start_connect(std::move(ctx), op.target);
+        break;
+      case core::op_kind::is_valid:
+        ops_->start_check(std::move(ctx), check_kind::is_valid, std::move(op.box));
+        break;
+      case core::op_kind::on_acquire:
+        ops_->start_check(std::move(ctx), check_kind::on_acquire, std::move(op.box));
+        break;
+      case core::op_kind::on_recycle:
+        ops_->start_check(std::move(ctx), check_kind::on_recycle, std::move(op.box));
+        break;
+    }
+  }
+  // Cancellation runs on the operation's strand, after its start (posted
+  // there first): terminal, so the connector's call stops and hands back
+  // what it holds.
+  for (const auto id : fx.cancels) {
+    std::optional<running_op> op;
+    {
+      std::lock_guard lock(ops_mu_);
+      auto it = running_.find(id);
+      if (it == running_.end()) continue;
+      op.emplace(std::move(it->second));
+      running_.erase(it);
+    }
+    asio::post(op->strand,
+               [signal = op->signal] { signal->emit(asio::cancellation_type::terminal); });
+  }
+}
+
+void pool_driver::arm_timer(std::optional<core::time_point> wake) {
+  if (!wake) return;
+  std::lock_guard lock(timer_mu_);
+  if (!timer_ || !(*wake < armed_)) return;
+  armed_ = *wake;
+  timer_->expires_at(to_steady(*wake));
+  timer_->async_wait([weak = weak_from_this()](const error_code& ec) {
+    if (ec) return;  // re-armed earlier, or terminated
+    if (auto self = weak.lock()) static_cast<pool_driver&>(*self).timer_fired();
+  });
+}
+
+std::shared_ptr<pool_core> make_pool_core(asio::any_io_executor executor, std::string name,
+                                          std::shared_ptr<resolver> res,
+                                          std::unique_ptr<connector_ops> ops, const policy& p,
+                                          logger_ptr logger) {
+  validate(p);
+  if (!res) throw std::invalid_argument("qorb: pool needs a resolver (got a null pointer)");
+  if (!ops) throw std::invalid_argument("qorb: pool needs a connector");
+  return std::make_shared<pool_driver>(std::move(executor), std::move(name), std::move(res),
+                                       std::move(ops), p, std::move(logger));
+}
+
+}  // namespace qorb::detail

@@ -1,0 +1,88 @@
+// The Asio driver of the sans-I/O core: every entry point has one shape —
+// lock, one pool_state call, unlock, apply the effects (start and cancel
+// connector operations, close connections, complete claims, re-arm the one
+// timer, turn observations into probes and logs).
+#pragma once
+
+#include <qorb/detail/pool_core.hpp>
+
+#include "core/pool_state.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/steady_timer.hpp>
+
+#include <mutex>
+#include <optional>
+#include <random>
+#include <unordered_map>
+
+namespace qorb::detail {
+
+/// The system's monotonic clock and a seeded engine, for the core.
+class system_environment final : public core::environment {
+ public:
+  system_environment();
+  core::time_point now() override;
+  double random01() override;
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+class pool_driver final : public pool_core {
+ public:
+  pool_driver(asio::any_io_executor ex, std::string name, std::shared_ptr<resolver> res,
+              std::unique_ptr<connector_ops> ops, const policy& p, logger_ptr logger);
+  ~pool_driver() override;
+
+  void start() override;
+  claimed_slot try_claim() noexcept override;
+  void submit(claim_request* r) override;
+  void cancel(claim_request* r) noexcept override;
+  void release(core::slot* s, bool discard) noexcept override;
+  error_code terminate() noexcept override;
+  pool_stats stats() const override;
+  const asio::any_io_executor& executor() const noexcept override { return ex_; }
+  const std::string& name() const noexcept override { return name_; }
+  void connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) override;
+  void check_done(const op_context& ctx, check_kind kind, std::exception_ptr e,
+                  check_result result) override;
+
+ private:
+  struct running_op {
+    asio::strand<asio::any_io_executor> strand;
+    std::shared_ptr<asio::cancellation_signal> signal;
+  };
+
+  core::effects fresh_effects() const;
+  void apply(core::effects& fx, std::optional<core::time_point> wake) noexcept;
+  void start_ops(core::effects& fx);
+  void arm_timer(std::optional<core::time_point> wake);
+  void timer_fired();
+  void finished(std::uint64_t op, bool ok, box_ptr box, std::string why) noexcept;
+  void on_backends(const backend_map& backends);
+  void observe(const core::observation& o) const;
+  void log_op_failed(const core::observation& o) const;
+  template <class... Args>
+  void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
+           Args&&... args) const;
+
+  const asio::any_io_executor ex_;
+  const std::string name_;
+  const std::shared_ptr<resolver> resolver_;
+  const std::unique_ptr<connector_ops> ops_;
+  const logger_ptr log_;
+
+  mutable std::mutex mu_;  // guards env_ and state_
+  system_environment env_;
+  core::pool_state state_;
+
+  std::mutex ops_mu_;  // leaf lock: operations that can still be cancelled
+  std::unordered_map<std::uint64_t, running_op> running_;
+
+  std::mutex timer_mu_;  // leaf lock: the one timer
+  std::optional<asio::steady_timer> timer_;
+  core::time_point armed_ = core::time_point::max();
+};
+
+}  // namespace qorb::detail

@@ -82,7 +82,7 @@ void pool_state::backends_changed(const backend_map& backends, effects& fx) {
 void pool_state::claim(claim_node& c, effects& fx) {
   event_scope scope(*this, fx);
   c.id = ++claim_ids_;
-  trace({.what = observation::kind::claim_started, .claim = c.id});
+  trace([&] { return observation{.what = observation::kind::claim_started, .claim = c.id}; });
   if (terminated_) return complete(c, claim_outcome::terminated);
   if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
     return complete(c, claim_outcome::no_backends);
@@ -92,7 +92,7 @@ void pool_state::claim(claim_node& c, effects& fx) {
   if (c.deadline.at <= now()) return complete(c, timeout_reason());
   c.waited = true;
   c.waiting_since = now();
-  trace({.what = observation::kind::claim_queued, .claim = c.id});
+  trace([&] { return observation{.what = observation::kind::claim_queued, .claim = c.id}; });
   queue_.push(c, false);
   queue_.watch(c);
 }
@@ -100,12 +100,14 @@ void pool_state::claim(claim_node& c, effects& fx) {
 slot* pool_state::try_claim(effects& fx) {
   event_scope scope(*this, fx);
   const std::uint64_t id = ++claim_ids_;
-  trace({.what = observation::kind::claim_started, .claim = id});
+  trace([&] { return observation{.what = observation::kind::claim_started, .claim = id}; });
   slot* s = terminated_ ? nullptr : pick();
   if (!s || slot_rules_.has_on_acquire) {
-    trace({.what = observation::kind::claim_failed,
-           .claim = id,
-           .reason = "no idle connection (try_claim)"});
+    trace([&] {
+      return observation{.what = observation::kind::claim_failed,
+                         .claim = id,
+                         .reason = "no idle connection (try_claim)"};
+    });
     return nullptr;
   }
   claim_wait_.record(0.0);
@@ -114,10 +116,12 @@ slot* pool_state::try_claim(effects& fx) {
   ++total_claims_;
   // No claim node: the caller holds the slot from here (handed over).
   s->resume(*this, {.what = slot_event::kind::claim});
-  trace({.what = observation::kind::claim_served,
-         .claim = id,
-         .slot = s->id(),
-         .set = s->set().label()});
+  trace([&] {
+    return observation{.what = observation::kind::claim_served,
+                       .claim = id,
+                       .slot = s->id(),
+                       .set = s->set().label()};
+  });
   return s;
 }
 
@@ -136,7 +140,7 @@ void pool_state::cancel(claim_node& c, effects& fx) {
 
 void pool_state::release(slot& s, bool discard, effects& fx) {
   event_scope scope(*this, fx);
-  trace({.what = observation::kind::handle_returned, .slot = s.id()});
+  trace([&] { return observation{.what = observation::kind::handle_returned, .slot = s.id()}; });
   slot_set& set = s.set();
   if (doomed(set)) {
     close_slot(s);

@@ -116,8 +116,10 @@ class pool_state final : private slot_port {
   void remove_set(std::map<std::string, std::unique_ptr<slot_set>, std::less<>>::iterator it);
   void rebalance(bool periodic);
   void observe(observation o);
-  void trace(observation o) {
-    if (fx_->trace) observe(std::move(o));
+  /// Per-claim observations: built only while a tracer listens.
+  template <class Make>
+  void trace(Make&& make) {
+    if (fx_->trace) observe(make());
   }
 
   const policy policy_;

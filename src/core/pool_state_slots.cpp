@@ -72,10 +72,12 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
                               : 0.0);
   switch (outcome) {
     case claim_outcome::served:
-      trace({.what = observation::kind::claim_served,
-             .claim = c.id,
-             .slot = s->id(),
-             .set = s->set().label()});
+      trace([&] {
+        return observation{.what = observation::kind::claim_served,
+                           .claim = c.id,
+                           .slot = s->id(),
+                           .set = s->set().label()};
+      });
       break;
     case claim_outcome::no_backends:
       ++claim_failures_.no_backends;
@@ -94,7 +96,10 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
       break;
   }
   if (outcome != claim_outcome::served) {
-    trace({.what = observation::kind::claim_failed, .claim = c.id, .count = std::size_t(outcome)});
+    trace([&] {
+      return observation{
+          .what = observation::kind::claim_failed, .claim = c.id, .count = std::size_t(outcome)};
+    });
   }
   fx_->completions.push_back({&c, outcome, s, s ? s->connection() : nullptr});
 }
@@ -145,10 +150,13 @@ void pool_state::finish(slot_set& set) {
   }
   set.reported_online = online;
   set.reported_unclaimed = unclaimed;
-  observe({.what = online ? observation::kind::set_online : observation::kind::set_offline,
-           .flag = unclaimed,
-           .first = went,
-           .set = set.label()});
+  // Going online or offline is news (logged); a flip of has-unclaimed
+  // alone happens on claims and returns, so only a tracer hears of it.
+  observation o{.what = online ? observation::kind::set_online : observation::kind::set_offline,
+                .flag = unclaimed,
+                .first = went,
+                .set = set.label()};
+  if (went || fx_->trace) observe(std::move(o));
   conform(set);
 }
 
@@ -159,8 +167,10 @@ op_id pool_state::start(slot& s, op_kind kind, detail::box_ptr box) {
   ops_.emplace(id, &s);
   fx_->starts.push_back(
       {&s, id, kind, std::move(box), kind == op_kind::connect ? s.set().target() : backend{}});
-  trace(
-      {.what = observation::kind::op_started, .op = kind, .slot = s.id(), .set = s.set().label()});
+  trace([&] {
+    return observation{
+        .what = observation::kind::op_started, .op = kind, .slot = s.id(), .set = s.set().label()};
+  });
   return id;
 }
 
@@ -187,19 +197,23 @@ void pool_state::moved(slot& s, slot_state from) {
     if (from == slot_state::idle && set.unclaimed() == 0) priority_.exhausted(set);
     if (s.state() == slot_state::idle && set.unclaimed() == 1) priority_.insert(set);
   }
-  trace({.what = observation::kind::state_changed,
-         .from = from,
-         .to = s.state(),
-         .slot = s.id(),
-         .counts = set.counts(),
-         .set = set.label()});
+  trace([&] {
+    return observation{.what = observation::kind::state_changed,
+                       .from = from,
+                       .to = s.state(),
+                       .slot = s.id(),
+                       .counts = set.counts(),
+                       .set = set.label()};
+  });
 }
 
 void pool_state::ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) {
   slot_set& set = s.set();
   if (v == verdict::ok) {
-    trace(
-        {.what = observation::kind::op_succeeded, .op = kind, .slot = s.id(), .set = set.label()});
+    trace([&] {
+      return observation{
+          .what = observation::kind::op_succeeded, .op = kind, .slot = s.id(), .set = set.label()};
+    });
     return;
   }
   if (v == verdict::cancelled) return;
@@ -308,7 +322,7 @@ void pool_state::remove_set(
 
 void pool_state::rebalance(bool periodic) {
   if (!rebalancer_.due(policy_, claimed_live_, queue_.size(), periodic)) return;
-  trace({.what = observation::kind::rebalance_started});
+  trace([&] { return observation{.what = observation::kind::rebalance_started}; });
   std::vector<rebalance_input> inputs;
   inputs.reserve(sets_.size());
   for (const auto& [name, set] : sets_) inputs.push_back({set->online(), set->size()});
@@ -325,7 +339,7 @@ void pool_state::rebalance(bool periodic) {
     }
   }
   for (const auto& [name, set] : sets_) grow(*set);
-  trace({.what = observation::kind::rebalance_done});
+  trace([&] { return observation{.what = observation::kind::rebalance_done}; });
 }
 
 }  // namespace qorb::core

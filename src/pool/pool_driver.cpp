@@ -183,7 +183,7 @@ void pool_driver::on_backends(const backend_map& backends) {
 void pool_driver::timer_fired() {
   {
     std::lock_guard lock(timer_mu_);
-    armed_ = core::time_point::max();
+    armed_.store(core::time_point::max().time_since_epoch().count(), std::memory_order_release);
   }
   auto fx = fresh_effects();
   std::optional<core::time_point> wake;
@@ -276,9 +276,11 @@ void pool_driver::start_ops(core::effects& fx) {
 
 void pool_driver::arm_timer(std::optional<core::time_point> wake) {
   if (!wake) return;
+  const auto at = wake->time_since_epoch().count();
+  if (at >= armed_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(timer_mu_);
-  if (!timer_ || !(*wake < armed_)) return;
-  armed_ = *wake;
+  if (!timer_ || at >= armed_.load(std::memory_order_relaxed)) return;
+  armed_.store(at, std::memory_order_release);
   timer_->expires_at(to_steady(*wake));
   timer_->async_wait([weak = weak_from_this()](const error_code& ec) {
     if (ec) return;  // re-armed earlier, or terminated

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -82,7 +83,9 @@ class pool_driver final : public pool_core {
 
   std::mutex timer_mu_;  // leaf lock: the one timer
   std::optional<asio::steady_timer> timer_;
-  core::time_point armed_ = core::time_point::max();
+  // When the timer fires (written under timer_mu_, read without it so an
+  // event that needs no earlier wake-up takes no lock).
+  std::atomic<qorb::duration::rep> armed_{core::time_point::max().time_since_epoch().count()};
 };
 
 }  // namespace qorb::detail

@@ -1,0 +1,92 @@
+// The Asio driver around the core: what only real executors and timers
+// show (the core's decisions are tested on a manual clock in tests/unit/core).
+#include <qorb/pool.hpp>
+#include <qorb/resolvers/fixed.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <optional>
+
+#include "support/fake_connector.hpp"
+#include "support/io_threads.hpp"
+#include "support/test_policy.hpp"
+#include "support/wait.hpp"
+
+namespace qorb::test {
+namespace {
+
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
+
+tcp::endpoint ep(unsigned short n) { return {asio::ip::make_address("127.0.0.1"), n}; }
+
+// Hardening: the old core cancelled a slot timer bound to the dead
+// io_context when such a handle came back (a heap use-after-free under ASan).
+TEST(driver, a_handle_returned_after_its_io_context_is_gone_just_closes_the_connection) {
+  fake_connector c;
+  handle<fake_conn> held;
+  {
+    std::optional<io_threads> io(std::in_place, 1);
+    auto res = std::make_shared<fixed_resolver>(std::vector<tcp::endpoint>{ep(1)});
+    auto p = quick_policy();
+    p.set_config.health_interval = 10ms;  // timers armed while it runs
+    {
+      pool<fake_conn> pool(io->executor(), "gone", res, c, p);
+      held = pool.claim();
+      ASSERT_TRUE(held);
+    }
+    io.reset();  // the pool, then its io_context, are gone
+  }
+  EXPECT_EQ(c.state->live, 1);
+  held.reset();
+  EXPECT_EQ(c.state->live, 0);
+}
+
+// One timer serves every deadline: a claim's deadline that comes before the
+// armed wake-up (the periodic rebalance) re-arms it earlier.
+TEST(driver, an_earlier_deadline_rearms_the_one_timer) {
+  fake_connector c;
+  io_threads io(1);
+  auto res = std::make_shared<fixed_resolver>(std::vector<tcp::endpoint>{ep(1)});
+  auto p = quick_policy();
+  p.max_slots = 1;
+  p.rebalance_interval = 1h;
+  pool<fake_conn> pool(io.executor(), "timer", res, c, p);
+  auto held = pool.claim();
+  std::promise<error_code> done;
+  const auto start = std::chrono::steady_clock::now();
+  pool.async_claim(50ms, [&](error_code ec, handle<fake_conn>) { done.set_value(ec); });
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::all_claims_used);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+}
+
+// A connector whose connections die young is not hammered (the old core
+// reconnected at once: 2,488 connects in 3 s against such a server).
+TEST(driver, connections_discarded_young_reconnect_with_backoff) {
+  fake_connector c;
+  io_threads io(1);
+  auto res = std::make_shared<fixed_resolver>(std::vector<tcp::endpoint>{ep(1)});
+  auto p = quick_policy();
+  p.max_slots = 1;
+  p.set_config.min_connection_backoff = 20ms;
+  p.set_config.max_connection_backoff = 1s;
+  p.set_config.spread = 0ms;
+  pool<fake_conn> pool(io.executor(), "young", res, c, p);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) {
+    auto h = pool.claim();
+    ASSERT_TRUE(h);
+    h.discard();
+  }
+  // Delays 20 + 40 + 80 ms at least before the fourth connection.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 140ms);
+  EXPECT_EQ(c.state->connects, 4);
+}
+
+}  // namespace
+}  // namespace qorb::test

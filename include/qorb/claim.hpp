@@ -10,10 +10,11 @@
 
 namespace qorb {
 
-/// A claimed connection. Move-only; destroying it (or `reset()`) returns
-/// the connection to the pool, which recycles it (`on_recycle`) before it
-/// can be claimed again. `discard()` says the connection is broken: the pool
-/// closes it and reconnects instead.
+/// A claimed connection. Move-only; destroying it (or `reset()`, or
+/// assigning another handle to it) returns the connection to the pool,
+/// which recycles it (`on_recycle`, or `is_valid` when there is none)
+/// before it can be claimed again. `discard()` says the connection is
+/// broken: the pool closes it and reconnects instead.
 ///
 /// Thread safety: a handle is one object, not to be used from two threads at
 /// once, but it may be moved to and destroyed on any thread, also after the
@@ -44,6 +45,10 @@ class handle {
   handle(const handle&) = delete;
   handle& operator=(const handle&) = delete;
 
+  /// Returns the connection, if any, as `reset()` does.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `reset()`.
   ~handle() { reset(); }
 
   /// The connection.
@@ -58,11 +63,61 @@ class handle {
   /// Whether this handle holds a connection.
   explicit operator bool() const noexcept { return conn_ != nullptr; }
 
-  /// Returns the connection to the pool now (for recycling).
+  /// Returns the connection to the pool now; the handle becomes empty. Does
+  /// nothing on an empty handle.
+  ///
+  /// The pool recycles the connection (`on_recycle`, or `is_valid` when there
+  /// is none, on the pool's executor); then it goes to the oldest waiting
+  /// claim, or waits unclaimed. With neither hook that happens at once. The
+  /// connection is closed instead when the pool has terminated, the backend
+  /// was removed, or the pool now wants fewer connections to that backend.
+  ///
+  /// Handler: none; synchronous.
+  ///
+  /// Errors: none reported; a failed recycle counts against the backend and
+  /// the pool replaces the connection.
+  ///
+  /// Executor: runs in the caller. A connection closed here is destroyed on
+  /// this thread (`Conn`'s destructor; other connections the pool closes in
+  /// the same step, e.g. by a rebalance, too). A waiting claim this serves
+  /// completes on its handler's executor (deferred), never inside this call.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: references obtained from `get()` dangle afterwards. Works
+  /// after the pool is gone (the pool's internals live as long as any
+  /// handle): the connection is then closed, on this thread.
+  ///
+  /// Thread safety: not concurrently with other uses of this handle; from any
+  /// thread, concurrently with other handles and the pool.
+  ///
+  /// Exceptions: none (a throwing `Conn` destructor terminates the program).
   void reset() noexcept { give_back(false); }
 
-  /// Returns the connection as broken: it is closed, counted as a failure
-  /// of its backend, and the slot reconnects.
+  /// Returns the connection as broken: the pool closes it now, counts a
+  /// failure against its backend (`check_failures` and its recent failures,
+  /// which rank it lower), and connects again: at once if the connection had
+  /// been up for `max_connection_backoff`, else after a backoff. When the
+  /// pool has terminated or the backend was removed, the connection is only
+  /// closed. The handle becomes empty; nothing happens on an empty handle.
+  /// Use it when the connection is known broken; `reset()` otherwise.
+  ///
+  /// Handler: none; synchronous.
+  ///
+  /// Errors: none reported.
+  ///
+  /// Executor: runs in the caller; the connection is destroyed on this
+  /// thread (other connections the pool closes in the same step too), and
+  /// the new `connect` runs on the pool's executor.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: references obtained from `get()` dangle afterwards. Works
+  /// after the pool is gone: the connection is closed, on this thread.
+  ///
+  /// Thread safety: as `reset()`.
+  ///
+  /// Exceptions: none (a throwing `Conn` destructor terminates the program).
   void discard() noexcept { give_back(true); }
 
   /// The backend this connection goes to. Precondition: `*this` is true.

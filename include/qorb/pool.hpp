@@ -35,17 +35,24 @@ namespace qorb {
 /// connections through the connector, and hands out `handle<Conn>` claims:
 /// best backend first, waiting claims served first-come first-served.
 ///
-/// Executor: all the pool's own work (timers, connector calls, completion
-/// of claims whose handler has no executor of its own) runs on the executor
-/// given at construction, which may be a multi-threaded `io_context`; some
-/// thread must run it.
+/// Executor: all the pool's own work (its timer, connector calls, the
+/// completion of claims whose handler has no executor of its own) runs on
+/// the executor given at construction, which may be a multi-threaded
+/// `io_context`; some thread must run it. Each connector call runs on a
+/// strand of its own, made from that executor.
 ///
 /// Thread safety: every member function may be called from any thread at
 /// once, except that construction, move and destruction must not race with
-/// other calls on the same object.
+/// other calls on the same object. Each call takes the pool's lock only to
+/// decide; connector calls and claim handlers never run under it. A
+/// connection the pool decides to close is destroyed on the thread of the
+/// call that made the decision (a claim, a handle's return, `terminate`, the
+/// resolver's update, or a thread running the executor), so `Conn`'s
+/// destructor must allow that.
 ///
 /// Lifetime: destroying the pool terminates it (see `async_terminate`).
-/// Handles may outlive the pool.
+/// Handles, claims still in flight and connector calls still running keep
+/// the pool's internals alive until they end; handles may outlive the pool.
 template <class Conn>
 class pool {
  public:
@@ -53,11 +60,40 @@ class pool {
   using executor_type = asio::any_io_executor;
   using handle_type = handle<Conn>;
 
-  /// Builds the pool and starts resolving and connecting at once.
+  /// Builds the pool and starts it: checks the policy, starts the resolver
+  /// and arms the pool's timer. A resolver that answers at once (such as
+  /// `fixed_resolver`) has the first connects started (queued on the
+  /// executor) before this returns; nothing runs until a thread runs
+  /// `executor`.
   ///
-  /// Throws `invalid_policy` (naming the field) for a bad policy and
-  /// `std::invalid_argument` for a null resolver. `logger` may be null
-  /// (silence).
+  /// - `executor`: where the pool's own work runs (see the class comment).
+  /// - `name`: the pool's name in logs, probes and stats.
+  /// - `res`: shared with the caller; started now, stopped when the pool
+  ///   terminates.
+  /// - `connector`: moved into the pool and shared by every connector call
+  ///   (which may run concurrently); it lives until the last call has ended,
+  ///   which may be after the pool is destroyed.
+  /// - `p`: checked first, as `qorb::validate` does.
+  /// - `logger`: the spdlog logger for the pool's log lines; null silences
+  ///   them.
+  ///
+  /// Handler: none; synchronous.
+  ///
+  /// Errors: reported by exceptions (below).
+  ///
+  /// Executor: runs in the caller; the resolver's `start` is called here.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: `res` and the connector are kept as long as the pool's
+  /// internals live (see the class comment).
+  ///
+  /// Thread safety: construction must not race with other uses of the
+  /// object.
+  ///
+  /// Exceptions: `invalid_policy` (naming the field) for a bad policy;
+  /// `std::invalid_argument` for a null resolver; whatever the resolver's
+  /// `start` throws; `std::bad_alloc`.
   template <connector C>
   requires std::same_as<typename C::connection_type, Conn> pool(
       executor_type executor, std::string name, std::shared_ptr<resolver> res, C connector,
@@ -84,8 +120,10 @@ class pool {
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
-  /// Terminates the pool if it was not terminated: idle connections close
-  /// now, claimed ones when their handles return them.
+  /// Terminates the pool if it was not terminated (as `terminate()`): idle
+  /// connections close now, claimed ones when their handles return them.
+  /// It does not wait for connector calls in flight; they end on the
+  /// executor and their results are closed.
   ~pool() {
     if (core_) core_->terminate();
   }
@@ -95,26 +133,94 @@ class pool {
 
   /// Claims a connection, waiting up to the policy's `claim_timeout`.
   ///
-  /// Handler signature: `void(qorb::error_code, qorb::handle<Conn>)`. On
-  /// success the handle holds a connection that passed `on_acquire`; on
-  /// failure it is empty and the error is `errc::no_backends`,
-  /// `errc::no_backends_online`, `errc::all_claims_used` (timed out, with
-  /// the reason), `errc::terminated`, or operation_aborted (cancelled).
+  /// Takes any Asio completion token (a callback, `use_awaitable`,
+  /// `use_future`, `deferred`, `as_tuple(...)`). The claim is served at once
+  /// when some backend has an unclaimed connection (the best-ranked
+  /// backend's most recently used one); otherwise it waits in a first come,
+  /// first served queue, and each connection that becomes ready goes to the
+  /// oldest waiting claim. Then the connector's `on_acquire`, if it has one,
+  /// runs on the connection; if it fails, the claim tries again, first in
+  /// line, while its deadline allows.
   ///
-  /// The handler runs on its associated executor, or the pool's, and never
-  /// from within this call: a claim served at once completes as if by
-  /// `asio::defer`; one that waited, by `asio::dispatch` from the thread
-  /// that freed the connection.
+  /// Handler: `void(qorb::error_code ec, qorb::handle<Conn> h)`. On success
+  /// `h` holds a connection (that passed `on_acquire`); on failure it is
+  /// empty.
   ///
-  /// Per-operation cancellation (terminal, partial or total) through the
-  /// handler's cancellation slot removes the claim from the queue; a
-  /// connection being acquired for it is returned, never lost.
+  /// Errors:
+  /// - `errc::no_backends`: the deadline passed and the resolver knows no
+  ///   backend; or, with `fail_fast_without_backends`, at once while the
+  ///   resolver's published set is empty (claims waiting then fail too).
+  /// - `errc::no_backends_online`: the deadline passed; backends are known
+  ///   but none is online.
+  /// - `errc::all_claims_used`: the deadline passed while some backend was
+  ///   online: every connection was in use.
+  /// - `errc::terminated`: the pool was terminated before the claim, or
+  ///   while it waited or ran `on_acquire`.
+  /// - `asio::error::operation_aborted`: the claim was cancelled (below).
+  ///
+  /// The deadline holds during `on_acquire` too: a claim whose `on_acquire`
+  /// still runs at its deadline fails then, with the reason of that moment.
+  ///
+  /// Executor: the handler runs on its associated executor, or the pool's
+  /// when it has none; that executor's work is tracked until then, so its
+  /// `io_context` does not run out of work while the claim waits. The
+  /// handler never runs inside this call, nor inside any other call of the
+  /// pool (a handle's return, a cancellation, `terminate`): every completion,
+  /// at once or after waiting, success or failure, is submitted with
+  /// `asio::defer` to that executor, from the thread that completed the
+  /// claim (this one when it is served or fails at once; for a claim that
+  /// waited, the thread that made a connection ready, fired the timer or
+  /// terminated the pool).
+  ///
+  /// Cancellation: per-operation cancellation through the handler's
+  /// associated cancellation slot; terminal, partial and total all do the
+  /// same. A waiting claim leaves the queue. A claim whose `on_acquire` runs
+  /// completes at once, and `on_acquire` is cancelled (terminal); when it
+  /// answers, the connection is recycled (`on_recycle` if there is one) and
+  /// goes back to the pool, and nothing counts against the backend. If it
+  /// does not answer within `health_check_timeout`, the pool gives up on it,
+  /// closes the connection when it comes back, and reconnects that slot.
+  /// Either way the handler gets `operation_aborted` and an empty handle; no
+  /// connection is lost. A cancellation that comes after the claim completed
+  /// (its handler queued) does nothing: the handler gets its result. As for
+  /// any Asio operation, emit the signal from where the handler runs (or
+  /// otherwise not concurrently with its completion).
+  ///
+  /// Lifetimes: the pool may be terminated or destroyed while the claim
+  /// waits: the claim then fails with `errc::terminated`, and keeps the
+  /// pool's internals alive until its handler has run. The handle may
+  /// outlive the pool. If the handler's executor is destroyed without
+  /// running the handler, the handle queued with it is destroyed and the
+  /// connection goes back to the pool.
+  ///
+  /// Thread safety: any thread, concurrently with other members (see the
+  /// class comment).
+  ///
+  /// Exceptions: `std::logic_error` on a moved-from pool (from this call,
+  /// before anything starts); `std::bad_alloc`. Claim errors go to the
+  /// handler; tokens that turn them into exceptions (`use_awaitable`,
+  /// `use_future`) throw `boost::system::system_error` where the result is
+  /// awaited. An exception thrown by the handler leaves the executor's
+  /// `run()`, as for any Asio handler; the pool is not affected.
   template <class CompletionToken>
   auto async_claim(CompletionToken&& token) {
     return async_claim(duration::zero(), std::forward<CompletionToken>(token));
   }
 
-  /// As above, waiting up to `timeout` (zero: the policy's claim_timeout).
+  /// Claims a connection, waiting up to `timeout` from this call; zero or
+  /// negative means the policy's `claim_timeout`, `duration::max()` forever.
+  ///
+  /// Handler: `void(qorb::error_code, qorb::handle<Conn>)`, as above.
+  ///
+  /// Errors: as above; the timeout errors come when `timeout` has passed.
+  ///
+  /// Executor: as above: on the handler's associated executor (or the
+  /// pool's), always through `asio::defer`, never inside this call.
+  ///
+  /// Cancellation: as above (terminal, partial, total; `on_acquire` is
+  /// cancelled and its connection recycled when it answers).
+  ///
+  /// Lifetimes, thread safety and exceptions: as above.
   template <class CompletionToken>
   auto async_claim(duration timeout, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(error_code, handle<Conn>)>(
@@ -128,9 +234,34 @@ class pool {
         token, checked_core(), timeout);
   }
 
-  /// Claims a connection, blocking the calling thread (up to the policy's
-  /// claim_timeout). Must not be called from a thread running the pool's
-  /// executor: that fails with `errc::would_deadlock`.
+  /// Claims a connection, blocking the calling thread until the claim
+  /// completes: up to `timeout` (zero or negative: the policy's
+  /// `claim_timeout`). It is `async_claim` waited for.
+  ///
+  /// Handler: none; the handle is returned (empty on failure) and the error
+  /// set in `ec` (cleared on success).
+  ///
+  /// Errors: those of `async_claim` but `operation_aborted` (this claim
+  /// cannot be cancelled), and `errc::would_deadlock`, at once and without
+  /// claiming, on a thread that runs the pool's executor. That is detected
+  /// for an `io_context` executor (also tracked, or through a strand); with
+  /// another kind of executor it is not, and the call blocks that thread:
+  /// do not call it there.
+  ///
+  /// Executor: the claim completes on the pool's executor, which another
+  /// thread must run; the calling thread waits for it. If no thread runs
+  /// the executor, this call does not return, not even at the timeout.
+  ///
+  /// Cancellation: none; the timeout and `terminate` bound it.
+  ///
+  /// Lifetimes: the pool must not be destroyed during the call (that races
+  /// with it); terminating it from another thread makes the call return
+  /// `errc::terminated`. The handle may outlive the pool.
+  ///
+  /// Thread safety: any thread but those running the pool's executor.
+  ///
+  /// Exceptions: `std::logic_error` on a moved-from pool, `std::bad_alloc`;
+  /// claim errors go to `ec`.
   handle<Conn> claim(error_code& ec) { return claim(duration::zero(), ec); }
   handle<Conn> claim(duration timeout, error_code& ec) {
     if (on_executor_thread()) {
@@ -146,8 +277,18 @@ class pool {
     ec = e;
     return std::move(h);
   }
-  /// Throwing versions: `boost::system::system_error` (as Asio throws) with
-  /// the error above.
+  /// As `claim(timeout, ec)`, but throws instead of setting an error:
+  /// `boost::system::system_error` (as Asio throws) with the error code
+  /// above and the pool's name in `what()`.
+  ///
+  /// Handler: none; returns a handle that holds a connection.
+  ///
+  /// Errors, executor, cancellation, lifetimes, thread safety: as
+  /// `claim(timeout, ec)`.
+  ///
+  /// Exceptions: `boost::system::system_error` for every claim error
+  /// (`would_deadlock` included); `std::logic_error` on a moved-from pool;
+  /// `std::bad_alloc`.
   handle<Conn> claim(duration timeout = duration::zero()) {
     error_code ec;
     auto h = claim(timeout, ec);
@@ -155,10 +296,27 @@ class pool {
     return h;
   }
 
-  /// Claims an idle connection if there is one right now, else returns an
-  /// empty handle. Never blocks, never waits. Throws `std::logic_error` if
-  /// the connector has an `on_acquire` (which is asynchronous: use
-  /// `async_claim`).
+  /// Claims an unclaimed connection if there is one right now (the
+  /// best-ranked backend's most recently used one, as `async_claim` would),
+  /// else returns an empty handle. Never blocks, never waits, never queues;
+  /// a claim it serves counts in the stats like any other.
+  ///
+  /// Handler: none; synchronous.
+  ///
+  /// Errors: none reported: an empty handle means no connection was
+  /// unclaimed, or the pool is terminated.
+  ///
+  /// Executor: runs in the caller, on any thread, including one running the
+  /// pool's executor.
+  ///
+  /// Cancellation: none (nothing waits).
+  ///
+  /// Lifetimes: the handle may outlive the pool.
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `std::logic_error` if the connector has an `on_acquire`
+  /// (which is asynchronous: use `async_claim`) or the pool is moved-from.
   handle<Conn> try_claim() {
     if (has_on_acquire_) {
       throw std::logic_error(
@@ -169,11 +327,39 @@ class pool {
     return handle<Conn>(core_, c.s, &static_cast<detail::typed_box<Conn>*>(c.box)->conn);
   }
 
-  /// Terminates the pool: stops the resolver, fails waiting claims with
-  /// `errc::terminated`, cancels connects and checks in flight (without
-  /// waiting for them), closes idle connections now and claimed ones when
-  /// they return. Handler: `void(error_code)`; `errc::terminated` if
-  /// the pool was already terminated.
+  /// Terminates the pool, then calls the handler.
+  ///
+  /// The work is done when the operation is initiated (for `deferred`, when
+  /// the deferred operation is launched), as `terminate()` does it: the
+  /// resolver is stopped; waiting claims, and claims whose `on_acquire`
+  /// runs, fail with `errc::terminated`; connects and checks in flight are
+  /// cancelled, without waiting for them; idle connections are closed (on
+  /// this thread); claimed ones close when their handles return them. Then
+  /// claims fail with `errc::terminated`, `try_claim` returns empty handles
+  /// and `stats()` still answers, with `terminated` set.
+  ///
+  /// Handler: `void(qorb::error_code ec)`.
+  ///
+  /// Errors: none the first time; `errc::terminated` when the pool was
+  /// already terminated, or is moved-from.
+  ///
+  /// Executor: the handler is posted (`asio::post`) to its associated
+  /// executor, or the pool's; it never runs inside this call. It does not
+  /// wait for cancelled connector calls to end or for claimed connections
+  /// to come back.
+  ///
+  /// Cancellation: none; the handler's cancellation slot is not used (the
+  /// termination is done before the handler is queued).
+  ///
+  /// Lifetimes: the pool may be destroyed as soon as this returns. A
+  /// moved-from pool has no executor: there the handler must have an
+  /// associated executor of its own.
+  ///
+  /// Thread safety: any thread, concurrently with other members; of
+  /// concurrent terminations one does the work and the others get
+  /// `errc::terminated`.
+  ///
+  /// Exceptions: `std::bad_alloc` from queuing the handler.
   template <class CompletionToken>
   auto async_terminate(CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(error_code)>(
@@ -185,17 +371,79 @@ class pool {
         token, core_, executor_);
   }
 
-  /// Synchronous terminate (the work is not asynchronous); same result.
+  /// Terminates the pool now, as `async_terminate` does (the work is not
+  /// asynchronous: nothing is waited for).
+  ///
+  /// Handler: none; the result is returned.
+  ///
+  /// Errors: an empty code the first time; `errc::terminated` when the pool
+  /// was already terminated, or is moved-from.
+  ///
+  /// Executor: runs in the caller: idle connections are closed on this
+  /// thread; the handlers of the claims it fails are deferred to their
+  /// executors, never run inside this call. It may be called from a thread
+  /// running the pool's executor, also from a claim's handler.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: the pool object stays usable (claims fail with
+  /// `errc::terminated`, `stats()` answers); handles out keep their
+  /// connections until they return them, which then close.
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: none.
   error_code terminate() noexcept {
     return core_ ? core_->terminate() : error_code(errc::terminated);
   }
 
-  /// A snapshot of every backend's slots and the pool's counters.
+  /// A snapshot of the pool: per backend, its slots by state (connecting,
+  /// unclaimed, checking, claimed), claims served, connect and check
+  /// failures, recent failures, online and removed (a removed backend stays
+  /// while claimed connections are out, as "NAME (removed)" if the name is
+  /// in use again); and the pool's totals: claims served, claims waiting,
+  /// claim failures by reason, the claim wait histogram, terminated.
+  ///
+  /// Handler: none; synchronous.
+  ///
+  /// Errors: none; a moved-from pool gives an empty `pool_stats`.
+  ///
+  /// Executor: runs in the caller, under the pool's lock for as long as the
+  /// copy takes; it changes nothing.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: the result is a copy, independent of the pool.
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `std::bad_alloc`.
   pool_stats stats() const { return core_ ? core_->stats() : pool_stats{}; }
 
-  /// A function giving this pool's stats for as long as the pool exists
-  /// (then std::nullopt), safe to call from any thread: how observers such
-  /// as `stats_server` watch a pool without owning it.
+  /// A function giving this pool's stats (as `stats()`), or `std::nullopt`
+  /// once the pool is gone: how observers such as `stats_server` watch a
+  /// pool without owning it. "Gone" means the pool's internals were freed:
+  /// handles still out, claims whose handler has not run yet and connector
+  /// calls still running keep them after the pool is destroyed, and until
+  /// then the function still gives stats (with `terminated` set). For a
+  /// moved-from pool it always gives `std::nullopt`.
+  ///
+  /// Handler: none; the function is synchronous.
+  ///
+  /// Errors: none; `std::nullopt` means gone.
+  ///
+  /// Executor: the function runs in its caller, briefly under the pool's
+  /// lock, as `stats()`.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: it holds a weak reference: it never keeps the pool alive,
+  /// and may be kept and called after the pool is destroyed.
+  ///
+  /// Thread safety: the function and its copies may be called from any
+  /// thread at once.
+  ///
+  /// Exceptions: `std::bad_alloc` (making it, or from a call).
   std::function<std::optional<pool_stats>()> stats_source() const {
     return [weak = std::weak_ptr<detail::pool_core>(core_)]() -> std::optional<pool_stats> {
       if (auto core = weak.lock()) return core->stats();

@@ -352,8 +352,8 @@ class pool {
   /// termination is done before the handler is queued).
   ///
   /// Lifetimes: the pool may be destroyed as soon as this returns. A
-  /// moved-from pool has no executor: there the handler must have an
-  /// associated executor of its own.
+  /// moved-from pool has no executor: there the handler runs on its own
+  /// associated executor, or on the system executor.
   ///
   /// Thread safety: any thread, concurrently with other members; of
   /// concurrent terminations one does the work and the others get
@@ -365,8 +365,15 @@ class pool {
     return asio::async_initiate<CompletionToken, void(error_code)>(
         [](auto handler, std::shared_ptr<detail::pool_core> core, executor_type ex) {
           const error_code ec = core ? core->terminate() : error_code(errc::terminated);
-          auto hex = asio::get_associated_executor(handler, ex);
-          asio::post(hex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+          // A moved-from pool has no executor: the handler's own, or the
+          // system executor, runs it then.
+          if (ex) {
+            auto hex = asio::get_associated_executor(handler, ex);
+            asio::post(hex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+          } else {
+            auto hex = asio::get_associated_executor(handler);
+            asio::post(hex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+          }
         },
         token, core_, executor_);
   }

@@ -71,7 +71,7 @@ void pool_state::backends_changed(const backend_map& backends, effects& fx) {
     slot_set& ref = *set;
     sets_.emplace(name, std::move(set));
     observe({.what = observation::kind::backend_added, .set = ref.label()});
-    rebalancer_.membership_changed();
+    mark_changed(ref);
     grow(ref);
   }
   if (sets_.empty() && policy_.fail_fast_without_backends) {
@@ -116,6 +116,7 @@ slot* pool_state::try_claim(effects& fx) {
   ++total_claims_;
   // No claim node: the caller holds the slot from here (handed over).
   s->resume(*this, {.what = slot_event::kind::claim});
+  finish(s->set());
   trace([&] {
     return observation{.what = observation::kind::claim_served,
                        .claim = id,
@@ -237,6 +238,7 @@ bool pool_state::terminate(effects& fx) {
     });
   }
   short_head_ = short_tail_ = nullptr;
+  changed_.clear();
   return true;
 }
 

@@ -114,7 +114,9 @@ class pool_state final : private slot_port {
   void grow(slot_set& set);
   void make_room();
   void remove_set(std::map<std::string, std::unique_ptr<slot_set>, std::less<>>::iterator it);
+  void mark_changed(slot_set& set);
   void rebalance(bool periodic);
+  void plan_all();
   void observe(observation o);
   /// Per-claim observations: built only while a tracer listens.
   template <class Make>
@@ -134,6 +136,7 @@ class pool_state final : private slot_port {
   rebalancer rebalancer_;
   deadline_heap<slot, &slot::timer> slot_timers_;
   std::unordered_map<op_id, slot*> ops_;
+  std::vector<slot_set*> changed_;  // sets whose wanted count is due
   slot_set* short_head_ = nullptr;  // sets waiting for room under max_slots
   slot_set* short_tail_ = nullptr;
 

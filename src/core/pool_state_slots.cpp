@@ -146,7 +146,7 @@ void pool_state::finish(slot_set& set) {
   const bool went = online != set.reported_online;
   if (went) {
     online ? ++online_ : --online_;
-    rebalancer_.membership_changed();
+    mark_changed(set);
   }
   set.reported_online = online;
   set.reported_unclaimed = unclaimed;
@@ -311,7 +311,6 @@ void pool_state::remove_set(
   set->removed = true;
   claimed_live_ -= set->claimed();
   if (set->reported_online) --online_;
-  rebalancer_.membership_changed();
   observe(
       {.what = observation::kind::backend_removed, .count = set->claimed(), .set = set->label()});
   set->for_each([&](slot& s) {
@@ -320,12 +319,37 @@ void pool_state::remove_set(
   draining_.push_back(std::move(set));
 }
 
+// A backend appeared, or went online or offline: its wanted count is due.
+void pool_state::mark_changed(slot_set& set) {
+  if (set.plan_pending) return;
+  set.plan_pending = true;
+  changed_.push_back(&set);
+}
+
 void pool_state::rebalance(bool periodic) {
-  if (!rebalancer_.due(policy_, claimed_live_, queue_.size(), periodic)) return;
+  const auto step = rebalancer_.next(policy_, claimed_live_, queue_.size(), online_,
+                                     sets_.size() - online_, !changed_.empty(), periodic);
+  std::vector<slot_set*> changed = std::exchange(changed_, {});
+  for (slot_set* set : changed) set->plan_pending = false;
+  if (step == rebalancer::step::nothing) return;
   trace([&] { return observation{.what = observation::kind::rebalance_started}; });
+  if (step == rebalancer::step::changed_only) {
+    const std::size_t share = *rebalancer_.share();
+    for (slot_set* set : changed) {
+      if (set->removed) continue;
+      set->wanted = set->reported_online ? share : 1;
+      conform(*set);
+    }
+  } else {
+    plan_all();
+  }
+  trace([&] { return observation{.what = observation::kind::rebalance_done}; });
+}
+
+void pool_state::plan_all() {
   std::vector<rebalance_input> inputs;
   inputs.reserve(sets_.size());
-  for (const auto& [name, set] : sets_) inputs.push_back({set->online(), set->size()});
+  for (const auto& [name, set] : sets_) inputs.push_back({set->reported_online, set->size()});
   const auto wanted = plan(policy_, inputs, rebalancer_.budget());
   std::size_t i = 0;
   for (const auto& [name, set] : sets_) set->wanted = wanted[i++];
@@ -339,7 +363,6 @@ void pool_state::rebalance(bool periodic) {
     }
   }
   for (const auto& [name, set] : sets_) grow(*set);
-  trace([&] { return observation{.what = observation::kind::rebalance_done}; });
 }
 
 }  // namespace qorb::core

@@ -44,15 +44,39 @@ std::vector<std::size_t> plan(const policy& p, const std::vector<rebalance_input
   return wanted;
 }
 
-bool rebalancer::due(const policy& p, std::size_t claimed, std::size_t waiting,
-                     bool periodic) noexcept {
+std::optional<std::size_t> uniform_share(const policy& p, std::size_t budget, std::size_t online,
+                                         std::size_t questionable) noexcept {
+  if (online == 0) return 1;  // nobody online: every backend is a probe
+  budget = std::min(budget, p.max_slots);
+  const std::size_t total = budget > questionable ? budget - questionable : 0;
+  const std::size_t base = total / online;
+  const std::size_t low = std::clamp<std::size_t>(base, 1, p.set_config.max_count);
+  const std::size_t high = std::clamp<std::size_t>(base + 1, 1, p.set_config.max_count);
+  if (total % online != 0 && low != high) return std::nullopt;
+  return low;
+}
+
+rebalancer::step rebalancer::next(const policy& p, std::size_t claimed, std::size_t waiting,
+                                  std::size_t online, std::size_t questionable, bool some_changed,
+                                  bool periodic) noexcept {
   const std::size_t needed = slot_budget(p, claimed, waiting);
-  const std::size_t next = periodic ? needed : std::max(needed, budget_);
-  const bool changed = next != budget_;
-  budget_ = next;
-  const bool plan_now = periodic || changed || stale_;
-  stale_ = false;
-  return plan_now;
+  const std::size_t budget = periodic ? needed : std::max(needed, budget_);
+  const auto share = uniform_share(p, budget, online, questionable);
+  const bool same =
+      planned_ && budget == budget_ && online == online_ && questionable == questionable_;
+  const bool same_share = planned_ && share && share == share_;
+  budget_ = budget;
+  online_ = online;
+  questionable_ = questionable;
+  share_ = share;
+  if (periodic || !planned_) {
+    planned_ = true;
+    return step::everything;
+  }
+  if (same_share || (same && !some_changed)) {
+    return some_changed ? step::changed_only : step::nothing;
+  }
+  return step::everything;
 }
 
 }  // namespace qorb::core

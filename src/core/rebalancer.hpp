@@ -13,6 +13,8 @@
 #include <qorb/policy.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace qorb::core {
@@ -36,20 +38,34 @@ std::size_t slot_budget(const policy& p, std::size_t claimed, std::size_t waitin
 std::vector<std::size_t> plan(const policy& p, const std::vector<rebalance_input>& inputs,
                               std::size_t budget);
 
-/// Decides when a plan is needed: the budget rose (or, periodically,
-/// changed), or a backend appeared, vanished, or went online or offline.
-/// Otherwise a rebalance costs O(1), however many backends there are.
+/// The wanted count every online backend gets when the plan gives them all
+/// the same (the remainder of the split is clamped away, or there is none);
+/// none when backends get different counts.
+std::optional<std::size_t> uniform_share(const policy& p, std::size_t budget, std::size_t online,
+                                         std::size_t questionable) noexcept;
+
+/// Decides how much of a plan an event needs, so a rebalance costs what
+/// changed, not what the pool holds: nothing when the demand and the online
+/// backends are as before; only the backends that changed (appeared, went
+/// online or offline) when every online backend's share is the same as
+/// before; else, and periodically, a whole plan.
 class rebalancer {
  public:
-  /// A backend appeared, vanished, or went online or offline.
-  void membership_changed() noexcept { stale_ = true; }
-  /// Whether to plan again, given the demand now; updates the budget.
-  bool due(const policy& p, std::size_t claimed, std::size_t waiting, bool periodic) noexcept;
+  enum class step : std::uint8_t { nothing, changed_only, everything };
+
+  step next(const policy& p, std::size_t claimed, std::size_t waiting, std::size_t online,
+            std::size_t questionable, bool some_changed, bool periodic) noexcept;
+  /// What the pool wants in all, after `next`.
   std::size_t budget() const noexcept { return budget_; }
+  /// Every online backend's share, after `next`, where it is uniform.
+  std::optional<std::size_t> share() const noexcept { return share_; }
 
  private:
   std::size_t budget_ = 0;
-  bool stale_ = true;
+  std::size_t online_ = 0;
+  std::size_t questionable_ = 0;
+  std::optional<std::size_t> share_;
+  bool planned_ = false;
 };
 
 }  // namespace qorb::core

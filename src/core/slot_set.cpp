@@ -35,13 +35,13 @@ void slot_set::moved(slot& s, slot_state from) noexcept {
   ++by_state_[std::size_t(s.state())];
   if (from == slot_state::idle) {
     (s.idle_prev ? s.idle_prev->idle_next : idle_head_) = s.idle_next;
-    if (s.idle_next) s.idle_next->idle_prev = s.idle_prev;
+    (s.idle_next ? s.idle_next->idle_prev : idle_tail_) = s.idle_prev;
     s.idle_prev = s.idle_next = nullptr;
   }
   if (s.state() == slot_state::idle) {
     s.idle_prev = nullptr;
     s.idle_next = idle_head_;
-    if (idle_head_) idle_head_->idle_prev = &s;
+    (idle_head_ ? idle_head_->idle_prev : idle_tail_) = &s;
     idle_head_ = &s;
   }
 }
@@ -50,7 +50,7 @@ slot* slot_set::shrink_victim() const noexcept {
   for (slot* s = head_; s; s = s->set_next) {
     if (s->state() == slot_state::backing_off || s->state() == slot_state::connecting) return s;
   }
-  return idle_head_;
+  return idle_tail_;
 }
 
 set_counts slot_set::counts() const noexcept {

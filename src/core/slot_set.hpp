@@ -57,8 +57,9 @@ class slot_set {
 
   /// The most recently used idle slot (warm connections first).
   slot* idle_front() const noexcept { return idle_head_; }
-  /// A slot to close when the set shrinks: one not connected first, then an
-  /// idle one; none while only busy slots are left (they settle first).
+  /// A slot to close when the set shrinks: one not connected first, then
+  /// the idle one unused the longest (claims take the warmest); none while
+  /// only busy slots are left (they settle first).
   slot* shrink_victim() const noexcept;
   /// Calls `f` on every slot; `f` may remove it.
   template <class F>
@@ -76,6 +77,7 @@ class slot_set {
   bool removed = false;
   bool reported_online = false;
   bool reported_unclaimed = false;
+  bool plan_pending = false;  // in the pool's list of sets whose wanted count is due
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
   priority_hook priority;
@@ -91,6 +93,7 @@ class slot_set {
   std::uint64_t next_slot_ = 0;
   slot* head_ = nullptr;
   slot* idle_head_ = nullptr;
+  slot* idle_tail_ = nullptr;  // the idle slot unused the longest
   std::size_t size_ = 0;
   std::array<std::size_t, 9> by_state_{};
 };

@@ -100,16 +100,17 @@ core::effects pool_driver::fresh_effects() const {
 
 claimed_slot pool_driver::try_claim() noexcept {
   auto fx = fresh_effects();
-  core::slot* s;
+  claimed_slot out;
   std::optional<core::time_point> wake;
   {
     std::lock_guard lock(mu_);
-    s = state_.try_claim(fx);
+    out.s = state_.try_claim(fx);
+    if (out.s) out.box = out.s->connection();
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
-  if (!s) return {};
-  return {s, s->connection()};
+  return out;
 }
 
 void pool_driver::submit(claim_request* r) {
@@ -119,6 +120,7 @@ void pool_driver::submit(claim_request* r) {
     std::lock_guard lock(mu_);
     state_.claim(*r, fx);
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
 }
@@ -130,6 +132,7 @@ void pool_driver::cancel(claim_request* r) noexcept {
     std::lock_guard lock(mu_);
     state_.cancel(*r, fx);
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
 }
@@ -141,6 +144,7 @@ void pool_driver::release(core::slot* s, bool discard) noexcept {
     std::lock_guard lock(mu_);
     state_.release(*s, discard, fx);
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
 }
@@ -150,6 +154,7 @@ error_code pool_driver::terminate() noexcept {
   {
     std::lock_guard lock(mu_);
     if (!state_.terminate(fx)) return make_error_code(errc::terminated);
+    register_ops(fx);
   }
   {
     // No timer after terminate: handles may be returned after the
@@ -176,6 +181,7 @@ void pool_driver::on_backends(const backend_map& backends) {
     std::lock_guard lock(mu_);
     state_.backends_changed(backends, fx);
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
 }
@@ -191,6 +197,7 @@ void pool_driver::timer_fired() {
     std::lock_guard lock(mu_);
     state_.timer_fired(fx);
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
 }
@@ -218,6 +225,7 @@ void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string w
     std::lock_guard lock(mu_);
     state_.op_finished(op, ok, std::move(box), std::move(why), fx);
     wake = state_.next_wakeup();
+    register_ops(fx);
   }
   apply(fx, wake);
 }
@@ -234,43 +242,64 @@ void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake)
   }
 }
 
-void pool_driver::start_ops(core::effects& fx) {
-  for (auto& op : fx.starts) {
-    op_context ctx{shared_from_this(), op.id, asio::make_strand(ex_),
-                   std::make_shared<asio::cancellation_signal>()};
-    {
-      std::lock_guard lock(ops_mu_);
-      running_.emplace(op.id, running_op{ctx.executor, ctx.signal});
-    }
-    switch (op.kind) {
-      case core::op_kind::connect:
-        ops_->start_connect(std::move(ctx), op.target);
-        break;
-      case core::op_kind::is_valid:
-        ops_->start_check(std::move(ctx), check_kind::is_valid, std::move(op.box));
-        break;
-      case core::op_kind::on_acquire:
-        ops_->start_check(std::move(ctx), check_kind::on_acquire, std::move(op.box));
-        break;
-      case core::op_kind::on_recycle:
-        ops_->start_check(std::move(ctx), check_kind::on_recycle, std::move(op.box));
-        break;
-    }
+void pool_driver::register_ops(const core::effects& fx) {
+  if (fx.starts.empty()) return;
+  std::lock_guard lock(ops_mu_);
+  for (const auto& op : fx.starts) {
+    running_.emplace(
+        op.id, running_op{asio::make_strand(ex_), std::make_shared<asio::cancellation_signal>()});
   }
+}
+
+void pool_driver::start_ops(core::effects& fx) {
   // Cancellation runs on the operation's strand, after its start (posted
   // there first): terminal, so the connector's call stops and hands back
   // what it holds.
+  auto emit = [](const running_op& op) {
+    asio::post(op.strand,
+               [signal = op.signal] { signal->emit(asio::cancellation_type::terminal); });
+  };
+  for (auto& op : fx.starts) {
+    std::optional<op_context> ctx;
+    bool cancelled = false;
+    {
+      std::lock_guard lock(ops_mu_);
+      auto it = running_.find(op.id);
+      if (it == running_.end()) continue;  // cannot happen: registered under mu_
+      it->second.started = true;
+      cancelled = it->second.cancelled;
+      ctx.emplace(op_context{shared_from_this(), op.id, it->second.strand, it->second.signal});
+    }
+    switch (op.kind) {
+      case core::op_kind::connect:
+        ops_->start_connect(*ctx, op.target);
+        break;
+      case core::op_kind::is_valid:
+        ops_->start_check(*ctx, check_kind::is_valid, std::move(op.box));
+        break;
+      case core::op_kind::on_acquire:
+        ops_->start_check(*ctx, check_kind::on_acquire, std::move(op.box));
+        break;
+      case core::op_kind::on_recycle:
+        ops_->start_check(*ctx, check_kind::on_recycle, std::move(op.box));
+        break;
+    }
+    if (cancelled) emit(running_op{ctx->executor, ctx->signal});
+  }
   for (const auto id : fx.cancels) {
-    std::optional<running_op> op;
+    std::optional<running_op> started;
     {
       std::lock_guard lock(ops_mu_);
       auto it = running_.find(id);
-      if (it == running_.end()) continue;
-      op.emplace(std::move(it->second));
+      if (it == running_.end()) continue;  // it has finished
+      if (!it->second.started) {
+        it->second.cancelled = true;  // its start, on another thread, cancels it
+        continue;
+      }
+      started.emplace(std::move(it->second));
       running_.erase(it);
     }
-    asio::post(op->strand,
-               [signal = op->signal] { signal->emit(asio::cancellation_type::terminal); });
+    emit(*started);
   }
 }
 

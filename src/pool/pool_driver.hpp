@@ -50,13 +50,19 @@ class pool_driver final : public pool_core {
                   check_result result) override;
 
  private:
+  // Registered under mu_ (so a cancel made by another thread right after
+  // always finds it), started and cancelled after the unlock, in either
+  // order: a cancel that comes before the start is carried out by it.
   struct running_op {
     asio::strand<asio::any_io_executor> strand;
     std::shared_ptr<asio::cancellation_signal> signal;
+    bool started = false;
+    bool cancelled = false;
   };
 
   core::effects fresh_effects() const;
   void apply(core::effects& fx, std::optional<core::time_point> wake) noexcept;
+  void register_ops(const core::effects& fx);
   void start_ops(core::effects& fx);
   void arm_timer(std::optional<core::time_point> wake);
   void timer_fired();

@@ -88,5 +88,22 @@ TEST(driver, connections_discarded_young_reconnect_with_backoff) {
   EXPECT_EQ(c.state->connects, 4);
 }
 
+// A moved-from pool has no executor: its async_terminate's plain callback
+// still runs (on the system executor), saying the pool is terminated.
+TEST(driver, async_terminate_on_a_moved_from_pool_completes) {
+  fake_connector c;
+  io_threads io(1);
+  auto res = std::make_shared<fixed_resolver>(std::vector<tcp::endpoint>{ep(1)});
+  pool<fake_conn> first(io.executor(), "moved", res, c, quick_policy());
+  pool<fake_conn> second(std::move(first));
+  std::promise<error_code> done;
+  first.async_terminate(
+      [&](error_code ec) { done.set_value(ec); });  // NOLINT(bugprone-use-after-move)
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), errc::terminated);
+  EXPECT_FALSE(second.terminate()) << "the pool it moved to is untouched";
+}
+
 }  // namespace
 }  // namespace qorb::test

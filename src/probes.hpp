@@ -5,7 +5,7 @@
 // Built with -DQORB_PROBES=OFF, every probe compiles to nothing.
 #pragma once
 
-// Every probe, with its arguments (SPEC.md "Observability"):
+// Every probe, with its arguments:
 #define QORB_PROBE_LIST(X)                                                 \
   X(claim_start)           /* pool, claim_id */                            \
   X(claim_done)            /* pool, claim_id, slot_id */                   \

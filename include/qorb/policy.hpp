@@ -17,7 +17,9 @@ struct set_config {
   std::size_t max_count = 16;
   /// First reconnect delay after a failure; doubles each failure...
   duration min_connection_backoff = std::chrono::milliseconds(20);
-  /// ...up to this. Also sizes the failure window (2 x this).
+  /// ...up to this. Also sizes the failure window (2 x this), and is how
+  /// long a connection must stay up before its loss reconnects at once: one
+  /// lost sooner continues the slot's backoff.
   duration max_connection_backoff = std::chrono::seconds(30);
   /// Random extra delay in [0, spread) added to backoffs and health checks,
   /// so slots do not act in lockstep.

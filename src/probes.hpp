@@ -1,7 +1,8 @@
 // USDT probes (provider "qorb"), for tracing a live pool with bpftrace, perf
 // or SystemTap. Each probe has an is-enabled semaphore that tracers set when
-// they attach: the arguments of a probe (strings, JSON) are only built while
-// someone listens, so an untraced pool pays a predictable branch per probe.
+// they attach (all of them one counter, see probes.cpp): the arguments of a
+// probe (strings, JSON) are only built while someone listens, so an untraced
+// pool pays one predictable branch per event.
 // Built with -DQORB_PROBES=OFF, every probe compiles to nothing.
 #pragma once
 
@@ -43,6 +44,10 @@
 #define QORB_DECLARE_SEMAPHORE(name) extern "C" unsigned short qorb_##name##_semaphore;
 QORB_PROBE_LIST(QORB_DECLARE_SEMAPHORE)
 #undef QORB_DECLARE_SEMAPHORE
+extern "C" unsigned short qorb_semaphore;  // what every semaphore above aliases (probes.cpp)
+
+/// Whether a tracer listens to any qorb probe.
+#define QORB_ANY_PROBE_ENABLED() __builtin_expect(qorb_semaphore != 0, 0)
 
 /// Whether a tracer listens to probe `name`.
 #define QORB_PROBE_ENABLED(name) __builtin_expect(qorb_##name##_semaphore != 0, 0)
@@ -56,6 +61,7 @@ QORB_PROBE_LIST(QORB_DECLARE_SEMAPHORE)
 #else
 
 #define QORB_PROBE_ENABLED(name) false
+#define QORB_ANY_PROBE_ENABLED() false
 #define QORB_PROBE(name, ...) \
   do {                        \
   } while (0)

@@ -117,6 +117,9 @@ struct effects {
   /// listens). Rare events are always recorded.
   bool trace = false;
 
+  /// Some deadline may have moved earlier: ask next_wakeup() again.
+  bool rearm = false;
+
   boost::container::small_vector<completion, 1> completions;
   std::vector<op_start> starts;
   std::vector<op_id> cancels;

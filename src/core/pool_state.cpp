@@ -15,14 +15,22 @@ class pool_state::event_scope {
   event_scope(pool_state& p, effects& fx) : p_(p) { p_.fx_ = &fx; }
   event_scope(const event_scope&) = delete;
   event_scope& operator=(const event_scope&) = delete;
+  // A claim or a return usually leaves nothing to do here: each step is
+  // checked before it is taken, so that case costs a few comparisons.
   ~event_scope() {
     if (!p_.terminated_) {
       p_.make_room();
-      p_.rebalance(false);
-      p_.make_room();
+      if (!p_.changed_.empty() ||
+          !p_.rebalancer_.quiet(p_.policy_, p_.claimed_live_, p_.queue_.size(), p_.online_,
+                                p_.sets_.size() - p_.online_)) {
+        p_.rebalance(false);
+        p_.make_room();
+      }
     }
-    std::erase_if(p_.draining_, [](const auto& set) { return set->size() == 0; });
-    p_.graveyard_.clear();
+    if (!p_.draining_.empty()) {
+      std::erase_if(p_.draining_, [](const auto& set) { return set->size() == 0; });
+    }
+    if (!p_.graveyard_.empty()) p_.graveyard_.clear();
     p_.now_.reset();
     p_.fx_ = nullptr;
   }
@@ -95,6 +103,7 @@ void pool_state::claim(claim_node& c, effects& fx) {
   trace([&] { return observation{.what = observation::kind::claim_queued, .claim = c.id}; });
   queue_.push(c, false);
   queue_.watch(c);
+  fx_->rearm = true;
 }
 
 slot* pool_state::try_claim(effects& fx) {
@@ -147,9 +156,11 @@ void pool_state::release(slot& s, bool discard, effects& fx) {
     close_slot(s);
     return;
   }
-  handle(s,
-         s.resume(*this, {.what = discard ? slot_event::kind::discard : slot_event::kind::release,
-                          .why = "discarded by its handle"}));
+  // (No text for a plain return: a string here would cost every return an
+  // allocation.)
+  handle(s, discard ? s.resume(*this, {.what = slot_event::kind::discard,
+                                       .why = "discarded by its handle"})
+                    : s.resume(*this, {.what = slot_event::kind::release}));
   finish(set);
 }
 
@@ -185,6 +196,7 @@ void pool_state::failure_reported(slot& s, effects& fx) {
 
 void pool_state::timer_fired(effects& fx) {
   event_scope scope(*this, fx);
+  fx.rearm = true;  // the driver's timer has fired: it needs the next one
   const time_point t = now();
   // Bounded: each pass handles what is due now; what an event re-arms is
   // always later than now.

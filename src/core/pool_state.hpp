@@ -112,7 +112,10 @@ class pool_state final : private slot_port {
   void close_slot(slot& s);
   void conform(slot_set& set);
   void grow(slot_set& set);
-  void make_room();
+  void make_room() {
+    if (room_freed_) give_room();
+  }
+  void give_room();
   void remove_set(std::map<std::string, std::unique_ptr<slot_set>, std::less<>>::iterator it);
   void mark_changed(slot_set& set);
   void rebalance(bool periodic);

@@ -35,6 +35,7 @@ void pool_state::serve(claim_node& c, slot& s) {
     c.where = claim_node::phase::acquiring;
     c.acquiring_on = &s;
     queue_.watch(c);
+    fx_->rearm = true;
   }
   handle(s, s.resume(*this, {.what = slot_event::kind::claim, .claim = &c}));
   finish(set);
@@ -54,6 +55,7 @@ void pool_state::retry(claim_node& c) {
   }
   queue_.push(c, true);
   queue_.watch(c);
+  fx_->rearm = true;
 }
 
 void pool_state::expire(claim_node& c) {
@@ -185,7 +187,10 @@ void pool_state::close(detail::box_ptr box) { fx_->closing.push_back(std::move(b
 // early and re-arms), so a return costs no heap work.
 void pool_state::arm(slot& s) {
   const auto at = s.wake_at();
-  if (at && (!s.timer.queued() || *at < s.timer.at)) slot_timers_.schedule(s, *at);
+  if (at && (!s.timer.queued() || *at < s.timer.at)) {
+    slot_timers_.schedule(s, *at);
+    fx_->rearm = true;
+  }
 }
 
 void pool_state::moved(slot& s, slot_state from) {
@@ -295,8 +300,7 @@ void pool_state::grow(slot_set& set) {
   }
 }
 
-void pool_state::make_room() {
-  if (!room_freed_) return;
+void pool_state::give_room() {
   room_freed_ = false;
   while (short_head_ && total_slots_ < policy_.max_slots) grow(*short_head_);
 }

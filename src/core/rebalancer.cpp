@@ -4,14 +4,6 @@
 
 namespace qorb::core {
 
-std::size_t slot_budget(const policy& p, std::size_t claimed, std::size_t waiting) noexcept {
-  std::size_t demand = claimed;
-  for (std::size_t more : {waiting, p.spares_wanted}) {
-    demand = more > SIZE_MAX - demand ? SIZE_MAX : demand + more;
-  }
-  return std::min(demand, p.max_slots);
-}
-
 std::vector<std::size_t> plan(const policy& p, const std::vector<rebalance_input>& inputs,
                               std::size_t budget) {
   std::vector<std::size_t> wanted(inputs.size(), 0);
@@ -60,6 +52,11 @@ rebalancer::step rebalancer::next(const policy& p, std::size_t claimed, std::siz
                                   std::size_t online, std::size_t questionable, bool some_changed,
                                   bool periodic) noexcept {
   const std::size_t needed = slot_budget(p, claimed, waiting);
+  // The common case, a claim or a return within the budget: O(1).
+  if (planned_ && !periodic && !some_changed && needed <= budget_ && online == online_ &&
+      questionable == questionable_) {
+    return step::nothing;
+  }
   const std::size_t budget = periodic ? needed : std::max(needed, budget_);
   const auto share = uniform_share(p, budget, online, questionable);
   const bool same =

@@ -26,7 +26,11 @@ struct rebalance_input {
 };
 
 /// min(claimed + waiting + spares_wanted, max_slots), without overflow.
-std::size_t slot_budget(const policy& p, std::size_t claimed, std::size_t waiting) noexcept;
+inline std::size_t slot_budget(const policy& p, std::size_t claimed, std::size_t waiting) noexcept {
+  const auto add = [](std::size_t a, std::size_t b) { return b > SIZE_MAX - a ? SIZE_MAX : a + b; };
+  const std::size_t demand = add(add(claimed, waiting), p.spares_wanted);
+  return demand < p.max_slots ? demand : p.max_slots;
+}
 
 /// Wanted slot counts, one per input, in the same order. Offline backends
 /// are "questionable" and get one probing slot; the rest of `budget` is
@@ -53,6 +57,13 @@ class rebalancer {
  public:
   enum class step : std::uint8_t { nothing, changed_only, everything };
 
+  /// Whether nothing is due: the demand is within the budget and the same
+  /// backends are online (the common case of a claim or a return).
+  bool quiet(const policy& p, std::size_t claimed, std::size_t waiting, std::size_t online,
+             std::size_t questionable) const noexcept {
+    return planned_ && online == online_ && questionable == questionable_ &&
+           slot_budget(p, claimed, waiting) <= budget_;
+  }
   step next(const policy& p, std::size_t claimed, std::size_t waiting, std::size_t online,
             std::size_t questionable, bool some_changed, bool periodic) noexcept;
   /// What the pool wants in all, after `next`.

@@ -229,7 +229,7 @@ slot_result slot::recycle(slot_port& port) {
 }
 
 slot_result slot::ready_or_hold(slot_port& port) {
-  if (hold_until_ > port.now()) {
+  if (hold_until_ != time_point{} && hold_until_ > port.now()) {
     to(port, slot_state::cooling);
     wake(port, hold_until_);
     return {};

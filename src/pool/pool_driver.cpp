@@ -92,9 +92,7 @@ void pool_driver::start() {
 // Per-claim observations are recorded only while a tracer listens.
 core::effects pool_driver::fresh_effects() const {
   core::effects fx;
-#define QORB_ANY_PROBE(name) || QORB_PROBE_ENABLED(name)
-  fx.trace = false QORB_PROBE_LIST(QORB_ANY_PROBE);
-#undef QORB_ANY_PROBE
+  fx.trace = QORB_ANY_PROBE_ENABLED();
   return fx;
 }
 
@@ -106,7 +104,7 @@ claimed_slot pool_driver::try_claim() noexcept {
     std::lock_guard lock(mu_);
     out.s = state_.try_claim(fx);
     if (out.s) out.box = out.s->connection();
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -119,7 +117,7 @@ void pool_driver::submit(claim_request* r) {
   {
     std::lock_guard lock(mu_);
     state_.claim(*r, fx);
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -131,7 +129,7 @@ void pool_driver::cancel(claim_request* r) noexcept {
   {
     std::lock_guard lock(mu_);
     state_.cancel(*r, fx);
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -143,7 +141,7 @@ void pool_driver::release(core::slot* s, bool discard) noexcept {
   {
     std::lock_guard lock(mu_);
     state_.release(*s, discard, fx);
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -180,7 +178,7 @@ void pool_driver::on_backends(const backend_map& backends) {
   {
     std::lock_guard lock(mu_);
     state_.backends_changed(backends, fx);
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -196,7 +194,7 @@ void pool_driver::timer_fired() {
   {
     std::lock_guard lock(mu_);
     state_.timer_fired(fx);
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -224,7 +222,7 @@ void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string w
   {
     std::lock_guard lock(mu_);
     state_.op_finished(op, ok, std::move(box), std::move(why), fx);
-    wake = state_.next_wakeup();
+    if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
   }
   apply(fx, wake);
@@ -234,9 +232,11 @@ void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string w
 // handler that claims again finds the pool's own work already under way.
 void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake) noexcept {
   if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
-  fx.closing.clear();
+  if (!fx.closing.empty()) fx.closing.clear();
   if (wake) arm_timer(wake);
-  for (const auto& o : fx.seen) observe(o);
+  if (!fx.seen.empty()) {
+    for (const auto& o : fx.seen) observe(o);
+  }
   for (const auto& c : fx.completions) {
     static_cast<claim_request*>(c.claim)->complete(to_error(c.outcome), c.s, c.box);
   }

@@ -29,9 +29,10 @@ class deadline_heap {
       up(h.pos);
       return;
     }
-    const bool earlier = at < h.at;
+    // Both ways: the new time may be the hook's own field, set beforehand.
     h.at = at;
-    earlier ? up(h.pos) : down(h.pos);
+    up(h.pos);
+    down(h.pos);
   }
 
   void cancel(T& item) noexcept {

@@ -49,6 +49,10 @@ void pool_state::retry(claim_node& c) {
       {.what = observation::kind::acquire_failed, .claim = c.id, .reason = "on_acquire failed"});
   if (c.deadline.at <= now()) return complete(c, timeout_reason());
   if (slot* s = pick()) return serve(c, *s);
+  if (terminated_) return complete(c, claim_outcome::terminated);
+  if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
+    return complete(c, claim_outcome::no_backends);
+  }
   if (!c.waited) {
     c.waited = true;
     c.waiting_since = now();

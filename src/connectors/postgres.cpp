@@ -1,7 +1,7 @@
 // The PostgreSQL connector's I/O: libpq in non-blocking mode, every wait for
 // the network an asio wait on libpq's socket.
 #include <qorb/connectors/postgres.hpp>
-#include <qorb/detail/postgres_protocol.hpp>
+#include "connectors/postgres_protocol.hpp"
 
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>

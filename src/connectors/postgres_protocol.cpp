@@ -1,4 +1,4 @@
-#include <qorb/detail/postgres_protocol.hpp>
+#include "connectors/postgres_protocol.hpp"
 
 #include <array>
 #include <charconv>

@@ -1,6 +1,6 @@
 // The PostgreSQL connector's decisions, without a server.
 #include <qorb/connectors/postgres.hpp>
-#include <qorb/detail/postgres_protocol.hpp>
+#include "connectors/postgres_protocol.hpp"
 
 #include <gtest/gtest.h>
 

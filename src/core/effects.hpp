@@ -125,6 +125,12 @@ struct effects {
   std::vector<op_id> cancels;
   std::vector<detail::box_ptr> closing;
   std::vector<observation> seen;
+
+  /// Nothing for the driver to do (a try_claim or a plain return, mostly).
+  bool empty() const noexcept {
+    return completions.empty() && starts.empty() && cancels.empty() && closing.empty() &&
+           seen.empty();
+  }
 };
 
 }  // namespace qorb::core

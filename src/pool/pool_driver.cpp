@@ -231,6 +231,7 @@ void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string w
 // After the lock: what the core decided. Claims complete last, so a
 // handler that claims again finds the pool's own work already under way.
 void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake) noexcept {
+  if (fx.empty() && !wake) return;
   if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
   if (!fx.closing.empty()) fx.closing.clear();
   if (wake) arm_timer(wake);

@@ -18,17 +18,18 @@
 namespace {
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: qorb_sim (--seeds K [--first S] | --seed S) [--events N] [--trace]\n"
-               "                [--keep-going] [--skip INVARIANT]...\n"
-               "  --seeds K     run seeds 1..K (default 100)\n"
-               "  --first S     with --seeds: run seeds S..S+K-1\n"
-               "  --seed S      run seed S only\n"
-               "  --events N    random steps per seed before the drain (default 10000)\n"
-               "  --trace       print every step and what the core did\n"
-               "  --keep-going  run the remaining seeds after a failure\n"
-               "  --skip NAME   count violations of invariant NAME instead of failing (repeatable;\n"
-               "                the run still fails if any were seen)\n");
+  std::fprintf(
+      stderr,
+      "usage: qorb_sim (--seeds K [--first S] | --seed S) [--events N] [--trace]\n"
+      "                [--keep-going] [--skip INVARIANT]...\n"
+      "  --seeds K     run seeds 1..K (default 100)\n"
+      "  --first S     with --seeds: run seeds S..S+K-1\n"
+      "  --seed S      run seed S only\n"
+      "  --events N    random steps per seed before the drain (default 10000)\n"
+      "  --trace       print every step and what the core did\n"
+      "  --keep-going  run the remaining seeds after a failure\n"
+      "  --skip NAME   count violations of invariant NAME instead of failing (repeatable;\n"
+      "                the run still fails if any were seen)\n");
 }
 
 bool number(const char* text, std::uint64_t& out) {
@@ -98,15 +99,19 @@ int main(int argc, char** argv) {
   const std::string traced = opt.trace ? ", traced " + std::to_string(all.events) + " events" : "";
   using o = qorb::core::claim_outcome;
   auto n = [&](o x) { return all.by_outcome[std::size_t(x)]; };
-  std::printf(
-      "qorb_sim: %s: %" PRIu64 " seeds, %" PRIu64 " events, %" PRIu64 " core calls%s; claims %" PRIu64
-      ": served %" PRIu64 " (+%" PRIu64 " try_claim), no_backends %" PRIu64 ", no_backends_online %" PRIu64
-      ", all_claims_used %" PRIu64 ", terminated %" PRIu64 ", cancelled %" PRIu64 "; connects %" PRIu64
-      ", checks %" PRIu64 ", failed ops %" PRIu64 ", hung %" PRIu64 ", late %" PRIu64 "; %.2f s\n",
-      failed ? "FAILED" : all.skipped.empty() ? "all invariants held" : "FAILED (skipped invariants broke)", all.seeds, all.events, all.calls,
-      traced.c_str(), all.claims, n(o::served), all.try_served,
-      n(o::no_backends), n(o::no_backends_online), n(o::all_claims_used), n(o::terminated),
-      n(o::cancelled), all.connects, all.checks, all.ops_failed, all.ops_hung, all.late_finishes, secs);
+  std::printf("qorb_sim: %s: %" PRIu64 " seeds, %" PRIu64 " events, %" PRIu64
+              " core calls%s; claims %" PRIu64 ": served %" PRIu64 " (+%" PRIu64
+              " try_claim), no_backends %" PRIu64 ", no_backends_online %" PRIu64
+              ", all_claims_used %" PRIu64 ", terminated %" PRIu64 ", cancelled %" PRIu64
+              "; connects %" PRIu64 ", checks %" PRIu64 ", failed ops %" PRIu64 ", hung %" PRIu64
+              ", late %" PRIu64 "; %.2f s\n",
+              failed                ? "FAILED"
+              : all.skipped.empty() ? "all invariants held"
+                                    : "FAILED (skipped invariants broke)",
+              all.seeds, all.events, all.calls, traced.c_str(), all.claims, n(o::served),
+              all.try_served, n(o::no_backends), n(o::no_backends_online), n(o::all_claims_used),
+              n(o::terminated), n(o::cancelled), all.connects, all.checks, all.ops_failed,
+              all.ops_hung, all.late_finishes, secs);
   for (const auto& [name, times] : all.skipped) {
     std::printf("qorb_sim: skipped invariant %s broken %" PRIu64 " times\n", name.c_str(), times);
   }

@@ -55,8 +55,8 @@ using core::claim_outcome;
 using core::op_kind;
 using core::slot_state;
 using core::time_point;
-using std::chrono::milliseconds;
 using std::chrono::microseconds;
+using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
 
 const char* outcome_name(claim_outcome o) {
@@ -88,7 +88,8 @@ std::string format(const char* fmt, ...) {
 }
 
 std::string slot_name(std::uint64_t id) {
-  return format("%" PRIu64 ".%" PRIu64, std::uint64_t(id >> 48), std::uint64_t(id & 0xffffffffffffULL));
+  return format("%" PRIu64 ".%" PRIu64, std::uint64_t(id >> 48),
+                std::uint64_t(id & 0xffffffffffffULL));
 }
 
 std::string show(duration d) {
@@ -179,7 +180,16 @@ struct violation : std::runtime_error {
 };
 
 enum class call_kind : std::uint8_t {
-  backends, claim, try_claim, cancel, release, op, lost, report, timer, terminate
+  backends,
+  claim,
+  try_claim,
+  cancel,
+  release,
+  op,
+  lost,
+  report,
+  timer,
+  terminate
 };
 
 struct call_ctx {
@@ -197,8 +207,21 @@ struct seen_slot {
 };
 
 enum step_kind : std::size_t {
-  k_resolver, k_health, k_finish, k_late, k_claim, k_try, k_cancel, k_release, k_discard,
-  k_wake, k_advance, k_spurious, k_lost, k_report, k_count
+  k_resolver,
+  k_health,
+  k_finish,
+  k_late,
+  k_claim,
+  k_try,
+  k_cancel,
+  k_release,
+  k_discard,
+  k_wake,
+  k_advance,
+  k_spurious,
+  k_lost,
+  k_report,
+  k_count
 };
 constexpr std::array<double, k_count> base_weight = {
     3,   // resolver update
@@ -281,8 +304,8 @@ class simulation {
     policy_.rebalance_interval = milliseconds(uni(20, 5000));
     policy_.claim_timeout = milliseconds(uni(5, 3000));
     policy_.fail_fast_without_backends = coin(0.3);
-    s.min_connection_backoff = coin(0.2) ? duration(microseconds(uni(1, 999)))
-                                         : duration(milliseconds(uni(1, 50)));
+    s.min_connection_backoff =
+        coin(0.2) ? duration(microseconds(uni(1, 999))) : duration(milliseconds(uni(1, 50)));
     s.max_connection_backoff = s.min_connection_backoff * std::int64_t(uni(1, 64));
     s.spread = coin(0.3) ? duration::zero() : duration(microseconds(uni(0, 20000)));
     if (coin(0.5)) {
@@ -479,7 +502,8 @@ class simulation {
     if (!ok) ++counts_.ops_failed;
     describe("op %" PRIu64 " (%s, slot %s, b%d) %s%s%s%s", op.id, core::to_string(op.kind),
              slot_name(op.slot_id).c_str(), op.backend, ok ? "succeeds" : "fails",
-             lost_box ? " without its connection" : "", op.cancelled ? " after its cancellation" : "",
+             lost_box ? " without its connection" : "",
+             op.cancelled ? " after its cancellation" : "",
              op.hang && !op.cancelled ? " (was hanging)" : "");
     trace_step();
     call({call_kind::op}, [&](core::effects& fx) {
@@ -494,9 +518,10 @@ class simulation {
     if (mode < 30) {
       timeout = duration::zero();  // the policy's claim_timeout
     } else if (mode < 88) {
-      timeout = nanoseconds(uni(1000000, std::uint64_t(2 * std::chrono::duration_cast<nanoseconds>(
-                                                               policy_.claim_timeout)
-                                                               .count())));
+      timeout = nanoseconds(uni(
+          1000000,
+          std::uint64_t(2 *
+                        std::chrono::duration_cast<nanoseconds>(policy_.claim_timeout).count())));
     } else if (mode < 96) {
       timeout = nanoseconds(uni(1, 1000000));
     } else if (mode < 98) {
@@ -509,7 +534,8 @@ class simulation {
     c.serial = claims_.size();
     c.timeout = timeout;
     c.submitted = env_.now();
-    c.deadline = core::after(c.submitted, timeout > duration::zero() ? timeout : policy_.claim_timeout);
+    c.deadline =
+        core::after(c.submitted, timeout > duration::zero() ? timeout : policy_.claim_timeout);
     active_.push_back(&c);
     ++counts_.claims;
     describe("claim #%" PRIu64 " timeout %s", c.serial,
@@ -570,7 +596,8 @@ class simulation {
     } else {
       scale = 2 * std::max(policy_.rebalance_interval, policy_.set_config.max_connection_backoff);
     }
-    const duration d = nanoseconds(uni(0, std::uint64_t(std::chrono::duration_cast<nanoseconds>(scale).count())));
+    const duration d =
+        nanoseconds(uni(0, std::uint64_t(std::chrono::duration_cast<nanoseconds>(scale).count())));
     describe("clock +%s", show(d).c_str());
     trace_step();
     advance_to(core::after(env_.now(), d));
@@ -587,15 +614,17 @@ class simulation {
       const auto next = state_->next_wakeup();
       std::size_t op = ops_.size();
       for (std::size_t i = 0; i < ops_.size(); ++i) {
-        if (ops_[i].due && *ops_[i].due <= end && (op == ops_.size() || *ops_[i].due < *ops_[op].due)) op = i;
+        if (ops_[i].due && *ops_[i].due <= end &&
+            (op == ops_.size() || *ops_[i].due < *ops_[op].due))
+          op = i;
       }
       const bool timer_due = next && *next <= end;
       if (!timer_due && op == ops_.size()) {
         if (end > env_.now()) env_.set(end);
         return;
       }
-      const bool answer = op != ops_.size() &&
-                          (!timer_due || *ops_[op].due < *next || (*ops_[op].due == *next && coin(0.5)));
+      const bool answer = op != ops_.size() && (!timer_due || *ops_[op].due < *next ||
+                                                (*ops_[op].due == *next && coin(0.5)));
       const time_point at = answer ? *ops_[op].due : *next;
       if (at > env_.now()) {
         env_.set(at);
@@ -635,16 +664,17 @@ class simulation {
   void step_lost() {
     std::vector<core::slot*> idle, other;
     state_->for_each_set([&](const core::slot_set& set) {
-      set.for_each([&](core::slot& s) {
-        (s.state() == slot_state::idle ? idle : other).push_back(&s);
-      });
+      set.for_each(
+          [&](core::slot& s) { (s.state() == slot_state::idle ? idle : other).push_back(&s); });
     });
     auto& from = (!idle.empty() && (other.empty() || coin(0.85))) ? idle : other;
     if (from.empty()) return step_wake();
     core::slot* s = from[pick(from)];
-    describe("connection_lost on slot %s (%s)", slot_name(s->id()).c_str(), core::to_string(s->state()));
+    describe("connection_lost on slot %s (%s)", slot_name(s->id()).c_str(),
+             core::to_string(s->state()));
     trace_step();
-    call({call_kind::lost}, [&](core::effects& fx) { state_->connection_lost(*s, "lost (sim)", fx); });
+    call({call_kind::lost},
+         [&](core::effects& fx) { state_->connection_lost(*s, "lost (sim)", fx); });
   }
 
   void step_report() {
@@ -662,7 +692,8 @@ class simulation {
     bool first = false;
     call({call_kind::terminate}, [&](core::effects& fx) { first = state_->terminate(fx); });
     if (first == terminated_before_) {
-      fail("terminate_once", first ? "terminate said first twice" : "the first terminate said it was not");
+      fail("terminate_once",
+           first ? "terminate said first twice" : "the first terminate said it was not");
     }
     terminated_before_ = true;
   }
@@ -699,7 +730,8 @@ class simulation {
     if (state_->total_slots() != 0) {
       fail("end_no_slots", format("total_slots() == %zu", state_->total_slots()));
     }
-    if (state_->waiting() != 0) fail("end_no_waiters", format("waiting() == %zu", state_->waiting()));
+    if (state_->waiting() != 0)
+      fail("end_no_waiters", format("waiting() == %zu", state_->waiting()));
     for (const sim_claim& c : claims_) {
       if (c.completions != 1) {
         fail("claim_completes_once",
@@ -714,7 +746,8 @@ class simulation {
     if (f.no_backends != n(claim_outcome::no_backends) ||
         f.no_backends_online != n(claim_outcome::no_backends_online) ||
         f.all_claims_used != n(claim_outcome::all_claims_used) ||
-        f.terminated != n(claim_outcome::terminated) || f.cancelled != n(claim_outcome::cancelled)) {
+        f.terminated != n(claim_outcome::terminated) ||
+        f.cancelled != n(claim_outcome::cancelled)) {
       fail("stats_agree", "stats().claim_failures differ from the completions the claimers saw");
     }
     // (total_claims counts picks: a claim whose on_acquire failed counts
@@ -787,11 +820,11 @@ class simulation {
         case kind::op_failed:
           if (o.op == op_kind::connect) {
             if (!backoff_in_bounds(o.delay)) {
-              fail("backoff_bounds", format("slot %s: connect failed, delay %s outside [%s, %s + %s)",
-                                            slot_name(o.slot).c_str(), show(o.delay).c_str(),
-                                            show(cfg.min_connection_backoff).c_str(),
-                                            show(cfg.max_connection_backoff).c_str(),
-                                            show(cfg.spread).c_str()));
+              fail("backoff_bounds",
+                   format("slot %s: connect failed, delay %s outside [%s, %s + %s)",
+                          slot_name(o.slot).c_str(), show(o.delay).c_str(),
+                          show(cfg.min_connection_backoff).c_str(),
+                          show(cfg.max_connection_backoff).c_str(), show(cfg.spread).c_str()));
             }
             retry_[o.slot] = {now, true, false, {}};
           } else {
@@ -799,8 +832,8 @@ class simulation {
             if (o.op == op_kind::on_acquire &&
                 !(r.immediate ? o.delay == duration::zero() : backoff_in_bounds(o.delay))) {
               fail("backoff_bounds",
-                   format("slot %s: on_acquire failed after %s up, delay %s", slot_name(o.slot).c_str(),
-                          show(r.up).c_str(), show(o.delay).c_str()));
+                   format("slot %s: on_acquire failed after %s up, delay %s",
+                          slot_name(o.slot).c_str(), show(r.up).c_str(), show(o.delay).c_str()));
             }
           }
           break;
@@ -814,7 +847,9 @@ class simulation {
         case kind::state_changed:
           if (o.from == slot_state::idle) {
             const auto it = idle_since_.find(o.slot);
-            if (o.to == slot_state::checking) health_check_due(o.slot, it == idle_since_.end() ? std::nullopt : std::optional(it->second), now);
+            if (o.to == slot_state::checking)
+              health_check_due(
+                  o.slot, it == idle_since_.end() ? std::nullopt : std::optional(it->second), now);
             if (it != idle_since_.end()) idle_since_.erase(it);
           }
           if (o.to == slot_state::idle) idle_since_[o.slot] = now;
@@ -830,16 +865,18 @@ class simulation {
   void health_check_due(std::uint64_t slot, std::optional<time_point> idle_since, time_point now) {
     const auto& cfg = policy_.set_config;
     if (!traits_.has_is_valid || !cfg.health_interval) {
-      fail("health_check_timing", format("slot %s: a health check without is_valid and health_interval",
-                                         slot_name(slot).c_str()));
+      fail("health_check_timing",
+           format("slot %s: a health check without is_valid and health_interval",
+                  slot_name(slot).c_str()));
     }
     if (!idle_since) return;
     const duration d = now - *idle_since;
     const duration lo = *cfg.health_interval;
     if (d < lo || (d > lo && d >= lo + cfg.spread)) {
-      fail("health_check_timing", format("slot %s: is_valid %s after it became idle (interval %s, spread %s)",
-                                         slot_name(slot).c_str(), show(d).c_str(), show(lo).c_str(),
-                                         show(cfg.spread).c_str()));
+      fail("health_check_timing",
+           format("slot %s: is_valid %s after it became idle (interval %s, spread %s)",
+                  slot_name(slot).c_str(), show(d).c_str(), show(lo).c_str(),
+                  show(cfg.spread).c_str()));
     }
   }
 
@@ -869,7 +906,7 @@ class simulation {
     }
     if (started.size() != fx.starts.size()) {
       fatal("observations_complete", format("%zu operations started, %zu op_started observations",
-                                           fx.starts.size(), started.size()));
+                                            fx.starts.size(), started.size()));
     }
     if (!fx.starts.empty() && state_->terminated()) {
       fail("nothing_starts_after_terminate",
@@ -896,7 +933,10 @@ class simulation {
         const duration bound = st.kind == op_kind::connect
                                    ? policy_.set_config.connect_timeout.value_or(milliseconds(200))
                                    : policy_.set_config.health_check_timeout;
-        due = now + nanoseconds(uni(0, std::uint64_t(std::chrono::duration_cast<nanoseconds>(bound).count() * 5 / 4)));
+        due =
+            now +
+            nanoseconds(uni(
+                0, std::uint64_t(std::chrono::duration_cast<nanoseconds>(bound).count() * 5 / 4)));
       }
       ops_.push_back({st.id, st.kind, slot, b, std::move(st.box), false, hang, now, due});
     }
@@ -911,9 +951,11 @@ class simulation {
     const auto& cfg = policy_.set_config;
     const char* bad = nullptr;
     if (r.connect_failed) {
-      if (!backoff_in_bounds(d)) bad = "a reconnect after a failed connect outside [min, max + spread)";
+      if (!backoff_in_bounds(d))
+        bad = "a reconnect after a failed connect outside [min, max + spread)";
     } else if (r.immediate) {
-      if (d != duration::zero()) bad = "a connection that lived max_connection_backoff not replaced at once";
+      if (d != duration::zero())
+        bad = "a connection that lived max_connection_backoff not replaced at once";
     } else if (!backoff_in_bounds(d)) {
       bad = "a reconnect after a short-lived connection outside [min, max + spread)";
     }
@@ -922,8 +964,8 @@ class simulation {
            format("slot %s: %s: connect %s after the %s (up %s; min %s max %s spread %s)",
                   slot_name(slot).c_str(), bad, show(d).c_str(),
                   r.connect_failed ? "failure" : "loss", show(r.up).c_str(),
-                  show(cfg.min_connection_backoff).c_str(), show(cfg.max_connection_backoff).c_str(),
-                  show(cfg.spread).c_str()));
+                  show(cfg.min_connection_backoff).c_str(),
+                  show(cfg.max_connection_backoff).c_str(), show(cfg.spread).c_str()));
     }
   }
 
@@ -937,9 +979,11 @@ class simulation {
       return;
     }
     if (next && (!armed_ || *next < *armed_)) {
-      fail("rearm_when_earlier",
-           format("next_wakeup moved to %s from now, the driver's timer is %s, and rearm is not set",
-                  show(*next - now).c_str(), armed_ ? ("at +" + show(*armed_ - now)).c_str() : "unset"));
+      fail(
+          "rearm_when_earlier",
+          format("next_wakeup moved to %s from now, the driver's timer is %s, and rearm is not set",
+                 show(*next - now).c_str(),
+                 armed_ ? ("at +" + show(*armed_ - now)).c_str() : "unset"));
     }
   }
 
@@ -968,16 +1012,21 @@ class simulation {
         }
       });
       total += n;
-      if (n != set.size()) fail("set_counts", format("%s: size() %zu, %zu slots", set.target().name.c_str(), set.size(), n));
+      if (n != set.size())
+        fail("set_counts",
+             format("%s: size() %zu, %zu slots", set.target().name.c_str(), set.size(), n));
       for (std::size_t st = 0; st < by.size(); ++st) {
         if (by[st] != set.count(slot_state(st))) {
-          fail("set_counts", format("%s: count(%s) %zu, %zu slots in it", set.target().name.c_str(),
-                                    core::to_string(slot_state(st)), set.count(slot_state(st)), by[st]));
+          fail("set_counts",
+               format("%s: count(%s) %zu, %zu slots in it", set.target().name.c_str(),
+                      core::to_string(slot_state(st)), set.count(slot_state(st)), by[st]));
         }
       }
-      if (by.back() != 0) fail("set_counts", format("a closed slot is still in %s", set.target().name.c_str()));
+      if (by.back() != 0)
+        fail("set_counts", format("a closed slot is still in %s", set.target().name.c_str()));
       if ((set.idle_front() != nullptr) != (set.unclaimed() > 0)) {
-        fail("set_counts", format("%s: idle list and unclaimed() disagree", set.target().name.c_str()));
+        fail("set_counts",
+             format("%s: idle list and unclaimed() disagree", set.target().name.c_str()));
       }
       if (set.size() > max_count) {
         fail("max_count", format("%s has %zu slots, max_count %zu", set.target().name.c_str(),
@@ -996,7 +1045,8 @@ class simulation {
     for (std::size_t i = 0; i < slots_.size(); ++i) by_address_.push_back({slots_[i].s, i});
     std::sort(by_address_.begin(), by_address_.end());
     if (total != state_->total_slots()) {
-      fail("total_slots", format("total_slots() %zu, %zu slots in the sets", state_->total_slots(), total));
+      fail("total_slots",
+           format("total_slots() %zu, %zu slots in the sets", state_->total_slots(), total));
     }
     if (total > policy_.max_slots) {
       fail("max_slots", format("%zu slots, max_slots %zu", total, policy_.max_slots));
@@ -1025,11 +1075,12 @@ class simulation {
                !s.connection()) {
       bad = "no connection";
     } else if ((busy || st == slot_state::backing_off) && s.connection()) {
-      bad = busy ? "a connection while its operation has it" : "a connection while it waits to connect";
+      bad = busy ? "a connection while its operation has it"
+                 : "a connection while it waits to connect";
     }
     if (bad) {
-      fail("slot_consistent", format("slot %s is %s with %s", slot_name(s.id()).c_str(),
-                                     core::to_string(st), bad));
+      fail("slot_consistent",
+           format("slot %s is %s with %s", slot_name(s.id()).c_str(), core::to_string(st), bad));
     }
   }
 
@@ -1042,33 +1093,37 @@ class simulation {
   void completion(const call_ctx& ctx, const core::completion& comp, time_point now) {
     auto* c = static_cast<sim_claim*>(comp.claim);
     if (c->completions++ > 0) {
-      fail("claim_completes_once", format("claim #%" PRIu64 " completed again (%s, first %s)", c->serial,
-                                          outcome_name(comp.outcome),
-                                          c->outcome ? outcome_name(*c->outcome) : "?"));
+      fail("claim_completes_once",
+           format("claim #%" PRIu64 " completed again (%s, first %s)", c->serial,
+                  outcome_name(comp.outcome), c->outcome ? outcome_name(*c->outcome) : "?"));
     }
     c->outcome = comp.outcome;
     c->completed_at = now;
     active_.erase(std::find(active_.begin(), active_.end(), c));
     ++counts_.by_outcome[std::size_t(comp.outcome)];
     auto bad = [&](const char* invariant, const std::string& why) {
-      fail(invariant, format("claim #%" PRIu64 " (submitted %s ago, deadline in %s) %s: %s", c->serial,
-                             show(now - c->submitted).c_str(), show(c->deadline - now).c_str(),
-                             outcome_name(comp.outcome), why.c_str()));
+      fail(invariant,
+           format("claim #%" PRIu64 " (submitted %s ago, deadline in %s) %s: %s", c->serial,
+                  show(now - c->submitted).c_str(), show(c->deadline - now).c_str(),
+                  outcome_name(comp.outcome), why.c_str()));
     };
     if (now > c->deadline) bad("claim_deadline", "completed after its deadline");
     switch (comp.outcome) {
       case claim_outcome::served: {
         ++counts_.served;
-        if (pre_terminated_ || ctx.kind == call_kind::terminate) bad("claim_reason", "served after terminate");
+        if (pre_terminated_ || ctx.kind == call_kind::terminate)
+          bad("claim_reason", "served after terminate");
         const seen_slot* s = comp.s ? find_slot(comp.s) : nullptr;
         if (!s) {
-          fatal("served_slot_exists", format("claim #%" PRIu64 " served: its slot is not in any set", c->serial));
+          fatal("served_slot_exists",
+                format("claim #%" PRIu64 " served: its slot is not in any set", c->serial));
         }
         if (s->st != slot_state::claimed || comp.s->claim() != c) {
-          bad("served_slot_exists", format("its slot %s is %s, claimed by another", slot_name(s->id).c_str(),
-                                           core::to_string(s->st)));
+          bad("served_slot_exists", format("its slot %s is %s, claimed by another",
+                                           slot_name(s->id).c_str(), core::to_string(s->st)));
         }
-        if (!comp.box || comp.box != comp.s->connection()) bad("served_slot_exists", "not given the slot's connection");
+        if (!comp.box || comp.box != comp.s->connection())
+          bad("served_slot_exists", "not given the slot's connection");
         // A claim is taken by live backends only; one whose on_acquire ran
         // when its backend left may still get that connection.
         if (s->set->removed && c->before != core::claim_node::phase::acquiring) {
@@ -1086,27 +1141,30 @@ class simulation {
         break;
       }
       case claim_outcome::cancelled:
-        if (ctx.kind != call_kind::cancel || ctx.target != c) bad("claim_reason", "cancelled, but not by us");
+        if (ctx.kind != call_kind::cancel || ctx.target != c)
+          bad("claim_reason", "cancelled, but not by us");
         break;
       case claim_outcome::terminated:
-        if (!pre_terminated_ && ctx.kind != call_kind::terminate) bad("claim_reason", "terminated before terminate");
+        if (!pre_terminated_ && ctx.kind != call_kind::terminate)
+          bad("claim_reason", "terminated before terminate");
         break;
       default: {
         // A timeout, or fail-fast without backends.
         // (In any call: a claim whose on_acquire failed fails fast too.)
         const bool fail_fast = policy_.fail_fast_without_backends && published_ && published_empty_;
         if (fail_fast) {
-          if (comp.outcome != claim_outcome::no_backends) bad("claim_reason", "fail-fast without backends is no_backends");
+          if (comp.outcome != claim_outcome::no_backends)
+            bad("claim_reason", "fail-fast without backends is no_backends");
           break;
         }
         if (now != c->deadline) bad("claim_deadline", "failed before its deadline");
-        const claim_outcome want = pre_empty_ ? claim_outcome::no_backends
+        const claim_outcome want = pre_empty_    ? claim_outcome::no_backends
                                    : pre_online_ ? claim_outcome::all_claims_used
                                                  : claim_outcome::no_backends_online;
         if (comp.outcome != want) {
-          bad("claim_reason", format("the reason should be %s (backends published: %s, one online: %s)",
-                                     outcome_name(want), pre_empty_ ? "none" : "some",
-                                     pre_online_ ? "yes" : "no"));
+          bad("claim_reason",
+              format("the reason should be %s (backends published: %s, one online: %s)",
+                     outcome_name(want), pre_empty_ ? "none" : "some", pre_online_ ? "yes" : "no"));
         }
         break;
       }
@@ -1118,10 +1176,13 @@ class simulation {
     if (ctx.kind == call_kind::try_claim) {
       if (try_got_) {
         const seen_slot* s = find_slot(try_got_);
-        if (traits_.has_on_acquire) fail("try_claim", "try_claim served though the connector has on_acquire");
-        if (!s || s->st != slot_state::claimed) fatal("try_claim", "try_claim gave a slot that is not claimed");
+        if (traits_.has_on_acquire)
+          fail("try_claim", "try_claim served though the connector has on_acquire");
+        if (!s || s->st != slot_state::claimed)
+          fatal("try_claim", "try_claim gave a slot that is not claimed");
         for (const auto& h : held_) {
-          if (h.s == try_got_) fail("one_claim_per_connection", "try_claim gave a slot held already");
+          if (h.s == try_got_)
+            fail("one_claim_per_connection", "try_claim gave a slot held already");
         }
         held_.push_back({nullptr, try_got_, s->id, try_got_->connection()});
         ++counts_.try_served;
@@ -1134,14 +1195,14 @@ class simulation {
       const seen_slot* s = find_slot(h.s);
       if (!s || s->id != h.slot_id) {
         fatal("claimed_slot_stays", format("slot %s, held by claim #%" PRIu64 ", is gone",
-                                          slot_name(h.slot_id).c_str(), h.c ? h.c->serial : 0));
+                                           slot_name(h.slot_id).c_str(), h.c ? h.c->serial : 0));
       }
       if (s->st != slot_state::claimed || h.s->connection() != h.conn ||
           h.s->claim() != static_cast<core::claim_node*>(h.c)) {
-        fail("claimed_slot_stays", format("slot %s, held by claim #%" PRIu64 ", is %s%s",
-                                          slot_name(h.slot_id).c_str(), h.c ? h.c->serial : 0,
-                                          core::to_string(s->st),
-                                          h.s->connection() != h.conn ? " with another connection" : ""));
+        fail("claimed_slot_stays",
+             format("slot %s, held by claim #%" PRIu64 ", is %s%s", slot_name(h.slot_id).c_str(),
+                    h.c ? h.c->serial : 0, core::to_string(s->st),
+                    h.s->connection() != h.conn ? " with another connection" : ""));
       }
     }
     // The queue, as the claimers see it.
@@ -1154,7 +1215,8 @@ class simulation {
       if (c->where == core::claim_node::phase::queued) {
         ++queued;
         if (c->before == core::claim_node::phase::queued) {
-          if (!any_blocker || c->key_class < min_class || (c->key_class == min_class && c->key < min_key)) {
+          if (!any_blocker || c->key_class < min_class ||
+              (c->key_class == min_class && c->key < min_key)) {
             min_class = c->key_class;
             min_key = c->key;
           }
@@ -1162,8 +1224,8 @@ class simulation {
         }
       }
       if (c->where == core::claim_node::phase::fresh || c->where == core::claim_node::phase::done) {
-        fail("claim_tracked", format("claim #%" PRIu64 " is pending but neither queued nor acquiring",
-                                     c->serial));
+        fail("claim_tracked",
+             format("claim #%" PRIu64 " is pending but neither queued nor acquiring", c->serial));
       }
       earliest = std::min(earliest, c->deadline);
       if (c->deadline <= now) {
@@ -1177,24 +1239,29 @@ class simulation {
     if (!active_.empty()) {
       const auto next = state_->next_wakeup();
       if (!next || *next > earliest) {
-        fail("claim_deadline", format("a claim's deadline is in %s, next_wakeup %s", show(earliest - now).c_str(),
-                                      next ? ("in " + show(*next - now)).c_str() : "none"));
+        fail("claim_deadline",
+             format("a claim's deadline is in %s, next_wakeup %s", show(earliest - now).c_str(),
+                    next ? ("in " + show(*next - now)).c_str() : "none"));
       }
     }
     // First come, first served: a claim taken from the queue (or a new
     // one served) while an earlier one stays queued jumped the line.
     if (any_blocker) {
       auto jumped = [&](sim_claim* c) {
-        if (c->before == core::claim_node::phase::acquiring) return;  // its on_acquire failed: first in line
+        if (c->before == core::claim_node::phase::acquiring)
+          return;  // its on_acquire failed: first in line
         const int cls = c->before == core::claim_node::phase::queued ? c->key_class : 1;
-        const std::int64_t key = c->before == core::claim_node::phase::queued ? c->key : std::int64_t(c->serial);
+        const std::int64_t key =
+            c->before == core::claim_node::phase::queued ? c->key : std::int64_t(c->serial);
         if (cls > min_class || (cls == min_class && key > min_key)) {
-          fail("fifo", format("claim #%" PRIu64 " was served while an earlier claim still waits", c->serial));
+          fail("fifo", format("claim #%" PRIu64 " was served while an earlier claim still waits",
+                              c->serial));
         }
       };
       for (sim_claim* c : served_now_) jumped(c);
       for (sim_claim* c : active_) {
-        if (c->where == core::claim_node::phase::acquiring && c->before != core::claim_node::phase::acquiring) {
+        if (c->where == core::claim_node::phase::acquiring &&
+            c->before != core::claim_node::phase::acquiring) {
           jumped(c);
         }
       }
@@ -1203,12 +1270,16 @@ class simulation {
     // the back, those whose on_acquire failed at the front, the last one
     // put back first.
     for (sim_claim* c : active_) {
-      if (c->where != core::claim_node::phase::queued || c->before == core::claim_node::phase::queued) continue;
+      if (c->where != core::claim_node::phase::queued ||
+          c->before == core::claim_node::phase::queued)
+        continue;
       if (c->before == core::claim_node::phase::acquiring) {
         const auto at = std::find(retried_.begin(), retried_.end(), c->id);
         if (at == retried_.end()) {
-          fail("claim_tracked", format("claim #%" PRIu64 " went from acquiring back to the queue without "
-                                       "an acquire_failed", c->serial));
+          fail("claim_tracked",
+               format("claim #%" PRIu64 " went from acquiring back to the queue without "
+                      "an acquire_failed",
+                      c->serial));
         }
         c->key_class = 0;
         c->key = -std::int64_t(front_pushes_ + std::uint64_t(at - retried_.begin()) + 1);
@@ -1220,14 +1291,16 @@ class simulation {
     front_pushes_ += retried_.size();
     // A backend with an idle connection means nobody waits.
     if (post_idle_ && state_->waiting() > 0) {
-      fail("prefer_idle", format("%zu claims wait while a backend has an idle connection", state_->waiting()));
+      fail("prefer_idle",
+           format("%zu claims wait while a backend has an idle connection", state_->waiting()));
     }
     if (ctx.kind == call_kind::claim && !pre_terminated_ && pre_idle_ &&
         ctx.target->where == core::claim_node::phase::queued) {
       fail("prefer_idle", "a new claim was queued while a backend had an idle connection");
     }
     // fail_fast_without_backends: nobody waits while the set is empty.
-    if (policy_.fail_fast_without_backends && published_ && published_empty_ && !state_->terminated()) {
+    if (policy_.fail_fast_without_backends && published_ && published_empty_ &&
+        !state_->terminated()) {
       if (ctx.kind == call_kind::claim && ctx.target->completions == 0) {
         fail("fail_fast", "a claim made while no backend is published did not fail at once");
       }
@@ -1237,7 +1310,8 @@ class simulation {
     }
     // After terminate nothing waits, nothing acquires.
     if (state_->terminated() && !active_.empty()) {
-      fail("terminate_completes", format("claim #%" PRIu64 " still pending after terminate", active_.front()->serial));
+      fail("terminate_completes",
+           format("claim #%" PRIu64 " still pending after terminate", active_.front()->serial));
     }
     // A set short of its wanted count waits only for room under max_slots.
     if (!state_->terminated() && short_set_ && state_->total_slots() < policy_.max_slots) {
@@ -1253,11 +1327,13 @@ class simulation {
       if (op.cancelled) continue;
       const bool connect = op.kind == op_kind::connect;
       const std::optional<duration> bound =
-          connect ? policy_.set_config.connect_timeout : std::optional(policy_.set_config.health_check_timeout);
+          connect ? policy_.set_config.connect_timeout
+                  : std::optional(policy_.set_config.health_check_timeout);
       if (bound && now - op.started >= *bound) {
-        fail("time_bounds", format("op %" PRIu64 " (%s, slot %s) still runs %s after it started, bound %s",
-                                   op.id, core::to_string(op.kind), slot_name(op.slot_id).c_str(),
-                                   show(now - op.started).c_str(), show(*bound).c_str()));
+        fail("time_bounds",
+             format("op %" PRIu64 " (%s, slot %s) still runs %s after it started, bound %s", op.id,
+                    core::to_string(op.kind), slot_name(op.slot_id).c_str(),
+                    show(now - op.started).c_str(), show(*bound).c_str()));
       }
     }
     // The budget: the live sets want min(claimed + waiting + spares,
@@ -1270,16 +1346,18 @@ class simulation {
           std::min(claimed + state_->waiting() + policy_.spares_wanted, policy_.max_slots);
       const std::size_t can_take = offline + online * policy_.set_config.max_count;
       if (wanted < std::min(needed, can_take)) {
-        fail("budget", format("the sets want %zu slots; claimed %zu + waiting %zu + spares %zu "
-                              "(max_slots %zu) asks for %zu, and %zu online + %zu offline sets can take %zu",
-                              wanted, claimed, state_->waiting(), policy_.spares_wanted,
-                              policy_.max_slots, needed, online, offline, can_take));
+        fail("budget",
+             format("the sets want %zu slots; claimed %zu + waiting %zu + spares %zu "
+                    "(max_slots %zu) asks for %zu, and %zu online + %zu offline sets can take %zu",
+                    wanted, claimed, state_->waiting(), policy_.spares_wanted, policy_.max_slots,
+                    needed, online, offline, can_take));
       }
     }
     // fail_fast_without_backends: nobody waits while the published set is empty.
     if (policy_.fail_fast_without_backends && published_ && published_empty_ &&
         !state_->terminated() && state_->waiting() > 0) {
-      fail("fail_fast", format("%zu claims wait while the resolver's set is empty", state_->waiting()));
+      fail("fail_fast",
+           format("%zu claims wait while the resolver's set is empty", state_->waiting()));
     }
     // Forget the backoff rules of slots that are gone or hold a connection
     // again (a hold after a failed on_acquire keeps its connection: no
@@ -1290,7 +1368,8 @@ class simulation {
       }
       if (retry_.size() > slots_.size() + 64) {  // slots gone (ids are never reused)
         for (auto it = retry_.begin(); it != retry_.end();) {
-          const bool present = std::any_of(slots_.begin(), slots_.end(), [&](const seen_slot& x) { return x.id == it->first; });
+          const bool present = std::any_of(slots_.begin(), slots_.end(),
+                                           [&](const seen_slot& x) { return x.id == it->first; });
           it = present ? std::next(it) : retry_.erase(it);
         }
       }
@@ -1298,7 +1377,8 @@ class simulation {
     for (auto* m : {&up_since_, &idle_since_}) {
       if (m->size() <= 4 * slots_.size() + 64) continue;
       for (auto it = m->begin(); it != m->end();) {
-        const bool present = std::any_of(slots_.begin(), slots_.end(), [&](const seen_slot& x) { return x.id == it->first; });
+        const bool present = std::any_of(slots_.begin(), slots_.end(),
+                                         [&](const seen_slot& x) { return x.id == it->first; });
         it = present ? std::next(it) : m->erase(it);
       }
     }
@@ -1334,7 +1414,8 @@ class simulation {
   }
   /// A broken promise after which the checker cannot go on.
   [[noreturn]] void fatal(const char* invariant, const std::string& why) {
-    throw violation(format("FAIL seed %" PRIu64 " event %" PRIu64 "%s (call %" PRIu64 ", t=+%s): %s\n"
+    throw violation(format("FAIL seed %" PRIu64 " event %" PRIu64 "%s (call %" PRIu64
+                           ", t=+%s): %s\n"
                            "  invariant %s: %s\n"
                            "  replay: qorb_sim --seed %" PRIu64 " --events %" PRIu64 " --trace",
                            seed_, event_, event_ > opt_.events ? " (drain)" : "", call_no_,
@@ -1344,25 +1425,28 @@ class simulation {
 
   void trace_step() {
     if (!opt_.trace) return;
-    std::printf("#%" PRIu64 " t=+%s %s\n", event_, show(env_.now() - start_).c_str(), desc_.c_str());
+    std::printf("#%" PRIu64 " t=+%s %s\n", event_, show(env_.now() - start_).c_str(),
+                desc_.c_str());
   }
 
   void trace_setup() {
     const auto& s = policy_.set_config;
-    std::printf("seed %" PRIu64 ": max_slots %zu, max_count %zu, spares %zu, claim_timeout %s, "
-                "rebalance %s, fail_fast %d\n"
-                "  backoff [%s, %s] spread %s, health_interval %s, check timeout %s, connect_timeout %s\n"
-                "  connector: is_valid %d, on_acquire %d, on_recycle %d; %d backends; "
-                "hang connect %.2f check %.2f; terminate at event %" PRIu64 "\n",
-                seed_, policy_.max_slots, s.max_count, policy_.spares_wanted,
-                show(policy_.claim_timeout).c_str(), show(policy_.rebalance_interval).c_str(),
-                int(policy_.fail_fast_without_backends), show(s.min_connection_backoff).c_str(),
-                show(s.max_connection_backoff).c_str(), show(s.spread).c_str(),
-                s.health_interval ? show(*s.health_interval).c_str() : "off",
-                show(s.health_check_timeout).c_str(),
-                s.connect_timeout ? show(*s.connect_timeout).c_str() : "none", int(traits_.has_is_valid),
-                int(traits_.has_on_acquire), int(traits_.has_on_recycle), backends_, hang_connect_,
-                hang_check_, terminate_at_);
+    std::printf(
+        "seed %" PRIu64
+        ": max_slots %zu, max_count %zu, spares %zu, claim_timeout %s, "
+        "rebalance %s, fail_fast %d\n"
+        "  backoff [%s, %s] spread %s, health_interval %s, check timeout %s, connect_timeout %s\n"
+        "  connector: is_valid %d, on_acquire %d, on_recycle %d; %d backends; "
+        "hang connect %.2f check %.2f; terminate at event %" PRIu64 "\n",
+        seed_, policy_.max_slots, s.max_count, policy_.spares_wanted,
+        show(policy_.claim_timeout).c_str(), show(policy_.rebalance_interval).c_str(),
+        int(policy_.fail_fast_without_backends), show(s.min_connection_backoff).c_str(),
+        show(s.max_connection_backoff).c_str(), show(s.spread).c_str(),
+        s.health_interval ? show(*s.health_interval).c_str() : "off",
+        show(s.health_check_timeout).c_str(),
+        s.connect_timeout ? show(*s.connect_timeout).c_str() : "none", int(traits_.has_is_valid),
+        int(traits_.has_on_acquire), int(traits_.has_on_recycle), backends_, hang_connect_,
+        hang_check_, terminate_at_);
   }
 
   void trace_effects(const core::effects& fx) {
@@ -1378,7 +1462,8 @@ class simulation {
       const char* set = o.set ? o.set->name.c_str() : "";
       switch (o.what) {
         case kind::op_started:
-          line += format(" [start %s %s %s]", core::to_string(o.op), set, slot_name(o.slot).c_str());
+          line +=
+              format(" [start %s %s %s]", core::to_string(o.op), set, slot_name(o.slot).c_str());
           break;
         case kind::op_failed:
           line += format(" [%s %s %s %s%s]", core::to_string(o.op), set, slot_name(o.slot).c_str(),
@@ -1390,7 +1475,8 @@ class simulation {
           break;
         case kind::discarded:
         case kind::lost:
-          line += format(" [%s %s %s]", o.what == kind::lost ? "lost" : "discarded", set, slot_name(o.slot).c_str());
+          line += format(" [%s %s %s]", o.what == kind::lost ? "lost" : "discarded", set,
+                         slot_name(o.slot).c_str());
           break;
         case kind::set_online:
           line += format(" [%s online%s]", set, o.flag ? "" : ", none unclaimed");

@@ -13,6 +13,55 @@
 // test::manual_environment seeded with it too. Choices only ever pick from
 // containers in a deterministic order (vectors, the core's own lists),
 // never from anything ordered by address, so a seed replays exactly.
+//
+// The invariants, by the name a failure gives (checked after every call
+// unless said otherwise):
+//   max_slots, total_slots       slots in all sets <= max_slots; total_slots() counts them
+//   max_count                    no set holds more than set_config.max_count slots
+//   set_counts, slot_consistent  a set's counts match its slots; a slot runs an operation
+//                                iff it is connecting/checking/acquiring/recycling, holds a
+//                                connection iff idle/claimed/cooling
+//   one_claim_per_connection     no slot or connection is held by two live claims
+//   claimed_slot_stays           a held slot stays in its set, claimed, by its holder
+//   served_slot_exists, served_from_live_set
+//                                a served claim gets a claimed slot's connection, from a live
+//                                backend (or the one its on_acquire ran on when it left)
+//   claim_completes_once         once, never twice; all exactly once at the end
+//   claim_deadline               never after the deadline (submit + timeout, or claim_timeout
+//                                when 0); timeouts exactly at it; nothing pending past it;
+//                                next_wakeup no later than the earliest deadline
+//   claim_reason                 served; cancelled only by our cancel; terminated only after
+//                                terminate; no_backends when none is published, else
+//                                all_claims_used when a live set was online, else
+//                                no_backends_online
+//   fail_fast                    with fail_fast_without_backends, nobody waits while the
+//                                published set is empty; claims then fail with no_backends
+//   fifo                         a claim is not served while an earlier one still waits (one
+//                                whose on_acquire failed goes first, the latest first)
+//   prefer_idle                  a live set with an idle slot means nobody waits; a new claim
+//                                or try_claim takes an idle slot when one exists
+//   grow_when_room               a set short of its wanted count waits only for room
+//   budget                       the live sets want min(claimed + waiting + spares,
+//                                max_slots), as far as they can take it
+//   backoff_bounds               a reconnect after a failed connect comes within [min, max +
+//                                spread); after a loss, at once if the connection had lived
+//                                max_connection_backoff, else within that range
+//   health_check_timing          is_valid on an idle connection health_interval (+ a share
+//                                of spread) after it became idle
+//   time_bounds                  no check outlives health_check_timeout, no connect
+//                                connect_timeout, without being cancelled
+//   rearm_when_earlier           next_wakeup moves earlier only in an event that sets rearm
+//   connections_closed_by_driver the core never destroys a connection: it hands it to close()
+//   connections_accounted        every open connection is held by a slot or an operation
+//   removed_sets_only_drain      a removed backend keeps only its claimed/acquiring slots
+//   terminate_*, nothing_starts_after_terminate, end_*
+//                                terminate completes every claim, starts nothing; after the
+//                                drain: no connection, operation, wakeup, slot or waiter
+//   stats_agree                  stats().claim_failures match what the claimers saw
+//   claim_tracked, ops_accounted, observations_complete, try_claim, timer_fired_progresses,
+//   drain_ends                   the core's counts and answers agree with what the driver saw
+//                                (waiting() is the claims queued, an operation has its
+//                                op_started, timer_fired makes progress, the drain ends)
 #include "sim/simulator.hpp"
 
 #include "core_support/harness.hpp"

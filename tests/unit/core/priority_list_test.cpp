@@ -23,8 +23,9 @@ using core::slot_set;
 std::vector<std::unique_ptr<slot_set>> make_sets(const std::vector<double>& scores) {
   std::vector<std::unique_ptr<slot_set>> out;
   for (std::size_t i = 0; i < scores.size(); ++i) {
-    out.push_back(
-        std::make_unique<slot_set>(std::uint16_t(i), test_backend("s" + std::to_string(i)), 2s));
+    std::string name = "s";  // appended: GCC 12 -O3 misreads "s" + ... (-Wrestrict)
+    name += std::to_string(i);
+    out.push_back(std::make_unique<slot_set>(std::uint16_t(i), test_backend(name), 2s));
     out.back()->priority.score = scores[i];
   }
   return out;

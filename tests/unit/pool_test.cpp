@@ -759,7 +759,7 @@ TEST_F(pool_test, stats_count_claim_wait_times) {
 }  // namespace
 }  // namespace qorb::test
 
-#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <sstream>
@@ -767,9 +767,28 @@ TEST_F(pool_test, stats_count_claim_wait_times) {
 namespace qorb::test {
 namespace {
 
+// Lines logged so far, readable while the pool logs from its threads.
+class recording_sink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t out;
+    formatter_->format(msg, out);
+    text_.append(out.data(), out.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::string text_;
+};
+
 TEST_F(pool_test, logs_name_the_pool_and_backend_and_can_be_silenced) {
-  std::ostringstream lines;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  auto sink = std::make_shared<recording_sink>();
   auto logger = std::make_shared<spdlog::logger>("test", sink);
   logger->set_level(spdlog::level::info);
   fake_connector c;
@@ -782,9 +801,16 @@ TEST_F(pool_test, logs_name_the_pool_and_backend_and_can_be_silenced) {
     pool<fake_conn> p(io.executor(), "logged", resolver, c, quick_policy(), logger);
     ASSERT_TRUE(wait_until([&] { return p.stats().backends.at(name_of(1)).online; }));
     ASSERT_TRUE(wait_until([&] { return p.stats().backends.at(name_of(2)).connect_failures > 0; }));
+    // The pool logs after it has let go of its lock: wait for the lines, not
+    // only for the state they report.
+    ASSERT_TRUE(wait_until([&] {
+      const auto t = sink->text();
+      return t.find(name_of(1) + ": online") != std::string::npos &&
+             t.find(name_of(2) + ": connect failed") != std::string::npos;
+    }));
   }
   logger->flush();
-  const auto text = lines.str();
+  const auto text = sink->text();
   for (const auto& expected :
        {"pool logged: " + name_of(1) + ": added", "pool logged: " + name_of(1) + ": online",
         "pool logged: " + name_of(2) + ": connect failed",

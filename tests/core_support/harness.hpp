@@ -23,6 +23,22 @@ namespace qorb::test {
 
 using core::time_point;
 
+/// A policy for core tests: claims wait 1 s, backoff 10 ms..1 s without
+/// spread (delays are exact), checks time out after 100 ms.
+inline policy small_policy(std::size_t max_slots = 16) {
+  using namespace std::chrono_literals;
+  policy p;
+  p.max_slots = max_slots;
+  p.claim_timeout = 1s;
+  p.set_config.min_connection_backoff = 10ms;
+  p.set_config.max_connection_backoff = 1s;
+  p.set_config.spread = 0ms;
+  p.set_config.health_check_timeout = 100ms;
+  return p;
+}
+
+constexpr core::connector_traits acquiring{false, true, false};
+
 class manual_environment final : public core::environment {
  public:
   explicit manual_environment(std::uint64_t seed = 1) : engine_(seed) {}

@@ -19,18 +19,6 @@ using core::op_kind;
 using core::slot_state;
 using kind = core::observation::kind;
 
-policy base_policy(std::size_t max_slots = 16) {
-  policy p;
-  p.max_slots = max_slots;
-  p.claim_timeout = 1s;
-  p.set_config.min_connection_backoff = 10ms;
-  p.set_config.max_connection_backoff = 1s;
-  p.set_config.spread = 0ms;
-  p.set_config.health_check_timeout = 100ms;
-  return p;
-}
-
-constexpr core::connector_traits acquiring{false, true, false};
 constexpr core::connector_traits recycling{false, false, true};
 constexpr core::connector_traits checked{true, false, true};
 
@@ -49,7 +37,7 @@ backend at_port(const std::string& name, unsigned short port) {
 // ----- backends appearing, disappearing, moving ----------------------------------
 
 TEST(pool_state_more, a_new_backend_gets_a_probe_then_its_share_once_online) {
-  core_harness h(base_policy());  // spares 8
+  core_harness h(small_policy());  // spares 8
   h.backends({"a"});
   h.connect_ok();
   ASSERT_EQ(h.slots_of("a"), 8u);
@@ -71,7 +59,7 @@ TEST(pool_state_more, a_new_backend_gets_a_probe_then_its_share_once_online) {
 }
 
 TEST(pool_state_more, a_removed_backend_closes_what_is_not_claimed_and_drains_the_rest) {
-  core_harness h(base_policy(8), recycling);  // 4 slots each, no room to grow
+  core_harness h(small_policy(8), recycling);  // 4 slots each, no room to grow
   h.backends({"a", "b"});
   h.connect_ok();
   h.connect_ok();
@@ -133,7 +121,7 @@ TEST(pool_state_more, a_removed_backend_closes_what_is_not_claimed_and_drains_th
 }
 
 TEST(pool_state_more, removing_a_backend_cancels_its_connect_and_closes_the_late_answer) {
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a", "b"});
   auto* op = h.find(op_kind::connect, "b");
   ASSERT_TRUE(op);
@@ -150,7 +138,7 @@ TEST(pool_state_more, removing_a_backend_cancels_its_connect_and_closes_the_late
 
 TEST(pool_state_more, a_changed_address_is_a_removal_and_a_new_set) {
   int mine = 0;  // the connection this test makes itself; outlives the pool
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a"});  // 127.0.0.1:1
   h.connect_ok();
   auto& c = h.claim();
@@ -207,7 +195,7 @@ TEST(pool_state_more, a_changed_address_is_a_removal_and_a_new_set) {
 }
 
 TEST(pool_state_more, the_same_backend_published_again_changes_nothing) {
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a", "b"});
   h.connect_ok();
   h.connect_ok();
@@ -223,7 +211,7 @@ TEST(pool_state_more, the_same_backend_published_again_changes_nothing) {
 // ----- fail fast without backends ------------------------------------------------
 
 TEST(pool_state_more, fail_fast_without_backends_waits_before_the_first_answer) {
-  auto p = base_policy();
+  auto p = small_policy();
   p.fail_fast_without_backends = true;
   core_harness h(p);
   auto& early = h.claim();
@@ -239,7 +227,7 @@ TEST(pool_state_more, fail_fast_without_backends_waits_before_the_first_answer) 
 }
 
 TEST(pool_state_more, fail_fast_fails_waiting_claims_as_the_set_becomes_empty) {
-  auto p = base_policy();
+  auto p = small_policy();
   p.fail_fast_without_backends = true;
   core_harness h(p);
   h.backends({"a"});
@@ -261,7 +249,7 @@ TEST(pool_state_more, fail_fast_fails_waiting_claims_as_the_set_becomes_empty) {
 }
 
 TEST(pool_state_more, without_fail_fast_an_empty_set_fails_claims_at_their_deadline) {
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a"});
   auto& waiting = h.claim();
   h.backends({});
@@ -278,7 +266,7 @@ TEST(pool_state_more, without_fail_fast_an_empty_set_fails_claims_at_their_deadl
 // ----- rebalancing ---------------------------------------------------------------
 
 TEST(pool_state_more, event_driven_rebalances_only_raise_the_budget_and_the_periodic_lowers_it) {
-  auto p = base_policy();
+  auto p = small_policy();
   p.spares_wanted = 2;
   p.rebalance_interval = 10s;
   core_harness h(p);
@@ -303,7 +291,7 @@ TEST(pool_state_more, event_driven_rebalances_only_raise_the_budget_and_the_peri
 }
 
 TEST(pool_state_more, the_periodic_rebalance_rescores_backends_by_recent_failures) {
-  auto p = base_policy();
+  auto p = small_policy();
   p.rebalance_interval = 1s;  // inside the 2 s failure window
   core_harness h(p);
   h.backends({"a"});
@@ -331,7 +319,7 @@ TEST(pool_state_more, the_periodic_rebalance_rescores_backends_by_recent_failure
 // ----- stats ---------------------------------------------------------------------
 
 TEST(pool_state_more, stats_keep_a_row_for_each_removed_set_of_one_name) {
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a"});
   h.connect_ok();
   auto& first = h.claim();
@@ -374,7 +362,7 @@ TEST(pool_state_more, stats_keep_a_row_for_each_removed_set_of_one_name) {
 // ----- health checks, connect_timeout --------------------------------------------
 
 TEST(pool_state_more, no_health_checks_when_health_interval_is_nullopt) {
-  auto p = base_policy();
+  auto p = small_policy();
   p.set_config.health_interval = std::nullopt;
   core_harness h(p, checked);
   h.backends({"a"});
@@ -395,7 +383,7 @@ TEST(pool_state_more, no_health_checks_when_health_interval_is_nullopt) {
 }
 
 TEST(pool_state_more, connect_timeout_bounds_each_connect) {
-  auto p = base_policy();
+  auto p = small_policy();
   p.set_config.connect_timeout = 200ms;
   core_harness h(p);
   h.backends({"a"});
@@ -426,7 +414,7 @@ TEST(pool_state_more, connect_timeout_bounds_each_connect) {
 }
 
 TEST(pool_state_more, connects_have_no_time_bound_by_default) {
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a"});
   h.advance(2h);
   ASSERT_TRUE(h.find(op_kind::connect));
@@ -438,7 +426,7 @@ TEST(pool_state_more, connects_have_no_time_bound_by_default) {
 // ----- claims with their own timeout ---------------------------------------------
 
 TEST(pool_state_more, a_claims_own_timeout_replaces_claim_timeout) {
-  core_harness h(base_policy());  // claim_timeout 1 s
+  core_harness h(small_policy());  // claim_timeout 1 s
   h.backends({"a"});
   const auto start = h.now();
   auto& quick = h.claim(200ms);
@@ -460,7 +448,7 @@ TEST(pool_state_more, a_claims_own_timeout_replaces_claim_timeout) {
 }
 
 TEST(pool_state_more, a_claims_own_timeout_holds_during_on_acquire) {
-  core_harness h(base_policy(1), acquiring);
+  core_harness h(small_policy(1), acquiring);
   h.backends({"a"});
   h.connect_ok();
   auto& c = h.claim(50ms);
@@ -480,7 +468,7 @@ TEST(pool_state_more, a_claims_own_timeout_holds_during_on_acquire) {
 // ----- terminate -----------------------------------------------------------------
 
 TEST(pool_state_more, terminating_twice_does_nothing_the_second_time) {
-  core_harness h(base_policy());
+  core_harness h(small_policy());
   h.backends({"a"});
   h.connect_ok();
   auto& held = h.claim();

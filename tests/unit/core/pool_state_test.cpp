@@ -12,18 +12,6 @@ using core::claim_outcome;
 using core::op_kind;
 using core::slot_state;
 
-policy small_policy(std::size_t max_slots = 16) {
-  policy p;
-  p.max_slots = max_slots;
-  p.claim_timeout = 1s;
-  p.set_config.min_connection_backoff = 10ms;
-  p.set_config.max_connection_backoff = 1s;
-  p.set_config.spread = 0ms;
-  p.set_config.health_check_timeout = 100ms;
-  return p;
-}
-
-constexpr core::connector_traits acquiring{false, true, false};
 constexpr core::connector_traits checked{true, false, true};
 
 // Checks max_slots after every event the harness sends.

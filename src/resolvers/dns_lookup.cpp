@@ -2,27 +2,63 @@
 
 #include <algorithm>
 #include <limits>
-#include <set>
+#include <map>
 
 namespace qorb::detail::dns {
 
 namespace {
 
-// The names that lead to `name` through the CNAME records of `records`.
-std::set<std::string> aliases_of(const std::string& name, const std::vector<record>& records) {
-  std::set<std::string> names{name};
-  // Each pass adds at least one name or stops, so this ends after at most
-  // records.size() passes.
-  for (bool grew = true; grew;) {
-    grew = false;
+// One section of a message, indexed by name once, so that following a
+// target through its CNAMEs and to its addresses costs O(log n) per step
+// instead of a scan of the section.
+class section_index {
+ public:
+  explicit section_index(const std::vector<record>& records) {
     for (const auto& r : records) {
-      if (r.type != static_cast<std::uint16_t>(rr_type::cname)) continue;
-      const auto* target = std::get_if<std::string>(&r.data);
-      if (target && names.contains(r.name) && names.insert(*target).second) grew = true;
+      if (const auto* target = std::get_if<std::string>(&r.data);
+          target && r.type == static_cast<std::uint16_t>(rr_type::cname)) {
+        cnames_[r.name].push_back(target);
+      } else if (std::holds_alternative<asio::ip::address>(r.data)) {
+        addresses_[r.name].push_back(&r);
+      }
     }
   }
-  return names;
-}
+
+  // `name` and the names that lead to it through CNAMEs, at most
+  // max_alias_names of them.
+  std::vector<std::string> aliases(const std::string& name) const {
+    std::vector<std::string> names{name};
+    for (std::size_t i = 0; i < names.size() && names.size() < max_alias_names; ++i) {
+      const auto it = cnames_.find(names[i]);
+      if (it == cnames_.end()) continue;
+      for (const auto* target : it->second) {
+        if (names.size() >= max_alias_names) break;
+        if (std::find(names.begin(), names.end(), *target) == names.end()) {
+          names.push_back(*target);
+        }
+      }
+    }
+    return names;
+  }
+
+  // The address records of type `type` for `names`, in section order per name.
+  std::vector<const record*> addresses(const std::vector<std::string>& names,
+                                       rr_type type) const {
+    std::vector<const record*> out;
+    for (const auto& n : names) {
+      const auto it = addresses_.find(n);
+      if (it == addresses_.end()) continue;
+      for (const auto* r : it->second) {
+        if (r->type == static_cast<std::uint16_t>(type)) out.push_back(r);
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::vector<const std::string*>, std::less<>> cnames_;
+  std::map<std::string, std::vector<const record*>, std::less<>> addresses_;
+};
 
 const char* rcode_name(std::uint8_t code) {
   switch (static_cast<rcode>(code)) {
@@ -78,8 +114,11 @@ const char* to_string(lookup_status status) {
 }
 
 server_lookup::server_lookup(std::string name, address_family family,
-                             std::optional<std::uint16_t> fallback_port)
-    : name_(canonical_name(name)), family_(family), fallback_port_(fallback_port) {}
+                             std::optional<std::uint16_t> fallback_port, lookup_limits limits)
+    : name_(canonical_name(name)),
+      family_(family),
+      fallback_port_(fallback_port),
+      limits_(limits) {}
 
 question server_lookup::first_question() const { return {name_, rr_type::srv}; }
 
@@ -157,44 +196,53 @@ std::vector<question> server_lookup::on_answer(const question& q,
 }
 
 std::vector<question> server_lookup::on_srv_answer(const message& m) {
-  const auto names = aliases_of(name_, m.answers);
+  const section_index answers(m.answers);
+  const auto names = answers.aliases(name_);
+  const auto add_srv = [&](const std::string& target, std::uint16_t port, std::uint32_t ttl) {
+    auto [it, is_new] = target_ids_.try_emplace(target, targets_.size());
+    if (is_new) {
+      targets_.push_back(target);
+      ports_.emplace_back();
+    }
+    // The same (target, port) twice is one backend, at the smaller TTL.
+    auto [p, added] = ports_[it->second].try_emplace(port, ttl);
+    if (!added) p->second = std::min(p->second, ttl);
+  };
   for (const auto& r : m.answers) {
     const auto* srv = std::get_if<srv_data>(&r.data);
-    if (!srv || r.type != static_cast<std::uint16_t>(rr_type::srv) || !names.contains(r.name)) {
+    if (!srv || r.type != static_cast<std::uint16_t>(rr_type::srv) ||
+        std::find(names.begin(), names.end(), r.name) == names.end()) {
       continue;
     }
     // RFC 2782: a target of "." means the service is decidedly not here.
     if (srv->target.empty()) continue;
-    srvs_.push_back({srv->target, srv->port, r.ttl});
-  }
-  if (srvs_.empty()) {
-    if (!fallback_port_) return {};
-    // No SRV records: the name itself is a host serving on the fallback port.
-    srvs_.push_back({name_, *fallback_port_, std::numeric_limits<std::uint32_t>::max()});
-  }
-  std::vector<std::string> targets;
-  for (const auto& s : srvs_) {
-    if (std::find(targets.begin(), targets.end(), s.target) == targets.end()) {
-      targets.push_back(s.target);
+    // Port 0 is nobody's port: not a backend.
+    if (srv->port == 0) {
+      ++result_.port_zero;
+      continue;
+    }
+    add_srv(srv->target, srv->port, r.ttl);
+    if (targets_.size() > max_srv_targets) {
+      fail(lookup_status::error, "SRV " + name_ + ": answer too large (more than " +
+                                     std::to_string(max_srv_targets) + " targets)");
+      return {};
     }
   }
-  if (targets.size() > max_srv_targets) {
-    fail(lookup_status::error,
-         "SRV " + name_ + ": answer too large (" + std::to_string(targets.size()) + " targets)");
-    return {};
+  if (targets_.empty()) {
+    if (!fallback_port_ || result_.port_zero > 0) return {};
+    // No SRV records: the name itself is a host serving on the fallback port.
+    add_srv(name_, *fallback_port_, std::numeric_limits<std::uint32_t>::max());
   }
+  const section_index additional(m.additional);
   std::vector<question> next;
-  for (const auto& target : targets) {
-    const auto target_names = aliases_of(target, m.additional);
+  for (std::size_t t = 0; t < targets_.size(); ++t) {
+    const auto target_names = additional.aliases(targets_[t]);
     for (const auto type : wanted_types()) {
-      const bool in_additional =
-          std::any_of(m.additional.begin(), m.additional.end(), [&](const record& r) {
-            return r.type == static_cast<std::uint16_t>(type) && target_names.contains(r.name);
-          });
-      if (in_additional) {
-        add_addresses(target, m.additional, type);
+      const auto found = additional.addresses(target_names, type);
+      if (!found.empty()) {
+        add_addresses(t, found);
       } else {
-        next.push_back({target, type});
+        next.push_back({targets_[t], type});
       }
     }
   }
@@ -202,31 +250,53 @@ std::vector<question> server_lookup::on_srv_answer(const message& m) {
 }
 
 void server_lookup::on_address_answer(const question& q, const message& m) {
-  add_addresses(q.name, m.answers, q.type);
+  const auto t = target_ids_.find(q.name);
+  if (t == target_ids_.end()) return;
+  const section_index answers(m.answers);
+  add_addresses(t->second, answers.addresses(answers.aliases(q.name), q.type));
 }
 
-void server_lookup::add_addresses(const std::string& target, const std::vector<record>& records,
-                                  rr_type type) {
-  const auto names = aliases_of(target, records);
-  for (const auto& r : records) {
-    const auto* address = std::get_if<asio::ip::address>(&r.data);
-    if (!address || r.type != static_cast<std::uint16_t>(type) || !names.contains(r.name)) {
-      continue;
-    }
-    for (const auto& s : srvs_) {
-      if (s.target != target) continue;
-      const std::uint32_t ttl = std::min(s.ttl, r.ttl);
-      auto same = std::find_if(
-          result_.backends.begin(), result_.backends.end(), [&](const found_backend& b) {
-            return b.target == target && b.address == *address && b.port == s.port;
-          });
-      if (same == result_.backends.end()) {
-        result_.backends.push_back({target, *address, s.port, ttl});
-      } else {
-        same->ttl = std::min(same->ttl, ttl);
-      }
+void server_lookup::add_addresses(std::size_t target, const std::vector<const record*>& records) {
+  // Distinct addresses first, in answer order (the same one twice: the
+  // smaller TTL), so that every (address, port) pair below is new to this
+  // call: at most max_backends of them are built before the cap ends it.
+  std::vector<std::pair<asio::ip::address, std::uint32_t>> distinct;
+  std::map<asio::ip::address, std::size_t> index;
+  for (const auto* r : records) {
+    const auto& address = std::get<asio::ip::address>(r->data);
+    const auto [it, is_new] = index.try_emplace(address, distinct.size());
+    if (is_new) {
+      distinct.emplace_back(address, r->ttl);
+    } else {
+      distinct[it->second].second = std::min(distinct[it->second].second, r->ttl);
     }
   }
+  for (const auto& [address, ttl] : distinct) {
+    for (const auto& [port, srv_ttl] : ports_[target]) {
+      if (result_.capped) return;
+      add_backend(target, address, port, std::min(srv_ttl, ttl));
+    }
+  }
+}
+
+void server_lookup::add_backend(std::size_t target, const asio::ip::address& address,
+                                std::uint16_t port, std::uint32_t ttl) {
+  const bool clamped = ttl > limits_.max_ttl;
+  if (clamped) ttl = limits_.max_ttl;
+  const auto [it, is_new] = built_.try_emplace({target, address, port}, result_.backends.size());
+  if (!is_new) {
+    found_backend& same = result_.backends[it->second];
+    same.ttl = std::min(same.ttl, ttl);
+    return;
+  }
+  if (result_.backends.size() >= limits_.max_backends) {
+    // Stop here: the rest of the answer would only multiply out more.
+    built_.erase(it);
+    result_.capped = true;
+    return;
+  }
+  if (clamped) ++result_.ttls_clamped;
+  result_.backends.push_back({targets_[target], address, port, ttl});
 }
 
 }  // namespace qorb::detail::dns

@@ -8,9 +8,11 @@
 #include <qorb/resolvers/dns.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace qorb::detail::dns {
@@ -49,6 +51,18 @@ struct lookup_result {
   lookup_status status = lookup_status::no_records;
   std::vector<found_backend> backends;
   std::string reason;  ///< for timeout and error: why.
+  /// The answer listed more than `lookup_limits::max_backends` backends;
+  /// only the first that many (in answer order) are in `backends`.
+  bool capped = false;
+  std::size_t port_zero = 0;     ///< SRV records with port 0 (skipped).
+  std::size_t ttls_clamped = 0;  ///< backends whose TTL was above `max_ttl`.
+};
+
+/// What one answer may make the resolver do (dns_resolver_config's
+/// max_backends_per_answer and max_ttl).
+struct lookup_limits {
+  std::size_t max_backends = 4096;
+  std::uint32_t max_ttl = 86400;  ///< seconds
 };
 
 /// A query that got no usable answer from c-ares.
@@ -61,15 +75,24 @@ struct query_failure {
 /// bigger answer counts as a failure of the server ("answer too large").
 inline constexpr std::size_t max_srv_targets = 256;
 
+/// At most this many names are followed through CNAME records from one
+/// name (the name itself included); longer chains are cut there.
+inline constexpr std::size_t max_alias_names = 32;
+
 /// One lookup of `name` on one server: the SRV query, then an A and/or AAAA
 /// query for each target whose addresses were not in the Additional section
 /// (or, with a fallback port and no SRV records, A/AAAA of `name` itself).
 /// Any failed query fails the whole lookup: a partial answer could drop
 /// backends that are still there.
+///
+/// Work is bounded by the answer's size: each answer is indexed once
+/// (O(n log n)), CNAME chains are followed through at most
+/// `max_alias_names` names, and at most `limits.max_backends` backends are
+/// built, however many (port, address) pairs the answer multiplies out to.
 class server_lookup {
  public:
   server_lookup(std::string name, address_family family,
-                std::optional<std::uint16_t> fallback_port);
+                std::optional<std::uint16_t> fallback_port, lookup_limits limits = {});
 
   /// The first question: the SRV records of the name.
   question first_question() const;
@@ -84,14 +107,19 @@ class server_lookup {
   const lookup_result& result() const { return result_; }
 
  private:
-  struct srv_entry {
-    std::string target;
+  struct backend_key {
+    std::size_t target;  // index in targets_
+    asio::ip::address address;
     std::uint16_t port;
-    std::uint32_t ttl;
+    friend bool operator<(const backend_key& a, const backend_key& b) {
+      return std::tie(a.target, a.address, a.port) < std::tie(b.target, b.address, b.port);
+    }
   };
   std::vector<question> on_srv_answer(const message& m);
   void on_address_answer(const question& q, const message& m);
-  void add_addresses(const std::string& target, const std::vector<record>& records, rr_type type);
+  void add_addresses(std::size_t target, const std::vector<const record*>& records);
+  void add_backend(std::size_t target, const asio::ip::address& address, std::uint16_t port,
+                   std::uint32_t ttl);
   std::vector<rr_type> wanted_types() const;
   void fail(lookup_status status, std::string reason);
   void finish_if_idle();
@@ -99,7 +127,11 @@ class server_lookup {
   std::string name_;
   address_family family_;
   std::optional<std::uint16_t> fallback_port_;
-  std::vector<srv_entry> srvs_;
+  lookup_limits limits_;
+  std::vector<std::string> targets_;              // in answer order
+  std::map<std::string, std::size_t> target_ids_;  // target -> index in targets_
+  std::vector<std::map<std::uint16_t, std::uint32_t>> ports_;  // by target: port -> TTL
+  std::map<backend_key, std::size_t> built_;      // -> index in result_.backends
   std::size_t outstanding_ = 1;
   bool done_ = false;
   lookup_result result_;

@@ -9,6 +9,10 @@ namespace {
 
 constexpr std::size_t header_size = 12;
 constexpr std::size_t max_name_length = 255;
+// A name of at most 255 bytes has at most 127 labels, so a longer chain of
+// compression pointers cannot be a real name; the cap keeps a hostile chain
+// from costing more than this per name.
+constexpr std::size_t max_pointers_per_name = 127;
 
 // A bounds-checked cursor over the message; every read fails (sets `ok`
 // false) instead of reading past the end.
@@ -55,6 +59,7 @@ class reader {
     std::size_t pos = pos_;
     std::optional<std::size_t> resume;  // where to continue after the first pointer
     std::size_t lowest_pointer = pos_;
+    std::size_t pointers = 0;
     for (;;) {
       if (pos >= bytes_.size()) {
         fail("name runs past the end of the message");
@@ -69,6 +74,10 @@ class reader {
         const std::size_t target = static_cast<std::size_t>((len & 0x3F) << 8) | bytes_[pos + 1];
         if (target >= lowest_pointer) {
           fail("compression pointer does not point backwards");
+          return {};
+        }
+        if (++pointers > max_pointers_per_name) {
+          fail("too many compression pointers in one name");
           return {};
         }
         if (!resume) resume = pos + 2;

@@ -15,8 +15,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -101,7 +103,9 @@ class server_channel : public std::enable_shared_from_this<server_channel> {
     // NOCHECKRESP: give every answer (SERVFAIL, REFUSED...) to qorb, which
     // decides what it means.
     options.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH;
-    options.timeout = static_cast<int>(std::max<std::int64_t>(1, timeout.count()));
+    // Clamped to what c-ares takes (an int of milliseconds).
+    options.timeout = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(
+        timeout.count(), 1, std::numeric_limits<int>::max()));
     options.tries = 1;
     char lookups[] = "b";
     options.lookups = lookups;
@@ -384,6 +388,15 @@ class dns_resolver::impl : public std::enable_shared_from_this<impl> {
 
   const std::string& name() const { return config_.service; }
 
+  lookup_limits limits() const {
+    lookup_limits l;
+    l.max_backends = std::max<std::size_t>(1, config_.max_backends_per_answer);
+    const auto max_ttl = std::clamp<std::chrono::seconds::rep>(config_.max_ttl.count(), 0,
+                                                              0x7FFFFFFF);  // RFC 2181
+    l.max_ttl = static_cast<std::uint32_t>(max_ttl);
+    return l;
+  }
+
   void begin() {
     if (stopped_) return;
     auto servers = config_.servers;
@@ -452,7 +465,7 @@ class dns_resolver::impl : public std::enable_shared_from_this<impl> {
       const std::string& target =
           what == kind::service ? config_.service : *config_.resolver_service;
       server_lookup fsm(target, config_.family,
-                        what == kind::service ? config_.fallback_port : std::nullopt);
+                        what == kind::service ? config_.fallback_port : std::nullopt, limits());
       const auto first = fsm.first_question();
       lookups_.emplace(id, active_lookup{server, round, what, std::move(fsm)});
       {
@@ -508,6 +521,20 @@ class dns_resolver::impl : public std::enable_shared_from_this<impl> {
       servers_.lookup_finished(server, result);
     }
     const char* looked_up = what == kind::service ? "service" : "resolver service";
+    if (log_ && result.capped) {
+      log_->warn(
+          "dns resolver {}: {} listed more than {} backends for the {}; using the first {} "
+          "(max_backends_per_answer)",
+          name(), server_name(server), limits().max_backends, looked_up, limits().max_backends);
+    }
+    if (log_ && result.port_zero > 0) {
+      log_->warn("dns resolver {}: {} listed {} SRV records with port 0 for the {}; skipped", name(),
+                 server_name(server), result.port_zero, looked_up);
+    }
+    if (log_ && result.ttls_clamped > 0) {
+      log_->warn("dns resolver {}: {} gave {} backends a TTL above {} s (max_ttl); clamped", name(),
+                 server_name(server), result.ttls_clamped, limits().max_ttl);
+    }
     if (log_) {
       switch (result.status) {
         case lookup_status::records:

@@ -5,14 +5,23 @@
 
 namespace qorb::detail::dns {
 
+clock::time_point expiry_after(clock::time_point now, std::chrono::milliseconds lifetime) {
+  using std::chrono::milliseconds;
+  if (lifetime <= milliseconds::zero()) return now;
+  // Compared in milliseconds: converting a huge lifetime to the clock's
+  // nanoseconds would overflow.
+  const auto left = std::chrono::duration_cast<milliseconds>(clock::time_point::max() - now);
+  if (lifetime >= left) return clock::time_point::max();
+  return now + std::chrono::duration_cast<clock::duration>(lifetime);
+}
+
 bool backend_table::merge(const std::vector<found_backend>& found, clock::time_point now,
                           std::optional<std::chrono::milliseconds> hardcoded_ttl) {
   bool changed = false;
   for (const auto& f : found) {
-    const auto lifetime =
-        hardcoded_ttl ? std::chrono::duration_cast<clock::duration>(*hardcoded_ttl)
-                      : std::chrono::duration_cast<clock::duration>(std::chrono::seconds(f.ttl));
-    const auto expires = now + lifetime;
+    const auto expires = expiry_after(
+        now, hardcoded_ttl ? *hardcoded_ttl
+                           : std::chrono::milliseconds(std::chrono::seconds(f.ttl)));
     auto name = backend_name(f.target, f.address, f.port);
     auto it = entries_.find(name);
     if (it == entries_.end()) {
@@ -36,6 +45,8 @@ std::optional<clock::time_point> backend_table::next_expiry() const {
   if (held_ || entries_.empty()) return std::nullopt;
   auto earliest = entries_.begin()->second.expires;
   for (const auto& [name, e] : entries_) earliest = std::min(earliest, e.expires);
+  // The end of time: never.
+  if (earliest == clock::time_point::max()) return std::nullopt;
   return earliest;
 }
 
@@ -77,6 +88,9 @@ void server_registry::lookup_started(std::size_t id) { ++servers_[id].stats.look
 
 void server_registry::lookup_finished(std::size_t id, const lookup_result& result) {
   auto& e = servers_[id];
+  if (result.capped) ++e.stats.capped_answers;
+  e.stats.port_zero_records += result.port_zero;
+  e.stats.clamped_ttls += result.ttls_clamped;
   switch (result.status) {
     case lookup_status::records:
       ++e.stats.records;
@@ -160,8 +174,9 @@ std::chrono::milliseconds delay_after(dns_lookup_outcome outcome,
   // a cache, whose answers carry shrinking TTLs). A TTL of 0 keeps its
   // meaning: seen, then gone until the next round.
   if (shortest_ttl && *shortest_ttl > 0ms) {
-    return std::min(query_interval,
-                    std::max<std::chrono::milliseconds>(*shortest_ttl * 3 / 4, 250ms));
+    // 3/4 of it, written so that milliseconds::max() cannot overflow.
+    const auto three_quarters = *shortest_ttl - *shortest_ttl / 4;
+    return std::min(query_interval, std::max<std::chrono::milliseconds>(three_quarters, 250ms));
   }
   return query_interval;
 }

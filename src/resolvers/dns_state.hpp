@@ -17,6 +17,10 @@ namespace qorb::detail::dns {
 
 using clock = std::chrono::steady_clock;
 
+/// `now + lifetime`, saturating at the end of time (`lifetime` may be
+/// milliseconds::max(): never).
+clock::time_point expiry_after(clock::time_point now, std::chrono::milliseconds lifetime);
+
 /// The backends currently published and when each expires.
 class backend_table {
  public:

@@ -64,8 +64,20 @@ struct dns_resolver_config {
   std::chrono::milliseconds query_timeout = std::chrono::seconds(10);
 
   /// When set, every backend lives this long after each answer that lists
-  /// it, whatever the TTLs of its records say.
+  /// it, whatever the TTLs of its records say. `milliseconds::max()` means
+  /// forever (never expires; the next round still comes after
+  /// `query_interval`).
   std::optional<std::chrono::milliseconds> hardcoded_ttl;
+
+  /// At most this many backends are taken from one server's answer (the
+  /// first ones, in answer order); an answer listing more, e.g. N SRV ports
+  /// times N addresses, is cut there, logged as a warning and counted in
+  /// `dns_server_stats::capped_answers`. 0 is taken as 1.
+  std::size_t max_backends_per_answer = 4096;
+
+  /// A record's TTL above this counts as this much (logged, counted in
+  /// `dns_server_stats::clamped_ttls`). Does not apply to `hardcoded_ttl`.
+  std::chrono::seconds max_ttl = std::chrono::hours(24);
 
   /// Which address records to look up for each SRV target.
   address_family family = address_family::both;
@@ -95,6 +107,12 @@ struct dns_server_stats {
   std::uint64_t timeouts = 0;    ///< lookups that timed out.
   std::uint64_t errors = 0;      ///< lookups that failed otherwise.
   std::string last_error;        ///< why the last failure happened.
+  /// Answers that listed more than `max_backends_per_answer` backends.
+  std::uint64_t capped_answers = 0;
+  /// SRV records with port 0 (not a backend: skipped).
+  std::uint64_t port_zero_records = 0;
+  /// Backends whose TTL was above `max_ttl` (clamped to it).
+  std::uint64_t clamped_ttls = 0;
 };
 
 /// A snapshot of a `dns_resolver`'s counters.

@@ -10,6 +10,7 @@
 namespace qorb {
 
 /// A connector is the user's code that knows how to talk to one backend.
+/// Every hook and its exact signature: docs/connectors.md.
 ///
 /// Required:
 ///   using connection_type = Conn;                // move-constructible
@@ -36,6 +37,11 @@ namespace qorb {
 /// pool never waits for a cancelled call, and destroys the connection it
 /// was given once the call has finished. The connector object is shared by
 /// all calls and must tolerate concurrent calls.
+///
+/// A member named like an optional hook (or like a misspelt one, such as
+/// `on_aquire`) that does not have the hook's exact signature is a compile
+/// error at the pool's constructor, saying what was expected: the pool
+/// would never call it.
 template <class C>
 concept connector = requires(C& c, const backend& b) {
   typename C::connection_type;
@@ -43,18 +49,21 @@ concept connector = requires(C& c, const backend& b) {
   { c.connect(b) } -> std::same_as<asio::awaitable<typename C::connection_type>>;
 };
 
+/// A connector with an `is_valid` hook of the right signature.
 template <class C>
 concept connector_with_is_valid = connector<C> &&
     requires(C& c, typename C::connection_type& conn) {
   { c.is_valid(conn) } -> std::same_as<asio::awaitable<void>>;
 };
 
+/// A connector with an `on_acquire` hook of the right signature.
 template <class C>
 concept connector_with_on_acquire = connector<C> &&
     requires(C& c, typename C::connection_type& conn) {
   { c.on_acquire(conn) } -> std::same_as<asio::awaitable<void>>;
 };
 
+/// A connector with an `on_recycle` hook of the right signature.
 template <class C>
 concept connector_with_on_recycle = connector<C> &&
     requires(C& c, typename C::connection_type& conn) {

@@ -10,8 +10,88 @@
 
 namespace qorb::detail {
 
+// A hook the pool would not call must not compile: a member named like a
+// hook (any signature, also a data member or a hook that takes something
+// else) but not matching the hook's signature exactly, or a member named
+// like a misspelt hook. Without these checks such a connector compiles and
+// its hook is silently never called.
+#define QORB_DETAIL_MEMBER_NAMED(member)                                   \
+  template <class C>                                                        \
+  concept has_member_named_##member =                                       \
+      requires { &C::member; } ||                                           \
+      requires(C& c, typename C::connection_type& conn) { c.member(conn); } || \
+      requires(C& c) { c.member(); };
+QORB_DETAIL_MEMBER_NAMED(is_valid)
+QORB_DETAIL_MEMBER_NAMED(on_acquire)
+QORB_DETAIL_MEMBER_NAMED(on_recycle)
+// Misspellings, and the names other pools give these hooks.
+QORB_DETAIL_MEMBER_NAMED(on_aquire)
+QORB_DETAIL_MEMBER_NAMED(on_acquired)
+QORB_DETAIL_MEMBER_NAMED(on_accquire)
+QORB_DETAIL_MEMBER_NAMED(on_aqcuire)
+QORB_DETAIL_MEMBER_NAMED(onacquire)
+QORB_DETAIL_MEMBER_NAMED(on_recyle)
+QORB_DETAIL_MEMBER_NAMED(on_recylce)
+QORB_DETAIL_MEMBER_NAMED(on_recycled)
+QORB_DETAIL_MEMBER_NAMED(onrecycle)
+QORB_DETAIL_MEMBER_NAMED(is_vaild)
+QORB_DETAIL_MEMBER_NAMED(is_valide)
+QORB_DETAIL_MEMBER_NAMED(isvalid)
+QORB_DETAIL_MEMBER_NAMED(isValid)
+QORB_DETAIL_MEMBER_NAMED(on_release)
+QORB_DETAIL_MEMBER_NAMED(on_return)
+QORB_DETAIL_MEMBER_NAMED(on_checkout)
+QORB_DETAIL_MEMBER_NAMED(on_checkin)
+QORB_DETAIL_MEMBER_NAMED(has_broken)
+QORB_DETAIL_MEMBER_NAMED(recycle)
+#undef QORB_DETAIL_MEMBER_NAMED
+
+#define QORB_DETAIL_HOOK_SIGNATURE(hook, meaning)                                               \
+  static_assert(!has_member_named_##hook<C> || connector_with_##hook<C>,                       \
+                "qorb connector: `" #hook "` does not have the hook's signature, so the pool " \
+                "would never call it; expected `asio::awaitable<void> " #hook                  \
+                "(connection_type& c)` (" meaning "; fail by throwing, see docs/connectors.md)");
+#define QORB_DETAIL_NOT_A_HOOK(name, hook)                                                 \
+  static_assert(!has_member_named_##name<C>,                                              \
+                "qorb connector: `" #name "` is not a hook and would never be called; did " \
+                "you mean `asio::awaitable<void> " #hook                                    \
+                "(connection_type& c)`? (hooks: connect, is_valid, on_acquire, on_recycle; " \
+                "see docs/connectors.md)");
+
+// Instantiated by the pool's constructor: the messages show there.
+template <class C>
+struct connector_checks {
+  QORB_DETAIL_HOOK_SIGNATURE(is_valid, "health check of an idle connection")
+  QORB_DETAIL_HOOK_SIGNATURE(on_acquire, "per claim, before the claimer gets the connection")
+  QORB_DETAIL_HOOK_SIGNATURE(on_recycle, "when a claim returns the connection")
+  QORB_DETAIL_NOT_A_HOOK(on_aquire, on_acquire)
+  QORB_DETAIL_NOT_A_HOOK(on_acquired, on_acquire)
+  QORB_DETAIL_NOT_A_HOOK(on_accquire, on_acquire)
+  QORB_DETAIL_NOT_A_HOOK(on_aqcuire, on_acquire)
+  QORB_DETAIL_NOT_A_HOOK(onacquire, on_acquire)
+  QORB_DETAIL_NOT_A_HOOK(on_checkout, on_acquire)
+  QORB_DETAIL_NOT_A_HOOK(on_recyle, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(on_recylce, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(on_recycled, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(onrecycle, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(on_release, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(on_return, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(on_checkin, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(recycle, on_recycle)
+  QORB_DETAIL_NOT_A_HOOK(is_vaild, is_valid)
+  QORB_DETAIL_NOT_A_HOOK(is_valide, is_valid)
+  QORB_DETAIL_NOT_A_HOOK(isvalid, is_valid)
+  QORB_DETAIL_NOT_A_HOOK(isValid, is_valid)
+  QORB_DETAIL_NOT_A_HOOK(has_broken, is_valid)
+  static constexpr bool checked = true;
+};
+#undef QORB_DETAIL_HOOK_SIGNATURE
+#undef QORB_DETAIL_NOT_A_HOOK
+
 template <connector C>
 class typed_connector_ops final : public connector_ops {
+  static_assert(connector_checks<C>::checked);
+
  public:
   using connection_type = typename C::connection_type;
 

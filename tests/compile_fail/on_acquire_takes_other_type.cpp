@@ -1,0 +1,9 @@
+// Compile-fail case (tests/compile_fail/CMakeLists.txt): must not compile, with the message
+// below.
+// expect: `on_acquire` does not have the hook's signature.*expected `asio::awaitable<void> on_acquire\(connection_type& c\)`
+#define PROBE_HOOKS \
+  asio::awaitable<connection_type> connect(const qorb::backend& b); \
+  asio::awaitable<void> on_acquire(int& c);
+#include "connector.hpp"
+
+int main() { build_pool(); }

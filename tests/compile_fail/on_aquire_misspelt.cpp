@@ -1,0 +1,9 @@
+// Compile-fail case (tests/compile_fail/CMakeLists.txt): must not compile, with the message
+// below.
+// expect: `on_aquire` is not a hook.*did you mean `asio::awaitable<void> on_acquire\(connection_type& c\)`
+#define PROBE_HOOKS \
+  asio::awaitable<connection_type> connect(const qorb::backend& b); \
+  asio::awaitable<void> on_aquire(connection_type& c);
+#include "connector.hpp"
+
+int main() { build_pool(); }

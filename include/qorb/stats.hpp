@@ -4,12 +4,25 @@
 #include <qorb/backend.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace qorb {
+
+/// A connect or check that failed: what the pool logged about it, kept for
+/// `backend_stats::last_error`.
+struct backend_error {
+  /// "connect", "health check" (is_valid), "on_acquire" or "on_recycle".
+  std::string operation;
+  /// Why, as logged: the connector's exception text, or "timed out".
+  std::string message;
+  /// When the pool saw it (wall clock, for people and dashboards).
+  std::chrono::system_clock::time_point at;
+};
 
 /// The slots of one backend, by state, and its counters.
 struct backend_stats {
@@ -24,6 +37,10 @@ struct backend_stats {
   std::size_t recent_failures = 0;   ///< in the sliding failure window
   bool online = false;               ///< some slot is connected
   bool removed = false;              ///< no longer published; draining claimed slots
+  /// The backend's latest failed connect or check (kept after later
+  /// successes, so a flapping backend still says why it flapped); empty
+  /// while none has failed.
+  std::optional<backend_error> last_error;
 };
 
 /// Why claims failed, counted since the pool started.
@@ -61,6 +78,9 @@ struct pool_stats {
   std::map<std::string, backend_stats, std::less<>> backends;
   std::uint64_t total_claims = 0;  ///< claims served since the start
   std::size_t claims_waiting = 0;  ///< claims queued right now
+  /// The policy's cap on connections (policy::max_slots): with every
+  /// backend's `claimed` summed, how close the pool is to saturation.
+  std::size_t max_slots = 0;
   claim_failure_stats claim_failures;
   claim_wait_histogram claim_wait;
   bool terminated = false;

@@ -129,6 +129,7 @@ void pool_driver::observe(const core::observation& o) const {
 void pool_driver::log_op_failed(const core::observation& o) const {
   const char* pool = name_.c_str();
   const char* why = o.reason.c_str();
+  if (o.set) errors_.record(o.set->name, core::to_string(o.op), o.flag ? "timed out" : o.reason);
   switch (o.op) {
     case core::op_kind::connect:
       QORB_PROBE(connect_failed, pool, o.slot, address(o), why);

@@ -169,6 +169,8 @@ pool_stats pool_driver::stats() const {
   std::lock_guard lock(mu_);
   pool_stats out = state_.stats();
   out.name = name_;
+  out.max_slots = state_.config().max_slots;
+  errors_.fill(out);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <qorb/detail/pool_core.hpp>
 
 #include "core/pool_state.hpp"
+#include "pool/backend_errors.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/steady_timer.hpp>
@@ -79,6 +80,7 @@ class pool_driver final : public pool_core {
   const std::shared_ptr<resolver> resolver_;
   const std::unique_ptr<connector_ops> ops_;
   const logger_ptr log_;
+  mutable backend_errors errors_;  // leaf lock: each backend's last error (observe.cpp)
 
   mutable std::mutex mu_;  // guards env_ and state_
   system_environment env_;

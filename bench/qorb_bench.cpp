@@ -13,8 +13,12 @@
 #include <qorb/resolvers/fixed.hpp>
 
 #include <benchmark/benchmark.h>
+#include <linux/perf_event.h>
 #include <malloc.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -24,6 +28,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -138,6 +144,63 @@ namespace {
 
 // ----- the pool under test ----------------------------------------------------
 
+// ----- system calls -------------------------------------------------------------
+//
+// Every claim benchmark reports syscalls_per_claim: the system calls the
+// whole process (every thread) made during the timed loop, per claim. They
+// are counted by the kernel (the raw_syscalls:sys_enter tracepoint, through
+// perf_event_open, opened in main() before any thread starts and inherited
+// by every thread started later). Where the kernel does not allow it
+// (perf_event_paranoid, no tracefs), the counter reads -1; then count them
+// from outside: strace -c -f, or perf stat -e raw_syscalls:sys_enter.
+namespace syscalls {
+
+int fd = -1;
+
+void open_counter() {
+  long id = -1;
+  for (const char* path : {"/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+                           "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id"}) {
+    std::ifstream in(path);
+    if (in >> id) break;
+    id = -1;
+  }
+  if (id < 0) return;
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_TRACEPOINT;
+  attr.size = sizeof(attr);
+  attr.config = static_cast<std::uint64_t>(id);
+  attr.inherit = 1;
+  attr.exclude_kernel = 0;
+  fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC));
+}
+
+// The count so far (every thread of the process), or -1.
+std::int64_t now() {
+  if (fd < 0) return -1;
+  std::uint64_t value = 0;
+  if (::read(fd, &value, sizeof(value)) != static_cast<ssize_t>(sizeof(value))) return -1;
+  return static_cast<std::int64_t>(value);
+}
+
+// Counts across a benchmark's timed loop: start() before it, report()
+// after it, with the number of claims the loop made.
+class meter {
+ public:
+  void start() { begin_ = now(); }
+  void report(benchmark::State& state, double claims) const {
+    const std::int64_t end = now();
+    state.counters["syscalls_per_claim"] =
+        begin_ < 0 || end < 0 || claims <= 0 ? -1.0
+                                             : static_cast<double>(end - begin_) / claims;
+  }
+
+ private:
+  std::int64_t begin_ = -1;
+};
+
+}  // namespace syscalls
+
 struct bench_conn {
   std::uint64_t serial = 0;
 };
@@ -224,6 +287,8 @@ void sequential_try(benchmark::State& state) {
   io_threads runner(io, 1);
   auto pool = make_pool(io.get_executor());
   if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
+  syscalls::meter meter;
+  meter.start();
   for (auto _ : state) {
     auto h = pool.try_claim();
     if (!h) {
@@ -232,6 +297,7 @@ void sequential_try(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(h.get());
   }
+  meter.report(state, static_cast<double>(state.iterations()));
 }
 
 // The benchmark's own timing loop runs inside a coroutine on the pool's
@@ -244,70 +310,131 @@ asio::awaitable<void> timed_claim_loop(bench_pool& pool, benchmark::State& state
   }
 }
 
-void sequential_async(benchmark::State& state) {
+// The same loop with co_await pool.co_claim(): served without suspending
+// when a connection is idle.
+asio::awaitable<void> timed_co_claim_loop(bench_pool& pool, benchmark::State& state) {
+  for (auto _ : state) {
+    auto h = co_await pool.co_claim();
+    benchmark::DoNotOptimize(h.get());
+  }
+}
+
+void sequential_on_one_thread(
+    benchmark::State& state,
+    asio::awaitable<void> (*loop)(bench_pool&, benchmark::State&)) {
   asio::io_context io(1);
   auto pool = make_pool(io.get_executor());
   if (!warm_up(pool, qorb::policy{}.spares_wanted, [&] { io.run_one_for(1ms); })) {
     return state.SkipWithError("pool did not warm up");
   }
   bool done = false;
-  asio::co_spawn(io, timed_claim_loop(pool, state), [&](std::exception_ptr e) {
+  syscalls::meter meter;
+  meter.start();
+  asio::co_spawn(io, loop(pool, state), [&](std::exception_ptr e) {
     if (e) state.SkipWithError(describe(e).c_str());
     done = true;
   });
   while (!done) io.run_one();
+  meter.report(state, static_cast<double>(state.iterations()));
 }
 
-asio::awaitable<void> claim_loop(bench_pool& pool, int claims) {
+void sequential_async(benchmark::State& state) { sequential_on_one_thread(state, timed_claim_loop); }
+
+void sequential_co_claim(benchmark::State& state) {
+  sequential_on_one_thread(state, timed_co_claim_loop);
+}
+
+enum class claim_form {
+  token,     // co_await async_claim(use_awaitable)
+  co_claim,  // co_await co_claim()
+};
+
+// `claims` claim + release; `hold`: keep the connection over one yield (a
+// post through the executor), as a claim held over some I/O would be, so
+// that other claimers run while it is out.
+asio::awaitable<void> claim_loop(bench_pool& pool, int claims, claim_form form, bool hold) {
   for (int i = 0; i < claims; ++i) {
-    auto h = co_await pool.async_claim(asio::use_awaitable);
+    auto h = form == claim_form::co_claim ? co_await pool.co_claim()
+                                          : co_await pool.async_claim(asio::use_awaitable);
     benchmark::DoNotOptimize(h.get());
+    if (hold) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
   }
 }
 
 // Runs `claimers` coroutines of `claims` claim+release each on the pool's
 // executor and waits for all; returns the first failure.
-std::exception_ptr run_claimers(bench_pool& pool, int claimers, int claims) {
+std::exception_ptr run_claimers(bench_pool& pool, int claimers, int claims,
+                                claim_form form = claim_form::token, bool hold = false) {
   std::atomic<int> left{claimers};
   std::promise<void> all_done;
   std::mutex mu;
   std::exception_ptr first;
   for (int i = 0; i < claimers; ++i) {
-    asio::co_spawn(pool.get_executor(), claim_loop(pool, claims), [&](std::exception_ptr e) {
-      if (e) {
-        std::lock_guard lock(mu);
-        if (!first) first = e;
-      }
-      if (left.fetch_sub(1) == 1) all_done.set_value();
-    });
+    asio::co_spawn(pool.get_executor(), claim_loop(pool, claims, form, hold),
+                   [&](std::exception_ptr e) {
+                     if (e) {
+                       std::lock_guard lock(mu);
+                       if (!first) first = e;
+                     }
+                     if (left.fetch_sub(1) == 1) all_done.set_value();
+                   });
   }
   all_done.get_future().wait();
   return first;
 }
 
-// 16 coroutines claiming and releasing as fast as they can on a 2-thread
-// io_context; one iteration is 16 x 500 claims.
-void contention16(benchmark::State& state) {
-  constexpr int claimers = 16;
+// `claimers` coroutines claiming and releasing as fast as they can on a
+// 2-thread io_context; one iteration is claimers x 500 claims. With `hold`
+// each claim keeps its connection over a yield (see claim_loop).
+void contention(benchmark::State& state, int claimers, const qorb::policy& p, claim_form form,
+                bool hold) {
   constexpr int claims_each = 500;
   asio::io_context io(2);
   io_threads runner(io, 2);
-  auto pool = make_pool(io.get_executor());
-  if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
-  // Untimed round: lets the pool grow to the slots 16 claimers want.
-  if (auto e = run_claimers(pool, claimers, claims_each)) {
+  auto pool = make_pool(io.get_executor(), p);
+  if (!warm_up_threaded(pool, std::min(p.spares_wanted, p.max_slots))) {
+    return state.SkipWithError("pool did not warm up");
+  }
+  // Untimed round: lets the pool grow to the slots the claimers want.
+  if (auto e = run_claimers(pool, claimers, claims_each, form, hold)) {
     return state.SkipWithError(describe(e).c_str());
   }
   std::int64_t claims = 0;
+  syscalls::meter meter;
+  meter.start();
   for (auto _ : state) {
-    if (auto e = run_claimers(pool, claimers, claims_each)) {
+    if (auto e = run_claimers(pool, claimers, claims_each, form, hold)) {
       state.SkipWithError(describe(e).c_str());
       break;
     }
     claims += claimers * claims_each;
   }
+  meter.report(state, static_cast<double>(claims));
   state.counters["claims_per_s"] =
       benchmark::Counter(static_cast<double>(claims), benchmark::Counter::kIsRate);
+}
+
+void contention16(benchmark::State& state) {
+  contention(state, 16, qorb::policy{}, claim_form::token, false);
+}
+void contention16_co_claim(benchmark::State& state) {
+  contention(state, 16, qorb::policy{}, claim_form::co_claim, false);
+}
+
+// 64 claimers on 16 slots, each holding its connection over a yield: most
+// claims find every slot out and wait.
+qorb::policy scarce_policy() {
+  qorb::policy p;
+  p.max_slots = 16;
+  p.spares_wanted = 16;
+  p.set_config.max_count = 16;
+  return p;
+}
+void contention64_scarce(benchmark::State& state) {
+  contention(state, 64, scarce_policy(), claim_form::token, true);
+}
+void contention64_scarce_co_claim(benchmark::State& state) {
+  contention(state, 64, scarce_policy(), claim_form::co_claim, true);
 }
 
 // ----- a burst of claims that hold their connection ------------------------------
@@ -536,12 +663,155 @@ void idle_slot_memory(benchmark::State& state) {
   state.counters["malloc_bytes_per_idle_slot"] = per_slot_malloc;
 }
 
+
+// RSS growth per idle slot, in a fresh process (a fork, so memory that
+// earlier benchmarks freed but malloc kept cannot hide the growth): a pool
+// of 10,000 idle slots on one backend, minus the connection object itself.
+// Also the live operator-new bytes per slot in that process, for
+// comparison with bytes_per_idle_slot above.
+void idle_slot_rss(benchmark::State& state) {
+  constexpr std::size_t slots = 10000;
+  double rss_per_slot = -1, heap_per_slot = -1, trimmed_per_slot = -1;
+  for (auto _ : state) {
+    int out[2];
+    if (::pipe(out) != 0) return state.SkipWithError("pipe failed");
+    const pid_t child = ::fork();
+    if (child < 0) return state.SkipWithError("fork failed");
+    if (child == 0) {
+      ::close(out[0]);
+      auto resident = [] {
+        long size = 0, pages = 0;
+        std::FILE* f = std::fopen("/proc/self/statm", "r");
+        if (!f || std::fscanf(f, "%ld %ld", &size, &pages) != 2) pages = -1;
+        if (f) std::fclose(f);
+        return static_cast<double>(pages) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+      };
+      qorb::policy p;
+      p.max_slots = p.spares_wanted = p.set_config.max_count = slots;
+      asio::io_context io(1);
+      double result[3] = {-1, -1, -1};
+      const double rss_before = resident();
+      const std::int64_t heap_before = heap::live_bytes();
+      {
+        auto pool = make_pool(io.get_executor(), p);
+        if (warm_up(pool, slots, [&] { io.run_one_for(1ms); })) {
+          const double conn = static_cast<double>(sizeof(bench_conn));
+          result[0] = (resident() - rss_before) / slots - conn;
+          result[1] = static_cast<double>(heap::live_bytes() - heap_before) / slots - conn;
+          // What malloc keeps of the warm-up's transient memory (the
+          // connects' coroutine frames, strands and timers, freed between
+          // the slots' own blocks) counts above; handed back, this is what
+          // the slots themselves hold.
+          ::malloc_trim(0);
+          result[2] = (resident() - rss_before) / slots - conn;
+        }
+      }
+      const auto wrote = ::write(out[1], result, sizeof(result));
+      ::_exit(wrote == static_cast<ssize_t>(sizeof(result)) ? 0 : 1);
+    }
+    ::close(out[1]);
+    double result[3] = {-1, -1, -1};
+    const auto got = ::read(out[0], result, sizeof(result));
+    ::close(out[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (got != static_cast<ssize_t>(sizeof(result)) || result[0] < 0) {
+      return state.SkipWithError("the measuring process failed (warm-up or pipe)");
+    }
+    rss_per_slot = result[0];
+    heap_per_slot = result[1];
+    trimmed_per_slot = result[2];
+  }
+  state.counters["rss_bytes_per_idle_slot"] = rss_per_slot;
+  state.counters["rss_kib_per_10k_idle_slots"] = rss_per_slot * 10000 / 1024;
+  state.counters["heap_bytes_per_idle_slot"] = heap_per_slot;
+  state.counters["rss_bytes_per_idle_slot_trimmed"] = trimmed_per_slot;
+}
+
+// ----- many waiting claims -------------------------------------------------------
+
+// 100,000 claims waiting at once on a pool of 16 slots, all claimed: the
+// claims are queued (callbacks), then the 16 connections come back and each
+// served claim returns its connection at once, which serves the next. The
+// time is from the first claim made to the last served (manual time); the
+// counters say the heap each waiting claim held and how many failed.
+void waiting_100k(benchmark::State& state) {
+  constexpr std::size_t claims = 100000;
+  qorb::policy p = scarce_policy();
+  p.claim_timeout = 120s;
+  double bytes_per_claim = 0;
+  std::size_t failed = 0;
+  for (auto _ : state) {
+    asio::io_context io(1);
+    auto pool = make_pool(io.get_executor(), p);
+    if (!warm_up(pool, p.max_slots, [&] { io.run_one_for(1ms); })) {
+      return state.SkipWithError("pool did not warm up");
+    }
+    std::vector<qorb::handle<bench_conn>> out;
+    for (std::size_t i = 0; i < p.max_slots; ++i) out.push_back(pool.try_claim());
+    std::size_t done = 0;
+    failed = 0;
+    const std::int64_t heap_before = heap::live_bytes();
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < claims; ++i) {
+      pool.async_claim([&](qorb::error_code ec, qorb::handle<bench_conn> h) {
+        ++done;
+        if (ec || !h) ++failed;
+      });
+    }
+    bytes_per_claim = static_cast<double>(heap::live_bytes() - heap_before) / claims;
+    out.clear();
+    for (std::size_t budget = 100 * claims; done < claims && budget > 0; --budget) io.run_one();
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (done < claims) return state.SkipWithError("not every claim completed");
+  }
+  state.counters["bytes_per_waiting_claim"] = bytes_per_claim;
+  state.counters["failed"] = static_cast<double>(failed);
+}
+
+// ----- reference: what this machine charges --------------------------------------
+
+// One cheap system call (getppid), and one clock read (the vDSO: no system
+// call), so the claim figures can be read against this machine's costs.
+void syscall_getppid(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(::syscall(SYS_getppid));
+}
+// The floor of a claim + release that takes a lock for each: two
+// uncontended lock/unlock pairs (a compare-exchange and an exchange each,
+// as the pool's lock does when it is free).
+void lock_unlock_twice(benchmark::State& state) {
+  std::atomic<int> lock{0};
+  for (auto _ : state) {
+    for (int i = 0; i < 2; ++i) {
+      int expected = 0;
+      benchmark::DoNotOptimize(lock.compare_exchange_strong(expected, 1, std::memory_order_acquire));
+      benchmark::DoNotOptimize(lock.exchange(0, std::memory_order_release));
+    }
+  }
+}
+void steady_clock_now(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(std::chrono::steady_clock::now());
+}
+
 }  // namespace
 
 BENCHMARK(sequential_try)->Name("claim_release/sequential_try");
 BENCHMARK(sequential_async)->Name("claim_release/sequential_async");
+BENCHMARK(sequential_co_claim)->Name("claim_release/sequential_co_claim");
 BENCHMARK(contention16)
     ->Name("claim_release/contention16")
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(contention16_co_claim)
+    ->Name("claim_release/contention16_co_claim")
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(contention64_scarce)
+    ->Name("claim_release/contention64_scarce")
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(contention64_scarce_co_claim)
+    ->Name("claim_release/contention64_scarce_co_claim")
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(batch_hold50us)
@@ -565,6 +835,15 @@ BENCHMARK(scale_async)
     ->ArgNames({"backends", "idle"})
     ->ArgsProduct({{1, 100, 10000}, {1, 2}});
 BENCHMARK(idle_slot_memory)->Name("memory/idle_slot_bytes")->Iterations(1);
+BENCHMARK(idle_slot_rss)->Name("memory/idle_slot_rss")->Iterations(1);
+BENCHMARK(waiting_100k)
+    ->Name("waiting/100k_claims_on_16_slots")
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK(syscall_getppid)->Name("reference/syscall_getppid");
+BENCHMARK(steady_clock_now)->Name("reference/steady_clock_now");
+BENCHMARK(lock_unlock_twice)->Name("reference/lock_unlock_twice");
 
 // Linux lets a timer fire up to the thread's "timer slack" late (50 us by
 // default), which would stretch every 50 us hold of the batch benchmarks to
@@ -572,6 +851,7 @@ BENCHMARK(idle_slot_memory)->Name("memory/idle_slot_bytes")->Iterations(1);
 // later (the io_context runners) inherit it.
 int main(int argc, char** argv) {
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  syscalls::open_counter();  // before any thread, so that every thread inherits it
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

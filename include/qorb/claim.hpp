@@ -25,17 +25,21 @@ namespace qorb {
 template <class Conn>
 class handle {
  public:
+  /// An empty handle.
   handle() noexcept = default;
 
+  /// Takes `other`'s connection; `other` becomes empty.
   handle(handle&& other) noexcept
-      : core_(std::move(other.core_)),
+      : core_(std::exchange(other.core_, nullptr)),
         slot_(std::exchange(other.slot_, nullptr)),
         conn_(std::exchange(other.conn_, nullptr)) {}
 
+  /// Returns this handle's connection (as `reset()`), then takes
+  /// `other`'s; `other` becomes empty.
   handle& operator=(handle&& other) noexcept {
     if (this != &other) {
       reset();
-      core_ = std::move(other.core_);
+      core_ = std::exchange(other.core_, nullptr);
       slot_ = std::exchange(other.slot_, nullptr);
       conn_ = std::exchange(other.conn_, nullptr);
     }
@@ -57,7 +61,9 @@ class handle {
       throw std::logic_error("qorb::handle: no connection (empty, moved-from or returned)");
     return *conn_;
   }
+  /// The connection, as `get()`.
   Conn& operator*() const { return get(); }
+  /// The connection's members, as `get()`.
   Conn* operator->() const { return &get(); }
 
   /// Whether this handle holds a connection.
@@ -133,19 +139,20 @@ class handle {
     return detail::pool_core::id_of(slot_);
   }
 
-  /// For the pool only.
-  handle(std::shared_ptr<detail::pool_core> owner, core::slot* s, Conn* conn) noexcept
-      : core_(std::move(owner)), slot_(s), conn_(conn) {}
+  /// For the pool only. A claimed slot keeps its pool's internals alive
+  /// (see `pool_core::terminate`), so the handle holds a plain pointer:
+  /// claiming and returning write no shared reference count.
+  handle(detail::pool_core* owner, core::slot* s, Conn* conn) noexcept
+      : core_(owner), slot_(s), conn_(conn) {}
 
  private:
   void give_back(bool discard) noexcept {
     if (!slot_) return;
     conn_ = nullptr;
-    core_->release(std::exchange(slot_, nullptr), discard);
-    core_.reset();
+    std::exchange(core_, nullptr)->release(std::exchange(slot_, nullptr), discard);
   }
 
-  std::shared_ptr<detail::pool_core> core_;
+  detail::pool_core* core_ = nullptr;
   core::slot* slot_ = nullptr;
   Conn* conn_ = nullptr;
 };

@@ -14,12 +14,23 @@
 #include <qorb/stats.hpp>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,9 +114,22 @@ class pool {
             std::move(executor), std::move(name), std::move(res),
             std::make_unique<detail::typed_connector_ops<C>>(std::move(connector)), p,
             std::move(logger))),
-        has_on_acquire_(connector_with_on_acquire<C>) {
+        has_on_acquire_(connector_with_on_acquire<C>),
+        claim_timeout_(p.claim_timeout) {
     core_->start();
   }
+
+  /// As the constructor above, on `context`'s executor (an `io_context`,
+  /// a `thread_pool` or any other Asio execution context), as Asio's I/O
+  /// objects take either. The context must outlive the pool's use of it
+  /// (as for an executor).
+  template <class ExecutionContext, connector C>
+  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> &&
+           std::same_as<typename C::connection_type, Conn>
+  pool(ExecutionContext& context, std::string name, std::shared_ptr<resolver> res, C connector,
+       const policy& p = {}, logger_ptr logger = default_logger())
+      : pool(executor_type(context.get_executor()), std::move(name), std::move(res),
+             std::move(connector), p, std::move(logger)) {}
 
   pool(pool&& other) noexcept = default;
   pool& operator=(pool&& other) noexcept {
@@ -114,6 +138,7 @@ class pool {
       executor_ = std::move(other.executor_);
       core_ = std::move(other.core_);
       has_on_acquire_ = other.has_on_acquire_;
+      claim_timeout_ = other.claim_timeout_;
     }
     return *this;
   }
@@ -202,8 +227,15 @@ class pool {
   /// `use_future`) throw `boost::system::system_error` where the result is
   /// awaited. An exception thrown by the handler leaves the executor's
   /// `run()`, as for any Asio handler; the pool is not affected.
-  template <class CompletionToken>
-  auto async_claim(CompletionToken&& token) {
+  ///
+  /// Default token: `asio::deferred` (Boost 1.81's Asio gives an
+  /// `any_io_executor` no default token of its own; later Asio versions
+  /// made `deferred` the default): `co_await pool.async_claim()` in an
+  /// `asio::awaitable` (the handle, or a `system_error` thrown), or
+  /// `pool.async_claim()(handler)`.
+  template <class CompletionToken = asio::deferred_t>
+  requires(!std::is_convertible_v<CompletionToken, duration>)
+  auto async_claim(CompletionToken&& token = {}) {
     return async_claim(duration::zero(), std::forward<CompletionToken>(token));
   }
 
@@ -221,8 +253,8 @@ class pool {
   /// cancelled and its connection recycled when it answers).
   ///
   /// Lifetimes, thread safety and exceptions: as above.
-  template <class CompletionToken>
-  auto async_claim(duration timeout, CompletionToken&& token) {
+  template <class CompletionToken = asio::deferred_t>
+  auto async_claim(duration timeout, CompletionToken&& token = {}) {
     return asio::async_initiate<CompletionToken, void(error_code, handle<Conn>)>(
         [](auto handler, std::shared_ptr<detail::pool_core> core, duration t) {
           using op_type = detail::claim_op<Conn, std::decay_t<decltype(handler)>>;
@@ -244,13 +276,18 @@ class pool {
   /// Errors: those of `async_claim` but `operation_aborted` (this claim
   /// cannot be cancelled), and `errc::would_deadlock`, at once and without
   /// claiming, on a thread that runs the pool's executor. That is detected
-  /// for an `io_context` executor (also tracked, or through a strand); with
-  /// another kind of executor it is not, and the call blocks that thread:
-  /// do not call it there.
+  /// for an `io_context` or a `thread_pool` executor (also tracked, or
+  /// through a strand); with another kind of executor it is not: do not
+  /// call it there.
   ///
-  /// Executor: the claim completes on the pool's executor, which another
-  /// thread must run; the calling thread waits for it. If no thread runs
-  /// the executor, this call does not return, not even at the timeout.
+  /// Executor: a connection that is unclaimed is claimed on the calling
+  /// thread, with no other thread involved. Otherwise the claim waits in
+  /// the pool (on the pool's executor, which another thread must run) and
+  /// completes on the system executor, which wakes the calling thread. The
+  /// timeout holds whatever the pool's executor does: if it cannot run (its
+  /// threads all blocked), the call gives up 50 ms after the timeout with
+  /// the timeout's error, and a connection that comes later goes back to
+  /// the pool.
   ///
   /// Cancellation: none; the timeout and `terminate` bound it.
   ///
@@ -268,14 +305,46 @@ class pool {
       ec = make_error_code(errc::would_deadlock);
       return {};
     }
-    std::promise<std::pair<error_code, handle<Conn>>> done;
-    auto result = done.get_future();
-    async_claim(timeout, [&done](error_code e, handle<Conn> h) {
-      done.set_value({e, std::move(h)});
-    });
-    auto [e, h] = result.get();
-    ec = e;
-    return std::move(h);
+    ec.clear();
+    // An idle connection: served here, without a wake-up of any thread.
+    if (auto h = try_claim_quietly()) return h;
+    // Else an async_claim, completed on the system executor (so that it
+    // needs no thread of the pool's), and waited for up to its deadline:
+    // if the pool's executor cannot run (every thread of a thread_pool
+    // blocked in this call, say), the timeout still holds.
+    struct waiter {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      bool abandoned = false;  // the caller gave up: a late handle goes back
+      error_code ec;
+      handle<Conn> h;
+    };
+    auto w = std::make_shared<waiter>();
+    async_claim(timeout, asio::bind_executor(asio::system_executor(),
+                                             [w](error_code e, handle<Conn> h) {
+                                               std::lock_guard lock(w->mu);
+                                               if (w->abandoned) return;  // h returns
+                                               w->ec = e;
+                                               w->h = std::move(h);
+                                               w->done = true;
+                                               w->cv.notify_one();
+                                             }));
+    std::unique_lock lock(w->mu);
+    const duration limit = timeout > duration::zero() ? timeout : claim_timeout_;
+    // The pool fails the claim at its deadline; past that and a grace, the
+    // pool cannot have run: give up on it here.
+    constexpr duration grace = std::chrono::milliseconds(50);
+    const auto now = std::chrono::steady_clock::now();
+    if (limit >= std::chrono::steady_clock::time_point::max() - now - grace) {
+      w->cv.wait(lock, [&] { return w->done; });
+    } else if (!w->cv.wait_until(lock, now + limit + grace, [&] { return w->done; })) {
+      w->abandoned = true;
+      ec = core_->timeout_error();
+      return {};
+    }
+    ec = w->ec;
+    return std::move(w->h);
   }
   /// As `claim(timeout, ec)`, but throws instead of setting an error:
   /// `boost::system::system_error` (as Asio throws) with the error code
@@ -322,9 +391,42 @@ class pool {
       throw std::logic_error(
           "qorb: try_claim cannot run the connector's asynchronous on_acquire; use async_claim");
     }
-    const auto c = checked_core()->try_claim();
-    if (!c.s) return {};
-    return handle<Conn>(core_, c.s, &static_cast<detail::typed_box<Conn>*>(c.box)->conn);
+    return held(checked_core()->try_claim());
+  }
+
+  /// Claims a connection in a coroutine: `co_await pool.co_claim()`. When
+  /// a connection is unclaimed (so no claim waits: waiting claims are
+  /// served first) and the connector has no `on_acquire`, the claim is
+  /// served without suspending the coroutine: no trip through the
+  /// executor's queue, no system call. Otherwise it is `async_claim(timeout,
+  /// use_awaitable)`: it waits, first come first served, and resumes the
+  /// coroutine through its executor.
+  ///
+  /// Handler: none; the coroutine gets the handle (which holds a
+  /// connection).
+  ///
+  /// Errors: those of `async_claim`, thrown as `boost::system::system_error`
+  /// where the result is awaited.
+  ///
+  /// Executor: the coroutine's. Served at once, the coroutine goes on
+  /// without yielding: a coroutine that claims in a loop and is always
+  /// served runs until it waits for something else (as any code that does
+  /// not suspend).
+  ///
+  /// Cancellation: the coroutine's cancellation state, while it waits (as
+  /// `async_claim`).
+  ///
+  /// Lifetimes: the pool must outlive the call's start (the returned
+  /// awaitable refers to it until it is first resumed); the handle may
+  /// outlive the pool.
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `boost::system::system_error` for claim errors;
+  /// `std::logic_error` on a moved-from pool; `std::bad_alloc`.
+  asio::awaitable<handle<Conn>> co_claim(duration timeout = duration::zero()) {
+    if (auto h = try_claim_quietly()) co_return h;
+    co_return co_await async_claim(timeout, asio::use_awaitable);
   }
 
   /// Terminates the pool, then calls the handler.
@@ -464,17 +566,38 @@ class pool {
     return core_;
   }
 
-  // Whether this thread runs the io_context behind `ex` (also through a
-  // strand, or with work tracking): blocking it would stop the pool.
-  static bool runs_here(const executor_type& ex) {
-    using io_ex = asio::io_context::executor_type;
-    using tracked_io_ex = std::decay_t<decltype(asio::prefer(
-        std::declval<io_ex>(), asio::execution::outstanding_work.tracked))>;
-    if (auto* io = ex.target<io_ex>()) return io->running_in_this_thread();
-    if (auto* io = ex.target<tracked_io_ex>()) return io->running_in_this_thread();
-    if (auto* s = ex.target<asio::strand<io_ex>>()) {
-      return s->get_inner_executor().running_in_this_thread();
+  handle<Conn> held(detail::claimed_slot c) const noexcept {
+    if (!c.s) return {};
+    return handle<Conn>(core_.get(), c.s, &static_cast<detail::typed_box<Conn>*>(c.box)->conn);
+  }
+
+  // An idle connection now, or an empty handle that counts as nothing (the
+  // caller claims next). Never with on_acquire, which is asynchronous.
+  handle<Conn> try_claim_quietly() {
+    if (has_on_acquire_) return {};
+    return held(checked_core()->try_claim(true));
+  }
+
+  // Whether this thread runs the execution context behind `ex` (an
+  // io_context or a thread_pool; also through a strand, or with work
+  // tracking): blocking it would stop the pool.
+  template <class Inner>
+  static bool runs_inner(const executor_type& ex) {
+    using tracked = std::decay_t<decltype(asio::prefer(
+        std::declval<Inner>(), asio::execution::outstanding_work.tracked))>;
+    if (auto* e = ex.target<Inner>()) return e->running_in_this_thread();
+    if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
+    if (auto* e = ex.target<asio::strand<Inner>>()) {
+      return e->get_inner_executor().running_in_this_thread();
     }
+    if (auto* e = ex.target<asio::strand<tracked>>()) {
+      return e->get_inner_executor().running_in_this_thread();
+    }
+    return false;
+  }
+  static bool runs_here(const executor_type& ex) {
+    if (runs_inner<asio::io_context::executor_type>(ex)) return true;
+    if (runs_inner<asio::thread_pool::executor_type>(ex)) return true;
     if (auto* s = ex.target<asio::strand<executor_type>>())
       return runs_here(s->get_inner_executor());
     return false;
@@ -485,6 +608,7 @@ class pool {
   executor_type executor_;
   std::shared_ptr<detail::pool_core> core_;
   bool has_on_acquire_ = false;
+  duration claim_timeout_{};
 };
 
 }  // namespace qorb

@@ -72,8 +72,10 @@ void pool_state::backends_changed(const backend_map& backends, effects& fx) {
   }
   for (const auto& [name, b] : backends) {
     if (sets_.contains(name)) continue;
-    auto set = std::make_unique<slot_set>(next_set_id_++, b,
-                                          2 * policy_.set_config.max_connection_backoff);
+    // 2 x max_connection_backoff, saturating (it may be duration::max()).
+    const duration backoff = policy_.set_config.max_connection_backoff;
+    const duration window = backoff > duration::max() / 2 ? duration::max() : 2 * backoff;
+    auto set = std::make_unique<slot_set>(next_set_id_++, b, window);
     set->priority.score = priority_list::jitter * env_.random01();
     set->wanted = 1;  // a probe; the rebalance below gives it its share
     slot_set& ref = *set;
@@ -106,12 +108,13 @@ void pool_state::claim(claim_node& c, effects& fx) {
   fx_->rearm = true;
 }
 
-slot* pool_state::try_claim(effects& fx) {
+slot* pool_state::try_claim(effects& fx, bool quiet) {
   event_scope scope(*this, fx);
+  slot* s = terminated_ || slot_rules_.has_on_acquire ? nullptr : pick();
+  if (!s && quiet) return nullptr;  // not a claim: the caller claims next
   const std::uint64_t id = ++claim_ids_;
   trace([&] { return observation{.what = observation::kind::claim_started, .claim = id}; });
-  slot* s = terminated_ ? nullptr : pick();
-  if (!s || slot_rules_.has_on_acquire) {
+  if (!s) {
     trace([&] {
       return observation{.what = observation::kind::claim_failed,
                          .claim = id,

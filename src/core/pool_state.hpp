@@ -48,7 +48,9 @@ class pool_state final : private slot_port {
   /// policy's claim_timeout); completes it exactly once, through `fx`.
   void claim(claim_node& c, effects& fx);
   /// An idle slot claimed now, or null: never waits, never runs on_acquire.
-  slot* try_claim(effects& fx);
+  /// `quiet`: a miss is not a claim (no id, no observation); the caller
+  /// makes a waiting claim next.
+  slot* try_claim(effects& fx, bool quiet = false);
   /// Per-operation cancellation of a claim that has not completed.
   void cancel(claim_node& c, effects& fx);
   /// A handle gives its slot back; `discard`: the connection is broken.
@@ -69,7 +71,11 @@ class pool_state final : private slot_port {
   /// When timer_fired is next needed; none when nothing waits for time.
   std::optional<time_point> next_wakeup() const noexcept;
   pool_stats stats() const;
+  /// What a claim whose deadline passes now fails with.
+  claim_outcome timeout_reason() const noexcept;
   bool terminated() const noexcept { return terminated_; }
+  /// Terminated, and no slot is left (none claimed, none recycling).
+  bool drained() const noexcept { return terminated_ && sets_.empty() && draining_.empty(); }
   std::size_t total_slots() const noexcept { return total_slots_; }
   std::size_t waiting() const noexcept { return queue_.size(); }
   std::size_t ops_running() const noexcept { return ops_.size(); }
@@ -102,7 +108,6 @@ class pool_state final : private slot_port {
   void retry(claim_node& c);
   void complete(claim_node& c, claim_outcome outcome, slot* s = nullptr);
   void expire(claim_node& c);
-  claim_outcome timeout_reason() const noexcept;
   void handle(slot& s, slot_result r);
   void settle(slot& s);
   void finish(slot_set& set);

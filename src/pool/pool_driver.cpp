@@ -96,73 +96,66 @@ core::effects pool_driver::fresh_effects() const {
   return fx;
 }
 
-claimed_slot pool_driver::try_claim() noexcept {
+template <class Event>
+void pool_driver::run(Event&& event) noexcept {
+  // Declared first, so destroyed last: the core's own reference, let go
+  // when the last claimed slot of a terminated pool comes back; it may
+  // free this object.
+  std::shared_ptr<pool_core> last;
   auto fx = fresh_effects();
-  claimed_slot out;
   std::optional<core::time_point> wake;
   {
     std::lock_guard lock(mu_);
-    out.s = state_.try_claim(fx);
-    if (out.s) out.box = out.s->connection();
+    event(fx);
     if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
+    if (self_ && state_.drained()) last = std::move(self_);
   }
   apply(fx, wake);
+}
+
+claimed_slot pool_driver::try_claim(bool quiet) noexcept {
+  claimed_slot out;
+  run([&](core::effects& fx) {
+    out.s = state_.try_claim(fx, quiet);
+    if (out.s) out.box = out.s->connection();
+  });
   return out;
 }
 
 void pool_driver::submit(claim_request* r) {
-  auto fx = fresh_effects();
-  std::optional<core::time_point> wake;
-  {
-    std::lock_guard lock(mu_);
-    state_.claim(*r, fx);
-    if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
-  }
-  apply(fx, wake);
+  run([&](core::effects& fx) { state_.claim(*r, fx); });
 }
 
 void pool_driver::cancel(claim_request* r) noexcept {
-  auto fx = fresh_effects();
-  std::optional<core::time_point> wake;
-  {
-    std::lock_guard lock(mu_);
-    state_.cancel(*r, fx);
-    if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
-  }
-  apply(fx, wake);
+  run([&](core::effects& fx) { state_.cancel(*r, fx); });
 }
 
 void pool_driver::release(core::slot* s, bool discard) noexcept {
-  auto fx = fresh_effects();
-  std::optional<core::time_point> wake;
-  {
-    std::lock_guard lock(mu_);
-    state_.release(*s, discard, fx);
-    if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
-  }
-  apply(fx, wake);
+  run([&](core::effects& fx) { state_.release(*s, discard, fx); });
 }
 
 error_code pool_driver::terminate() noexcept {
-  auto fx = fresh_effects();
-  {
-    std::lock_guard lock(mu_);
-    if (!state_.terminate(fx)) return make_error_code(errc::terminated);
-    register_ops(fx);
-  }
+  bool first = false;
+  run([&](core::effects& fx) {
+    first = state_.terminate(fx);
+    if (first && !state_.drained()) self_ = shared_from_this();
+  });
+  if (!first) return make_error_code(errc::terminated);
   {
     // No timer after terminate: handles may be returned after the
     // io_context is gone, and must not touch it.
     std::lock_guard lock(timer_mu_);
     timer_.reset();
+    armed_.store(core::time_point::min().time_since_epoch().count(), std::memory_order_release);
   }
   resolver_->stop();
-  apply(fx, std::nullopt);
   return {};
+}
+
+error_code pool_driver::timeout_error() const {
+  std::lock_guard lock(mu_);
+  return to_error(state_.timeout_reason());
 }
 
 pool_stats pool_driver::stats() const {
@@ -175,31 +168,16 @@ pool_stats pool_driver::stats() const {
 }
 
 void pool_driver::on_backends(const backend_map& backends) {
-  auto fx = fresh_effects();
-  std::optional<core::time_point> wake;
-  {
-    std::lock_guard lock(mu_);
-    state_.backends_changed(backends, fx);
-    if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
-  }
-  apply(fx, wake);
+  run([&](core::effects& fx) { state_.backends_changed(backends, fx); });
 }
 
 void pool_driver::timer_fired() {
   {
     std::lock_guard lock(timer_mu_);
+    if (!timer_) return;  // terminated
     armed_.store(core::time_point::max().time_since_epoch().count(), std::memory_order_release);
   }
-  auto fx = fresh_effects();
-  std::optional<core::time_point> wake;
-  {
-    std::lock_guard lock(mu_);
-    state_.timer_fired(fx);
-    if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
-  }
-  apply(fx, wake);
+  run([&](core::effects& fx) { state_.timer_fired(fx); });
 }
 
 void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) {
@@ -219,15 +197,7 @@ void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string w
     std::lock_guard lock(ops_mu_);
     running_.erase(op);
   }
-  auto fx = fresh_effects();
-  std::optional<core::time_point> wake;
-  {
-    std::lock_guard lock(mu_);
-    state_.op_finished(op, ok, std::move(box), std::move(why), fx);
-    if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
-  }
-  apply(fx, wake);
+  run([&](core::effects& fx) { state_.op_finished(op, ok, std::move(box), std::move(why), fx); });
 }
 
 // After the lock: what the core decided. Claims complete last, so a

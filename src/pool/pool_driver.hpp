@@ -7,6 +7,7 @@
 #include <qorb/detail/pool_core.hpp>
 
 #include "core/pool_state.hpp"
+#include "pool/adaptive_mutex.hpp"
 #include "pool/backend_errors.hpp"
 
 #include <spdlog/spdlog.h>
@@ -38,11 +39,12 @@ class pool_driver final : public pool_core {
   ~pool_driver() override;
 
   void start() override;
-  claimed_slot try_claim() noexcept override;
+  claimed_slot try_claim(bool quiet) noexcept override;
   void submit(claim_request* r) override;
   void cancel(claim_request* r) noexcept override;
   void release(core::slot* s, bool discard) noexcept override;
   error_code terminate() noexcept override;
+  error_code timeout_error() const override;
   pool_stats stats() const override;
   const asio::any_io_executor& executor() const noexcept override { return ex_; }
   const std::string& name() const noexcept override { return name_; }
@@ -61,6 +63,10 @@ class pool_driver final : public pool_core {
     bool cancelled = false;
   };
 
+  /// Every event's one shape: lock, `event(fx)` on the core, note what
+  /// the driver must do, unlock, do it.
+  template <class Event>
+  void run(Event&& event) noexcept;
   core::effects fresh_effects() const;
   void apply(core::effects& fx, std::optional<core::time_point> wake) noexcept;
   void register_ops(const core::effects& fx);
@@ -82,9 +88,13 @@ class pool_driver final : public pool_core {
   const logger_ptr log_;
   mutable backend_errors errors_;  // leaf lock: each backend's last error (observe.cpp)
 
-  mutable std::mutex mu_;  // guards env_ and state_
+  mutable adaptive_mutex mu_;  // guards env_, state_ and self_
   system_environment env_;
   core::pool_state state_;
+  // Set when the pool terminates with slots still claimed: handles hold a
+  // plain pointer (no reference count to write on every claim), so the
+  // core keeps itself alive until the last one is released.
+  std::shared_ptr<pool_core> self_;
 
   std::mutex ops_mu_;  // leaf lock: operations that can still be cancelled
   std::unordered_map<std::uint64_t, running_op> running_;

@@ -41,7 +41,7 @@ class claim_op final : public claim_request {
 
   void complete(error_code ec, core::slot* s, connection_box* box) override {
     handle<Conn> h;
-    if (s) h = handle<Conn>(core_, s, &static_cast<typed_box<Conn>*>(box)->conn);
+    if (s) h = handle<Conn>(core_.get(), s, &static_cast<typed_box<Conn>*>(box)->conn);
     // The function below owns this op, and so `work_`, until it runs: it
     // is the outstanding work. Submitting it through an untracked copy
     // spares Asio's shared work counter two atomic updates per copy.

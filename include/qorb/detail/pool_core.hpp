@@ -81,7 +81,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// constructor).
   virtual void start() = 0;
   /// Claims an idle connection now, or returns {} (also after termination).
-  virtual claimed_slot try_claim() noexcept = 0;
+  /// `quiet`: a miss is not counted or traced as a claim (a waiting claim
+  /// follows it).
+  virtual claimed_slot try_claim(bool quiet = false) noexcept = 0;
   /// Serves `r` now or queues it until its deadline (`r->timeout`).
   virtual void submit(claim_request* r) = 0;
   /// Per-operation cancellation of a submitted claim.
@@ -89,8 +91,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// A handle gives its slot back; `discard` closes the connection instead
   /// of recycling it.
   virtual void release(core::slot* s, bool discard) noexcept = 0;
-  /// Terminates: errc::terminated if it already was.
+  /// Terminates: errc::terminated if it already was. Slots still claimed
+  /// then keep the core alive (handles hold a plain pointer to it) until
+  /// the last one is released.
   virtual error_code terminate() noexcept = 0;
+  /// The error a claim timing out now would get.
+  virtual error_code timeout_error() const = 0;
   virtual pool_stats stats() const = 0;
   virtual const asio::any_io_executor& executor() const noexcept = 0;
   virtual const std::string& name() const noexcept = 0;

@@ -671,7 +671,7 @@ void idle_slot_memory(benchmark::State& state) {
 // comparison with bytes_per_idle_slot above.
 void idle_slot_rss(benchmark::State& state) {
   constexpr std::size_t slots = 10000;
-  double rss_per_slot = -1, heap_per_slot = -1, trimmed_per_slot = -1;
+  double rss_per_slot = -1, heap_per_slot = -1, trimmed_per_slot = -1, arena_per_slot = -1;
   for (auto _ : state) {
     int out[2];
     if (::pipe(out) != 0) return state.SkipWithError("pipe failed");
@@ -689,8 +689,9 @@ void idle_slot_rss(benchmark::State& state) {
       qorb::policy p;
       p.max_slots = p.spares_wanted = p.set_config.max_count = slots;
       asio::io_context io(1);
-      double result[3] = {-1, -1, -1};
+      double result[4] = {-1, -1, -1, -1};
       const double rss_before = resident();
+      const auto arena_before = mallinfo2().arena;
       const std::int64_t heap_before = heap::live_bytes();
       {
         auto pool = make_pool(io.get_executor(), p);
@@ -702,6 +703,9 @@ void idle_slot_rss(benchmark::State& state) {
           // connects' coroutine frames, strands and timers, freed between
           // the slots' own blocks) counts above; handed back, this is what
           // the slots themselves hold.
+          // Heap malloc took from the system (its high-water mark, roughly)
+          // per slot: what the warm-up needed at its peak.
+          result[3] = (static_cast<double>(mallinfo2().arena) - static_cast<double>(arena_before)) / slots;
           ::malloc_trim(0);
           result[2] = (resident() - rss_before) / slots - conn;
         }
@@ -710,7 +714,7 @@ void idle_slot_rss(benchmark::State& state) {
       ::_exit(wrote == static_cast<ssize_t>(sizeof(result)) ? 0 : 1);
     }
     ::close(out[1]);
-    double result[3] = {-1, -1, -1};
+    double result[4] = {-1, -1, -1, -1};
     const auto got = ::read(out[0], result, sizeof(result));
     ::close(out[0]);
     int status = 0;
@@ -721,11 +725,13 @@ void idle_slot_rss(benchmark::State& state) {
     rss_per_slot = result[0];
     heap_per_slot = result[1];
     trimmed_per_slot = result[2];
+    arena_per_slot = result[3];
   }
   state.counters["rss_bytes_per_idle_slot"] = rss_per_slot;
   state.counters["rss_kib_per_10k_idle_slots"] = rss_per_slot * 10000 / 1024;
   state.counters["heap_bytes_per_idle_slot"] = heap_per_slot;
   state.counters["rss_bytes_per_idle_slot_trimmed"] = trimmed_per_slot;
+  state.counters["malloc_arena_bytes_per_idle_slot"] = arena_per_slot;
 }
 
 // ----- many waiting claims -------------------------------------------------------

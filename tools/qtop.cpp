@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -45,16 +46,25 @@ constexpr const char* usage =
     "       qtop --once [--json] [--interval S] URL\n"
     "\n"
     "Shows a qorb pool at work, one row per backend: claims per second and\n"
-    "connections by state, from a qorb::stats_server. URL is the server\n"
+    "connections by state, from a qorb::stats_server; above the table, how\n"
+    "close the pool is to saturation (claimed of max_slots, claims waiting);\n"
+    "below it, each backend's last connect or check error. URL is the server\n"
     "(http://127.0.0.1:PORT) or its WebSocket (ws://127.0.0.1:PORT/qtop/stats,\n"
     "optionally with ?pool=NAME).\n"
     "\n"
-    "  --interval S  seconds between updates when nothing changes (default 1)\n"
-    "  --once        print one update and exit, for scripts\n"
-    "  --json        with --once: print the update as received (one JSON line)\n"
+    "Claims per second are taken over the updates of the last 5 s (the header\n"
+    "says over how long); '-' until there are two updates.\n"
     "\n"
-    "Keys: q quits. When the endpoint is unreachable qtop says so and retries.\n"
-    "Exit status: 0 on success, 1 when --once cannot get an update, 2 on bad\n"
+    "  --interval S  seconds between updates when nothing changes (default 1)\n"
+    "  --once        print one table and exit, for scripts: takes two updates\n"
+    "                --interval apart, and the rates over that time\n"
+    "  --json        with --once: print the first update as received (one JSON\n"
+    "                line, at once)\n"
+    "\n"
+    "A terminal too narrow for every column hides the least useful ones and\n"
+    "names them under the table. Keys: q quits. When the endpoint is\n"
+    "unreachable qtop says so and retries.\n"
+    "Exit status: 0 on success, 1 when --once cannot get its updates, 2 on bad\n"
     "arguments.\n";
 
 // --- arguments -------------------------------------------------------------
@@ -223,22 +233,62 @@ asio::awaitable<std::string> run_feed(const options& o,
 
 // --- what the screen shows -------------------------------------------------------
 
-struct backend_row {
-  std::string name;
-  double claims_per_s = 0;
-  std::uint64_t connecting = 0, unclaimed = 0, checking = 0, claimed = 0, total = 0;
-  bool online = false;
+// Rates are taken over this window of samples: the server pushes on every
+// change (up to 10 a second) and claims come in bursts, so the time between
+// two pushes says nothing about a rate.
+constexpr auto rate_window = 5s;
+
+struct last_error_info {
+  std::string operation, message;
+  std::optional<std::chrono::system_clock::time_point> at;
 };
 
+struct backend_row {
+  std::string name;
+  std::optional<double> claims_per_s;  // none until two samples
+  std::uint64_t connecting = 0, unclaimed = 0, checking = 0, claimed = 0, total = 0;
+  bool online = false;
+  std::optional<last_error_info> last_error;
+};
+
+// Claim counters as one update had them.
+struct sample {
+  clock_type::time_point at;
+  std::uint64_t total = 0;
+  std::map<std::string, std::uint64_t> backends;
+};
+
+// "2026-12-02T01:02:03.456Z" as the server writes it.
+std::optional<std::chrono::system_clock::time_point> parse_utc(const std::string& text) {
+  std::tm t{};
+  int ms = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &t.tm_year, &t.tm_mon, &t.tm_mday,
+                  &t.tm_hour, &t.tm_min, &t.tm_sec, &ms) != 7) {
+    return std::nullopt;
+  }
+  t.tm_year -= 1900;
+  t.tm_mon -= 1;
+  const std::time_t secs = timegm(&t);
+  if (secs == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(secs) + std::chrono::milliseconds(ms);
+}
+
 struct view {
+  explicit view(clock_type::duration w = rate_window) : window(w) {}
+
   std::vector<backend_row> rows;
-  double claims_per_s = 0;
+  std::optional<double> claims_per_s;  // the pool's, over `rate_span`
+  clock_type::duration rate_span{};
+  std::uint64_t total_claims = 0;
+  // Saturation: absent when the server does not send them.
+  std::optional<std::uint64_t> claims_waiting, max_slots, claimed;
   bool have_data = false;
-  std::optional<clock_type::time_point> last_update;
   std::string wall_time;  // of the last update
+  clock_type::duration window;
+  std::deque<sample> samples;  // oldest first; the first at or before the window's start
 
   // Takes one message; false if it is not what the endpoint sends.
-  bool update(const std::string& text) {
+  bool update(const std::string& text, clock_type::time_point now = clock_type::now()) {
     error_code_type ec;
     const json::value v = json::parse(text, ec);
     if (ec || !v.is_object()) return false;
@@ -246,42 +296,59 @@ struct view {
     const auto* sets = o.if_contains("sets");
     const auto* claims = o.if_contains("claims");
     if (!sets || !sets->is_object() || !claims || !claims->is_number()) return false;
-    const auto now = clock_type::now();
-    const double elapsed =
-        last_update ? std::chrono::duration<double>(now - *last_update).count() : 0.0;
-    std::map<std::string, std::uint64_t> previous;
-    for (const auto& r : rows) previous[r.name] = r.total;
     std::vector<backend_row> next;
+    sample s{now, 0, {}};
     for (const auto& [name, stats] : sets->as_object()) {
       if (!stats.is_object()) return false;
-      const auto& s = stats.as_object();
-      const auto number = [&](const char* key) -> std::uint64_t {
-        const auto* f = s.if_contains(key);
-        error_code_type nec;
-        const auto n = f ? f->to_number<std::uint64_t>(nec) : 0;
-        return nec ? 0 : n;
-      };
+      const auto& b = stats.as_object();
       backend_row r;
       r.name = name;
-      r.connecting = number("connecting");
-      r.unclaimed = number("unclaimed");
-      r.checking = number("checking");
-      r.claimed = number("claimed");
-      r.total = number("total_claims");
-      const auto* online = s.if_contains("online");
+      r.connecting = number(b, "connecting").value_or(0);
+      r.unclaimed = number(b, "unclaimed").value_or(0);
+      r.checking = number(b, "checking").value_or(0);
+      r.claimed = number(b, "claimed").value_or(0);
+      r.total = number(b, "total_claims").value_or(0);
+      const auto* online = b.if_contains("online");
       r.online = online && online->is_bool() && online->as_bool();
-      const auto before = previous.find(r.name);
-      if (elapsed > 0 && before != previous.end() && r.total >= before->second) {
-        r.claims_per_s = static_cast<double>(r.total - before->second) / elapsed;
+      if (const auto* e = b.if_contains("last_error"); e && e->is_object()) {
+        last_error_info info;
+        info.operation = text_of(e->as_object(), "operation");
+        info.message = text_of(e->as_object(), "message");
+        info.at = parse_utc(text_of(e->as_object(), "at"));
+        r.last_error = std::move(info);
       }
+      s.backends[r.name] = r.total;
+      s.total += r.total;
       next.push_back(std::move(r));
     }
-    error_code_type cec;
-    const auto pool_claims = claims->to_number<double>(cec);
-    claims_per_s = elapsed > 0 && !cec ? pool_claims / elapsed : 0.0;
+    // The pool's count also has the claims of backends no longer listed.
+    if (const auto total = number(o, "total_claims")) s.total = *total;
+    claims_waiting = number(o, "claims_waiting");
+    max_slots = number(o, "max_slots");
+    claimed = number(o, "claimed");
+    if (!samples.empty() && s.total < samples.back().total) samples.clear();  // a new pool
+    samples.push_back(std::move(s));
+    while (samples.size() > 2 && samples[1].at <= now - window) samples.pop_front();
+    const auto& newest = samples.back();
+    claims_per_s.reset();
+    if (samples.size() >= 2 && newest.at > samples.front().at) {
+      rate_span = newest.at - samples.front().at;
+      claims_per_s = static_cast<double>(newest.total - samples.front().total) / seconds(rate_span);
+    }
+    for (auto& r : next) {
+      // From the oldest sample that lists the backend.
+      for (const auto& old : samples) {
+        const auto it = old.backends.find(r.name);
+        if (it == old.backends.end()) continue;
+        if (old.at < newest.at && r.total >= it->second) {
+          r.claims_per_s = static_cast<double>(r.total - it->second) / seconds(newest.at - old.at);
+        }
+        break;
+      }
+    }
+    total_claims = newest.total;
     rows = std::move(next);
     have_data = true;
-    last_update = now;
     const std::time_t t = std::time(nullptr);
     char buf[16];
     std::tm local{};
@@ -292,37 +359,175 @@ struct view {
   }
 
   // A new connection: rates restart from its first message.
-  void reconnected() { last_update.reset(); }
+  void reconnected() { samples.clear(); }
 
   using error_code_type = boost::system::error_code;
+
+ private:
+  static double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
+
+  static std::optional<std::uint64_t> number(const json::object& o, const char* key) {
+    const auto* f = o.if_contains(key);
+    if (!f || !f->is_number()) return std::nullopt;
+    error_code_type ec;
+    const auto n = f->to_number<std::uint64_t>(ec);
+    if (ec) return std::nullopt;
+    return n;
+  }
+
+  static std::string text_of(const json::object& o, const char* key) {
+    const auto* f = o.if_contains(key);
+    return f && f->is_string() ? std::string(f->as_string()) : std::string();
+  }
 };
 
-std::string format_row(int name_width, const std::string& name, const std::string& rate,
-                       const std::string& c1, const std::string& c2, const std::string& c3,
-                       const std::string& c4, const std::string& total) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "%-*s %10s %10s %10s %9s %8s %10s", name_width, name.c_str(),
-                rate.c_str(), c1.c_str(), c2.c_str(), c3.c_str(), c4.c_str(), total.c_str());
+std::string format_seconds(clock_type::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", std::chrono::duration<double>(d).count());
   return buf;
 }
 
-std::vector<std::string> table_lines(const view& v) {
+std::string format_rate(const std::optional<double>& rate) {
+  if (!rate) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", *rate);
+  return buf;
+}
+
+// "20.0 claims/s over the last 5.0 s", or why there is no rate yet.
+std::string rate_summary(const view& v) {
+  if (!v.claims_per_s) return "claims/s: - (needs two updates)";
+  return format_rate(v.claims_per_s) + " claims/s over the last " + format_seconds(v.rate_span);
+}
+
+// "3 of max_slots 8 claimed (38%), 0 claims waiting", from what the server
+// sent.
+std::string saturation_summary(const view& v) {
+  std::uint64_t claimed = 0;
+  for (const auto& r : v.rows) claimed += r.claimed;
+  if (v.claimed) claimed = *v.claimed;
+  std::string out = "saturation: " + std::to_string(claimed);
+  if (v.max_slots && *v.max_slots > 0) {
+    out += " of max_slots " + std::to_string(*v.max_slots) + " claimed (" +
+           std::to_string((claimed * 100 + *v.max_slots / 2) / *v.max_slots) + "%)";
+  } else {
+    out += " claimed (max_slots not reported)";
+  }
+  if (v.claims_waiting) {
+    out += ", " + std::to_string(*v.claims_waiting) + " claims waiting";
+  }
+  return out;
+}
+
+// "127.0.0.1:1: connect failed 3.2 s ago: connection refused", one per
+// backend that has had an error.
+std::vector<std::string> error_lines(const view& v) {
+  std::vector<std::string> out;
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& r : v.rows) {
+    if (!r.last_error) continue;
+    const auto& e = *r.last_error;
+    std::string line =
+        "  " + r.name + ": " + (e.operation.empty() ? "operation" : e.operation) + " failed";
+    if (e.at) {
+      line += " " + format_seconds(std::max(now - *e.at, std::chrono::system_clock::duration{})) +
+              " ago";
+    }
+    line += ": " + (e.message.empty() ? std::string("(no reason given)") : e.message);
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+struct column {
+  const char* heading;
+  std::function<std::string(const backend_row&)> cell;
+  int keep;  // the lowest is hidden first when the terminal is narrow
+};
+
+const std::vector<column>& columns() {
+  static const std::vector<column> all{
+      {"CLAIMS/S", [](const backend_row& r) { return format_rate(r.claims_per_s); }, 6},
+      {"CONNECTING", [](const backend_row& r) { return std::to_string(r.connecting); }, 3},
+      {"UNCLAIMED", [](const backend_row& r) { return std::to_string(r.unclaimed); }, 4},
+      {"CHECKING", [](const backend_row& r) { return std::to_string(r.checking); }, 2},
+      {"CLAIMED", [](const backend_row& r) { return std::to_string(r.claimed); }, 5},
+      {"TOTAL", [](const backend_row& r) { return std::to_string(r.total); }, 1},
+  };
+  return all;
+}
+
+struct table {
+  std::vector<std::string> lines;   // the heading, then one per backend
+  std::vector<std::string> hidden;  // headings of the columns left out
+  std::size_t full_width = 0;       // what showing every column takes
+};
+
+// The backend table, at most `max_width` wide (0: no limit). Columns that
+// do not fit are left out, least useful first, and named in `hidden`.
+table backend_table(const view& v, std::size_t max_width = 0) {
   const auto shown_name = [](const backend_row& r) {
     return r.name + (r.online ? "" : " (offline)");
   };
   // The name column fits the longest name, so the numbers stay in view.
-  std::size_t width = 7;
-  for (const auto& r : v.rows) width = std::max(width, shown_name(r).size());
-  const int w = static_cast<int>(std::min<std::size_t>(width, 64));
-  std::vector<std::string> lines;
-  lines.push_back(format_row(w, "BACKEND", "CLAIMS/S", "CONNECTING", "UNCLAIMED", "CHECKING",
-                             "CLAIMED", "TOTAL"));
+  std::size_t name_width = 7;
+  for (const auto& r : v.rows) name_width = std::max(name_width, shown_name(r).size());
+  name_width = std::min<std::size_t>(name_width, 64);
+  const auto& cols = columns();
+  std::vector<std::size_t> widths;
+  for (const auto& c : cols) {
+    std::size_t w = std::string_view(c.heading).size();
+    for (const auto& r : v.rows) w = std::max(w, c.cell(r).size());
+    widths.push_back(w);
+  }
+  std::vector<bool> shown(cols.size(), true);
+  const auto width_now = [&] {
+    std::size_t w = name_width;
+    for (std::size_t i = 0; i < cols.size(); ++i) w += shown[i] ? widths[i] + 1 : 0;
+    return w;
+  };
+  table out;
+  out.full_width = width_now();
+  for (int keep = 1; max_width > 0 && width_now() > max_width && keep <= 6; ++keep) {
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      if (cols[i].keep == keep) shown[i] = false;
+    }
+  }
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    if (!shown[i]) out.hidden.emplace_back(cols[i].heading);
+  }
+  const auto line = [&](const std::string& name, const auto& cell) {
+    std::string s = name;
+    s.resize(std::max(s.size(), name_width), ' ');
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      if (!shown[i]) continue;
+      const std::string text = cell(i);
+      s += ' ';
+      s.append(widths[i] - std::min(widths[i], text.size()), ' ');
+      s += text;
+    }
+    return s;
+  };
+  out.lines.push_back(line("BACKEND", [&](std::size_t i) { return std::string(cols[i].heading); }));
   for (const auto& r : v.rows) {
-    char rate[32];
-    std::snprintf(rate, sizeof rate, "%.1f", r.claims_per_s);
-    lines.push_back(format_row(w, shown_name(r), rate, std::to_string(r.connecting),
-                               std::to_string(r.unclaimed), std::to_string(r.checking),
-                               std::to_string(r.claimed), std::to_string(r.total)));
+    out.lines.push_back(line(shown_name(r), [&](std::size_t i) { return cols[i].cell(r); }));
+  }
+  return out;
+}
+
+// The note under a table with columns left out, in lines at most `width`
+// wide (0: one line), so that it is never cut itself.
+std::vector<std::string> hidden_note(const table& t, std::size_t width = 0) {
+  std::vector<std::string> words{
+      "hidden", "columns", "(too", "narrow;", std::to_string(t.full_width), "show", "all):"};
+  words.insert(words.end(), t.hidden.begin(), t.hidden.end());
+  std::vector<std::string> lines{""};
+  for (const auto& w : words) {
+    if (!lines.back().empty() && width > 0 && lines.back().size() + 1 + w.size() > width) {
+      lines.emplace_back();
+    }
+    if (!lines.back().empty()) lines.back() += ' ';
+    lines.back() += w;
   }
   return lines;
 }
@@ -349,22 +554,35 @@ class terminal {
     int row = 0;
     put(row++, "qtop  " + o.url.shown, A_BOLD);
     if (connected) {
-      char summary[128];
       std::size_t online = 0;
       for (const auto& r : v.rows) online += r.online ? 1 : 0;
-      std::snprintf(summary, sizeof summary, "connected: %zu backends, %zu online, %.1f claims/s",
-                    v.rows.size(), online, v.claims_per_s);
-      put(row++, std::string(summary) + (v.have_data ? "  (updated " + v.wall_time + ")" : ""), 0);
+      put(row++,
+          "connected: " + std::to_string(v.rows.size()) + " backends, " + std::to_string(online) +
+              " online, " + rate_summary(v) +
+              (v.have_data ? "  (updated " + v.wall_time + ")" : ""),
+          0);
     } else {
       put(row++, status, A_BOLD | A_REVERSE);
     }
+    if (v.have_data) put(row++, saturation_summary(v), 0);
     ++row;
     if (v.have_data) {
-      const auto lines = table_lines(v);
-      for (std::size_t i = 0; i < lines.size(); ++i) {
-        put(row++, lines[i], i == 0 ? A_UNDERLINE : (connected ? 0 : A_DIM));
+      const auto t = backend_table(v, static_cast<std::size_t>(std::max(1, COLS)));
+      for (std::size_t i = 0; i < t.lines.size(); ++i) {
+        put(row++, t.lines[i], i == 0 ? A_UNDERLINE : (connected ? 0 : A_DIM));
+      }
+      if (!t.hidden.empty()) {
+        for (const auto& line : hidden_note(t, static_cast<std::size_t>(std::max(1, COLS)))) {
+          put(row++, line, A_BOLD);
+        }
       }
       if (!connected) put(row++, "(last known values, from " + v.wall_time + ")", A_DIM);
+      const auto errors = error_lines(v);
+      if (!errors.empty()) {
+        ++row;
+        put(row++, "LAST ERRORS", A_UNDERLINE);
+        for (const auto& e : errors) put(row++, e, 0);
+      }
     } else if (connected) {
       put(row++, "waiting for the first update...", 0);
     }
@@ -376,24 +594,35 @@ class terminal {
   int key() { return getch(); }
 
  private:
+  // A line too long for the terminal ends in '>', so nothing is cut
+  // silently.
   static void put(int row, const std::string& text, int attributes) {
-    if (row < 0 || row >= LINES) return;
+    if (row < 0 || row >= LINES || COLS <= 0) return;
     attron(attributes);
-    mvaddnstr(row, 0, text.c_str(), std::max(0, COLS));
+    const auto cols = static_cast<std::size_t>(COLS);
+    if (text.size() > cols) {
+      mvaddnstr(row, 0, text.c_str(), COLS - 1);
+      mvaddch(row, COLS - 1, '>');
+    } else {
+      mvaddnstr(row, 0, text.c_str(), COLS);
+    }
     attroff(attributes);
   }
 };
 
 // --- modes ----------------------------------------------------------------------------
 
+// Once: the first update, then (for the table) the first one at least
+// --interval after it, for the rates.
 int run_once(const options& o) {
   asio::io_context io;
-  std::optional<std::string> message;
+  std::optional<std::string> first, second;
+  clock_type::time_point first_at{}, second_at{};
   std::string failure;
-  asio::steady_timer deadline(io, 5s);
+  asio::steady_timer deadline(io, 5s + (o.json ? 0ms : o.interval));
   deadline.async_wait([&](boost::system::error_code ec) {
     if (!ec) {
-      failure = "no update within 5 s";
+      failure = first ? "no second update within --interval + 5 s" : "no update within 5 s";
       io.stop();
     }
   });
@@ -403,28 +632,40 @@ int run_once(const options& o) {
         failure = co_await run_feed(
             o,
             [&](std::string text) {
-              message = std::move(text);
-              io.stop();
+              const auto now = clock_type::now();
+              if (!first) {
+                first = std::move(text);
+                first_at = now;
+                if (o.json) io.stop();
+              } else if (now - first_at >= o.interval) {
+                second = std::move(text);
+                second_at = now;
+                io.stop();
+              }
             },
             [] {});
         io.stop();
       },
       asio::detached);
   io.run();
-  if (!message) {
+  if (!first || (!o.json && !second)) {
     std::cerr << "qtop: " << o.url.shown << ": " << failure << "\n";
     return 1;
   }
   if (o.json) {
-    std::cout << *message << "\n";
+    std::cout << *first << "\n";
     return 0;
   }
-  view v;
-  if (!v.update(*message)) {
-    std::cerr << "qtop: " << o.url.shown << ": not a qtop update: " << *message << "\n";
+  view v(o.interval);
+  if (!v.update(*first, first_at) || !v.update(*second, second_at)) {
+    std::cerr << "qtop: " << o.url.shown << ": not a qtop update: " << *first << "\n";
     return 1;
   }
-  for (const auto& line : table_lines(v)) std::cout << line << "\n";
+  std::cout << rate_summary(v) << "\n" << saturation_summary(v) << "\n";
+  for (const auto& line : backend_table(v).lines) std::cout << line << "\n";
+  const auto errors = error_lines(v);
+  if (!errors.empty()) std::cout << "last errors:\n";
+  for (const auto& line : errors) std::cout << line << "\n";
   return 0;
 }
 

@@ -29,6 +29,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <deque>
 #include <list>
 #include <mutex>
@@ -123,6 +125,25 @@ std::optional<std::chrono::milliseconds> parse_update_secs(const std::string& te
 
 // --- JSON --------------------------------------------------------------------
 
+// A backend's last error: null while it has none; "at" in UTC (ISO 8601,
+// milliseconds), and with `age` "seconds_ago" from when the snapshot was
+// taken (not in pushes, which go out when their content changes).
+json::value error_json(const std::optional<backend_error>& e, bool age) {
+  if (!e) return nullptr;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(e->at.time_since_epoch());
+  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char at[40];
+  const auto n = std::strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(at + n, sizeof at - n, ".%03dZ", static_cast<int>(ms.count() % 1000));
+  const double ago = std::max(
+      0.0, std::chrono::duration<double>(std::chrono::system_clock::now() - e->at).count());
+  json::object out{{"operation", e->operation}, {"message", e->message}, {"at", at}};
+  if (age) out["seconds_ago"] = std::round(ago * 1000) / 1000;
+  return out;
+}
+
 json::object backend_json(const backend_stats& b) {
   return {{"address", to_string(b.address)},
           {"connecting", b.connecting},
@@ -134,7 +155,8 @@ json::object backend_json(const backend_stats& b) {
           {"check_failures", b.check_failures},
           {"recent_failures", b.recent_failures},
           {"online", b.online},
-          {"removed", b.removed}};
+          {"removed", b.removed},
+          {"last_error", error_json(b.last_error, true)}};
 }
 
 json::object pool_json(const pool_stats& p) {
@@ -159,6 +181,7 @@ json::object pool_json(const pool_stats& p) {
           {"terminated", p.terminated},
           {"total_claims", p.total_claims},
           {"claims_waiting", p.claims_waiting},
+          {"max_slots", p.max_slots},
           {"totals",
            {{"backends", p.backends.size()},
             {"online", online},
@@ -182,15 +205,26 @@ json::object pool_json(const pool_stats& p) {
           {"backends", std::move(backends)}};
 }
 
-// What a /qtop/stats push carries per backend.
+// What a /qtop/stats push carries besides "claims": per backend ("sets")
+// and the pool's saturation (docs/stats.md).
 json::object sets_json(const pool_stats& p) {
   json::object sets;
+  std::size_t claimed = 0;
   for (const auto& [name, b] : p.backends) {
-    sets[name] = json::object{{"connecting", b.connecting},     {"unclaimed", b.unclaimed},
-                              {"checking", b.checking},         {"claimed", b.claimed},
-                              {"total_claims", b.total_claims}, {"online", b.online}};
+    sets[name] = json::object{{"connecting", b.connecting},
+                              {"unclaimed", b.unclaimed},
+                              {"checking", b.checking},
+                              {"claimed", b.claimed},
+                              {"total_claims", b.total_claims},
+                              {"online", b.online},
+                              {"last_error", error_json(b.last_error, false)}};
+    claimed += b.claimed;
   }
-  return sets;
+  return {{"total_claims", p.total_claims},
+          {"claims_waiting", p.claims_waiting},
+          {"max_slots", p.max_slots},
+          {"claimed", claimed},
+          {"sets", std::move(sets)}};
 }
 
 // --- Prometheus --------------------------------------------------------------
@@ -214,6 +248,14 @@ std::string metrics_text(const std::vector<pool_stats>& pools) {
                           .Name("qorb_claims_total")
                           .Help("Claims served by the pool since it started")
                           .Register(registry);
+  auto& max_slots = prom::BuildGauge()
+                        .Name("qorb_max_slots")
+                        .Help("The pool's cap on connections (policy max_slots)")
+                        .Register(registry);
+  auto& last_error = prom::BuildGauge()
+                         .Name("qorb_backend_last_error_timestamp_seconds")
+                         .Help("When a backend's last connect or check failed (Unix time)")
+                         .Register(registry);
   auto& waiting = prom::BuildGauge()
                       .Name("qorb_claims_waiting")
                       .Help("Claims queued for a connection right now")
@@ -249,6 +291,12 @@ std::string metrics_text(const std::vector<pool_stats>& pools) {
         connections.Add(with_state).Set(as_double(count));
       }
       online.Add(labels).Set(b.online ? 1.0 : 0.0);
+      if (b.last_error) {
+        auto with_operation = labels;
+        with_operation.emplace("operation", b.last_error->operation);
+        last_error.Add(with_operation)
+            .Set(std::chrono::duration<double>(b.last_error->at.time_since_epoch()).count());
+      }
       backend_claims.Add(labels).Increment(as_double(b.total_claims));
       connect_failures.Add(labels).Increment(as_double(b.connect_failures));
       check_failures.Add(labels).Increment(as_double(b.check_failures));
@@ -256,6 +304,7 @@ std::string metrics_text(const std::vector<pool_stats>& pools) {
     const prom::Labels labels{{"pool", p.name}};
     pool_claims.Add(labels).Increment(as_double(p.total_claims));
     waiting.Add(labels).Set(as_double(p.claims_waiting));
+    max_slots.Add(labels).Set(as_double(p.max_slots));
     const auto& f = p.claim_failures;
     const std::pair<const char*, std::uint64_t> reasons[] = {
         {"no_backends", f.no_backends},
@@ -583,7 +632,9 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
         // The first push has nothing before it: 0 claims.
         const std::uint64_t claims =
             last_sets && p.total_claims > last_claims ? p.total_claims - last_claims : 0;
-        std::string message = json::serialize(json::object{{"claims", claims}, {"sets", sets}});
+        json::object message_fields{{"claims", claims}};
+        for (const auto& [key, value] : sets) message_fields[key] = value;  // sets_json's fields
+        std::string message = json::serialize(message_fields);
         // One message always fits, however big.
         if (queued_bytes_ > 0 &&
             queued_bytes_ + message.size() > server_->config.max_queued_bytes) {

@@ -7,6 +7,7 @@
 #include <qorb/stats_server.hpp>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,11 +49,26 @@ bool settled(const Pool& p, std::size_t backends) {
   return idle > 0;
 }
 
+/// Whether backend 127.0.0.1:1 of `p` is connected and 127.0.0.1:2 has
+/// failed a connect (a pool made with `failing` {"127.0.0.1:2"}).
+template <class Pool>
+bool first_up_second_failing(const Pool& p) {
+  const auto s = p.stats();
+  return s.backends.size() == 2 && s.backends.at("127.0.0.1:1").unclaimed > 0 &&
+         s.backends.at("127.0.0.1:2").connect_failures > 0;
+}
+
 struct observed_pool {
-  explicit observed_pool(unsigned short backends = 2, stats_server_config config = quiet()) {
+  /// `failing`: backends (by name, "127.0.0.1:N") whose connects fail
+  /// from the start.
+  explicit observed_pool(unsigned short backends = 2, stats_server_config config = quiet(),
+                         const std::set<std::string>& failing = {}) {
+    fake_connector connector;
+    fake = connector.state;
+    fake->failing_backends = failing;
     pool = std::make_unique<qorb::pool<fake_conn>>(
         io.executor(), "web", std::make_shared<fixed_resolver>(fake_endpoints(backends)),
-        fake_connector{}, observed_policy(), nullptr);
+        std::move(connector), observed_policy(), nullptr);
     server = std::make_unique<stats_server>(io.executor(), std::move(config));
     server->attach(*pool);
     server->start();
@@ -71,6 +87,7 @@ struct observed_pool {
   unsigned short port() const { return server->local_endpoint().port(); }
 
   io_threads io{2};
+  std::shared_ptr<fake_state> fake;  // the connector's switches
   std::unique_ptr<qorb::pool<fake_conn>> pool;
   std::unique_ptr<stats_server> server;
 };

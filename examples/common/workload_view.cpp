@@ -19,10 +19,20 @@ double seconds_between(steady_clock::time_point from, steady_clock::time_point t
   return std::chrono::duration<double>(to - from).count();
 }
 
+std::uint64_t claims_of(const workload_snapshot& s) {
+  std::uint64_t n = 0;
+  for (const auto& [name, b] : s.backends) n += b.claims;
+  return n;
+}
+
+// Rates are claims handed out per second, as qtop counts them (the
+// pool's total_claims), whether the echo then worked or not.
 std::string summary_line(const workload_snapshot& now, const workload_snapshot* before) {
   double rate = 0;
   if (before != nullptr && now.taken > before->taken) {
-    rate = static_cast<double>(now.ok - before->ok) / seconds_between(before->taken, now.taken);
+    const auto claims = claims_of(now), was = claims_of(*before);
+    rate = static_cast<double>(claims >= was ? claims - was : 0) /
+           seconds_between(before->taken, now.taken);
   }
   return fmt::format(
       "{:.1f} claims/s   ok {}   server failures {}   claim failures {}   waiting {}   "
@@ -33,7 +43,7 @@ std::string summary_line(const workload_snapshot& now, const workload_snapshot* 
 
 std::string claimer_header() {
   return fmt::format("    {:<7} {:<7} {:>8} {:>10} {:>15} {:>14}", "CLAIMER", "CLAIMED", "HOLD ms",
-                     "SUCCESSES", "SERVER FAILURES", "CLAIM FAILURES");
+                     "SUCCESSES", "SERVER-FAILURES", "CLAIM-FAILURES");
 }
 
 std::string claimer_line(const claimer_info& c, bool selected) {
@@ -55,21 +65,28 @@ std::vector<std::string> backend_table(const workload_snapshot& now,
   std::size_t width = 7;
   for (const auto& [name, b] : now.backends) width = std::max(width, name.size());
   width = std::min<std::size_t>(width, 56);
+  // The pool's words (backend_stats, qtop, /stats): connecting, unclaimed,
+  // checking, claimed; connect and check failures are the pool's counts,
+  // the ones its "offline (N connect and M check failures so far)" events
+  // give; server failures are the claimers' (the write or the echo failed).
   std::vector<std::string> lines;
-  lines.push_back(fmt::format("{:<{}} {:<8} {:>5} {:>5} {:>5} {:>7} {:>8} {:>8} {:>6}", "BACKEND",
-                              width, "STATE", "CONN", "IDLE", "CHECK", "CLAIMED", "CLAIMS",
-                              "CLAIMS/s", "FAILS"));
+  lines.push_back(
+      fmt::format("{:<{}} {:<7} {:>10} {:>9} {:>8} {:>7} {:>8} {:>8} {:>16} {:>14} {:>15}",
+                  "BACKEND", width, "STATE", "CONNECTING", "UNCLAIMED", "CHECKING", "CLAIMED", "OK",
+                  "CLAIMS/S", "CONNECT-FAILURES", "CHECK-FAILURES", "SERVER-FAILURES"));
   for (const auto& [name, b] : now.backends) {
     double rate = 0;
     if (before != nullptr && now.taken > before->taken) {
       const auto it = before->backends.find(name);
-      const auto was = it == before->backends.end() ? 0 : it->second.ok;
-      rate = static_cast<double>(b.ok - was) / seconds_between(before->taken, now.taken);
+      const auto was = it == before->backends.end() ? 0 : it->second.claims;
+      rate = static_cast<double>(b.claims >= was ? b.claims - was : 0) /
+             seconds_between(before->taken, now.taken);
     }
     const char* state = !b.listed ? "gone" : b.pool.online ? "online" : "offline";
-    lines.push_back(fmt::format("{:<{}.{}} {:<8} {:>5} {:>5} {:>5} {:>7} {:>8} {:>8.1f} {:>6}",
-                                name, width, width, state, b.pool.connecting, b.pool.unclaimed,
-                                b.pool.checking, b.pool.claimed, b.ok, rate, b.server_failures));
+    lines.push_back(fmt::format(
+        "{:<{}.{}} {:<7} {:>10} {:>9} {:>8} {:>7} {:>8} {:>8.1f} {:>16} {:>14} {:>15}", name, width,
+        width, state, b.pool.connecting, b.pool.unclaimed, b.pool.checking, b.pool.claimed, b.ok,
+        rate, b.pool.connect_failures, b.pool.check_failures, b.server_failures));
   }
   return lines;
 }

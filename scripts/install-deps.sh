@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev
+  doxygen gnuplot-nox
   libc-ares-dev knot knot-dnsutils
   libpq-dev postgresql
   systemtap-sdt-dev bpftrace binutils

@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -47,6 +48,7 @@
 #include "common/echo_workload.hpp"
 #include "common/workload_view.hpp"
 #include "processes.hpp"
+#include "timeline.hpp"
 
 namespace {
 
@@ -60,6 +62,7 @@ using ms = std::chrono::milliseconds;
 constexpr const char* usage_text =
     "usage: qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain]\n"
     "                 [--stats-addr IP:PORT]\n"
+    "                 [--plot FILE.svg | --no-plot]\n"
     "\n"
     "  --duration S          length of the run, at least 6 (default 30): the kill\n"
     "                        comes after a third, the DNS change after two thirds\n"
@@ -67,7 +70,11 @@ constexpr const char* usage_text =
     "  --hold MS             how long each claim is held (default 20)\n"
     "  --plain               text lines, no interactive view (the default without a\n"
     "                        terminal)\n"
-    "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n";
+    "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n"
+    "  --plot FILE.svg       at the end, draw claims/s per backend over time with the\n"
+    "                        kill and the DNS change marked (gnuplot) into the scratch\n"
+    "                        directory and copy it to FILE (default qorb-demo.svg)\n"
+    "  --no-plot             no picture\n";
 
 struct options {
   double duration_s = 30;
@@ -75,6 +82,7 @@ struct options {
   int hold_ms = 20;
   bool plain = false;
   std::optional<asio::ip::tcp::endpoint> stats_addr;
+  std::string plot = "qorb-demo.svg";  // empty: --no-plot
 };
 
 options parse(int argc, char** argv) {
@@ -88,6 +96,11 @@ options parse(int argc, char** argv) {
       o.claimers = args.number<std::size_t>(1, 10'000);
     } else if (arg == "--hold") {
       o.hold_ms = args.number<int>(0, 60'000);
+    } else if (arg == "--plot") {
+      o.plot = args.value();
+      if (o.plot.empty()) args.fail("--plot needs a file name (or --no-plot)");
+    } else if (arg == "--no-plot") {
+      o.plot.clear();
     } else if (arg == "--plain") {
       o.plain = true;
     } else if (arg == "--stats-addr") {
@@ -382,6 +395,37 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
   return problems;
 }
 
+// Claims per backend so far, twice a second, for the timeline picture.
+void sample_timeline(demo::timeline& timeline, examples::echo_workload& workload,
+                     steady_clock::time_point start, steady_clock::time_point now) {
+  static thread_local steady_clock::time_point last{};
+  if (now - last < 500ms) return;
+  last = now;
+  std::map<std::string, unsigned long long> claims;
+  for (const auto& [name, b] : workload.snapshot().backends) claims[name] = b.claims;
+  timeline.sample(seconds(start, now), claims);
+}
+
+// Draws the timeline into the scratch directory and copies it to `to`.
+void plot_timeline(const demo::timeline& timeline, const story& st, const std::string& scratch,
+                   const std::string& to, const std::string& title) {
+  demo::timeline marked = timeline;
+  if (st.killed) marked.mark(seconds(st.start, *st.killed), "kill echo002");
+  if (st.dns_changed) marked.mark(seconds(st.start, *st.dns_changed), "DNS change: +echo004");
+  const auto drawn = scratch + "/qorb-demo.svg";
+  if (const auto why = marked.write_svg(scratch, drawn, title); !why.empty()) {
+    say("no timeline picture: {}", why);
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::copy_file(drawn, to, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) {
+    say("no timeline picture: copying it to {}: {}", to, ec.message());
+    return;
+  }
+  say("timeline picture (claims/s per backend, the kill and the DNS change marked): {}", to);
+}
+
 int run(const options& o, bool interactive) {
   scratch_dir dir;
   say("qorb demo: 4 TCP echo servers and Knot DNS on loopback; a pool finds 3 of them in DNS");
@@ -419,12 +463,14 @@ int run(const options& o, bool interactive) {
         qorb::to_string(*at));
   }
   int status = 0;
+  demo::timeline timeline;
   {
     examples::workload_view view(workload, {title, interactive});
     bool quit = false;
     for (;;) {
       const auto now = steady_clock::now();
       if (interrupted != 0 || now - st.start >= duration) break;
+      sample_timeline(timeline, workload, st.start, now);
       if (!st.killed && now - st.start >= duration / 3) {
         st.killed = steady_clock::now();  // before the kill: the figure is an upper bound
         echo[1].process->signal(SIGKILL);
@@ -459,6 +505,7 @@ int run(const options& o, bool interactive) {
   }
   workload.stop();
   const auto snapshot = workload.snapshot();
+  if (!o.plot.empty()) plot_timeline(timeline, st, dir.path(), o.plot, title);
   // Print the story's events (the interactive view showed them on screen).
   if (interactive) {
     for (const auto& e : workload.events())

@@ -110,11 +110,37 @@ std::map<std::string, long> served(const std::string& out) {
   }
   return result;
 }
+// The picture --plot asked for: an SVG document (as gnuplot writes it) with
+// a line per backend in its key, and the kill and the DNS change marked.
+void expect_timeline_picture(const std::string& svg, const std::string& out) {
+  EXPECT_THAT(out, HasSubstr("timeline picture (claims/s per backend, the kill and the DNS "
+                             "change marked): " + svg));
+  std::ifstream f(svg);
+  ASSERT_TRUE(f) << "no " << svg << "\n" << out;
+  std::stringstream text;
+  text << f.rdbuf();
+  const auto doc = text.str();
+  EXPECT_THAT(doc, HasSubstr("<svg"));
+  EXPECT_THAT(doc, ::testing::ContainsRegex("</svg>\\s*$")) << "a whole document";
+  EXPECT_THAT(doc, HasSubstr("claims/s"));
+  for (const char* backend : {"echo001", "echo002", "echo003", "echo004"})
+    EXPECT_THAT(doc, HasSubstr(std::string(">") + backend + "<")) << backend << " in the key";
+  EXPECT_THAT(doc, HasSubstr("kill echo002"));
+  EXPECT_THAT(doc, HasSubstr("DNS change: +echo004"));
+  // One drawn line per backend at least (gnuplot draws each as a path).
+  std::size_t paths = 0;
+  for (auto at = doc.find("<path"); at != std::string::npos; at = doc.find("<path", at + 1))
+    ++paths;
+  EXPECT_GE(paths, 4u);
+}
 
 TEST_F(Demo, TellsTheStoryAndStopsEveryProcess) {
   // 12 s: the kill at 4 s, the DNS change at 8 s (room for slow sanitizer builds).
+  temp_dir dir("qorb-demo-test");
+  const auto svg = dir.path() + "/timeline.svg";
   std::string out;
-  const int rc = run_command({QORB_DEMO_PATH, "--duration", "12", "--plain"}, &out, 120s);
+  const int rc =
+      run_command({QORB_DEMO_PATH, "--duration", "12", "--plain", "--plot", svg}, &out, 120s);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("result: OK"));
 
@@ -126,6 +152,7 @@ TEST_F(Demo, TellsTheStoryAndStopsEveryProcess) {
   EXPECT_TRUE(figure(out, "kill -> no more claims to the dead backend")) << out;
   EXPECT_TRUE(figure(out, "DNS change -> the new backend served a claim")) << out;
   expect_cleaned_up(out);
+  expect_timeline_picture(svg, out);
 }
 
 TEST_F(Demo, CtrlCStopsEveryProcessAndFailsTheRun) {
@@ -134,7 +161,7 @@ TEST_F(Demo, CtrlCStopsEveryProcessAndFailsTheRun) {
   // In a process group of its own, like a shell job: Ctrl-C signals the group.
   child_process demo(
       {"setsid", "sh", "-c",
-       std::string("exec ") + QORB_DEMO_PATH + " --duration 60 --plain > " + log + " 2>&1"});
+       std::string("exec ") + QORB_DEMO_PATH + " --duration 60 --plain --no-plot > " + log + " 2>&1"});
   const auto output = [&] {
     std::ifstream f(log);
     std::stringstream text;

@@ -15,6 +15,7 @@ packages=(
   libpq-dev postgresql
   systemtap-sdt-dev bpftrace binutils
   prometheus-cpp-dev libncurses-dev tmux
+  etcd-server etcd-client
 )
 
 missing=()

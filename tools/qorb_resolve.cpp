@@ -2,6 +2,10 @@
 // once or (--watch) at every change. Like cueball's cbresolve.
 #include <qorb/resolvers/dns.hpp>
 
+#if QORB_HAS_ETCD
+#include "qorb_resolve_etcd.hpp"
+#endif
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +27,7 @@ using namespace std::chrono_literals;
 constexpr const char* usage =
     "usage: qorb-resolve [--server IP:PORT]... [--family v4|v6|both] [--json] [--watch]\n"
     "                    [--timeout S] [--interval S] NAME\n"
+    "       qorb-resolve --etcd URL[,URL...] [--json] [--watch] [--timeout S] PREFIX\n"
     "\n"
     "Looks up the SRV records of NAME (e.g. _http._tcp.example.com), then the\n"
     "addresses of each target, and prints one backend per line:\n"
@@ -36,6 +41,11 @@ constexpr const char* usage =
     "                    until interrupted\n"
     "  --timeout S       how long one DNS query may take, in seconds (default 5)\n"
     "  --interval S      seconds between lookups when watching (default 60)\n"
+    "  --etcd URLS       etcd instead of DNS (when built with the etcd component):\n"
+    "                    the cluster's client URLs (http://127.0.0.1:2379,...);\n"
+    "                    prints `name address port` for each key under PREFIX\n"
+    "                    (e.g. /services/echo/); --json: [{name, address, port}];\n"
+    "                    --timeout: per request to a member (default 5)\n"
     "\n"
     "Exit status: 0 when backends were found, 1 when none, 2 on bad arguments.\n"
     "Set QORB_LOG=debug to see every query.\n";
@@ -182,6 +192,9 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+#if QORB_HAS_ETCD
+  if (qorb_resolve_wants_etcd(argc, argv)) return qorb_resolve_etcd(argc, argv, usage);
+#endif
   auto parsed = parse(argc, argv);
   if (auto* error = std::get_if<std::string>(&parsed)) {
     std::cerr << "qorb-resolve: " << *error << "\n\n" << usage;

@@ -3,6 +3,7 @@
 // It serves many clients at once, echoing back whatever each one sends.
 //
 //   tcp_echo_server [ADDR:PORT]     e.g. 127.0.0.1:6001, [::1]:6001, [::1]:0
+//   tcp_echo_server --register http://127.0.0.1:2379/services/echo/ 127.0.0.1:0
 //
 // Once listening it prints one line, `listening on ADDR:PORT` (the real port
 // when 0 asked for a free one), and flushes it, so a program reading its
@@ -16,14 +17,21 @@
 #include <boost/system/system_error.hpp>
 
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 
 #include "common/echo_server.hpp"
+
+#if QORB_HAS_ETCD
+#include <qorb/resolvers/etcd.hpp>
+#include <qorb/resolvers/etcd_registration.hpp>
+#endif
 
 namespace {
 
@@ -31,7 +39,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 constexpr const char* usage =
-    "usage: tcp_echo_server [ADDR:PORT]\n"
+    "usage: tcp_echo_server [--register URL[,URL...] [--ttl S]] [ADDR:PORT]\n"
     "\n"
     "Listens on ADDR:PORT (an IP address, IPv6 in brackets: 127.0.0.1:6001,\n"
     "[::1]:6001; port 0 picks a free port; default [::1]:0) and echoes back\n"
@@ -39,6 +47,14 @@ constexpr const char* usage =
     "\n"
     "Prints `listening on ADDR:PORT` once listening and `stopped` after SIGINT\n"
     "or SIGTERM closed the listener and every connection.\n"
+    "\n"
+    "  --register URL  register in etcd (the etcd component): URL is the\n"
+    "                  cluster's client URLs and the service's key prefix, e.g.\n"
+    "                  http://127.0.0.1:2379/services/echo/; the key is the\n"
+    "                  prefix + ADDR:PORT, its value ADDR:PORT, under a lease\n"
+    "                  kept alive; printed: `registered KEY` (again after a lost\n"
+    "                  lease), `unregistered` when SIGINT/SIGTERM revoked it\n"
+    "  --ttl S         the lease's TTL in seconds (1 to 86400, default 10)\n"
     "\n"
     "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot listen (e.g. the\n"
     "port is in use), 2 on bad arguments.\n";
@@ -84,11 +100,27 @@ int bad_arguments(const std::string& reason) {
 
 int main(int argc, char** argv) {
   std::optional<std::string> where;
+  std::optional<std::string> register_url;
+  unsigned ttl_seconds = 10;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       std::cout << usage;
       return 0;
+    }
+    if (arg == "--register" || arg == "--ttl") {
+      if (i + 1 >= argc) return bad_arguments(arg + " needs a value");
+      const std::string value = argv[++i];
+      if (arg == "--register") {
+        register_url = value;
+        continue;
+      }
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ttl_seconds);
+      if (ec != std::errc{} || end != value.data() + value.size() || ttl_seconds < 1 ||
+          ttl_seconds > 86400) {
+        return bad_arguments("--ttl: '" + value + "' is not a number of seconds (1 to 86400)");
+      }
+      continue;
     }
     if (arg.size() > 1 && arg.front() == '-') return bad_arguments("unknown option " + arg);
     if (where) return bad_arguments("only one ADDR:PORT, please");
@@ -121,7 +153,40 @@ int main(int argc, char** argv) {
   }
   std::cout << "listening on " << qorb::to_string(server->endpoint()) << std::endl;
 
-  io.run();  // until SIGINT or SIGTERM
+  if (register_url) {
+#if QORB_HAS_ETCD
+    std::string error;
+    const auto location = qorb::parse_etcd_url(*register_url, error);
+    if (!location) return bad_arguments("--register: " + error);
+    qorb::etcd_registration_config config;
+    config.endpoints = location->endpoints;
+    config.value = qorb::to_string(server->endpoint());
+    config.key = location->prefix.empty() ? "/" : location->prefix;
+    config.key += config.value;
+    config.ttl = std::chrono::seconds(ttl_seconds);
+    config.on_change = [key = config.key](bool registered) {
+      if (registered) {
+        std::cout << "registered " << key << std::endl;
+      } else {
+        std::cout << "lease lost" << std::endl;
+      }
+    };
+    auto registration = std::make_shared<qorb::etcd_registration>(std::move(config));
+    registration->start(io.get_executor());
+    // The signal revokes the lease first; `io` then runs out of work.
+    signals.cancel();
+    signals.async_wait([registration](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      registration->stop([](bool revoked) {
+        std::cout << (revoked ? "unregistered" : "unregistered (lease not revoked)") << std::endl;
+      });
+    });
+#else
+    return bad_arguments("--register needs qorb built with the etcd component");
+#endif
+  }
+
+  io.run();  // until SIGINT or SIGTERM (and the lease is revoked)
 
   server.reset();  // closes the listener and every connection, joins its thread
   std::cout << "stopped" << std::endl;

@@ -18,9 +18,13 @@ namespace asio = boost::asio;
 /// (a fixed resolver uses "ip:port"; the DNS resolver a readable name built
 /// from the SRV target, address and port); `address` is where to connect.
 struct backend {
+  /// Unique, stable key of the backend within its pool (logs, stats and
+  /// probes show it).
   std::string name;
+  /// Where `connect` connects to.
   asio::ip::tcp::endpoint address;
 
+  /// Same name and address.
   friend bool operator==(const backend&, const backend&) = default;
 };
 

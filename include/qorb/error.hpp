@@ -31,8 +31,12 @@ enum class errc {
   would_deadlock,
 };
 
+/// The category of `qorb::errc` values (name "qorb"; `message()` says what
+/// each means).
 const std::error_category& category() noexcept;
 
+/// Makes `e` an error code of `category()`: what lets `ec == errc::...`
+/// compile.
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }

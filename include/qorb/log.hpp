@@ -10,6 +10,7 @@ class logger;
 
 namespace qorb {
 
+/// A spdlog logger, as the pool and resolvers take it; null means silence.
 using logger_ptr = std::shared_ptr<spdlog::logger>;
 
 /// The logger qorb uses when you pass none: named "qorb", to stderr, level

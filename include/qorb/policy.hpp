@@ -9,6 +9,7 @@
 
 namespace qorb {
 
+/// Every time in a policy: a steady-clock duration.
 using duration = std::chrono::steady_clock::duration;
 
 /// Policy for the slots of one backend.
@@ -47,6 +48,7 @@ struct policy {
   /// Fail claims at once with `errc::no_backends` when the resolver has
   /// published an empty set, instead of waiting (cueball's errorOnEmpty).
   bool fail_fast_without_backends = false;
+  /// The policy for each backend's slots.
   qorb::set_config set_config{};
 };
 
@@ -54,9 +56,11 @@ struct policy {
 /// (e.g. "set_config.max_connection_backoff").
 class invalid_policy : public std::invalid_argument {
  public:
+  /// "qorb: invalid policy: FIELD WHY".
   invalid_policy(std::string field, const std::string& why)
       : std::invalid_argument("qorb: invalid policy: " + field + " " + why),
         field_(std::move(field)) {}
+  /// The field, as written in code (e.g. "set_config.max_count").
   const std::string& field() const noexcept { return field_; }
 
  private:

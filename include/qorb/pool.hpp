@@ -67,9 +67,9 @@ namespace qorb {
 template <class Conn>
 class pool {
  public:
-  using connection_type = Conn;
-  using executor_type = asio::any_io_executor;
-  using handle_type = handle<Conn>;
+  using connection_type = Conn;                ///< what a claim gives access to
+  using executor_type = asio::any_io_executor;  ///< the pool's executor
+  using handle_type = handle<Conn>;             ///< a claimed connection
 
   /// Builds the pool and starts it: checks the policy, starts the resolver
   /// and arms the pool's timer. A resolver that answers at once (such as
@@ -131,7 +131,10 @@ class pool {
       : pool(executor_type(context.get_executor()), std::move(name), std::move(res),
              std::move(connector), p, std::move(logger)) {}
 
+  /// Takes `other`'s pool; `other` is left moved-from (its calls throw
+  /// `std::logic_error`, destroying it does nothing).
   pool(pool&& other) noexcept = default;
+  /// Terminates this pool (as `terminate()`), then takes `other`'s.
   pool& operator=(pool&& other) noexcept {
     if (this != &other) {
       if (core_) core_->terminate();
@@ -153,7 +156,9 @@ class pool {
     if (core_) core_->terminate();
   }
 
+  /// The executor given at construction. Any thread.
   executor_type get_executor() const noexcept { return executor_; }
+  /// The pool's name. Any thread; `std::logic_error` on a moved-from pool.
   const std::string& name() const { return checked_core()->name(); }
 
   /// Claims a connection, waiting up to the policy's `claim_timeout`.
@@ -300,6 +305,12 @@ class pool {
   /// Exceptions: `std::logic_error` on a moved-from pool, `std::bad_alloc`;
   /// claim errors go to `ec`.
   handle<Conn> claim(error_code& ec) { return claim(duration::zero(), ec); }
+
+  /// As `claim(ec)`, waiting up to `timeout` from this call instead (zero
+  /// or negative: the policy's `claim_timeout`; `duration::max()`: forever).
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `claim(ec)` above.
   handle<Conn> claim(duration timeout, error_code& ec) {
     if (on_executor_thread()) {
       ec = make_error_code(errc::would_deadlock);

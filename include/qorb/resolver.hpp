@@ -22,15 +22,52 @@ namespace qorb {
 /// still finish; the pool ignores it).
 class resolver {
  public:
+  /// Called with the whole set of backends each time it changes.
   using listener = std::function<void(const backend_map&)>;
 
   virtual ~resolver() = default;
 
   /// Begin resolving on `executor` and call `on_change` with the whole set
   /// each time it changes (the first call may be an empty set).
+  ///
+  /// Handler: `on_change`, `void(const backend_map&)`, called any number of
+  /// times until `stop()`; the map is only valid during the call.
+  ///
+  /// Errors: a resolver reports none to the pool; it keeps publishing the
+  /// last known set while its source is unreachable, and logs why.
+  ///
+  /// Executor: `on_change` runs on `executor` (the pool's), on one thread at
+  /// a time; it may also run inside this call (a resolver that knows its set
+  /// at once, such as `fixed_resolver`).
+  ///
+  /// Cancellation: through `stop()`.
+  ///
+  /// Lifetimes: the pool keeps the resolver (a `shared_ptr`) and whatever
+  /// `on_change` captures alive until `stop()` has returned.
+  ///
+  /// Thread safety: the pool calls `start` once, before any `stop`.
+  ///
+  /// Exceptions: whatever it throws leaves the pool's constructor; a thrown
+  /// `on_change` is the pool's bug, not the resolver's.
   virtual void start(asio::any_io_executor executor, listener on_change) = 0;
 
   /// Stop resolving: cancel outstanding work promptly, call no more.
+  ///
+  /// Handler: none; synchronous.
+  ///
+  /// Errors: none.
+  ///
+  /// Executor: runs in the caller (the thread that terminated the pool).
+  ///
+  /// Cancellation: it is the cancellation of `start`'s work.
+  ///
+  /// Lifetimes: once it returns, no new `on_change` call starts (one already
+  /// running on another thread may still finish; the pool ignores it).
+  ///
+  /// Thread safety: called once, from any thread, possibly while `on_change`
+  /// runs on another.
+  ///
+  /// Exceptions: must not throw.
   virtual void stop() = 0;
 };
 

@@ -89,10 +89,21 @@ class stats_server {
   /// name. `source` returning std::nullopt means the pool is gone: the
   /// server then detaches it. Throws `std::invalid_argument` for an empty
   /// name or source.
+  ///
+  /// Handler: none; synchronous. Errors: by exceptions (above). Executor:
+  /// runs in the caller; `source` is called later, on the server's thread.
+  /// Cancellation: `detach`. Lifetimes: `source` is kept until detached or
+  /// until it returns std::nullopt. Thread safety: as the class comment.
+  /// Exceptions: `std::invalid_argument`, `std::bad_alloc`.
   void attach(std::string pool_name, stats_source source);
 
   /// Shows `p` under its name, for as long as it exists (`p` may be
   /// destroyed before the server: it then disappears from the output).
+  ///
+  /// Handler, errors, executor, cancellation, thread safety and
+  /// exceptions: as the `attach` above; `std::logic_error` for a moved-from
+  /// pool. Lifetimes: holds no reference to `p` itself, only a weak one to
+  /// its internals.
   template <class Conn>
   void attach(const pool<Conn>& p) {
     attach(p.name(), p.stats_source());
@@ -105,11 +116,23 @@ class stats_server {
   /// Opens the listener and starts accepting clients. Throws
   /// `boost::system::system_error` if the address cannot be bound, and
   /// `std::logic_error` if the server was started already.
+  ///
+  /// Handler: none; synchronous. Errors: by exceptions (above). Executor:
+  /// binds in the caller; accepting runs on the server's executor.
+  /// Cancellation: `stop`. Lifetimes: the executor must outlive the
+  /// server's I/O, which ends after `stop` or destruction. Thread safety: as the class
+  /// comment. Exceptions: as above, and `std::bad_alloc`.
   void start();
 
   /// Closes the listener and every client's connection at once, without
   /// waiting for the peers (sessions finish on the executor right after).
   /// Idempotent; the server cannot be started again.
+  ///
+  /// Handler: none; synchronous. Errors: none. Executor: runs in the
+  /// caller; the sessions end on the server's executor. Cancellation: it is
+  /// the cancellation of everything the server does. Lifetimes: no client
+  /// is served afterwards. Thread safety: as the class comment. Exceptions:
+  /// none.
   void stop();
 
   /// The address the server listens on (with the real port when the

@@ -69,10 +69,11 @@ class error : public std::system_error {
     std::string sqlstate;  ///< five characters, e.g. "42P01"
     std::string severity;  ///< "ERROR", "FATAL", ...
     std::string message;   ///< the primary message
-    std::string detail;
-    std::string hint;
+    std::string detail;    ///< the server's detail, or empty
+    std::string hint;      ///< the server's hint, or empty
   };
 
+  /// An error of this connector (not the server's), with `message`.
   error(errc code, const std::string& message);
   /// A server error (code `errc::server_error`), or `errc::connection_broken`
   /// when the server went away (then `sqlstate()` may be empty).
@@ -80,10 +81,13 @@ class error : public std::system_error {
 
   /// PostgreSQL's SQLSTATE, empty when the error did not come from the server.
   const std::string& sqlstate() const noexcept { return fields_.sqlstate; }
+  /// "ERROR", "FATAL", ... or empty.
   const std::string& severity() const noexcept { return fields_.severity; }
   /// The server's primary message, or empty.
   const std::string& server_message() const noexcept { return fields_.message; }
+  /// The server's detail, or empty.
   const std::string& detail() const noexcept { return fields_.detail; }
+  /// The server's hint, or empty.
   const std::string& hint() const noexcept { return fields_.hint; }
 
  private:
@@ -100,7 +104,7 @@ struct result {
   using row = std::vector<std::optional<std::string>>;  ///< nullopt is NULL
 
   std::vector<std::string> columns;  ///< column names
-  std::vector<row> rows;
+  std::vector<row> rows;             ///< the rows, in order
   std::string command_tag;          ///< e.g. "SELECT 3", "INSERT 0 1"
   std::uint64_t affected_rows = 0;  ///< rows returned, inserted, updated...
 
@@ -143,7 +147,9 @@ class connection {
   /// Takes ownership of `native` (which may be null). `description` names
   /// the session in errors and logs; it must not contain a password.
   explicit connection(PGconn* native, std::string description = {}) noexcept;
+  /// Takes `other`'s session; `other` becomes closed.
   connection(connection&& other) noexcept;
+  /// Closes this session, then takes `other`'s.
   connection& operator=(connection&& other) noexcept;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -154,6 +160,7 @@ class connection {
   /// a transaction is cleaned when the claim returns (see
   /// `connector::on_recycle`).
   PGconn* native_handle() const noexcept { return native_; }
+  /// Whether it holds a libpq handle.
   bool is_open() const noexcept { return native_ != nullptr; }
   /// True when closed, when libpq reports the connection bad, or after
   /// `mark_broken()`. A broken connection fails every check, so the pool
@@ -217,16 +224,16 @@ class connection {
 /// field has a default, so designated initializers may name any subset:
 /// `pg::config{.user = "app", .password = secret, .database = "app"}`.
 struct config {
-  std::string user = "postgres";
+  std::string user = "postgres";  ///< libpq `user`
   /// Never logged, never put into an error message.
   std::string password{};
-  std::string database = "postgres";
+  std::string database = "postgres";  ///< libpq `dbname`
   /// libpq `options`: command-line options for the server, e.g.
   /// "-c search_path=app".
   std::string options{};
   /// libpq `sslmode`: disable, allow, prefer, require, verify-ca, verify-full.
   std::string sslmode = "prefer";
-  std::string application_name = "qorb";
+  std::string application_name = "qorb";  ///< libpq `application_name`
   /// Bound on the whole of `connect` (TCP, TLS, authentication,
   /// `on_connect`); zero means none.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
@@ -270,15 +277,58 @@ struct config {
 /// executor to be a strand (or single-threaded), as the pool guarantees.
 class connector {
  public:
-  using connection_type = connection;
+  using connection_type = connection;  ///< one libpq session
 
+  /// A connector with `settings` (shared, immutable, by every copy).
   explicit connector(config settings = {});
 
+  /// Opens a session to `b.address` (see the class comment).
+  ///
+  /// Handler: a coroutine; completes when done, throws on failure.
+  /// Errors: `error` (see the class comment). Executor: the awaiting
+  /// coroutine's, a strand (the pool's for the slot). Cancellation: asio
+  /// per-operation cancellation (`operation_aborted`) bounded by `connect_timeout`; a cancelled or failed connect closes its
+  /// session before the exception leaves. Lifetimes: the
+  /// connector's config is shared by its copies; `b` is copied before the first
+  /// suspension. Thread safety: concurrent
+  /// calls on different connections are safe. Exceptions: `error`,
+  /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<connection> connect(const backend& b);
+
+  /// `SELECT 1` on an idle session; fails at once when it is broken.
+  ///
+  /// Handler: a coroutine; completes when done, throws on failure.
+  /// Errors: `error` (see the class comment). Executor: the awaiting
+  /// coroutine's, a strand (the pool's for the slot). Cancellation: asio
+  /// per-operation cancellation (`operation_aborted`). Lifetimes: the
+  /// connector's config is shared by its copies; `c` must stay valid until the call ends (the pool owns it). Thread safety: concurrent
+  /// calls on different connections are safe. Exceptions: `error`,
+  /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<void> is_valid(connection& c);
+
+  /// Runs `config::on_acquire` (nothing when empty) on a claimed session.
+  ///
+  /// Handler: a coroutine; completes when done, throws on failure.
+  /// Errors: `error` (see the class comment). Executor: the awaiting
+  /// coroutine's, a strand (the pool's for the slot). Cancellation: asio
+  /// per-operation cancellation (`operation_aborted`). Lifetimes: the
+  /// connector's config is shared by its copies; `c` as for `is_valid`. Thread safety: concurrent
+  /// calls on different connections are safe. Exceptions: `error`,
+  /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<void> on_acquire(connection& c);
+
+  /// Returns a session to a clean, idle state (see the class comment).
+  ///
+  /// Handler: a coroutine; completes when done, throws on failure.
+  /// Errors: `error` (see the class comment). Executor: the awaiting
+  /// coroutine's, a strand (the pool's for the slot). Cancellation: asio
+  /// per-operation cancellation (`operation_aborted`). Lifetimes: the
+  /// connector's config is shared by its copies; `c` as for `is_valid`. Thread safety: concurrent
+  /// calls on different connections are safe. Exceptions: `error`,
+  /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<void> on_recycle(connection& c);
 
+  /// The configuration every session is made with.
   const config& settings() const noexcept { return *config_; }
 
  private:

@@ -12,10 +12,12 @@
 
 namespace qorb {
 
+/// How `tcp_connector` sets up and checks its sockets.
 struct tcp_connector_config {
   /// SO_KEEPALIVE on every connection; with `keepalive_idle`, the idle time
   /// before the first probe (TCP_KEEPIDLE).
   bool keepalive = true;
+  /// TCP_KEEPIDLE when set; the system's default otherwise.
   std::optional<std::chrono::seconds> keepalive_idle = std::nullopt;
   /// TCP_NODELAY on every connection.
   bool no_delay = true;
@@ -28,11 +30,56 @@ struct tcp_connector_config {
 /// Connects an `asio::ip::tcp::socket` to each backend.
 class tcp_connector {
  public:
+  /// The pool's connections are plain sockets.
   using connection_type = asio::ip::tcp::socket;
 
+  /// A connector that sets up every socket as `config` says.
   explicit tcp_connector(tcp_connector_config config = {}) : config_(std::move(config)) {}
 
+  /// Connects a socket to `b.address` and applies the options.
+  ///
+  /// Handler: a coroutine; `co_await` gives the connected socket.
+  ///
+  /// Errors: thrown: `boost::system::system_error` with the connect's error
+  /// (e.g. `connection_refused`); `std::system_error` with
+  /// `connection_refused` when the socket connected to itself (nothing
+  /// listens on a local port in the ephemeral range) or with the errno of
+  /// a failed `setsockopt`.
+  ///
+  /// Executor: the socket is made on the coroutine's executor (the pool
+  /// runs it on a strand of the pool's executor).
+  ///
+  /// Cancellation: per-operation cancellation (the pool's connect timeout,
+  /// termination) cancels the connect; it then throws `operation_aborted`.
+  ///
+  /// Lifetimes: `b` is copied before the first suspension; the connector
+  /// must outlive the call (the pool sees to it).
+  ///
+  /// Thread safety: concurrent calls are fine (the connector is not
+  /// modified).
+  ///
+  /// Exceptions: the errors above; `std::bad_alloc`.
   asio::awaitable<asio::ip::tcp::socket> connect(const backend& b);
+
+  /// Checks an idle socket: `config.health_check` when set, otherwise that
+  /// the peer has not closed it (a non-blocking peek; unread data is kept).
+  ///
+  /// Handler: a coroutine that completes when the check passed.
+  ///
+  /// Errors: thrown `std::system_error`: `connection_reset` when the peer
+  /// closed the connection, `not_connected` for a closed socket, the
+  /// socket's errno when it broke; or whatever `health_check` throws.
+  ///
+  /// Executor: the coroutine's (a strand of the pool's executor).
+  ///
+  /// Cancellation: as `connect`; `health_check` should honour it.
+  ///
+  /// Lifetimes: `socket` stays valid until the call ends (the pool owns
+  /// it).
+  ///
+  /// Thread safety: concurrent calls on different sockets are fine.
+  ///
+  /// Exceptions: the errors above.
   asio::awaitable<void> is_valid(asio::ip::tcp::socket& socket);
 
  private:

@@ -99,7 +99,7 @@ struct dns_resolver_config {
 
 /// What the resolver has counted for one DNS server.
 struct dns_server_stats {
-  asio::ip::udp::endpoint server;
+  asio::ip::udp::endpoint server;  ///< the server's address.
   bool discovered = false;       ///< found through `resolver_service`.
   std::uint64_t lookups = 0;     ///< lookups started on this server.
   std::uint64_t records = 0;     ///< lookups answered with records.
@@ -118,14 +118,14 @@ struct dns_server_stats {
 /// A snapshot of a `dns_resolver`'s counters.
 struct dns_resolver_stats {
   std::uint64_t rounds = 0;  ///< lookup rounds of `service` completed.
-  std::vector<dns_server_stats> servers;
+  std::vector<dns_server_stats> servers;  ///< per server, configured then discovered.
 };
 
 /// One backend the DNS resolver currently publishes, with when it expires.
 struct dns_backend_info {
-  qorb::backend backend;
+  qorb::backend backend;  ///< as published to the pool.
   std::string target;  ///< the SRV target (or host name) it came from.
-  std::chrono::steady_clock::time_point expires;
+  std::chrono::steady_clock::time_point expires;  ///< unless an answer lists it again.
 };
 
 /// Parses "ip:port" ("127.0.0.1:53", "[::1]:5353"); the port defaults to 53
@@ -161,16 +161,36 @@ std::optional<asio::ip::udp::endpoint> parse_dns_server(std::string_view text);
 /// as soon as the executor runs it. Destroying the resolver stops it.
 class dns_resolver final : public resolver {
  public:
+  /// A resolver for `config.service`; nothing is asked until `start`.
   explicit dns_resolver(dns_resolver_config config);
   dns_resolver(const dns_resolver&) = delete;
   dns_resolver& operator=(const dns_resolver&) = delete;
   ~dns_resolver() override;
 
   /// Starts the first round at once on a strand of `executor`. Call once.
+  ///
+  /// Handler: `on_change`, with the whole set, only when it changed (the
+  /// first call after the first round that found backends, or an empty set
+  /// when none did).
+  ///
+  /// Errors: none reported to the caller: a failing server is counted in
+  /// `stats()` and logged, and the last known backends are kept.
+  ///
+  /// Executor: `on_change` runs on the resolver's strand of `executor`,
+  /// never inside this call.
+  ///
+  /// Cancellation: `stop()`.
+  ///
+  /// Lifetimes, thread safety and exceptions: as `resolver::start` and the
+  /// class comment; throws only `std::bad_alloc` (a failure to read
+  /// `/etc/resolv.conf` is logged and retried).
   void start(asio::any_io_executor executor, listener on_change) override;
 
   /// Stops: cancels queries and timers; no listener call starts afterwards.
   /// Returns without waiting for the executor. Idempotent.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `resolver::stop`; it does not throw.
   void stop() override;
 
   /// Counters so far (a consistent snapshot).

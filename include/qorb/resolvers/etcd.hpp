@@ -19,8 +19,8 @@ namespace qorb {
 /// Where a service lives in etcd: the cluster's members (client URLs) and
 /// the key prefix under which each backend has one key.
 struct etcd_location {
-  std::vector<asio::ip::tcp::endpoint> endpoints;
-  std::string prefix;
+  std::vector<asio::ip::tcp::endpoint> endpoints;  ///< the members' client addresses
+  std::string prefix;                              ///< the key prefix
 };
 
 /// Parses a comma-separated list of client URLs, "http://127.0.0.1:2379"
@@ -50,7 +50,7 @@ struct etcd_resolver_config {
   /// before the next sweep, doubling each sweep up to `retry_max`
   /// (1 ms <= retry_min <= retry_max <= 10 min).
   std::chrono::milliseconds retry_min = std::chrono::milliseconds(100);
-  std::chrono::milliseconds retry_max = std::chrono::seconds(5);
+  std::chrono::milliseconds retry_max = std::chrono::seconds(5);  ///< see `retry_min`
 
   /// Where the resolver logs reads, watches, changes of the backend set,
   /// bad values, member failures and stop. Null: silent.
@@ -106,12 +106,23 @@ class etcd_resolver final : public resolver {
   ~etcd_resolver() override;
 
   /// Starts reading on a strand of `executor`. Call once.
+  ///
+  /// Handler: `on_change`, with the whole set each time it changes.
+  /// Errors: none reported to the caller: member failures are counted in
+  /// `stats()` and logged, and the last known set is kept. Executor:
+  /// `on_change` runs on the resolver's strand, never inside this call.
+  /// Cancellation: `stop()`. Lifetimes, thread safety and exceptions: as
+  /// `resolver::start` and the class comment; throws only `std::bad_alloc`.
   void start(asio::any_io_executor executor, listener on_change) override;
 
   /// Stops: closes the connection, cancels timers; no listener call starts
   /// afterwards. Returns without waiting for the executor. Idempotent.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `resolver::stop`; it does not throw.
   void stop() override;
 
+  /// A snapshot of the resolver's counters. Any thread.
   etcd_resolver_stats stats() const;
 
  private:

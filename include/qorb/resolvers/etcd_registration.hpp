@@ -40,7 +40,7 @@ struct etcd_registration_config {
   /// After every member failed in turn, wait `retry_min`, doubling each
   /// sweep up to `retry_max` (1 ms <= retry_min <= retry_max <= 10 min).
   std::chrono::milliseconds retry_min = std::chrono::milliseconds(100);
-  std::chrono::milliseconds retry_max = std::chrono::seconds(2);
+  std::chrono::milliseconds retry_max = std::chrono::seconds(2);  ///< see `retry_min`
 
   /// Called on the registration's strand each time the key is put under a
   /// new lease (true) or the lease is found lost (false). Optional; must
@@ -60,7 +60,7 @@ struct etcd_registration_stats {
   std::uint64_t keepalives = 0;     ///< keep-alives answered.
   std::uint64_t lost_leases = 0;    ///< leases found expired or revoked.
   std::uint64_t failures = 0;       ///< requests that failed.
-  std::string last_error;
+  std::string last_error;           ///< why the last request failed, or empty.
 };
 
 /// Keeps one key in etcd while the process runs: grants a lease with
@@ -83,14 +83,30 @@ class etcd_registration {
   ~etcd_registration();
 
   /// Registers on a strand of `executor`, and keeps the key up. Call once.
+  ///
+  /// Handler: none (the config's `on_change`, if set, reports each
+  /// registration and lost lease). Errors: none reported to the caller: failures are
+  /// counted in `stats()`, logged and retried with backoff. Executor: all
+  /// work on a strand of `executor`, none inside this call. Cancellation:
+  /// `stop()`. Lifetimes: as the class comment. Thread safety: any thread.
+  /// Exceptions: `std::bad_alloc` only.
   void start(asio::any_io_executor executor);
 
   /// Stops keeping the key up and revokes the lease (trying each member
   /// once, each bounded by `request_timeout`); then `done(revoked)` runs on
   /// the strand (at once when it never started). Idempotent: a second call's
   /// `done` is not called.
+  ///
+  /// Handler: `done`, `void(bool revoked)`: whether a member revoked the
+  /// lease. Errors: a failed revoke only makes `revoked` false (the key then
+  /// goes when the lease expires). Executor: `done` runs on the strand,
+  /// never inside this call. Cancellation: none; each revoke attempt is
+  /// bounded by `request_timeout`. Lifetimes: the revoke still runs after
+  /// the object is destroyed, while the executor runs. Thread safety: any
+  /// thread. Exceptions: `std::bad_alloc` only.
   void stop(std::function<void(bool revoked)> done = {});
 
+  /// A snapshot of the registration's counters. Any thread.
   etcd_registration_stats stats() const;
 
  private:

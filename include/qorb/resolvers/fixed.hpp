@@ -15,12 +15,36 @@ namespace qorb {
 /// Thread safety: all member functions may be called from any thread.
 class fixed_resolver final : public resolver {
  public:
+  /// Publishes `endpoints` (repeats count once) when started.
   explicit fixed_resolver(std::vector<asio::ip::tcp::endpoint> endpoints = {});
 
+  /// Publishes the current list at once, inside this call, and again after
+  /// each `set_endpoints` that changes it.
+  ///
+  /// Handler, errors, cancellation and lifetimes: as `resolver::start`; no
+  /// errors (the list is known).
+  ///
+  /// Executor: `on_change` runs inside this call and inside
+  /// `set_endpoints`, on the caller's thread (one at a time, in order).
+  ///
+  /// Thread safety and exceptions: as `resolver::start`; throws nothing but
+  /// `std::bad_alloc`.
   void start(asio::any_io_executor executor, listener on_change) override;
+
+  /// No more publications (one already running on another thread may
+  /// still finish).
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `resolver::stop`.
   void stop() override;
 
+  /// Replaces the list and, once started and not stopped, publishes the new
+  /// set (inside this call) if it differs. Any thread, at any time, also
+  /// before `start` (then `start` publishes it). Throws only
+  /// `std::bad_alloc`.
   void set_endpoints(std::vector<asio::ip::tcp::endpoint> endpoints);
+
+  /// The set it publishes now, keyed by "ip:port".
   backend_map backends() const;
 
  private:

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds qorb's API reference with Doxygen from the public headers
+# (include/qorb/, without include/qorb/detail/) into build/docs/html.
+# Fails on any Doxygen warning (an undocumented public name, a broken
+# reference) and on a public operation whose comment lacks one of the
+# sections every operation documents (listed below).
+#
+#   scripts/docs.sh                  # -> build/docs/html/index.html
+#   scripts/docs.sh --out DIR        # -> DIR/html
+#   scripts/docs.sh --headers DIR    # document DIR instead of include/qorb
+#
+# Exit status: 0 built clean, 1 warnings or missing sections, 2 bad
+# arguments, 77 doxygen is not installed (scripts/install-deps.sh
+# installs it).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/build/docs"
+headers="$root/include/qorb"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=${2:?--out needs a directory}; shift 2 ;;
+    --headers) headers=${2:?--headers needs a directory}; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "docs.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+for tool in doxygen awk; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "docs.sh: $tool is not installed (scripts/install-deps.sh installs it)" >&2
+    exit 77
+  fi
+done
+headers=$(cd "$headers" && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -rf "$out/html" "$out/xml" "$out/warnings.txt"
+
+version=$(sed -n 's/^project(qorb VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
+sed -e "s|@VERSION@|$version|g" -e "s|@OUT@|$out|g" -e "s|@HEADERS@|$headers|g" \
+    -e "s|@ROOT@|$root|g" -e "s|@STRIP@|$(dirname "$headers")|g" \
+    "$root/docs/Doxyfile.in" > "$out/Doxyfile"
+
+status=0
+(cd "$out" && doxygen Doxyfile) || status=1
+if [ -s "$out/warnings.txt" ]; then
+  cat "$out/warnings.txt" >&2
+  echo "docs.sh: $(wc -l < "$out/warnings.txt") Doxygen warning line(s); the reference must build clean" >&2
+  status=1
+fi
+[ -f "$out/html/index.html" ] || { echo "docs.sh: no $out/html/index.html" >&2; exit 1; }
+
+# Every public operation says how it completes and fails, where it runs,
+# how it is cancelled, what must outlive what, who may call it at once and
+# what it throws. An operation is any async_* function, any connector hook
+# or resolver entry point, and any function whose comment already has a
+# "Handler:" section (it is one, so it must have them all). A comment may
+# also name several at once ("Lifetimes, thread safety and exceptions: as
+# above.").
+operations='^(async_.*|connect|is_valid|on_acquire|on_recycle|start|stop|claim|try_claim|terminate|reset|discard|attach)$'
+missing=0
+for xml in "$out"/xml/class*.xml "$out"/xml/struct*.xml; do
+  [ -e "$xml" ] || continue
+  awk -v ops="$operations" '
+    BEGIN { n = split("Handler|Errors|Executor|Cancellation|Lifetimes|Thread safety|Exceptions", sec, "|") }
+    /<compoundname>/ && scope == "" { scope = $0; gsub(/.*<compoundname>|<\/compoundname>.*/, "", scope) }
+    /<memberdef kind="function"/ { inside = ($0 ~ /prot="public"/); name = ""; text = ""; next }
+    !inside { next }
+    /<name>/ && name == "" { name = $0; gsub(/.*<name>|<\/name>.*/, "", name) }
+    /<location / {
+      where = $0; sub(/.* file="/, "", where); sub(/".*/, "", where)
+      line = $0; sub(/.* line="/, "", line); sub(/".*/, "", line)
+    }
+    { text = text " " $0 }
+    /<\/memberdef>/ {
+      inside = 0
+      gsub(/<[^>]*>/, "", text); gsub(/[ \t\n]+/, " ", text)
+      if (name !~ ops && text !~ /Handler/) next
+      # "Lifetimes, thread safety and exceptions: as above." names several at once.
+      low = tolower(text)
+      lacking = ""
+      for (i = 1; i <= n; i++)
+        if (index(text, sec[i] ":") == 0 && low !~ (tolower(sec[i]) "[a-z ,]*:"))
+          lacking = lacking (lacking == "" ? "" : ", ") sec[i]
+      if (lacking != "") { printf "%s:%s: %s::%s: no section(s): %s\n", where, line, scope, name, lacking; bad = 1 }
+    }
+    END { exit bad }
+  ' "$xml" >&2 || missing=1
+done
+if [ $missing -ne 0 ]; then
+  echo "docs.sh: public operations lack documentation sections" >&2
+  status=1
+fi
+[ $status -eq 0 ] && echo "docs.sh: $out/html/index.html"
+exit $status

@@ -16,6 +16,7 @@ packages=(
   systemtap-sdt-dev bpftrace binutils
   prometheus-cpp-dev libncurses-dev tmux
   etcd-server etcd-client
+  libssl-dev openssl nginx-light
 )
 
 missing=()

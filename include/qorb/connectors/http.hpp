@@ -1,0 +1,206 @@
+// qorb: the HTTP/1.1 connector, pooled keep-alive connections on Boost.Beast
+// (plain TCP or TLS).
+#pragma once
+
+#include <qorb/backend.hpp>
+#include <qorb/connectors/tcp.hpp>
+#include <qorb/connectors/tls.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace qorb::connectors::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+using request = beast::http::request<beast::http::string_body>;
+using response = beast::http::response<beast::http::string_body>;
+using verb = beast::http::verb;
+using status = beast::http::status;
+
+/// What went wrong, as `std::error_code` values of `http::category()`.
+enum class errc {
+  /// `config::request_timeout` (or `ping_timeout`) passed before the whole
+  /// response was read. The connection is closed.
+  request_timeout = 1,
+  /// The server closed the connection before the response was complete
+  /// (e.g. an idle connection it had just timed out).
+  connection_closed,
+  /// The response did not parse as HTTP/1.1, or its body was larger than
+  /// `config::body_limit`.
+  bad_response,
+  /// The health check (`config::ping_target`) got a status other than 2xx.
+  ping_failed,
+  /// The last response on the connection had a 5xx status and
+  /// `config::server_errors_fail_backend` is on: the connection's return
+  /// fails, which counts against its backend.
+  server_error,
+  /// A request on a connection that is closed, broken by an earlier error,
+  /// or still busy with another request.
+  not_usable,
+};
+
+const std::error_category& category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+/// How connections are made and kept. Every field has a default.
+struct config {
+  /// Speak TLS (with these settings: CA file, server name, client
+  /// certificate...) when set; plain TCP otherwise.
+  std::optional<tls_connector_config> tls = std::nullopt;
+  /// Socket options of the plain TCP connection (with TLS, `tls->tcp`).
+  tcp_connector_config tcp{};
+  /// The `Host` header set on every request that has none. Empty: the
+  /// backend's host (`qorb::backend_host`: its SRV target, or its IP
+  /// address), with ":port" unless the port is the scheme's default.
+  std::string host{};
+  /// What `is_valid` asks: `ping_method ping_target`, success = a 2xx
+  /// status read whole on a connection both sides keep open. Empty target:
+  /// no request, `is_valid` only checks that the server has not closed the
+  /// connection.
+  std::string ping_target = "/health";
+  verb ping_method = verb::get;
+  /// Bound on one request, from writing it to reading the whole response;
+  /// zero means none. When it passes, the connection is closed (its state
+  /// is unknown) and `request` throws `errc::request_timeout`.
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
+  /// Bound on the health-check request; zero means none (the pool's
+  /// `health_check_timeout` still bounds it).
+  std::chrono::milliseconds ping_timeout{std::chrono::seconds(5)};
+  /// Largest response body accepted (and header block, 8 KiB beyond it).
+  std::size_t body_limit = std::size_t(8) << 20;
+  /// `on_acquire` checks, without a round trip, that the server has not
+  /// closed the connection while it sat idle (one non-blocking read), so a
+  /// claim does not get a connection the server timed out
+  /// (`keepalive_timeout`): the pool replaces it and the claim takes
+  /// another. Off: a claim may get such a connection, and its request then
+  /// fails with `errc::connection_closed`.
+  bool check_on_acquire = true;
+  /// When the last response on a connection had a 5xx status, its return
+  /// to the pool fails (`on_recycle` throws `errc::server_error`): the pool
+  /// counts a failure against the backend, which ranks it lower, and
+  /// replaces the connection. Off (the default): a 5xx is the caller's
+  /// business; report it with `handle::discard()` (see docs/http.md).
+  bool server_errors_fail_backend = false;
+  /// Sent as `User-Agent` on requests that have none; empty: not sent.
+  std::string user_agent = "qorb";
+};
+
+/// One pooled HTTP/1.1 connection, plain or TLS. Movable, not copyable;
+/// closed (TLS: close_notify) when destroyed.
+///
+/// Thread safety: one request at a time (a claimed connection belongs to
+/// its claimer); requests run on the awaiting coroutine's executor.
+class connection {
+ public:
+  connection(connection&&) noexcept;
+  connection& operator=(connection&&) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  ~connection();
+
+  /// Sends `req` and reads its response whole.
+  ///
+  /// `req` gets, where it has none: the `Host` header, `User-Agent`,
+  /// `Content-Length` (from its body), HTTP/1.1 and keep-alive. The
+  /// response's status is not judged: a 404 or 503 is returned like a 200
+  /// (see `config::server_errors_fail_backend` and docs/http.md for how to
+  /// report a 5xx to the pool).
+  ///
+  /// Usage: `auto res = co_await h->request({http::verb::get, "/users/1", 11});`
+  ///
+  /// Cancellation: asio per-operation cancellation of the awaiting
+  /// coroutine; the connection is then closed.
+  /// Exceptions: `std::system_error` with an `errc` (`request_timeout`,
+  /// `connection_closed`, `bad_response`, `not_usable`) or the socket's
+  /// error; `boost::system::system_error` with `operation_aborted` when
+  /// cancelled. After any exception the connection is not reusable: its
+  /// return closes it and the pool replaces it.
+  /// Lifetime: the connection must outlive the operation; `req` is moved in.
+  asio::awaitable<response> request(http::request req);
+
+  /// Whether the connection can serve another request: open, the last
+  /// response read whole, and neither side asked to close (`Connection:
+  /// close`, HTTP/1.0 without keep-alive). `on_recycle` keeps a connection
+  /// only when this holds.
+  bool reusable() const noexcept;
+  /// The status of the last response read, or 0.
+  unsigned last_status() const noexcept;
+  /// Requests completed on this connection.
+  std::uint64_t requests() const noexcept;
+  bool is_tls() const noexcept;
+  /// With TLS: whether the handshake resumed an earlier session.
+  bool session_reused() const noexcept;
+  /// The `Host` header this connection sends.
+  const std::string& host() const noexcept;
+  /// The backend's address.
+  asio::ip::tcp::endpoint remote_endpoint() const;
+  /// Makes the pool close this connection when the claim returns.
+  void mark_broken() noexcept;
+
+  struct impl;
+
+ private:
+  friend class connector;
+  explicit connection(std::unique_ptr<impl> p) noexcept;
+  std::unique_ptr<impl> impl_;
+};
+
+/// The `qorb::connector` for HTTP/1.1.
+///
+/// - `connect`: TCP (and with `config::tls`, the TLS handshake, verified),
+///   bounded by the pool's `connect_timeout`.
+/// - `is_valid` (idle connections, every `health_interval`): the ping
+///   request; fails unless it gets a 2xx and the connection stays reusable.
+/// - `on_acquire`: with `check_on_acquire`, that the server has not closed
+///   the connection.
+/// - `on_recycle` (every return): keeps the connection only if it is
+///   `reusable()` (and, with `server_errors_fail_backend`, its last status
+///   was below 500); fails otherwise, so the pool closes and replaces it.
+///
+/// All throw `std::system_error` on failure. Copies share one immutable
+/// config (and TLS context); concurrent calls are safe.
+class connector {
+ public:
+  using connection_type = connection;
+
+  /// Throws as `tls_connector`'s constructor does for a bad TLS config, and
+  /// `std::invalid_argument` for a ping target that does not start with '/'
+  /// or a body limit of 0.
+  explicit connector(config settings = {});
+
+  asio::awaitable<connection> connect(const backend& b);
+  asio::awaitable<void> is_valid(connection& c);
+  asio::awaitable<void> on_acquire(connection& c);
+  asio::awaitable<void> on_recycle(connection& c);
+
+  const config& settings() const noexcept;
+
+  struct state;
+
+ private:
+  asio::awaitable<void> check_idle(connection& c);
+  static asio::awaitable<connection> open(std::shared_ptr<state> s, backend target);
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace qorb::connectors::http
+
+template <>
+struct std::is_error_code_enum<qorb::connectors::http::errc> : std::true_type {};

@@ -1,0 +1,147 @@
+// qorb: a connector for TLS connections (Asio SSL over OpenSSL).
+#pragma once
+
+#include <qorb/backend.hpp>
+#include <qorb/connectors/tcp.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace qorb {
+
+/// Why a TLS connection could not be made, as `std::error_code` values of
+/// `tls_category()`. Every failure of `tls_connector::connect` after the TCP
+/// connect is a `std::system_error` with one of these codes, and a message
+/// that names the backend and says what the server sent.
+enum class tls_errc {
+  /// The server's certificate chain did not verify against the configured
+  /// CA file (or the system store): unknown issuer, expired, self-signed...
+  certificate_untrusted = 1,
+  /// The certificate is trusted but is not for the name (or IP address)
+  /// being verified.
+  host_name_mismatch,
+  /// The server did not answer in TLS: most likely it speaks plain TCP
+  /// (e.g. an HTTP server answering "400 Bad Request" in clear text).
+  not_tls,
+  /// The server closed the connection during the handshake.
+  handshake_closed,
+  /// Any other handshake failure (no common protocol version or cipher, the
+  /// server wanted a client certificate, ...); the message has OpenSSL's
+  /// reason.
+  handshake_failed,
+};
+
+const std::error_category& tls_category() noexcept;
+
+inline std::error_code make_error_code(tls_errc e) noexcept {
+  return {static_cast<int>(e), tls_category()};
+}
+
+struct tls_connector_config {
+  /// How the TCP connection under TLS is made and its socket options
+  /// (keep-alive, no-delay). Its `health_check` is not used: set the one
+  /// below.
+  tcp_connector_config tcp{};
+  /// The name sent as SNI and verified against the certificate. Empty: the
+  /// backend's host (`backend_host`): the SRV target of a DNS backend, the
+  /// IP address of a fixed one (then no SNI is sent, and the certificate
+  /// must name the address in its subjectAltName).
+  std::string server_name{};
+  /// Verify the server's certificate chain and name. On by default; turn
+  /// off only for tests against servers nobody should trust.
+  bool verify = true;
+  /// PEM file of the CA certificates to trust. Empty: the system's store
+  /// (OpenSSL's default paths, /etc/ssl/certs on Debian).
+  std::string ca_file{};
+  /// A client certificate (PEM, may hold the chain) and its private key
+  /// (PEM, unencrypted), for servers that ask for one. Both or neither.
+  std::string certificate_file{};
+  std::string private_key_file{};
+  /// Resume TLS sessions: the latest session (TLS 1.3 ticket or TLS 1.2
+  /// session) a backend gave is offered again on the next connection to
+  /// it, which saves the server a full handshake.
+  bool session_resumption = true;
+  /// Health check run for `is_valid` (and so on every return of a claim
+  /// when the connector is used as is): throw to fail. Without one, the
+  /// check is that the peer has not closed the connection.
+  std::function<asio::awaitable<void>(class tls_stream&)> health_check = nullptr;
+};
+
+/// A TLS connection over TCP: an `asio::ssl::stream<asio::ip::tcp::socket>`
+/// (use it as one, e.g. with Beast or `asio::async_read`) that, when it is
+/// destroyed after a completed handshake, sends the peer TLS's close_notify
+/// without waiting (a non-blocking write of one record, never a read): a
+/// clean close whose cost is bounded. For a two-way shutdown that waits for
+/// the peer's close_notify, call `async_shutdown` before destruction.
+class tls_stream : public asio::ssl::stream<asio::ip::tcp::socket> {
+ public:
+  using base = asio::ssl::stream<asio::ip::tcp::socket>;
+  using base::base;
+  tls_stream(tls_stream&&) noexcept = default;
+  tls_stream& operator=(tls_stream&& other) noexcept;
+  ~tls_stream();
+
+  /// Whether the handshake resumed an earlier session (no full handshake).
+  bool session_reused() const noexcept;
+  /// The negotiated protocol, e.g. "TLSv1.3", or "" before the handshake.
+  std::string protocol() const;
+
+ private:
+  void close_notify() noexcept;
+};
+
+/// The host part of a backend's name: "db1.example.com" for a DNS backend
+/// named "db1.example.com.@10.0.0.1:5432", the IP address ("127.0.0.1",
+/// "::1") otherwise.
+std::string backend_host(const backend& b);
+
+/// Connects a `tls_stream` to each backend: TCP connect (as
+/// `tcp_connector`), then the TLS handshake with SNI and certificate
+/// verification, both inside `connect`, so the pool's `connect_timeout`
+/// bounds them together (and the pool's cancellation stops either).
+///
+/// The TLS context (trust store, client certificate) is loaded once, by the
+/// constructor, which throws `std::system_error` when a file cannot be
+/// loaded (naming it) and `std::invalid_argument` for a certificate without
+/// a key or the other way round. Copies share it. Concurrent calls are safe.
+class tls_connector {
+ public:
+  using connection_type = tls_stream;
+
+  explicit tls_connector(tls_connector_config config = {});
+
+  asio::awaitable<tls_stream> connect(const backend& b);
+  asio::awaitable<void> is_valid(tls_stream& stream);
+
+  /// Connects a stream to `b` with `server_name` (empty: as `connect`
+  /// chooses): for connectors that put a protocol on top of TLS. Both are
+  /// copied, so the awaitable may outlive the arguments (as with `connect`).
+  asio::awaitable<tls_stream> connect(backend b, std::string server_name);
+
+  /// Whether `stream`'s peer has closed the connection (a non-blocking look
+  /// at the socket that processes TLS records already there, e.g. session
+  /// tickets, but no application data). Throws `std::system_error` when the
+  /// peer closed it or it broke; used by `is_valid` and by protocols on top.
+  static void check_open(tls_stream& stream);
+
+  const tls_connector_config& config() const noexcept;
+
+  struct state;
+
+ private:
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace qorb
+
+template <>
+struct std::is_error_code_enum<qorb::tls_errc> : std::true_type {};

@@ -1,0 +1,330 @@
+#include <qorb/connectors/http.hpp>
+
+#include "connectors/tls_timeout.hpp"
+
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <stdexcept>
+#include <utility>
+
+namespace qorb::connectors::http {
+
+namespace bhttp = beast::http;
+
+namespace {
+
+class category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "qorb.http"; }
+  std::string message(int code) const override {
+    switch (static_cast<errc>(code)) {
+      case errc::request_timeout:
+        return "HTTP request timed out";
+      case errc::connection_closed:
+        return "the server closed the connection before the response was complete";
+      case errc::bad_response:
+        return "bad HTTP response";
+      case errc::ping_failed:
+        return "HTTP health check failed";
+      case errc::server_error:
+        return "the server answered with a 5xx status";
+      case errc::not_usable:
+        return "the HTTP connection is not usable";
+    }
+    return "unknown HTTP error";
+  }
+};
+
+[[noreturn]] void fail(errc code, const std::string& detail) {
+  throw std::system_error(make_error_code(code), detail);
+}
+
+std::string host_header(const config& c, const backend& b, bool tls) {
+  if (!c.host.empty()) return c.host;
+  std::string host = backend_host(b);
+  if (host.find(':') != std::string::npos) host = std::string("[").append(host) + "]";
+  const unsigned port = b.address.port();
+  if (port != (tls ? 443u : 80u)) {
+    host += ':';
+    host += std::to_string(port);
+  }
+  return host;
+}
+
+}  // namespace
+
+const std::error_category& category() noexcept {
+  static const category_impl instance;
+  return instance;
+}
+
+// --- the connector's shared state ----------------------------------------------
+
+struct connector::state {
+  config settings;
+  tcp_connector tcp;
+  std::optional<tls_connector> tls;
+
+  explicit state(config c) : settings(std::move(c)), tcp(settings.tcp) {
+    if (!settings.ping_target.empty() && settings.ping_target.front() != '/') {
+      throw std::invalid_argument(
+          std::string("http::config::ping_target must start with '/' (or be empty): '")
+              .append(settings.ping_target) + "'");
+    }
+    if (settings.body_limit == 0) {
+      throw std::invalid_argument("http::config::body_limit must be at least 1 byte");
+    }
+    if (settings.request_timeout.count() < 0 || settings.ping_timeout.count() < 0) {
+      throw std::invalid_argument(
+          "http::config::request_timeout and ping_timeout must not be negative");
+    }
+    if (settings.tls) tls.emplace(*settings.tls);
+  }
+};
+
+// --- the connection ----------------------------------------------------------
+
+struct connection::impl {
+  std::shared_ptr<connector::state> state;
+  std::optional<asio::ip::tcp::socket> plain;
+  std::optional<tls_stream> secure;
+  beast::flat_buffer buffer;
+  std::string host;
+  bool reusable = true;
+  bool busy = false;
+  std::string why_not;  // why it is not reusable
+  unsigned last_status = 0;
+  std::uint64_t requests = 0;
+
+  asio::ip::tcp::socket& socket() { return secure ? secure->next_layer() : *plain; }
+  bool open() { return (secure || plain) && socket().is_open(); }
+
+  void close(std::string why) {
+    reusable = false;
+    if (why_not.empty()) why_not = std::move(why);
+    if (secure || plain) {
+      boost::system::error_code ignored;
+      socket().close(ignored);
+    }
+  }
+};
+
+connection::connection(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+connection::connection(connection&&) noexcept = default;
+connection& connection::operator=(connection&&) noexcept = default;
+connection::~connection() = default;
+
+bool connection::reusable() const noexcept {
+  return impl_ && impl_->reusable && !impl_->busy && impl_->open();
+}
+unsigned connection::last_status() const noexcept { return impl_ ? impl_->last_status : 0; }
+std::uint64_t connection::requests() const noexcept { return impl_ ? impl_->requests : 0; }
+bool connection::is_tls() const noexcept { return impl_ && impl_->secure.has_value(); }
+bool connection::session_reused() const noexcept {
+  return impl_ && impl_->secure && impl_->secure->session_reused();
+}
+const std::string& connection::host() const noexcept {
+  static const std::string none;
+  return impl_ ? impl_->host : none;
+}
+asio::ip::tcp::endpoint connection::remote_endpoint() const {
+  if (!impl_) fail(errc::not_usable, "no connection (moved from)");
+  return impl_->socket().remote_endpoint();
+}
+void connection::mark_broken() noexcept {
+  if (impl_) impl_->close("marked broken");
+}
+
+namespace {
+
+// One exchange on a stream: write the request, read the response whole.
+template <class Stream>
+asio::awaitable<response> exchange(Stream& stream, beast::flat_buffer& buffer, request& req,
+                                   std::size_t body_limit) {
+  co_await bhttp::async_write(stream, req, asio::use_awaitable);
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(body_limit);
+  parser.header_limit(8 * 1024);
+  co_await bhttp::async_read(stream, buffer, parser, asio::use_awaitable);
+  co_return parser.release();
+}
+
+bool closed_by_peer(const boost::system::error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::ssl::error::stream_truncated || ec == bhttp::error::partial_message;
+}
+
+}  // namespace
+
+asio::awaitable<response> connection::request(http::request req) {
+  if (!impl_) fail(errc::not_usable, "no connection (moved from)");
+  impl& p = *impl_;
+  if (p.busy) fail(errc::not_usable, "another request is in progress on this connection");
+  if (!p.open() || !p.reusable) {
+    fail(errc::not_usable, std::string("the connection cannot take another request (")
+                               .append(p.why_not.empty() ? "closed" : p.why_not) + ")");
+  }
+  const config& c = p.state->settings;
+  if (req.find(bhttp::field::host) == req.end()) req.set(bhttp::field::host, p.host);
+  if (!c.user_agent.empty() && req.find(bhttp::field::user_agent) == req.end()) {
+    req.set(bhttp::field::user_agent, c.user_agent);
+  }
+  if (req.version() == 0) req.version(11);
+  req.prepare_payload();
+  const bool client_keeps = req.keep_alive();
+
+  p.busy = true;
+  p.reusable = false;  // until the response is read whole
+  std::optional<response> res;
+  try {
+    auto op = p.secure ? exchange(*p.secure, p.buffer, req, c.body_limit)
+                       : exchange(*p.plain, p.buffer, req, c.body_limit);
+    res = co_await detail::within(c.request_timeout, std::move(op));
+  } catch (const boost::system::system_error& e) {
+    p.busy = false;
+    const auto ec = e.code();
+    if (ec == asio::error::operation_aborted) {
+      p.close("a request was cancelled");
+      throw;
+    }
+    if (closed_by_peer(ec)) {
+      p.close("the server closed it");
+      fail(errc::connection_closed,
+           std::string("the server closed the connection (").append(ec.message()) + ")");
+    }
+    if (ec.category() == boost::system::error_code(bhttp::error::bad_version).category() ||
+        ec == bhttp::error::body_limit) {
+      p.close("a bad response");
+      fail(errc::bad_response, ec.message());
+    }
+    p.close(ec.message());
+    throw std::system_error(std::error_code(ec), "HTTP request");
+  } catch (...) {
+    p.busy = false;
+    p.close("a request failed");
+    throw;
+  }
+  p.busy = false;
+  if (!res) {
+    p.close("a request timed out");
+    fail(errc::request_timeout, std::string("no whole response within ")
+                                    .append(std::to_string(c.request_timeout.count())) + " ms");
+  }
+  ++p.requests;
+  p.last_status = res->result_int();
+  if (!client_keeps || !res->keep_alive()) {
+    p.close(client_keeps ? "the server asked to close it" : "the request asked to close it");
+  } else if (p.buffer.size() != 0) {
+    p.close("the server sent more than the response");
+  } else {
+    p.reusable = true;
+  }
+  co_return std::move(*res);
+}
+
+// --- the connector -----------------------------------------------------------
+
+connector::connector(config settings)
+    : state_(std::make_shared<state>(std::move(settings))) {}
+
+const config& connector::settings() const noexcept { return state_->settings; }
+
+asio::awaitable<connection> connector::connect(const backend& b) {
+  // The awaitable starts after this call returns: it gets its own copies.
+  return open(state_, b);
+}
+
+asio::awaitable<connection> connector::open(std::shared_ptr<state> s, backend target) {
+  auto p = std::make_unique<connection::impl>();
+  p->state = s;
+  p->host = host_header(s->settings, target, s->tls.has_value());
+  if (s->tls) {
+    p->secure.emplace(co_await s->tls->connect(target));
+  } else {
+    p->plain.emplace(co_await s->tcp.connect(target));
+  }
+  co_return connection(std::move(p));
+}
+
+asio::awaitable<void> connector::is_valid(connection& c) {
+  auto s = state_;
+  if (!c.impl_ || !c.reusable()) {
+    fail(errc::not_usable,
+         std::string("the connection cannot take another request (")
+             .append(c.impl_ && !c.impl_->why_not.empty() ? c.impl_->why_not : "closed") + ")");
+  }
+  if (s->settings.ping_target.empty()) {
+    co_await check_idle(c);
+    co_return;
+  }
+  request ping{s->settings.ping_method, s->settings.ping_target, 11};
+  std::optional<response> res;
+  try {
+    res = co_await detail::within(s->settings.ping_timeout, c.request(std::move(ping)));
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) throw;
+    fail(errc::ping_failed, std::string(s->settings.ping_target).append(": ").append(e.what()));
+  } catch (const std::system_error& e) {
+    fail(errc::ping_failed, std::string(s->settings.ping_target).append(": ").append(e.what()));
+  }
+  if (!res) {
+    c.mark_broken();
+    fail(errc::ping_failed, std::string(s->settings.ping_target).append(": no answer within ") +
+                                std::to_string(s->settings.ping_timeout.count()) + " ms");
+  }
+  if (res->result_int() < 200 || res->result_int() > 299) {
+    c.mark_broken();
+    fail(errc::ping_failed, std::string(s->settings.ping_target)
+                                .append(" answered ")
+                                .append(std::to_string(res->result_int())));
+  }
+  if (!c.reusable()) {
+    fail(errc::ping_failed,
+         std::string(s->settings.ping_target).append(": the connection cannot be kept (") +
+             c.impl_->why_not + ")");
+  }
+}
+
+asio::awaitable<void> connector::on_acquire(connection& c) {
+  if (!state_->settings.check_on_acquire) co_return;
+  co_await check_idle(c);
+}
+
+asio::awaitable<void> connector::check_idle(connection& c) {
+  if (!c.impl_ || !c.impl_->open()) fail(errc::not_usable, "the connection is closed");
+  auto s = state_;
+  try {
+    if (c.impl_->secure) {
+      tls_connector::check_open(*c.impl_->secure);
+    } else {
+      co_await s->tcp.is_valid(*c.impl_->plain);
+    }
+  } catch (const std::system_error& e) {
+    c.impl_->close("the server closed it while idle");
+    fail(errc::connection_closed, std::string("idle connection: ").append(e.what()));
+  }
+}
+
+asio::awaitable<void> connector::on_recycle(connection& c) {
+  if (!c.impl_ || !c.reusable()) {
+    fail(errc::not_usable,
+         std::string("not kept: ")
+             .append(c.impl_ && !c.impl_->why_not.empty() ? c.impl_->why_not : "closed"));
+  }
+  if (state_->settings.server_errors_fail_backend && c.impl_->last_status >= 500) {
+    const auto last = c.impl_->last_status;
+    c.mark_broken();
+    fail(errc::server_error,
+         std::string("the last response had status ").append(std::to_string(last)));
+  }
+  co_return;
+}
+
+}  // namespace qorb::connectors::http

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,6 +39,41 @@ struct stats_server_config {
   /// How long an HTTP client may take to send a request or read a response,
   /// and a WebSocket client to answer the server's keep-alive pings.
   std::chrono::milliseconds client_timeout = std::chrono::seconds(30);
+  /// Clients connected at once, at most (1..1,000,000). One more is
+  /// answered `503 Service Unavailable` and closed at once, without reading
+  /// its request. Each client costs one file descriptor.
+  std::size_t max_connections = 256;
+  /// File descriptors the server leaves to the rest of the process (its
+  /// pools' connections above all), at most 1,000,000: a client is refused
+  /// (as above) when accepting it took one of the last `reserved_fds`
+  /// descriptors below the process's `RLIMIT_NOFILE` soft limit. When the
+  /// process runs out of descriptors altogether (EMFILE), the server stops
+  /// accepting for a while (10 ms, doubling up to 1 s) instead of retrying
+  /// at once, and logs it at most once per `log_interval`.
+  std::size_t reserved_fds = 64;
+  /// How long one snapshot of the pools serves `/stats`, `/metrics` and
+  /// `/qtop/stats` (0..1 hour): within it, every request gets output built
+  /// from the same snapshot, so a scrape flood reads each pool once per
+  /// interval. 0 reads the pools for every request.
+  std::chrono::milliseconds snapshot_interval = std::chrono::milliseconds(100);
+  /// The shortest time between two log lines about the same kind of trouble
+  /// (accept errors, refused clients, malformed requests); the lines in
+  /// between are counted and the count given in the next one (0..1 hour).
+  std::chrono::milliseconds log_interval = std::chrono::seconds(10);
+};
+
+/// What a `stats_server` has seen since it started (`stats_server::counters`).
+struct stats_server_counters {
+  /// Clients connected right now.
+  std::size_t connections = 0;
+  /// Clients refused (at `max_connections` or `reserved_fds`).
+  std::uint64_t refused = 0;
+  /// Accepts that failed (EMFILE, ENFILE, ENOBUFS, ...).
+  std::uint64_t accept_errors = 0;
+  /// Requests answered 400, 413 or 431 because they did not parse.
+  std::uint64_t malformed_requests = 0;
+  /// Snapshots taken of the pools (see `snapshot_interval`).
+  std::uint64_t snapshots = 0;
 };
 
 /// A source of one pool's statistics: a snapshot, or std::nullopt once the
@@ -69,16 +105,27 @@ using stats_source = std::function<std::optional<pool_stats>()>;
 /// each client has its own queue of output, bounded by `max_queued_bytes`,
 /// so a slow client never delays the others either.
 ///
-/// Executor: the server's work (accepting, sessions, polling) runs on the
-/// executor given at construction, which may be multi-threaded; some thread
-/// must run it.
+/// Executor: the server's network I/O (accepting, reading requests, writing
+/// responses) runs on the executor given at construction, which may be
+/// multi-threaded; some thread must run it. Reading the pools' stats and
+/// building the output (JSON, Prometheus text, WebSocket pushes) runs on the
+/// server's own thread, off the pools' executors, from a snapshot cached for
+/// `snapshot_interval`: a scrape flood costs the pools one stats read per
+/// interval.
+///
+/// Limits: at most `max_connections` clients, never one of the last
+/// `reserved_fds` descriptors; a request that does not parse gets 400, a
+/// body over 16 KiB 413, a request line and headers over 8 KiB 431, each
+/// followed by a close. See docs/limits.md.
 ///
 /// Thread safety: every member function may be called from any thread at
 /// once, except that construction and destruction must not race with other
 /// calls.
 class stats_server {
  public:
-  /// Builds a server; nothing listens until `start`.
+  /// Builds a server; nothing listens until `start`. Throws
+  /// `std::invalid_argument` naming the field for a configuration value out
+  /// of its bounds.
   explicit stats_server(asio::any_io_executor executor, stats_server_config config = {});
   /// Stops the server (see `stop`).
   ~stats_server();
@@ -138,6 +185,9 @@ class stats_server {
   /// The address the server listens on (with the real port when the
   /// configured port was 0). Throws `std::logic_error` before `start`.
   asio::ip::tcp::endpoint local_endpoint() const;
+
+  /// Counts of clients and of trouble so far.
+  stats_server_counters counters() const;
 
  private:
   std::shared_ptr<detail::stats_server_state> state_;

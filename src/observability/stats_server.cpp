@@ -14,18 +14,23 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -33,6 +38,7 @@
 #include <ctime>
 #include <deque>
 #include <list>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
@@ -55,6 +61,78 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 // time between two pushes.
 constexpr auto poll_interval = 100ms;
 constexpr std::size_t max_request_body = 16 * 1024;
+// The request line and headers together (Beast's default, said here).
+constexpr std::uint32_t max_request_header = 8 * 1024;
+
+// --- limits ------------------------------------------------------------------
+
+// Lets one log line through per interval and counts the ones it held back.
+// Used under the server's lock or on one strand only.
+struct log_limiter {
+  std::optional<std::chrono::steady_clock::time_point> last;
+  std::uint64_t held_back = 0;
+
+  // Whether to log now; `skipped` gets how many were held back before.
+  bool admit(std::chrono::milliseconds interval, std::uint64_t& skipped) {
+    const auto now = std::chrono::steady_clock::now();
+    if (last && now - *last < interval) {
+      ++held_back;
+      return false;
+    }
+    last = now;
+    skipped = std::exchange(held_back, 0);
+    return true;
+  }
+};
+
+// The highest descriptor a client may have: the last `reserved` below the
+// RLIMIT_NOFILE soft limit are the rest of the process's. Descriptors are
+// allocated lowest first, so holding descriptor n means n are in use.
+bool within_fd_budget(int fd, std::size_t reserved) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
+  const auto cur = static_cast<std::uint64_t>(limit.rlim_cur);
+  return static_cast<std::uint64_t>(fd) + reserved < cur;
+}
+
+// Refuses a client without reading from it: one non-blocking write of a
+// 503 (what fits in the socket's empty send buffer, always all of it), then
+// close.
+void refuse(int fd) {
+  static constexpr std::string_view busy =
+      "HTTP/1.1 503 Service Unavailable\r\n"
+      "Server: qorb stats_server\r\n"
+      "Content-Type: text/plain\r\n"
+      "Content-Length: 34\r\n"
+      "Connection: close\r\n"
+      "Retry-After: 1\r\n"
+      "\r\n"
+      "too many clients, try again later\n";
+  [[maybe_unused]] const auto sent = ::send(fd, busy.data(), busy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::close(fd);
+}
+
+void check_config(const stats_server_config& c) {
+  const auto bad = [](const char* what) {
+    throw std::invalid_argument(std::string("qorb: stats_server_config::").append(what));
+  };
+  constexpr std::size_t max_count = 1'000'000;
+  constexpr auto max_interval = std::chrono::hours(1);
+  if (c.max_connections < 1 || c.max_connections > max_count) {
+    bad("max_connections must be within 1..1000000");
+  }
+  if (c.reserved_fds > max_count) bad("reserved_fds must be within 0..1000000");
+  if (c.snapshot_interval < std::chrono::milliseconds::zero() ||
+      c.snapshot_interval > max_interval) {
+    bad("snapshot_interval must be within 0 ms..1 h");
+  }
+  if (c.log_interval < std::chrono::milliseconds::zero() || c.log_interval > max_interval) {
+    bad("log_interval must be within 0 ms..1 h");
+  }
+  if (c.client_timeout <= std::chrono::milliseconds::zero() || c.client_timeout > max_interval) {
+    bad("client_timeout must be within 1 ms..1 h");
+  }
+}
 
 // --- request targets -------------------------------------------------------
 
@@ -330,7 +408,18 @@ std::string metrics_text(const std::vector<pool_stats>& pools) {
 
 namespace detail {
 class stats_session;
-}
+
+// Output built from one snapshot: a response body, or for /qtop/stats the
+// pool's sets and its claims so far.
+struct built_output {
+  std::string body;
+  std::uint64_t total_claims = 0;
+  bool found = true;  // false: the pool asked for is gone
+};
+
+// What the output is for.
+enum class output_kind : char { stats = 's', metrics = 'm', sets = 'q' };
+}  // namespace detail
 
 struct detail::stats_server_state : std::enable_shared_from_this<stats_server_state> {
   stats_server_state(asio::any_io_executor ex, stats_server_config cfg)
@@ -396,12 +485,96 @@ struct detail::stats_server_state : std::enable_shared_from_this<stats_server_st
 
   asio::awaitable<void> accept_loop();
 
+  // The output for `kind`, for pool `only` (empty: every pool), from the
+  // cached snapshot, taken again once `snapshot_interval` has passed or a
+  // pool was attached or detached. On the builder's thread only.
+  std::shared_ptr<const built_output> build(output_kind kind, const std::string& only) {
+    const auto now = std::chrono::steady_clock::now();
+    std::uint64_t gen = 0;
+    {
+      std::lock_guard lock(mu);
+      gen = generation;
+    }
+    if (!cache_taken || now - *cache_taken >= config.snapshot_interval || gen != cache_generation) {
+      cache_pools = snapshot(nullptr);
+      cache_taken = now;
+      cache_generation = gen;
+      cache_built.clear();
+      snapshots.fetch_add(1, std::memory_order_relaxed);
+    }
+    auto key = std::string(1, static_cast<char>(kind)).append(only);
+    auto& slot = cache_built[std::move(key)];
+    if (slot) return slot;
+    auto out = std::make_shared<built_output>();
+    std::vector<const pool_stats*> chosen;
+    for (const auto& p : cache_pools) {
+      if (only.empty() || p.name == only) chosen.push_back(&p);
+    }
+    switch (kind) {
+      case output_kind::metrics: {
+        if (only.empty()) {
+          out->body = metrics_text(cache_pools);
+        } else {
+          std::vector<pool_stats> copies;
+          for (const auto* p : chosen) copies.push_back(*p);
+          out->body = metrics_text(copies);
+        }
+        break;
+      }
+      case output_kind::stats: {
+        json::object all;
+        for (const auto* p : chosen) all[p->name] = pool_json(*p);
+        out->body = json::serialize(json::object{{"pools", std::move(all)}});
+        out->body += '\n';
+        break;
+      }
+      case output_kind::sets:
+        out->found = !chosen.empty();
+        if (out->found) {
+          out->body = json::serialize(sets_json(*chosen.front()));
+          out->total_claims = chosen.front()->total_claims;
+        }
+        break;
+    }
+    slot = std::move(out);
+    return slot;
+  }
+
+  // Logs through `limiter` (guarded by `mu`): at most once per log_interval.
+  template <class... Args>
+  void log_limited(log_limiter& limiter, spdlog::level::level_enum level,
+                   spdlog::format_string_t<Args...> fmt, Args&&... args) {
+    std::uint64_t skipped = 0;
+    {
+      std::lock_guard lock(mu);
+      if (!limiter.admit(config.log_interval, skipped)) return;
+    }
+    if (!config.logger) return;
+    auto text = fmt::format(fmt, std::forward<Args>(args)...);
+    if (skipped > 0) {
+      text.append(" (").append(std::to_string(skipped)).append(" more since the last report)");
+    }
+    config.logger->log(level, "{}", text);
+  }
+
   asio::any_io_executor executor;
   const stats_server_config config;
   tcp::acceptor acceptor;  // used on its own strand once started
+  // Builds the output, off the pools' executors; joined by stop().
+  asio::thread_pool builder{1};
+  // The cache, on the builder's thread only.
+  std::optional<std::chrono::steady_clock::time_point> cache_taken;
+  std::uint64_t cache_generation = 0;
+  std::vector<pool_stats> cache_pools;
+  std::map<std::string, std::shared_ptr<const built_output>> cache_built;
+
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::uint64_t> refused{0}, accept_errors{0}, malformed{0}, snapshots{0};
+  log_limiter accept_log, refuse_log, malformed_log;  // guarded by mu
 
   std::mutex mu;
   std::vector<entry> pools;  // in attach order
+  std::uint64_t generation = 0;  // bumped by attach and detach
   std::uint64_t next_id = 0;
   bool started = false;
   bool stopped = false;
@@ -417,11 +590,16 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
  public:
   using server_state = detail::stats_server_state;
 
+  // Counted in `server->connections` by whoever made it, until destroyed.
   stats_session(std::shared_ptr<server_state> server, tcp::socket socket)
       : server_(std::move(server)),
         stream_(std::move(socket)),
         wake_(stream_.get_executor()),
-        poll_(stream_.get_executor()) {}
+        poll_(stream_.get_executor()),
+        reply_(stream_.get_executor()) {}
+  ~stats_session() { server_->connections.fetch_sub(1, std::memory_order_relaxed); }
+  stats_session(const stats_session&) = delete;
+  stats_session& operator=(const stats_session&) = delete;
 
   asio::any_io_executor get_executor() { return wake_.get_executor(); }
 
@@ -434,6 +612,7 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
     closed_ = true;
     wake_.cancel();
     poll_.cancel();
+    reply_.cancel();
     auto& socket = ws_ ? beast::get_lowest_layer(*ws_).socket() : stream_.socket();
     beast::error_code ignored;
     if (abort) socket.set_option(asio::socket_base::linger(true, 0), ignored);
@@ -446,10 +625,16 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
     while (!closed_) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(max_request_body);
+      parser.header_limit(max_request_header);
       stream_.expires_after(server_->config.client_timeout);
       auto [ec, n] = co_await http::async_read(stream_, buffer, parser, use_nothrow);
       if (ec) {
-        if (ec != http::error::end_of_stream && !closed_) {
+        if (closed_) break;
+        if (const auto status = malformed_status(ec)) {
+          co_await answer_malformed(*status, ec);
+          co_return;
+        }
+        if (ec != http::error::end_of_stream) {
           server_->log(spdlog::level::debug, "stats_server: reading a request: {}", ec.message());
         }
         break;
@@ -461,6 +646,17 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
       if (!response) {
         co_await serve_websocket(std::move(request), std::move(pool_name), update);
         co_return;
+      }
+      if (pending_) {  // the body is built off this executor
+        const auto [kind, only] = *std::exchange(pending_, std::nullopt);
+        const auto out = co_await built(kind, only);
+        if (closed_) break;
+        if (out) {
+          response->body() = out->body;
+        } else {
+          *response = reply(request, http::status::internal_server_error,
+                            "could not read the pools' stats\n");
+        }
       }
       response->keep_alive(request.keep_alive());
       response->prepare_payload();
@@ -538,16 +734,96 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
       pool_name = std::move(*only);
       return std::nullopt;
     }
-    const auto pools = server_->snapshot(only ? &*only : nullptr);
-    if (is_metrics) {
-      return reply(request, http::status::ok, metrics_text(pools),
-                   "text/plain; version=0.0.4; charset=utf-8");
+    // run() has the body built on the server's thread (see built()).
+    pending_.emplace(is_metrics ? output_kind::metrics : output_kind::stats, only.value_or(""));
+    return reply(request, http::status::ok, {},
+                 is_metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+  }
+
+  // The status for a request that did not parse, or nothing when the
+  // client just went away or was too slow.
+  static std::optional<http::status> malformed_status(const beast::error_code& ec) {
+    if (ec == http::error::body_limit) return http::status::payload_too_large;
+    if (ec == http::error::header_limit) return http::status::request_header_fields_too_large;
+    if (ec.category() != http::make_error_code(http::error::bad_method).category() ||
+        ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == http::error::need_more || ec == http::error::need_buffer) {
+      return std::nullopt;
     }
-    json::object all;
-    for (const auto& p : pools) all[p.name] = pool_json(p);
-    return reply(request, http::status::ok,
-                 json::serialize(json::object{{"pools", std::move(all)}}) + "\n",
-                 "application/json");
+    return http::status::bad_request;
+  }
+
+  // Answers a request that did not parse with `status`, then closes: after
+  // a bounded drain of what the client still sends, so that the close does
+  // not reset the connection before the client has read the answer.
+  asio::awaitable<void> answer_malformed(http::status status, const beast::error_code& ec) {
+    server_->malformed.fetch_add(1, std::memory_order_relaxed);
+    server_->log_limited(server_->malformed_log, spdlog::level::info,
+                         "stats_server: answering {} to a malformed request: {}",
+                         static_cast<unsigned>(status), ec.message());
+    std::string body;
+    if (status == http::status::payload_too_large) {
+      body.append("request body over ").append(std::to_string(max_request_body)).append(" bytes\n");
+    } else if (status == http::status::request_header_fields_too_large) {
+      body.append("request line and headers over ")
+          .append(std::to_string(max_request_header))
+          .append(" bytes\n");
+    } else {
+      body.append("malformed request: ").append(ec.message()).append("\n");
+    }
+    response_type res(status, 11);
+    res.set(http::field::server, "qorb stats_server");
+    res.set(http::field::content_type, "text/plain");
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    res.keep_alive(false);
+    res.prepare_payload();
+    const auto linger = std::min<std::chrono::milliseconds>(server_->config.client_timeout, 1s);
+    stream_.expires_after(server_->config.client_timeout);
+    auto [wec, written] = co_await http::async_write(stream_, res, use_nothrow);
+    if (!wec && !closed_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.expires_after(linger);
+      std::array<char, 4096> sink;
+      for (std::size_t drained = 0; drained < 1024 * 1024 && !closed_;) {
+        auto [rec, got] = co_await stream_.async_read_some(asio::buffer(sink), use_nothrow);
+        if (rec) break;
+        drained += got;
+      }
+    }
+    close();
+  }
+
+  // The output for `kind` (see stats_server_state::build), built on the
+  // server's thread; null if that failed. Returns early, with whatever it
+  // has, once the session is closed.
+  asio::awaitable<std::shared_ptr<const built_output>> built(output_kind kind, std::string only) {
+    result_.reset();
+    if (closed_) co_return nullptr;
+    reply_.expires_at(asio::steady_timer::time_point::max());
+    // The job holds the session weakly, and the server plainly: stop()
+    // joins the builder before the server can go.
+    std::weak_ptr<stats_session> weak = shared_from_this();
+    asio::post(server_->builder, [weak, server = server_.get(), kind, only = std::move(only),
+                                  ex = get_executor()] {
+      std::shared_ptr<const built_output> out;
+      try {
+        out = server->build(kind, only);
+      } catch (const std::exception& e) {
+        server->log(spdlog::level::warn, "stats_server: reading the pools' stats: {}", e.what());
+      }
+      asio::post(ex, [weak, out = std::move(out)]() mutable {
+        if (auto self = weak.lock()) self->deliver(std::move(out));
+      });
+    });
+    while (!result_ && !closed_) co_await reply_.async_wait(use_nothrow);
+    co_return result_ ? std::move(*result_) : nullptr;
+  }
+
+  void deliver(std::shared_ptr<const built_output> out) {
+    result_.emplace(std::move(out));
+    reply_.cancel();
   }
 
   asio::awaitable<void> serve_websocket(http::request<http::string_body> request,
@@ -615,26 +891,27 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
   }
 
   asio::awaitable<void> push_loop(const std::string& pool_name, std::chrono::milliseconds update) {
-    std::optional<json::object> last_sets;
+    std::shared_ptr<const built_output> last;
     std::uint64_t last_claims = 0;
     auto last_push = std::chrono::steady_clock::now();
     while (!closed_) {
-      auto stats = server_->snapshot(&pool_name);
-      if (stats.empty()) {
+      const auto out = co_await built(output_kind::sets, pool_name);
+      if (closed_) co_return;
+      if (out && !out->found) {
         close_reason_.emplace(websocket::close_code::going_away, "pool is gone");
         wake_.cancel();
         co_return;
       }
-      const auto& p = stats.front();
-      auto sets = sets_json(p);
       const auto now = std::chrono::steady_clock::now();
-      if (!last_sets || sets != *last_sets || now - last_push >= update) {
+      const bool changed = out && (!last || (out != last && out->body != last->body));
+      if (out && (changed || now - last_push >= update)) {
         // The first push has nothing before it: 0 claims.
         const std::uint64_t claims =
-            last_sets && p.total_claims > last_claims ? p.total_claims - last_claims : 0;
-        json::object message_fields{{"claims", claims}};
-        for (const auto& [key, value] : sets) message_fields[key] = value;  // sets_json's fields
-        std::string message = json::serialize(message_fields);
+            last && out->total_claims > last_claims ? out->total_claims - last_claims : 0;
+        std::string message = "{\"claims\":";
+        message += std::to_string(claims);
+        message += ',';
+        message.append(out->body, 1);  // sets_json's fields, after the brace
         // One message always fits, however big.
         if (queued_bytes_ > 0 &&
             queued_bytes_ + message.size() > server_->config.max_queued_bytes) {
@@ -647,8 +924,8 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
         queued_bytes_ += message.size();
         outbox_.push_back(std::move(message));
         wake_.cancel();
-        last_sets = std::move(sets);
-        last_claims = p.total_claims;
+        last = out;
+        last_claims = out->total_claims;
         last_push = now;
       }
       poll_.expires_after(poll_interval);
@@ -661,6 +938,9 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
   std::optional<websocket::stream<beast::tcp_stream>> ws_;
   asio::steady_timer wake_;  // wakes the writer when output is queued
   asio::steady_timer poll_;
+  asio::steady_timer reply_;  // wakes built() when the builder answered
+  std::optional<std::shared_ptr<const built_output>> result_;
+  std::optional<std::pair<output_kind, std::string>> pending_;  // set by route()
   std::deque<std::string> outbox_;  // front: being written
   std::size_t queued_bytes_ = 0;
   std::optional<websocket::close_reason> close_reason_;
@@ -670,6 +950,8 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
 asio::awaitable<void> detail::stats_server_state::accept_loop() {
   const auto self = shared_from_this();
   asio::steady_timer pause(acceptor.get_executor());
+  constexpr auto first_pause = 10ms, last_pause = 1000ms;
+  auto next_pause = first_pause;
   for (;;) {
     auto [ec] = co_await acceptor.async_wait(tcp::acceptor::wait_read, use_nothrow);
     if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
@@ -681,18 +963,38 @@ asio::awaitable<void> detail::stats_server_state::accept_loop() {
           (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)) {
         continue;
       }
-      // Out of descriptors, most likely: wait rather than spin.
-      log(spdlog::level::warn, "stats_server: accept: {}",
-          ec ? ec.message() : std::generic_category().message(errno));
-      pause.expires_after(100ms);
+      // Out of descriptors, most likely (EMFILE, ENFILE), or of kernel
+      // memory: stop accepting for a while, longer each time, rather than
+      // spin; the clients wait in the listen backlog.
+      accept_errors.fetch_add(1, std::memory_order_relaxed);
+      const auto why = ec ? ec.message() : std::generic_category().message(errno);
+      log_limited(accept_log, spdlog::level::warn,
+                  "stats_server: accept: {}; pausing accepts for {} ms",
+                  why, next_pause.count());
+      pause.expires_after(next_pause);
+      next_pause = std::min(next_pause * 2, last_pause);
       co_await pause.async_wait(use_nothrow);
       continue;
     }
+    next_pause = first_pause;
+    if (connections.load(std::memory_order_relaxed) >= config.max_connections ||
+        !within_fd_budget(fd, config.reserved_fds)) {
+      refused.fetch_add(1, std::memory_order_relaxed);
+      refuse(fd);
+      log_limited(refuse_log, spdlog::level::warn,
+                  "stats_server: refused a client: {} clients connected (max_connections {}, "
+                  "reserved_fds {})",
+                  connections.load(std::memory_order_relaxed), config.max_connections,
+                  config.reserved_fds);
+      continue;
+    }
+    connections.fetch_add(1, std::memory_order_relaxed);
     tcp::socket socket(asio::make_strand(executor));
     beast::error_code aec;
     socket.assign(acceptor.local_endpoint().protocol(), fd, aec);
     if (aec) {
       ::close(fd);
+      connections.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
     auto session = std::make_shared<detail::stats_session>(self, std::move(socket));
@@ -704,8 +1006,8 @@ asio::awaitable<void> detail::stats_server_state::accept_loop() {
 // --- stats_server --------------------------------------------------------------
 
 stats_server::stats_server(asio::any_io_executor executor, stats_server_config config)
-    : state_(std::make_shared<detail::stats_server_state>(std::move(executor), std::move(config))) {
-}
+    : state_((check_config(config), std::make_shared<detail::stats_server_state>(
+                                        std::move(executor), std::move(config)))) {}
 
 stats_server::~stats_server() { stop(); }
 
@@ -719,16 +1021,19 @@ void stats_server::attach(std::string pool_name, stats_source source) {
     if (e.name == pool_name) {
       e.source = std::move(source);
       e.id = id;
+      ++state_->generation;
       return;
     }
   }
   pools.push_back({std::move(pool_name), std::move(source), id});
+  ++state_->generation;
 }
 
 void stats_server::detach(const std::string& pool_name) {
   std::lock_guard lock(state_->mu);
   std::erase_if(state_->pools,
                 [&](const detail::stats_server_state::entry& e) { return e.name == pool_name; });
+  ++state_->generation;
 }
 
 void stats_server::start() {
@@ -762,6 +1067,13 @@ void stats_server::stop() {
     if (state_->stopped) return;
     state_->stopped = true;
     sessions.swap(state_->sessions);
+  }
+  // No output is built from here on: jobs hold the server plainly, and
+  // sessions waiting for output are closed below.
+  state_->builder.stop();
+  state_->builder.join();
+  {
+    std::lock_guard lock(state_->mu);
     if (!state_->started) return;
   }
   asio::dispatch(state_->acceptor.get_executor(), [s = state_] {
@@ -773,6 +1085,17 @@ void stats_server::stop() {
       asio::dispatch(session->get_executor(), [session] { session->close(); });
     }
   }
+}
+
+stats_server_counters stats_server::counters() const {
+  const auto& s = *state_;
+  stats_server_counters c;
+  c.connections = s.connections.load(std::memory_order_relaxed);
+  c.refused = s.refused.load(std::memory_order_relaxed);
+  c.accept_errors = s.accept_errors.load(std::memory_order_relaxed);
+  c.malformed_requests = s.malformed.load(std::memory_order_relaxed);
+  c.snapshots = s.snapshots.load(std::memory_order_relaxed);
+  return c;
 }
 
 asio::ip::tcp::endpoint stats_server::local_endpoint() const {

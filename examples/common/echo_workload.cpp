@@ -99,7 +99,8 @@ struct echo_workload::impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
   std::vector<std::thread> threads;
   std::unique_ptr<qorb::pool<tcp::socket>> pool;
-  std::shared_ptr<qorb::dns_resolver> resolver;
+  std::shared_ptr<qorb::dns_resolver> resolver;  // when the pool uses DNS
+  std::shared_ptr<qorb::resolver> discovery;     // what the pool uses
 #ifdef QORB_WORKLOAD_STATS
   std::optional<qorb::stats_server> stats;
 #endif
@@ -276,11 +277,16 @@ echo_workload::echo_workload(workload_config config)
   dns.query_retry_if_no_records_found = std::min<std::chrono::milliseconds>(w.cfg.dns_interval, 1s);
   dns.query_timeout = 1s;
   dns.logger = w.cfg.logger;
-  w.resolver = std::make_shared<qorb::dns_resolver>(std::move(dns));
+  if (w.cfg.resolver) {
+    w.discovery = w.cfg.resolver;
+  } else {
+    w.resolver = std::make_shared<qorb::dns_resolver>(std::move(dns));
+    w.discovery = w.resolver;
+  }
 
   qorb::tcp_connector_config connector;
   connector.health_check = echo_check;
-  w.pool = std::make_unique<qorb::pool<tcp::socket>>(w.io.get_executor(), "echo", w.resolver,
+  w.pool = std::make_unique<qorb::pool<tcp::socket>>(w.io.get_executor(), "echo", w.discovery,
                                                      qorb::tcp_connector(connector), w.cfg.policy,
                                                      w.cfg.logger);
 #ifdef QORB_WORKLOAD_STATS
@@ -344,7 +350,11 @@ workload_snapshot echo_workload::snapshot() const {
   workload_snapshot s;
   s.taken = steady_clock::now();
   s.claims_waiting = pool_stats.claims_waiting;
-  s.dns = describe(impl_->resolver->stats());
+  if (impl_->resolver) {
+    s.dns = describe(impl_->resolver->stats());
+  } else if (impl_->cfg.describe_resolver) {
+    s.dns = impl_->cfg.describe_resolver();
+  }
   std::lock_guard lock(impl_->mu);
   s.backends = impl_->backends;
   for (const auto& c : impl_->claimers) {
@@ -376,7 +386,7 @@ void echo_workload::stop() {
   }
   // Waiting claims end with `terminated`; held ones within 100 ms.
   w.pool->terminate();
-  w.resolver->stop();
+  w.discovery->stop();
   asio::post(w.sampling, [&w] {
     w.sampling_stopped = true;
     w.sampler.cancel();

@@ -8,6 +8,7 @@
 
 #include <qorb/log.hpp>
 #include <qorb/policy.hpp>
+#include <qorb/resolver.hpp>
 #include <qorb/stats.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +53,11 @@ struct workload_config {
   qorb::logger_ptr logger;
   /// Threads running the pool's io_context.
   unsigned threads = 2;
+  /// When set, the pool finds its backends through this resolver instead
+  /// of DNS (`service`, `dns_servers` and `dns_interval` are then unused),
+  /// and `describe_resolver` gives the snapshot's line about it.
+  std::shared_ptr<qorb::resolver> resolver;
+  std::function<std::string()> describe_resolver;
 };
 
 /// One claimer, as the view shows it.

@@ -17,7 +17,14 @@
 // arguments, 130 when interrupted (every process it started is stopped in
 // every case).
 //
+// With --discovery etcd the same story runs on etcd: one etcd member instead
+// of Knot, the echo servers register themselves (tcp_echo_server --register,
+// lease TTL 3 s), the fourth starts (and registers) at two thirds, and at five
+// sixths the third is stopped cleanly (SIGTERM: its lease is revoked). The
+// summary adds when the pool's set lost the killed and the stopped backend.
+//
 //   qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain] [--stats-addr IP:PORT]
+//             [--discovery dns|etcd]
 #include <qorb/backend.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -50,6 +57,12 @@
 #include "processes.hpp"
 #include "timeline.hpp"
 
+#if QORB_DEMO_ETCD
+#include <qorb/resolvers/etcd.hpp>
+
+#include "etcd_store.hpp"
+#endif
+
 namespace {
 
 namespace asio = boost::asio;
@@ -61,7 +74,7 @@ using ms = std::chrono::milliseconds;
 
 constexpr const char* usage_text =
     "usage: qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain]\n"
-    "                 [--stats-addr IP:PORT]\n"
+    "                 [--stats-addr IP:PORT] [--discovery dns|etcd]\n"
     "                 [--plot FILE.svg | --no-plot]\n"
     "\n"
     "  --duration S          length of the run, at least 6 (default 30): the kill\n"
@@ -71,6 +84,10 @@ constexpr const char* usage_text =
     "  --plain               text lines, no interactive view (the default without a\n"
     "                        terminal)\n"
     "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n"
+    "  --discovery dns|etcd  how the pool finds the servers (default dns): Knot DNS,\n"
+    "                        or etcd with the servers registering themselves (the\n"
+    "                        fourth registers at two thirds; the third is stopped\n"
+    "                        cleanly at five sixths)\n"
     "  --plot FILE.svg       at the end, draw claims/s per backend over time with the\n"
     "                        kill and the DNS change marked (gnuplot) into the scratch\n"
     "                        directory and copy it to FILE (default qorb-demo.svg)\n"
@@ -82,6 +99,7 @@ struct options {
   int hold_ms = 20;
   bool plain = false;
   std::optional<asio::ip::tcp::endpoint> stats_addr;
+  bool etcd = false;  // --discovery etcd
   std::string plot = "qorb-demo.svg";  // empty: --no-plot
 };
 
@@ -96,6 +114,17 @@ options parse(int argc, char** argv) {
       o.claimers = args.number<std::size_t>(1, 10'000);
     } else if (arg == "--hold") {
       o.hold_ms = args.number<int>(0, 60'000);
+    } else if (arg == "--discovery") {
+      const auto v = args.value();
+      if (v == "etcd") {
+#if QORB_DEMO_ETCD
+        o.etcd = true;
+#else
+        args.fail("--discovery etcd needs qorb built with the etcd component");
+#endif
+      } else if (v != "dns") {
+        args.fail("--discovery must be dns or etcd");
+      }
     } else if (arg == "--plot") {
       o.plot = args.value();
       if (o.plot.empty()) args.fail("--plot needs a file name (or --no-plot)");
@@ -150,10 +179,22 @@ struct echo_process {
   std::unique_ptr<demo::child> process;
 };
 
-echo_process start_echo_server(const std::string& host) {
-  echo_process e{host, 0,
-                 std::make_unique<demo::child>(
-                     std::vector<std::string>{QORB_DEMO_ECHO_SERVER, "127.0.0.1:0"}, true)};
+// The etcd story: the servers' key prefix and lease TTL.
+constexpr const char* etcd_prefix = "/services/echo/";
+constexpr int etcd_ttl_s = 3;
+
+// With `register_at` (an etcd client URL) the server registers itself under
+// etcd_prefix; `listening` is when it said it listens (its registration
+// starts then), and the call returns once it said `registered`.
+echo_process start_echo_server(const std::string& host, const std::string& register_at = "",
+                               steady_clock::time_point* listening = nullptr,
+                               steady_clock::time_point* registered = nullptr) {
+  std::vector<std::string> argv{QORB_DEMO_ECHO_SERVER, "127.0.0.1:0"};
+  if (!register_at.empty()) {
+    argv = {QORB_DEMO_ECHO_SERVER, "--register", register_at + etcd_prefix, "--ttl",
+            std::to_string(etcd_ttl_s), "127.0.0.1:0"};
+  }
+  echo_process e{host, 0, std::make_unique<demo::child>(argv, true)};
   const auto line = e.process->read_line(5s);
   const std::string prefix = "listening on ";
   const auto at = line && line->starts_with(prefix)
@@ -162,6 +203,14 @@ echo_process start_echo_server(const std::string& host) {
   if (!at)
     throw std::runtime_error("tcp_echo_server did not start (" + line.value_or("no output") + ")");
   e.port = at->port();
+  if (listening) *listening = steady_clock::now();
+  if (!register_at.empty()) {
+    const auto reg = e.process->read_line(10s);
+    if (!reg || !reg->starts_with("registered "))
+      throw std::runtime_error("tcp_echo_server did not register (" + reg.value_or("no output") +
+                               ")");
+    if (registered) *registered = steady_clock::now();
+  }
   return e;
 }
 
@@ -279,9 +328,12 @@ long long millis(steady_clock::time_point from, steady_clock::time_point to) {
 // The backend the workload knows under `host`, if it saw it.
 const qorb::examples::backend_record* find_backend(const examples::workload_snapshot& s,
                                                    const echo_process& e, std::string* name) {
-  const auto suffix = "@127.0.0.1:" + std::to_string(e.port);
+  if (e.port == 0) return nullptr;  // not started
+  const auto address = "127.0.0.1:" + std::to_string(e.port);
+  const auto suffix = "@" + address;
   for (const auto& [n, b] : s.backends) {
-    if (n.starts_with(e.host + ".") && n.ends_with(suffix)) {
+    // DNS names it after its host (echo001.test.com@...), etcd after its key.
+    if ((n.starts_with(e.host + ".") || n.starts_with(address + "@")) && n.ends_with(suffix)) {
       *name = n;
       return &b;
     }
@@ -293,6 +345,9 @@ struct story {
   steady_clock::time_point start;
   std::optional<steady_clock::time_point> killed, dns_changed;
   bool dns_attempted = false;
+  bool etcd = false;  // dns_changed is then when echo004 started registering
+  std::optional<steady_clock::time_point> stopped_clean;  // etcd: echo003's SIGTERM
+  std::optional<steady_clock::time_point> registered;     // etcd: echo004 said `registered`
   std::string failure;  // why a step could not be done
 };
 
@@ -320,7 +375,8 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
           echo[i].host + " (127.0.0.1:" + std::to_string(echo[i].port) + ")", 0, 0, "-", "-",
           i == 3 ? "never seen by the pool" : "never seen by the pool (!)");
       if (i == 3 && st.dns_changed)
-        problems.push_back("the pool never found the backend added to DNS");
+        problems.push_back(st.etcd ? "the pool never found the backend that registered"
+                                   : "the pool never found the backend added to DNS");
       if (i < 3) problems.push_back(echo[i].host + " was never seen by the pool");
       continue;
     }
@@ -334,8 +390,11 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
     if (i == 1) {
       what = st.killed ? "killed at t=" + t(*st.killed) : "to be killed (not reached)";
     } else if (i == 3) {
-      what = st.dns_changed ? "added to DNS at t=" + t(*st.dns_changed)
-                            : "to be added to DNS (not reached)";
+      const std::string how = st.etcd ? "registered" : "added to DNS";
+      what = st.dns_changed ? how + " at t=" + t(*st.dns_changed) : "to be " + how + " (not reached)";
+    } else if (i == 2 && st.etcd) {
+      what = st.stopped_clean ? "stopped cleanly at t=" + t(*st.stopped_clean)
+                              : "to be stopped cleanly (not reached)";
     } else {
       what = "in service throughout";
     }
@@ -375,21 +434,50 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
       problems.push_back(
           "the dead backend kept getting claims (the last at t=" + t(*dead->last_claim) + ")");
     }
+    if (st.etcd && dead != nullptr) {
+      if (!dead->listed && dead->unlisted_at) {
+        say("kill -> the dead backend left the set:        {:>6} ms   (its lease expired; TTL {} s)",
+            millis(kill, *dead->unlisted_at), etcd_ttl_s);
+      } else {
+        say("kill -> the dead backend left the set:         never");
+        problems.push_back("the killed backend stayed registered");
+      }
+    }
   }
   // Figure 2: from the DNS change until the new backend served a claim.
   if (st.dns_changed) {
     std::string name;
     const auto* fresh = find_backend(s, echo[3], &name);
+    const char* label = st.etcd ? "registration -> the new backend served a claim:"
+                                : "DNS change -> the new backend served a claim:";
     if (fresh != nullptr && fresh->first_ok) {
-      std::string detail =
-          "the resolver asks DNS every second; the pool listed it after " +
-          (fresh->listed_at ? std::to_string(millis(*st.dns_changed, *fresh->listed_at)) + " ms"
-                            : std::string("?"));
-      say("DNS change -> the new backend served a claim: {:>6} ms   ({})",
-          millis(*st.dns_changed, *fresh->first_ok), detail);
+      std::string detail = "the resolver asks DNS every second; the pool listed it after ";
+      if (st.etcd) {
+        // Appended: GCC 12 -O3 misjudges "literal" + a temporary string.
+        detail = "from the start of its registration (lease grant and put, done after ";
+        detail.append(st.registered ? std::to_string(millis(*st.dns_changed, *st.registered))
+                                    : std::string("?"));
+        detail.append(" ms); etcd's watch pushed it; the pool listed it after ");
+      }
+      detail += fresh->listed_at
+                    ? std::to_string(millis(*st.dns_changed, *fresh->listed_at)) + " ms"
+                    : std::string("?");
+      say("{} {:>6} ms   ({})", label, millis(*st.dns_changed, *fresh->first_ok), detail);
     } else {
-      say("DNS change -> the new backend served a claim:  never");
+      say("{}  never", label);
       if (fresh != nullptr) problems.push_back("the new backend never served a claim");
+    }
+  }
+  // etcd, figure 3: from the clean stop until the pool's set lost it.
+  if (st.etcd && st.stopped_clean) {
+    std::string name;
+    const auto* gone = find_backend(s, echo[2], &name);
+    if (gone != nullptr && !gone->listed && gone->unlisted_at) {
+      say("clean stop -> the backend left the set:       {:>6} ms   (its lease revoked at once)",
+          millis(*st.stopped_clean, *gone->unlisted_at));
+    } else {
+      say("clean stop -> the backend left the set:        never");
+      problems.push_back("the cleanly stopped backend stayed registered");
     }
   }
   return problems;
@@ -411,7 +499,10 @@ void plot_timeline(const demo::timeline& timeline, const story& st, const std::s
                    const std::string& to, const std::string& title) {
   demo::timeline marked = timeline;
   if (st.killed) marked.mark(seconds(st.start, *st.killed), "kill echo002");
-  if (st.dns_changed) marked.mark(seconds(st.start, *st.dns_changed), "DNS change: +echo004");
+  if (st.dns_changed)
+    marked.mark(seconds(st.start, *st.dns_changed),
+                st.etcd ? "echo004 registers" : "DNS change: +echo004");
+  if (st.stopped_clean) marked.mark(seconds(st.start, *st.stopped_clean), "stop echo003");
   const auto drawn = scratch + "/qorb-demo.svg";
   if (const auto why = marked.write_svg(scratch, drawn, title); !why.empty()) {
     say("no timeline picture: {}", why);
@@ -428,23 +519,61 @@ void plot_timeline(const demo::timeline& timeline, const story& st, const std::s
 
 int run(const options& o, bool interactive) {
   scratch_dir dir;
-  say("qorb demo: 4 TCP echo servers and Knot DNS on loopback; a pool finds 3 of them in DNS");
+  story st;
+  st.etcd = o.etcd;
   std::vector<echo_process> echo;
-  for (const char* host : {"echo001", "echo002", "echo003", "echo004"}) {
-    echo.push_back(start_echo_server(host));
-    say("  started tcp_echo_server {} (pid {}) on 127.0.0.1:{}", host, echo.back().process->pid(),
-        echo.back().port);
+  std::optional<knot_dns> dns;
+#if QORB_DEMO_ETCD
+  std::optional<demo::etcd_store> etcd;
+  if (o.etcd) {
+    say("qorb demo: 4 TCP echo servers and etcd on loopback; 3 register themselves at the start");
+    etcd.emplace(dir.path());
+    say("  started etcd (pid {}) on {}", etcd->pid(), etcd->url());
+    for (const char* host : {"echo001", "echo002", "echo003"}) {
+      echo.push_back(start_echo_server(host, etcd->url()));
+      say("  started tcp_echo_server {} (pid {}) on 127.0.0.1:{}, registered under {} (lease TTL "
+          "{} s)",
+          host, echo.back().process->pid(), echo.back().port, etcd_prefix, etcd_ttl_s);
+    }
+    echo.push_back(echo_process{"echo004", 0, nullptr});  // starts at two thirds
   }
-  knot_dns dns(
-      dir.path(),
-      {{echo[0].host, echo[0].port}, {echo[1].host, echo[1].port}, {echo[2].host, echo[2].port}});
-  say("  started knotd (pid {}) on 127.0.0.1:{}: _echo._tcp.test.com. names echo001-echo003",
-      dns.pid(), dns.port());
+#endif
+  if (!o.etcd) {
+    say("qorb demo: 4 TCP echo servers and Knot DNS on loopback; a pool finds 3 of them in DNS");
+    for (const char* host : {"echo001", "echo002", "echo003", "echo004"}) {
+      echo.push_back(start_echo_server(host));
+      say("  started tcp_echo_server {} (pid {}) on 127.0.0.1:{}", host,
+          echo.back().process->pid(), echo.back().port);
+    }
+    dns.emplace(
+        dir.path(),
+        std::vector<std::pair<std::string, unsigned short>>{{echo[0].host, echo[0].port},
+                                                            {echo[1].host, echo[1].port},
+                                                            {echo[2].host, echo[2].port}});
+    say("  started knotd (pid {}) on 127.0.0.1:{}: _echo._tcp.test.com. names echo001-echo003",
+        dns->pid(), dns->port());
+  }
   say("  scratch directory (removed at the end): {}", dir.path());
 
   const auto duration = ms(static_cast<long>(o.duration_s * 1000));
   examples::workload_config wc;
-  wc.dns_servers.emplace_back(asio::ip::make_address("127.0.0.1"), dns.port());
+  if (dns) wc.dns_servers.emplace_back(asio::ip::make_address("127.0.0.1"), dns->port());
+#if QORB_DEMO_ETCD
+  if (etcd) {
+    std::string error;
+    qorb::etcd_resolver_config rc;
+    rc.endpoints = qorb::parse_etcd_url(etcd->url(), error)->endpoints;
+    rc.prefix = etcd_prefix;
+    rc.logger = nullptr;
+    auto resolver = std::make_shared<qorb::etcd_resolver>(rc);
+    wc.resolver = resolver;
+    wc.describe_resolver = [resolver] {
+      const auto s = resolver->stats();
+      return fmt::format("etcd: {} reads, {} events, revision {}, {}", s.reads, s.events,
+                         s.revision, s.watching ? "watching" : "not watching: " + s.last_error);
+    };
+  }
+#endif
   wc.dns_interval = 1s;
   wc.claimers = o.claimers;
   wc.hold = ms(o.hold_ms);
@@ -452,12 +581,17 @@ int run(const options& o, bool interactive) {
   wc.stats_addr = o.stats_addr;
   wc.policy.set_config.health_interval = 1s;
   examples::echo_workload workload(wc);
-  story st;
   st.start = workload.started();
-  std::string title = fmt::format(
-      "qorb demo: {} claimers over _echo._tcp.test.com. ({:.0f} s: kill at {:.0f} s, DNS change at "
-      "{:.0f} s)",
-      o.claimers, o.duration_s, o.duration_s / 3, o.duration_s * 2 / 3);
+  std::string title =
+      o.etcd ? fmt::format(
+                   "qorb demo: {} claimers over etcd {} ({:.0f} s: kill at {:.0f} s, registration "
+                   "at {:.0f} s, clean stop at {:.0f} s)",
+                   o.claimers, etcd_prefix, o.duration_s, o.duration_s / 3, o.duration_s * 2 / 3,
+                   o.duration_s * 5 / 6)
+             : fmt::format(
+                   "qorb demo: {} claimers over _echo._tcp.test.com. ({:.0f} s: kill at {:.0f} s, "
+                   "DNS change at {:.0f} s)",
+                   o.claimers, o.duration_s, o.duration_s / 3, o.duration_s * 2 / 3);
   if (const auto at = workload.stats_endpoint()) {
     say("  stats: http://{0}/stats  http://{0}/metrics  qtop ws://{0}/qtop/stats",
         qorb::to_string(*at));
@@ -477,13 +611,37 @@ int run(const options& o, bool interactive) {
         workload.note(fmt::format("STORY: killed echo002 (pid {}, 127.0.0.1:{}) with SIGKILL",
                                   echo[1].process->pid(), echo[1].port));
       }
-      if (st.killed && !st.dns_attempted && now - st.start >= duration * 2 / 3) {
+#if QORB_DEMO_ETCD
+      if (etcd && st.killed && !st.dns_attempted && now - st.start >= duration * 2 / 3) {
+        st.dns_attempted = true;
+        try {
+          steady_clock::time_point listening;
+          steady_clock::time_point registered;
+          echo[3] = start_echo_server("echo004", etcd->url(), &listening, &registered);
+          st.dns_changed = listening;  // its registration starts as it listens
+          st.registered = registered;
+          workload.note(fmt::format(
+              "STORY: started echo004 (pid {}, 127.0.0.1:{}); it registered in etcd",
+              echo[3].process->pid(), echo[3].port));
+        } catch (const std::exception& e) {
+          st.failure = e.what();
+          workload.note(std::string("STORY: starting echo004 failed: ") + e.what());
+        }
+      }
+      if (etcd && st.dns_changed && !st.stopped_clean && now - st.start >= duration * 5 / 6) {
+        st.stopped_clean = steady_clock::now();
+        echo[2].process->signal(SIGTERM);
+        workload.note(fmt::format("STORY: stopped echo003 (pid {}, 127.0.0.1:{}) with SIGTERM",
+                                  echo[2].process->pid(), echo[2].port));
+      }
+#endif
+      if (dns && st.killed && !st.dns_attempted && now - st.start >= duration * 2 / 3) {
         st.dns_attempted = true;
         try {
           // Stamped before the change: the resolver may see it before
           // knotc returns, and the figure must not be negative.
           const auto before = steady_clock::now();
-          dns.add(
+          dns->add(
               {fmt::format("echo004.test.com. 5 A 127.0.0.1"),
                fmt::format("_echo._tcp.test.com. 5 SRV 0 0 {} echo004.test.com.", echo[3].port)});
           st.dns_changed = before;
@@ -517,11 +675,20 @@ int run(const options& o, bool interactive) {
   // Stop every process, by PID, and say so.
   std::string stopped;
   for (auto& e : echo) {
+    if (!e.process) continue;
     e.process->stop();
     stopped += fmt::format(" {}", e.process->pid());
   }
-  dns.stop();
-  stopped += fmt::format(" {}", dns.pid());
+  if (dns) {
+    dns->stop();
+    stopped += fmt::format(" {}", dns->pid());
+  }
+#if QORB_DEMO_ETCD
+  if (etcd) {
+    etcd->stop();
+    stopped += fmt::format(" {}", etcd->pid());
+  }
+#endif
   say("");
   say("stopped processes:{}", stopped);
 
@@ -537,7 +704,8 @@ int run(const options& o, bool interactive) {
     for (const auto& p : problems) say("result: FAILED: {}", p);
     return 1;
   }
-  say("result: OK: the pool routed around the dead backend and picked up the new one");
+  say("result: OK: the pool routed around the dead backend and picked up the new one{}",
+      o.etcd ? "; etcd dropped the stopped one" : "");
   return 0;
 }
 

@@ -37,6 +37,18 @@ TEST(EtcdCluster, WatchFailsOverToAnotherMemberWithoutLosingAChange) {
     if (etcd.client(i) == on) victim = i;
   }
   etcd.kill(victim);
+  // The survivors keep quorum; when the victim led, they elect a leader
+  // first (a write before that can time out, and a timed-out write may
+  // still be applied, so it is not retried).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (std::size_t i = 0; i < etcd.size(); ++i) {
+          if (i != victim && !etcd.healthy(i)) return false;
+        }
+        return true;
+      },
+      30s))
+      << etcd.logs();
 
   // Changes right after, through the surviving members: new keys, deletes,
   // and a key that changes several times.

@@ -177,7 +177,10 @@ TEST(EtcdEchoServer, KilledServerDisappearsAtItsLeaseTtl) {
   resolver.start();
   registered_server server(dir, etcd, "2");
   ASSERT_TRUE(wait_until([&] { return resolver.names().size() == 1; }, 20s)) << server.output();
-  EXPECT_NE(server.output().find("registered " + prefix + "127.0.0.1:"), std::string::npos);
+  // It says so once the put is done, which the resolver may see first.
+  EXPECT_TRUE(wait_until([&] {
+    return server.output().find("registered " + prefix + "127.0.0.1:") != std::string::npos;
+  })) << server.output();
   const auto killed = clock_type::now();
   server.process.stop(SIGKILL);
   ASSERT_TRUE(resolver.wait_for({}, 20s));

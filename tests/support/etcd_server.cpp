@@ -89,7 +89,7 @@ void etcd_cluster::spawn(process_slot& m) {
                              "--initial-cluster", cluster,
                              "--initial-cluster-state", started_once_ ? "existing" : "new",
                              "--initial-cluster-token", "qorb-test",
-                             "--heartbeat-interval", "50", "--election-timeout", "500"});
+                             "--heartbeat-interval", "100", "--election-timeout", "1000"});
 }
 
 void etcd_cluster::start() {

@@ -15,8 +15,9 @@ namespace qorb::test {
 /// A cluster of `members` etcd processes (1 or 3 in the tests), started by
 /// the constructor (unless `start_now` is false) and waited for until each
 /// reports healthy; every member is stopped by its PID in the destructor,
-/// also when a test fails. Short raft timings (heartbeat 50 ms, election
-/// 500 ms) make failover quick.
+/// also when a test fails. Raft runs with etcd's default timings (heartbeat
+/// 100 ms, election 1 s): shorter ones make elections flap on a loaded
+/// machine.
 ///
 /// The test's own writes go through `etcdctl` (etcd's own client), never
 /// through the code under test.

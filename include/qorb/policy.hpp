@@ -12,7 +12,16 @@ namespace qorb {
 /// Every time in a policy: a steady-clock duration.
 using duration = std::chrono::steady_clock::duration;
 
+/// The most `max_slots`, `set_config.max_count` and `spares_wanted` may be
+/// (`validate` names the field and this bound when one is above it). A
+/// million connections is past what one process can hold open; a bigger
+/// number is a mistake (SIZE_MAX for "unlimited"), not a plan.
+inline constexpr std::size_t max_policy_count = 1'000'000;
+
 /// Policy for the slots of one backend.
+///
+/// Every duration may be `duration::max()`, meaning "forever": deadlines
+/// built from it saturate at the end of time instead of overflowing.
 struct set_config {
   /// Most slots (connections) one backend may get.
   std::size_t max_count = 16;
@@ -43,7 +52,8 @@ struct policy {
   /// How often slots are redistributed over backends (also done whenever a
   /// backend goes online or offline).
   duration rebalance_interval = std::chrono::seconds(60);
-  /// How long a claim waits for a connection before failing.
+  /// How long a claim waits for a connection before failing;
+  /// `duration::max()` waits forever (until a connection, or terminate).
   duration claim_timeout = std::chrono::seconds(30);
   /// Fail claims at once with `errc::no_backends` when the resolver has
   /// published an empty set, instead of waiting (cueball's errorOnEmpty).

@@ -17,8 +17,11 @@ class environment {
 
 /// `d * factor`, for the random spreads.
 inline duration scaled(duration d, double factor) noexcept {
-  return std::chrono::duration_cast<duration>(
-      std::chrono::duration<double, duration::period>(double(d.count()) * factor));
+  const double x = double(d.count()) * factor;
+  // duration::max() as a double rounds up to 2^63, which does not convert
+  // back: saturate.
+  if (x >= double(duration::max().count())) return duration::max();
+  return std::chrono::duration_cast<duration>(std::chrono::duration<double, duration::period>(x));
 }
 
 }  // namespace qorb::core

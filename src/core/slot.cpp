@@ -241,8 +241,9 @@ void slot::make_idle(slot_port& port) {
   to(port, slot_state::idle);
   const slot_rules& rules = port.rules();
   if (rules.has_is_valid && rules.cfg->health_interval) {
-    wake(port, after(port.now(),
-                     *rules.cfg->health_interval + scaled(rules.cfg->spread, port.random01())));
+    // Two saturating steps: either may be duration::max() ("never").
+    wake(port, after(after(port.now(), *rules.cfg->health_interval),
+                     scaled(rules.cfg->spread, port.random01())));
   }
 }
 

@@ -805,16 +805,19 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
     // The job holds the session weakly, and the server plainly: stop()
     // joins the builder before the server can go.
     std::weak_ptr<stats_session> weak = shared_from_this();
-    asio::post(server_->builder, [weak, server = server_.get(), kind, only = std::move(only),
-                                  ex = get_executor()] {
+    // It holds no executor either: a job left queued at stop() may be
+    // destroyed after the session's io_context.
+    asio::post(server_->builder, [weak, server = server_.get(), kind, only = std::move(only)] {
+      const auto self = weak.lock();
+      if (!self) return;
       std::shared_ptr<const built_output> out;
       try {
         out = server->build(kind, only);
       } catch (const std::exception& e) {
         server->log(spdlog::level::warn, "stats_server: reading the pools' stats: {}", e.what());
       }
-      asio::post(ex, [weak, out = std::move(out)]() mutable {
-        if (auto self = weak.lock()) self->deliver(std::move(out));
+      asio::post(self->get_executor(), [self, out = std::move(out)]() mutable {
+        self->deliver(std::move(out));
       });
     });
     while (!result_ && !closed_) co_await reply_.async_wait(use_nothrow);

@@ -1,0 +1,329 @@
+// http_workload: N claimers doing HTTP requests through a qorb pool of
+// keep-alive connections (plain or TLS) to backends from a fixed list or a
+// DNS SRV name. Prints a live line per second (requests/s, errors, and per
+// backend the pool's connections and failures), and requests/s with
+// latency percentiles at the end. --fresh runs the same load on a new
+// connection per request (no pool), to show what pooling saves.
+//
+//   http_workload --backend 127.0.0.1:8080 --claimers 16 --duration 10
+//   http_workload --backend 127.0.0.1:8443 --tls --ca-file ca.pem
+//   http_workload --dns _http._tcp.example.com --dns-server 127.0.0.1:53
+//   http_workload --backend 127.0.0.1:8080 --fresh
+#include <qorb/connectors/http.hpp>
+#include <qorb/pool.hpp>
+#include <qorb/resolvers/fixed.hpp>
+#ifdef QORB_HTTP_WORKLOAD_DNS
+#include <qorb/resolvers/dns.hpp>
+#endif
+#ifdef QORB_HTTP_WORKLOAD_STATS
+#include <qorb/stats_server.hpp>
+#endif
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace http = qorb::connectors::http;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+struct options {
+  std::vector<asio::ip::tcp::endpoint> backends;
+  std::string dns_service;
+  std::vector<asio::ip::udp::endpoint> dns_servers;
+  std::string target = "/";
+  bool tls = false;
+  std::string ca_file;
+  std::string server_name;
+  bool fresh = false;
+  int claimers = 8;
+  int threads = 2;
+  std::size_t max_slots = 16;
+  double duration_s = 10;
+  std::optional<asio::ip::tcp::endpoint> stats_addr;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "http_workload: %s\n"
+               "usage: http_workload (--backend IP:PORT ... | --dns SERVICE --dns-server IP:PORT)\n"
+               "       [--target PATH] [--tls [--ca-file PEM] [--server-name NAME]]\n"
+               "       [--claimers N] [--threads N] [--max-slots N] [--duration S]\n"
+               "       [--fresh] [--stats-addr IP:PORT]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+template <class T>
+T number(std::string_view text, const char* name, T min, T max) {
+  T v{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
+    usage(std::string("bad ") + name + " '" + std::string(text) + "'");
+  }
+  return v;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const auto value = [&]() -> std::string_view {
+      if (i + 1 >= argc) usage(std::string("missing value for ") + std::string(arg));
+      return argv[++i];
+    };
+    const auto address = [&](const char* what) {
+      const auto e = qorb::parse_endpoint(value());
+      if (!e) usage(std::string(what) + " is IP:PORT or [IPv6]:PORT");
+      return *e;
+    };
+    if (arg == "--backend") {
+      o.backends.push_back(address("--backend"));
+    } else if (arg == "--dns") {
+      o.dns_service = value();
+    } else if (arg == "--dns-server") {
+      const auto e = address("--dns-server");
+      o.dns_servers.emplace_back(e.address(), e.port());
+    } else if (arg == "--target") {
+      o.target = value();
+      if (o.target.empty() || o.target.front() != '/') usage("--target must start with '/'");
+    } else if (arg == "--tls") {
+      o.tls = true;
+    } else if (arg == "--ca-file") {
+      o.ca_file = value();
+    } else if (arg == "--server-name") {
+      o.server_name = value();
+    } else if (arg == "--fresh") {
+      o.fresh = true;
+    } else if (arg == "--claimers") {
+      o.claimers = number<int>(value(), "--claimers", 1, 10'000);
+    } else if (arg == "--threads") {
+      o.threads = number<int>(value(), "--threads", 1, 256);
+    } else if (arg == "--max-slots") {
+      o.max_slots = number<std::size_t>(value(), "--max-slots", 1, 100'000);
+    } else if (arg == "--duration") {
+      o.duration_s = number<double>(value(), "--duration", 0.1, 1e6);
+    } else if (arg == "--stats-addr") {
+      o.stats_addr = address("--stats-addr");
+    } else if (arg == "--help" || arg == "-h") {
+      usage("help");
+    } else {
+      usage(std::string("unknown option '") + std::string(arg) + "'");
+    }
+  }
+  if (o.backends.empty() == o.dns_service.empty()) usage("give --backend or --dns");
+  if (!o.dns_service.empty() && o.dns_servers.empty()) usage("--dns needs --dns-server");
+  if (o.fresh && o.backends.empty()) usage("--fresh needs --backend");
+  return o;
+}
+
+std::shared_ptr<qorb::resolver> make_resolver(const options& o) {
+  if (!o.backends.empty()) return std::make_shared<qorb::fixed_resolver>(o.backends);
+#ifdef QORB_HTTP_WORKLOAD_DNS
+  qorb::dns_resolver_config dns;
+  dns.service = o.dns_service;
+  dns.servers = o.dns_servers;
+  return std::make_shared<qorb::dns_resolver>(std::move(dns));
+#else
+  usage("this build has no DNS resolver");
+#endif
+}
+
+struct results {
+  std::mutex mu;
+  std::vector<std::uint32_t> latency_us;
+  std::map<std::string, std::uint64_t> errors;
+  std::atomic<std::uint64_t> ok{0}, failed{0};
+
+  void done(steady::duration took) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+    ok.fetch_add(1);
+    std::lock_guard lock(mu);
+    latency_us.push_back(static_cast<std::uint32_t>(std::min<long long>(us, UINT32_MAX)));
+  }
+  void error(const std::string& what) {
+    failed.fetch_add(1);
+    std::lock_guard lock(mu);
+    ++errors[what];
+  }
+};
+
+http::request make_request(const options& o) { return {http::verb::get, o.target, 11}; }
+
+// Pooled: claim, request, return.
+asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const options& o,
+                                     results& r, steady::time_point end) {
+  while (steady::now() < end) {
+    const auto start = steady::now();
+    try {
+      auto h = co_await pool.co_claim();
+      auto res = co_await h->request(make_request(o));
+      if (res.result_int() >= 500) {
+        h.discard();  // a 5xx counts against the backend
+        r.error("status " + std::to_string(res.result_int()));
+        continue;
+      }
+      r.done(steady::now() - start);
+    } catch (const std::exception& e) {
+      r.error(e.what());
+    }
+  }
+}
+
+// The baseline: a new connection for every request, closed after it.
+asio::awaitable<void> fresh_claimer(http::connector& connector, const options& o, results& r,
+                                    steady::time_point end, std::size_t first) {
+  for (std::size_t i = first; steady::now() < end; ++i) {
+    const auto start = steady::now();
+    const auto& address = o.backends[i % o.backends.size()];
+    try {
+      auto conn = co_await connector.connect({qorb::to_string(address), address});
+      auto req = make_request(o);
+      req.keep_alive(false);
+      auto res = co_await conn.request(std::move(req));
+      if (res.result_int() >= 500) {
+        r.error("status " + std::to_string(res.result_int()));
+        continue;
+      }
+      r.done(steady::now() - start);
+    } catch (const std::exception& e) {
+      r.error(e.what());
+    }
+  }
+}
+
+double percentile_ms(std::vector<std::uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  const auto at = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(at), v.end());
+  return v[at] / 1000.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const options o = parse(argc, argv);
+
+  http::config cfg;
+  if (o.tls) {
+    cfg.tls.emplace();
+    cfg.tls->ca_file = o.ca_file;
+    cfg.tls->server_name = o.server_name;
+  }
+  cfg.request_timeout = 10s;
+  std::optional<http::connector> connector;
+  try {
+    connector.emplace(cfg);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "http_workload: %s\n", e.what());
+    return 1;
+  }
+
+  qorb::policy policy;
+  policy.max_slots = o.max_slots;
+  policy.spares_wanted = std::min<std::size_t>(o.max_slots, 8);
+  policy.claim_timeout = 10s;
+  policy.set_config.connect_timeout = 5s;
+  policy.set_config.health_interval = 5s;
+
+  asio::thread_pool threads(static_cast<std::size_t>(o.threads));
+  std::optional<qorb::pool<http::connection>> pool;
+  if (!o.fresh) {
+    pool.emplace(threads.get_executor(), "http_workload", make_resolver(o), *connector, policy);
+  }
+#ifdef QORB_HTTP_WORKLOAD_STATS
+  std::optional<qorb::stats_server> stats;
+  if (o.stats_addr && pool) {
+    qorb::stats_server_config stats_cfg;
+    stats_cfg.listen = *o.stats_addr;
+    stats.emplace(threads.get_executor(), stats_cfg);
+    stats->attach(*pool);
+    stats->start();
+    const auto at = qorb::to_string(stats->local_endpoint());
+    std::printf("stats: http://%s/stats  http://%s/metrics  qtop ws://%s/qtop/stats\n", at.c_str(),
+                at.c_str(), at.c_str());
+  }
+#else
+  if (o.stats_addr) usage("this build has no stats server (the observability component)");
+#endif
+  std::printf("http_workload: %s%s %s, %d claimers, %d threads, %.1f s\n",
+              o.tls ? "https" : "http", o.fresh ? " (fresh connection per request)" : " (pooled)",
+              o.target.c_str(), o.claimers, o.threads, o.duration_s);
+
+  results r;
+  const auto start = steady::now();
+  const auto end = start + std::chrono::duration_cast<steady::duration>(
+                               std::chrono::duration<double>(o.duration_s));
+  std::atomic<int> running{o.claimers};
+  for (int i = 0; i < o.claimers; ++i) {
+    auto work = pool ? pooled_claimer(*pool, o, r, end)
+                     : fresh_claimer(*connector, o, r, end, static_cast<std::size_t>(i));
+    asio::co_spawn(asio::make_strand(threads), std::move(work),
+                   [&running](std::exception_ptr) { running.fetch_sub(1); });
+  }
+
+  // The live view: one line a second, and the pool's backends.
+  std::uint64_t last_ok = 0;
+  auto last = start;
+  while (running.load() > 0) {
+    std::this_thread::sleep_for(20ms);
+    const auto now = steady::now();
+    if (now - last < 1s) continue;
+    const auto ok = r.ok.load();
+    std::printf("[%5.1fs] %9.0f req/s  errors %llu\n",
+                std::chrono::duration<double>(now - start).count(),
+                static_cast<double>(ok - last_ok) / std::chrono::duration<double>(now - last).count(),
+                static_cast<unsigned long long>(r.failed.load()));
+    if (pool) {
+      for (const auto& [name, b] : pool->stats().backends) {
+        std::printf("    %-24s %s claimed %zu idle %zu connecting %zu  failures: connect %llu "
+                    "check %llu\n",
+                    name.c_str(), b.online ? "online " : "OFFLINE", b.claimed, b.unclaimed,
+                    b.connecting, static_cast<unsigned long long>(b.connect_failures),
+                    static_cast<unsigned long long>(b.check_failures));
+      }
+    }
+    last_ok = ok;
+    last = now;
+  }
+  const double elapsed = std::chrono::duration<double>(steady::now() - start).count();
+  if (pool) pool->terminate();
+#ifdef QORB_HTTP_WORKLOAD_STATS
+  if (stats) stats->stop();
+#endif
+  threads.join();
+
+  std::printf("\n%llu requests in %.1f s: %.0f req/s, %llu errors\n",
+              static_cast<unsigned long long>(r.ok.load()), elapsed,
+              static_cast<double>(r.ok.load()) / elapsed,
+              static_cast<unsigned long long>(r.failed.load()));
+  const double p50 = percentile_ms(r.latency_us, 0.50);
+  const double p99 = percentile_ms(r.latency_us, 0.99);
+  const double max = percentile_ms(r.latency_us, 1.0);
+  std::printf("latency (ms, claim included): p50 %.3f  p99 %.3f  max %.3f\n", p50, p99, max);
+  for (const auto& [what, count] : r.errors) {
+    std::printf("  error x%llu: %s\n", static_cast<unsigned long long>(count), what.c_str());
+  }
+  return r.ok.load() > 0 ? 0 : 1;
+}

@@ -13,6 +13,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -47,8 +49,17 @@ constexpr const char* usage =
     "                    (e.g. /services/echo/); --json: [{name, address, port}];\n"
     "                    --timeout: per request to a member (default 5)\n"
     "\n"
-    "Exit status: 0 when backends were found, 1 when none, 2 on bad arguments.\n"
-    "Set QORB_LOG=debug to see every query.\n";
+    "Exit status: 0 when backends were found; 1 when a server answered but none\n"
+    "were found; 2 on bad arguments; 3 when no DNS server answered (unreachable,\n"
+    "timed out or failing); 130 or 143 when interrupted (SIGINT, SIGTERM) before\n"
+    "the lookup ended. Failures print one line to stderr. With --watch, SIGINT or\n"
+    "SIGTERM is the normal end: 0 if backends were known then, else 1.\n"
+    "Set QORB_LOG=debug to see every query (and the resolver's own log).\n";
+
+// Exit statuses (documented in `usage` and docs/dns.md).
+constexpr int exit_found = 0;
+constexpr int exit_none = 1;
+constexpr int exit_unanswered = 3;
 
 struct options {
   qorb::dns_resolver_config config;
@@ -166,20 +177,40 @@ std::string render(const std::vector<qorb::dns_backend_info>& backends, bool jso
   return out;
 }
 
-void explain_failure(const qorb::dns_resolver& resolver, const std::string& name) {
-  std::cerr << "qorb-resolve: no backends found for " << name << "\n";
-  for (const auto& s : resolver.stats().servers) {
-    std::cerr << "  "
-              << qorb::to_string(asio::ip::tcp::endpoint(s.server.address(), s.server.port()))
-              << ": ";
-    if (s.records + s.no_records + s.timeouts + s.errors == 0) {
-      std::cerr << "no answer yet\n";
-    } else if (s.timeouts + s.errors == 0 || s.no_records > 0) {
-      std::cerr << "no records\n";
-    } else {
-      std::cerr << s.last_error << "\n";
+std::string server_text(const asio::ip::udp::endpoint& e) {
+  return qorb::to_string(asio::ip::tcp::endpoint(e.address(), e.port()));
+}
+
+// One line on stderr saying why nothing was found; returns the exit status.
+int explain_failure(const qorb::dns_resolver& resolver, const std::string& name,
+                    std::optional<qorb::dns_lookup_outcome> outcome) {
+  std::string why;
+  const auto servers = resolver.stats().servers;
+  if (!outcome || *outcome == qorb::dns_lookup_outcome::failed) {
+    why = outcome ? "no DNS server answered (" : "no answer in time (";
+    bool first = true;
+    for (const auto& s : servers) {
+      if (!first) why += "; ";
+      first = false;
+      why += server_text(s.server);
+      why += ": ";
+      why += s.last_error.empty() ? std::string("no answer") : s.last_error;
     }
+    if (servers.empty()) why += "no DNS servers";
+    why += ')';
+  } else {
+    why = "no records (";
+    bool first = true;
+    for (const auto& s : servers) {
+      if (s.no_records + s.records == 0) continue;
+      if (!first) why += ", ";
+      first = false;
+      why += server_text(s.server);
+    }
+    why += " answered)";
   }
+  std::cerr << "qorb-resolve: no backends found for " << name << ": " << why << "\n";
+  return outcome && *outcome != qorb::dns_lookup_outcome::failed ? exit_none : exit_unanswered;
 }
 
 }  // namespace
@@ -204,11 +235,18 @@ int main(int argc, char** argv) {
 
   asio::io_context io;
   bool done_once = false;
+  std::optional<qorb::dns_lookup_outcome> first_outcome;
+  int interrupted_by = 0;
   auto config = o.config;
+  // One-shot: the tool explains a failure in one line of its own; the
+  // resolver's log (retries, "keeping the last known backends") is for
+  // long-running users, or QORB_LOG.
+  if (!o.watch && !std::getenv("QORB_LOG")) config.logger = nullptr;
   std::shared_ptr<qorb::dns_resolver> resolver;
-  config.on_lookup_done = [&](qorb::dns_lookup_outcome) {
+  config.on_lookup_done = [&](qorb::dns_lookup_outcome outcome) {
     if (done_once) return;
     done_once = true;
+    first_outcome = outcome;
     if (!o.watch) {
       io.stop();
     } else if (resolver->backends().empty()) {
@@ -223,9 +261,13 @@ int main(int argc, char** argv) {
   // A lookup ends on its own (each query is bounded); this is a backstop.
   asio::steady_timer backstop(io, 4 * o.config.query_timeout + 1s);
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  if (o.watch) {
-    signals.async_wait([&](boost::system::error_code, int) { io.stop(); });
-  } else {
+  // Honoured at once, also in the middle of a one-shot lookup.
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    interrupted_by = signal;
+    io.stop();
+  });
+  if (!o.watch) {
     backstop.async_wait([&](boost::system::error_code ec) {
       if (!ec) io.stop();
     });
@@ -233,11 +275,16 @@ int main(int argc, char** argv) {
   io.run();
   resolver->stop();
 
+  if (!o.watch && interrupted_by != 0 && !done_once) {
+    std::cerr << "qorb-resolve: interrupted (" << (interrupted_by == SIGINT ? "SIGINT" : "SIGTERM")
+              << ") before the lookup of " << o.config.service << " ended\n";
+    return 128 + interrupted_by;
+  }
   const auto backends = resolver->backends();
   if (!o.watch) std::cout << render(backends, o.json) << std::flush;
   if (backends.empty()) {
-    if (!o.watch) explain_failure(*resolver, o.config.service);
-    return 1;
+    if (!o.watch) return explain_failure(*resolver, o.config.service, first_outcome);
+    return exit_none;
   }
-  return 0;
+  return exit_found;
 }

@@ -66,17 +66,20 @@ struct options {
   std::optional<asio::ip::tcp::endpoint> stats_addr;  // serve /stats, /metrics, qtop here
 };
 
+// usage(nullptr): --help, on stdout, exit 0; else the reason and exit 2.
 [[noreturn]] void usage(const char* why) {
   std::fprintf(
-      stderr,
-      "pg_workload: %s\n"
+      why ? stderr : stdout,
+      "%s%s%s"
       "usage: pg_workload (--backend IP:PORT ... | --dns SERVICE --dns-server IP:PORT ...)\n"
       "       [--user NAME] [--database NAME] [--sslmode MODE] [--duration SECONDS]\n"
       "       [--concurrency N] [--threads N] [--max-slots N] [--spares N]\n"
       "       [--mix READ,WRITE,TX] [--rows N] [--stats-addr IP:PORT]\n"
-      "The password is read from PGPASSWORD.\n",
-      why);
-  std::exit(2);
+      "The password is read from PGPASSWORD. SIGINT/SIGTERM end the run at once.\n"
+      "Exit status: 0 when the run completed, 2 on bad arguments (one line saying\n"
+      "which), 1 on any other failure.\n",
+      why ? "pg_workload: " : "", why ? why : "", why ? "\n" : "");
+  std::exit(why ? 2 : 0);
 }
 
 template <class Int>
@@ -98,6 +101,7 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") usage(nullptr);
     const auto value = [&]() -> std::string_view {
       if (i + 1 >= argc) usage("missing value");
       return argv[++i];
@@ -263,6 +267,13 @@ int main(int argc, char** argv) {
   policy.max_slots = o.max_slots;
   policy.spares_wanted = o.spares;
   policy.claim_timeout = 10s;
+  try {
+    qorb::validate(policy);
+  } catch (const qorb::invalid_policy& e) {
+    // A clear line, not an uncaught exception (abort, status 134).
+    const std::string flag = e.field() == "max_slots" ? "--max-slots" : "--spares";
+    usage(std::string(flag).append(": ").append(e.what()).c_str());
+  }
 
   asio::thread_pool threads(static_cast<std::size_t>(o.threads));
   qorb::pool<pg::connection> pool(threads.get_executor(), "pg_workload", make_resolver(o),

@@ -197,7 +197,10 @@ asio::awaitable<void> fresh_claimer(http::connector& connector, const options& o
     const auto start = steady::now();
     const auto& address = o.backends[i % o.backends.size()];
     try {
-      auto conn = co_await connector.connect({qorb::to_string(address), address});
+      // A named backend, not a braced temporary inside the co_await: GCC 12
+      // frees such a temporary twice.
+      const qorb::backend b{qorb::to_string(address), address};
+      auto conn = co_await connector.connect(b);
       auto req = make_request(o);
       req.keep_alive(false);
       auto res = co_await conn.request(std::move(req));

@@ -17,6 +17,7 @@ packages=(
   prometheus-cpp-dev libncurses-dev tmux
   etcd-server etcd-client
   libssl-dev openssl nginx-light
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh                 # all three
 #   scripts/test.sh release|asan|tsan [ctest args...]   # one of them
+#   scripts/test.sh fuzz            # only the fuzzers (tests/fuzz/run.sh)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -40,7 +41,9 @@ run_flavour() {
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 "$@")
 }
 
-if [ $# -ge 1 ]; then
+if [ "${1:-}" = fuzz ]; then
+  exec "$root/tests/fuzz/run.sh"
+elif [ $# -ge 1 ]; then
   flavour=$1
   shift
   run_flavour "$flavour" "$@"
@@ -49,5 +52,7 @@ else
   for flavour in release asan tsan; do
     run_flavour "$flavour"
   done
+  # libFuzzer targets (clang), each for a bounded time; see tests/fuzz/README.md.
+  "$root/tests/fuzz/run.sh"
   echo "=== all flavours passed in $((SECONDS - start)) s"
 fi

@@ -18,6 +18,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+#include <variant>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -104,21 +108,50 @@ inline qorb::backend backend_of(const boost::asio::ip::tcp::endpoint& e) {
   return {qorb::to_string(e), e};
 }
 
+/// What a coroutine run by `run` threw, carried back as plain data: an
+/// exception object shared across threads through std::future is freed by
+/// whichever side lets go last, with reference counts inside libstdc++ that
+/// TSan cannot see.
+struct run_failure {
+  bool system = false;
+  std::error_code code;
+  std::string what;
+};
+
 template <class T>
-boost::asio::awaitable<std::optional<T>> optional_of(boost::asio::awaitable<T> op) {
-  co_return co_await std::move(op);
+using run_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+template <class T>
+boost::asio::awaitable<std::pair<std::optional<run_value<T>>, std::optional<run_failure>>>
+outcome_of(boost::asio::awaitable<T> op) {
+  using result = std::pair<std::optional<run_value<T>>, std::optional<run_failure>>;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(op);
+      co_return result{std::monostate{}, std::nullopt};
+    } else {
+      co_return result{co_await std::move(op), std::nullopt};
+    }
+  } catch (const std::system_error& e) {
+    co_return result{std::nullopt, run_failure{true, e.code(), e.what()}};
+  } catch (const std::exception& e) {
+    co_return result{std::nullopt, run_failure{false, {}, e.what()}};
+  }
 }
 
-/// Runs a coroutine on `io`'s threads and waits for its result (or throws
-/// its exception). Connections need not be default-constructible.
+/// Runs a coroutine on `io`'s threads and waits for its result. What it
+/// throws is thrown again here: a `std::system_error` with the same code
+/// and message, anything else as `std::runtime_error` with its message.
+/// Connections need not be default-constructible.
 template <class T>
 T run(io_threads& io, boost::asio::awaitable<T> op) {
-  if constexpr (std::is_void_v<T>) {
-    boost::asio::co_spawn(io.io, std::move(op), boost::asio::use_future).get();
-  } else {
-    return std::move(
-        *boost::asio::co_spawn(io.io, optional_of(std::move(op)), boost::asio::use_future).get());
+  auto [value, failure] =
+      boost::asio::co_spawn(io.io, outcome_of(std::move(op)), boost::asio::use_future).get();
+  if (failure) {
+    if (failure->system) throw std::system_error(failure->code, failure->what);
+    throw std::runtime_error(failure->what);
   }
+  if constexpr (!std::is_void_v<T>) return std::move(*value);
 }
 
 }  // namespace qorb::test

@@ -278,7 +278,9 @@ echo_workload::echo_workload(workload_config config)
   dns.query_timeout = 1s;
   dns.logger = w.cfg.logger;
   if (w.cfg.resolver) {
-    w.discovery = w.cfg.resolver;
+    // Held by `discovery` only, which goes before the io_context the
+    // resolver's timers live on (`cfg` outlives it).
+    w.discovery = std::move(w.cfg.resolver);
   } else {
     w.resolver = std::make_shared<qorb::dns_resolver>(std::move(dns));
     w.discovery = w.resolver;

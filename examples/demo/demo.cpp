@@ -567,8 +567,12 @@ int run(const options& o, bool interactive) {
     rc.logger = nullptr;
     auto resolver = std::make_shared<qorb::etcd_resolver>(rc);
     wc.resolver = resolver;
-    wc.describe_resolver = [resolver] {
-      const auto s = resolver->stats();
+    // A weak pointer: the workload's copy of this function outlives the
+    // io_context the resolver runs on, the resolver must not.
+    wc.describe_resolver = [weak = std::weak_ptr<qorb::etcd_resolver>(resolver)]() -> std::string {
+      const auto r = weak.lock();
+      if (!r) return "etcd: stopped";
+      const auto s = r->stats();
       return fmt::format("etcd: {} reads, {} events, revision {}, {}", s.reads, s.events,
                          s.revision, s.watching ? "watching" : "not watching: " + s.last_error);
     };
@@ -581,6 +585,7 @@ int run(const options& o, bool interactive) {
   wc.stats_addr = o.stats_addr;
   wc.policy.set_config.health_interval = 1s;
   examples::echo_workload workload(wc);
+  wc.resolver.reset();  // the workload holds it now, and drops it before its io_context
   st.start = workload.started();
   std::string title =
       o.etcd ? fmt::format(

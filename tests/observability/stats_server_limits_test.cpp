@@ -204,7 +204,8 @@ TEST(stats_server_limits, idle_clients_never_take_the_descriptors_the_pool_needs
 
   // The backend restarts: the pool reconnects and claims work.
   const auto failures = [&] {
-    const auto& b = echo.stats().backends.begin()->second;
+    const auto s = echo.stats();
+    const auto& b = s.backends.begin()->second;
     return b.connect_failures + b.check_failures;
   };
   const auto failed_before = failures();

@@ -407,7 +407,7 @@ TEST(stats_server_output, claims_are_served_during_a_scrape_flood) {
   done = true;
   for (auto& t : flood) t.join();
   EXPECT_EQ(bad, 0);
-  EXPECT_GT(during, 16);
+  EXPECT_GE(during, 16) << "scrapes were answered while the claims ran";
   EXPECT_LT(live.server->counters().snapshots, static_cast<std::uint64_t>(scrapes.load()))
       << "scrapes within an interval share a snapshot";
   EXPECT_EQ(live.pool->stats().claim_failures.all_claims_used, 0u);

@@ -18,6 +18,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "live_pool.hpp"
 
@@ -215,6 +216,9 @@ TEST_F(stats_server_test, stats_json_matches_the_pools_own_stats) {
   // change while the endpoint was read.
   bool compared = false;
   for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
+    // A retry waits out the server's snapshot (snapshot_interval, 100 ms),
+    // which may predate the pool's last change.
+    if (attempt > 0) std::this_thread::sleep_for(150ms);
     const auto before = live.pool->stats();
     const auto doc = get_json(live.port());
     const auto after = live.pool->stats();

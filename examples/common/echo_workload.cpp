@@ -19,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <boost/system/system_error.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -298,7 +299,16 @@ echo_workload::echo_workload(workload_config config)
     sc.logger = w.cfg.logger;
     w.stats.emplace(w.io.get_executor(), sc);
     w.stats->attach(*w.pool);
-    w.stats->start();  // throws when it cannot listen
+    // One line naming the address: what() of Boost's system_error carries
+    // the source location it was thrown from, not for a user.
+    try {
+      w.stats->start();
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error(std::string("cannot serve stats on ")
+                                   .append(qorb::to_string(*w.cfg.stats_addr))
+                                   .append(": ")
+                                   .append(e.code().message()));
+    }
     w.stats_at = w.stats->local_endpoint();
   }
 #else

@@ -91,7 +91,11 @@ constexpr const char* usage_text =
     "  --plot FILE.svg       at the end, draw claims/s per backend over time with the\n"
     "                        kill and the DNS change marked (gnuplot) into the scratch\n"
     "                        directory and copy it to FILE (default qorb-demo.svg)\n"
-    "  --no-plot             no picture\n";
+    "  --no-plot             no picture\n"
+    "\n"
+    "exit status: 0 when the story ran and the pool behaved; 1 when it failed or\n"
+    "could not start (e.g. the --stats-addr port is in use), with a one-line\n"
+    "message on stderr; 2 for a bad command line; 128+N after signal N\n";
 
 struct options {
   double duration_s = 30;

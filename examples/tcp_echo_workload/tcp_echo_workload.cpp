@@ -51,7 +51,11 @@ constexpr const char* usage_text =
     "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's ws://IP:PORT/qtop/stats\n"
     "  --plain               print text lines, no interactive view (the default\n"
     "                        without a terminal)\n"
-    "  --log FILE            write the pool's and resolver's log to FILE\n";
+    "  --log FILE            write the pool's and resolver's log to FILE\n"
+    "\n"
+    "exit status: 0 after --duration, q or a signal; 1 when it cannot start (e.g.\n"
+    "the --stats-addr port is in use, or the --log file cannot be opened), with a\n"
+    "one-line message on stderr; 2 for a bad command line\n";
 
 struct options {
   examples::workload_config workload;

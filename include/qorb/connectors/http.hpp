@@ -75,6 +75,7 @@ struct config {
   /// no request, `is_valid` only checks that the server has not closed the
   /// connection.
   std::string ping_target = "/health";
+  /// The method of the health-check request (`ping_target`).
   verb ping_method = verb::get;
   /// Bound on one request, from writing it to reading the whole response;
   /// zero means none. When it passes, the connection is closed (its state
@@ -109,7 +110,11 @@ struct config {
 /// its claimer); requests run on the awaiting coroutine's executor.
 class connection {
  public:
+  /// Takes over the other connection; the moved-from one is not usable
+  /// (its requests throw `errc::not_usable`).
   connection(connection&&) noexcept;
+  /// Closes this connection's own socket (TLS: close_notify, as the
+  /// destructor), then takes over the other one.
   connection& operator=(connection&&) noexcept;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -144,6 +149,7 @@ class connection {
   unsigned last_status() const noexcept;
   /// Requests completed on this connection.
   std::uint64_t requests() const noexcept;
+  /// Whether the connection speaks TLS (`config::tls` was set).
   bool is_tls() const noexcept;
   /// With TLS: whether the handshake resumed an earlier session.
   bool session_reused() const noexcept;
@@ -178,6 +184,7 @@ class connection {
 /// config (and TLS context); concurrent calls are safe.
 class connector {
  public:
+  /// The pool's connections are `http::connection`s.
   using connection_type = connection;
 
   /// Throws as `tls_connector`'s constructor does for a bad TLS config, and
@@ -185,11 +192,95 @@ class connector {
   /// or a body limit of 0.
   explicit connector(config settings = {});
 
+  /// Connects to `b.address`: TCP with `config::tcp`, or with
+  /// `config::tls` TCP and the verified TLS handshake (as
+  /// `tls_connector::connect`). No request is sent.
+  ///
+  /// Handler: a coroutine; `co_await` gives the connection, ready for a
+  /// request, its `Host` header chosen.
+  ///
+  /// Errors: thrown: those of `tcp_connector::connect`, and with TLS those
+  /// of `tls_connector::connect` (`std::system_error` with a `tls_errc`).
+  ///
+  /// Executor: the connection's socket is made on the coroutine's executor
+  /// (the pool runs it on a strand of the pool's executor).
+  ///
+  /// Cancellation: per-operation cancellation (the pool's connect timeout,
+  /// termination) cancels the connect or the handshake; it then throws
+  /// `boost::system::system_error` with `operation_aborted`.
+  ///
+  /// Lifetimes: `b` is copied before the call returns and the coroutine
+  /// holds the connector's shared state, so the awaitable may outlive both.
+  ///
+  /// Thread safety: concurrent calls are fine (the shared config is not
+  /// modified).
+  ///
+  /// Exceptions: the errors above; `std::bad_alloc`.
   asio::awaitable<connection> connect(const backend& b);
+
+  /// Checks an idle connection: the health-check request `ping_method
+  /// ping_target` bounded by `ping_timeout`; with an empty `ping_target`
+  /// only that the server has not closed the connection (as `on_acquire`).
+  ///
+  /// Handler: a coroutine that completes when the check passed (a 2xx read
+  /// whole, the connection still reusable).
+  ///
+  /// Errors: thrown `std::system_error`: `errc::not_usable` for a
+  /// connection that is not `reusable()`; `errc::ping_failed` when the
+  /// request failed or timed out, the status was not 2xx, or the response
+  /// left the connection not reusable; with an empty target, those of
+  /// `on_acquire`.
+  ///
+  /// Executor: the coroutine's (a strand of the pool's executor).
+  ///
+  /// Cancellation: per-operation cancellation (the pool's
+  /// `health_check_timeout`, termination) cancels the request and closes
+  /// the connection; it then throws `boost::system::system_error` with
+  /// `operation_aborted`.
+  ///
+  /// Lifetimes: `c` must stay valid until the call ends (the pool owns
+  /// it); the coroutine holds the connector's shared state.
+  ///
+  /// Thread safety: concurrent calls on different connections are fine;
+  /// one call at a time per connection.
+  ///
+  /// Exceptions: the errors above; `std::bad_alloc`.
   asio::awaitable<void> is_valid(connection& c);
+
+  /// Before a claim gets `c`: with `config::check_on_acquire`, checks
+  /// without a round trip that the server has not closed it while idle
+  /// (TLS: a non-blocking look at the socket, as
+  /// `tls_connector::check_open`; plain TCP: `tcp_connector::is_valid`, so
+  /// `config::tcp`'s `health_check` when set). Off: completes at once.
+  ///
+  /// Handler: a coroutine that completes when `c` may be handed out.
+  ///
+  /// Errors: thrown `std::system_error`: `errc::not_usable` for a closed
+  /// connection, `errc::connection_closed` when the server closed it (it
+  /// is then closed here too); the pool replaces it.
+  ///
+  /// Executor, cancellation, lifetimes, thread safety and exceptions: as
+  /// `is_valid` (the TLS check does not suspend; a plain TCP
+  /// `health_check` should honour cancellation).
   asio::awaitable<void> on_acquire(connection& c);
+
+  /// When a claim returns `c`: keeps it only when it is `reusable()` and,
+  /// with `config::server_errors_fail_backend`, its last status was below
+  /// 500. Does not suspend and sends nothing.
+  ///
+  /// Handler: a coroutine that completes when `c` goes back to the idle
+  /// set.
+  ///
+  /// Errors: thrown `std::system_error`: `errc::not_usable` (message "not
+  /// kept: " and why) for a connection that is not reusable;
+  /// `errc::server_error` after a 5xx with `server_errors_fail_backend`
+  /// (the connection is marked broken). The pool closes and replaces it.
+  ///
+  /// Executor, cancellation, lifetimes, thread safety and exceptions: as
+  /// `is_valid` (nothing to cancel: it completes without waiting).
   asio::awaitable<void> on_recycle(connection& c);
 
+  /// The configuration this connector (and its copies) was made with.
   const config& settings() const noexcept;
 
   struct state;

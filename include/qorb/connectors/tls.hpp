@@ -40,12 +40,18 @@ enum class tls_errc {
   handshake_failed,
 };
 
+/// The error category of `tls_errc` (named "qorb.tls"); one instance for
+/// the program.
 const std::error_category& tls_category() noexcept;
 
+/// `e` as a `std::error_code` of `tls_category()` (so `tls_errc` values
+/// compare with the codes of thrown `std::system_error`s).
 inline std::error_code make_error_code(tls_errc e) noexcept {
   return {static_cast<int>(e), tls_category()};
 }
 
+/// How `tls_connector` connects, verifies and resumes its TLS sessions.
+/// Every field has a default.
 struct tls_connector_config {
   /// How the TCP connection under TLS is made and its socket options
   /// (keep-alive, no-delay). Its `health_check` is not used: set the one
@@ -65,6 +71,8 @@ struct tls_connector_config {
   /// A client certificate (PEM, may hold the chain) and its private key
   /// (PEM, unencrypted), for servers that ask for one. Both or neither.
   std::string certificate_file{};
+  /// The private key of `certificate_file` (PEM, unencrypted). Both or
+  /// neither.
   std::string private_key_file{};
   /// Resume TLS sessions: the latest session (TLS 1.3 ticket or TLS 1.2
   /// session) a backend gave is offered again on the next connection to
@@ -84,10 +92,16 @@ struct tls_connector_config {
 /// the peer's close_notify, call `async_shutdown` before destruction.
 class tls_stream : public asio::ssl::stream<asio::ip::tcp::socket> {
  public:
+  /// The Asio SSL stream this is (its constructors are inherited).
   using base = asio::ssl::stream<asio::ip::tcp::socket>;
   using base::base;
+  /// Takes over `other`'s connection and TLS state.
   tls_stream(tls_stream&&) noexcept = default;
+  /// Sends close_notify on this stream's own connection first (as the
+  /// destructor does), then takes over `other`'s.
   tls_stream& operator=(tls_stream&& other) noexcept;
+  /// Sends close_notify without waiting when the handshake had completed
+  /// and none was sent yet; then closes the socket.
   ~tls_stream();
 
   /// Whether the handshake resumed an earlier session (no full handshake).
@@ -115,16 +129,78 @@ std::string backend_host(const backend& b);
 /// a key or the other way round. Copies share it. Concurrent calls are safe.
 class tls_connector {
  public:
+  /// The pool's connections are TLS streams.
   using connection_type = tls_stream;
 
+  /// A connector that connects as `config` says. Loads the TLS context
+  /// (CA file or the system's store, client certificate and key) now:
+  /// throws `std::system_error` naming the file that cannot be loaded, and
+  /// `std::invalid_argument` when only one of `certificate_file` and
+  /// `private_key_file` is set.
   explicit tls_connector(tls_connector_config config = {});
 
+  /// Connects a socket to `b.address` (as `tcp_connector`, with
+  /// `config.tcp`), then does the TLS handshake: SNI and verification
+  /// against `config.server_name`, or else `backend_host(b)`; an earlier
+  /// session of the same name and address is offered when
+  /// `session_resumption` is on.
+  ///
+  /// Handler: a coroutine; `co_await` gives the stream, its handshake
+  /// done.
+  ///
+  /// Errors: thrown: the TCP connect's errors, as `tcp_connector::connect`;
+  /// then `std::system_error` with a `tls_errc` (`certificate_untrusted`,
+  /// `host_name_mismatch`, `not_tls`, `handshake_closed`,
+  /// `handshake_failed`) and a message naming the backend.
+  ///
+  /// Executor: the socket is made on the coroutine's executor (the pool
+  /// runs it on a strand of the pool's executor).
+  ///
+  /// Cancellation: per-operation cancellation (the pool's connect timeout,
+  /// termination) cancels the TCP connect or the handshake, whichever is
+  /// running; it then throws `boost::system::system_error` with
+  /// `operation_aborted`.
+  ///
+  /// Lifetimes: `b` is copied before the first suspension, and the
+  /// coroutine holds the connector's shared state (context, session
+  /// cache), so the awaitable may outlive both.
+  ///
+  /// Thread safety: concurrent calls are fine (copies share the context;
+  /// the session cache is locked).
+  ///
+  /// Exceptions: the errors above; `std::bad_alloc`.
   asio::awaitable<tls_stream> connect(const backend& b);
+
+  /// Checks an idle stream: `config.health_check` when set, otherwise
+  /// `check_open` (that the peer has not closed it).
+  ///
+  /// Handler: a coroutine that completes when the check passed.
+  ///
+  /// Errors: thrown `std::system_error`: `not_connected` for a closed
+  /// socket, `connection_reset` when the peer closed the connection (or
+  /// sent close_notify), `protocol_error` for application data on the idle
+  /// connection, the socket's errno when it broke; or whatever
+  /// `health_check` throws.
+  ///
+  /// Executor: the coroutine's (a strand of the pool's executor).
+  ///
+  /// Cancellation: the built-in check does not suspend; `health_check`
+  /// should honour per-operation cancellation.
+  ///
+  /// Lifetimes: `stream` must stay valid until the call ends (the pool
+  /// owns it).
+  ///
+  /// Thread safety: concurrent calls on different streams are fine.
+  ///
+  /// Exceptions: the errors above.
   asio::awaitable<void> is_valid(tls_stream& stream);
 
   /// Connects a stream to `b` with `server_name` (empty: as `connect`
   /// chooses): for connectors that put a protocol on top of TLS. Both are
   /// copied, so the awaitable may outlive the arguments (as with `connect`).
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as the other `connect`.
   asio::awaitable<tls_stream> connect(backend b, std::string server_name);
 
   /// Whether `stream`'s peer has closed the connection (a non-blocking look
@@ -133,8 +209,11 @@ class tls_connector {
   /// peer closed it or it broke; used by `is_valid` and by protocols on top.
   static void check_open(tls_stream& stream);
 
+  /// The configuration this connector (and its copies) was made with.
   const tls_connector_config& config() const noexcept;
 
+  /// The state copies share (context, config, session cache); defined in
+  /// the implementation.
   struct state;
 
  private:

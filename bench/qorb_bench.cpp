@@ -28,12 +28,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <fstream>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
@@ -196,8 +196,7 @@ class meter {
   void report(benchmark::State& state, double claims) const {
     const std::int64_t end = now();
     state.counters["syscalls_per_claim"] =
-        begin_ < 0 || end < 0 || claims <= 0 ? -1.0
-                                             : static_cast<double>(end - begin_) / claims;
+        begin_ < 0 || end < 0 || claims <= 0 ? -1.0 : static_cast<double>(end - begin_) / claims;
   }
 
  private:
@@ -324,9 +323,8 @@ asio::awaitable<void> timed_co_claim_loop(bench_pool& pool, benchmark::State& st
   }
 }
 
-void sequential_on_one_thread(
-    benchmark::State& state,
-    asio::awaitable<void> (*loop)(bench_pool&, benchmark::State&)) {
+void sequential_on_one_thread(benchmark::State& state,
+                              asio::awaitable<void> (*loop)(bench_pool&, benchmark::State&)) {
   asio::io_context io(1);
   auto pool = make_pool(io.get_executor());
   if (!warm_up(pool, qorb::policy{}.spares_wanted, [&] { io.run_one_for(1ms); })) {
@@ -343,7 +341,9 @@ void sequential_on_one_thread(
   meter.report(state, static_cast<double>(state.iterations()));
 }
 
-void sequential_async(benchmark::State& state) { sequential_on_one_thread(state, timed_claim_loop); }
+void sequential_async(benchmark::State& state) {
+  sequential_on_one_thread(state, timed_claim_loop);
+}
 
 void sequential_co_claim(benchmark::State& state) {
   sequential_on_one_thread(state, timed_co_claim_loop);
@@ -668,7 +668,6 @@ void idle_slot_memory(benchmark::State& state) {
   state.counters["malloc_bytes_per_idle_slot"] = per_slot_malloc;
 }
 
-
 // RSS growth per idle slot, in a fresh process (a fork, so memory that
 // earlier benchmarks freed but malloc kept cannot hide the growth): a pool
 // of 10,000 idle slots on one backend, minus the connection object itself.
@@ -710,7 +709,8 @@ void idle_slot_rss(benchmark::State& state) {
           // the slots themselves hold.
           // Heap malloc took from the system (its high-water mark, roughly)
           // per slot: what the warm-up needed at its peak.
-          result[3] = (static_cast<double>(mallinfo2().arena) - static_cast<double>(arena_before)) / slots;
+          result[3] =
+              (static_cast<double>(mallinfo2().arena) - static_cast<double>(arena_before)) / slots;
           ::malloc_trim(0);
           result[2] = (resident() - rss_before) / slots - conn;
         }
@@ -773,7 +773,8 @@ void waiting_100k(benchmark::State& state) {
     bytes_per_claim = static_cast<double>(heap::live_bytes() - heap_before) / claims;
     out.clear();
     for (std::size_t budget = 100 * claims; done < claims && budget > 0; --budget) io.run_one();
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     if (done < claims) return state.SkipWithError("not every claim completed");
   }
   state.counters["bytes_per_waiting_claim"] = bytes_per_claim;
@@ -795,7 +796,8 @@ void lock_unlock_twice(benchmark::State& state) {
   for (auto _ : state) {
     for (int i = 0; i < 2; ++i) {
       int expected = 0;
-      benchmark::DoNotOptimize(lock.compare_exchange_strong(expected, 1, std::memory_order_acquire));
+      benchmark::DoNotOptimize(
+          lock.compare_exchange_strong(expected, 1, std::memory_order_acquire));
       benchmark::DoNotOptimize(lock.exchange(0, std::memory_order_release));
     }
   }

@@ -146,9 +146,10 @@ int main(int argc, char** argv) {
     measure(pool, port, claims / 10, 0);  // warm-up
     const auto idle = measure(pool, port, claims, 0);
     const auto flood = measure(pool, port, claims, 8);
-    std::printf("qorb_stats_flood_bench: 100 backends, >= %d claims and 2 s each, "
-                "snapshot_interval %ld ms\n",
-                claims, interval_ms);
+    std::printf(
+        "qorb_stats_flood_bench: 100 backends, >= %d claims and 2 s each, "
+        "snapshot_interval %ld ms\n",
+        claims, interval_ms);
     std::printf("  idle:  claim+return p50 %8.1f us  p99 %8.1f us\n", idle.p50_us, idle.p99_us);
     std::printf("  flood: claim+return p50 %8.1f us  p99 %8.1f us  (8 clients, %.0f scrapes/s)\n",
                 flood.p50_us, flood.p99_us, flood.scrapes_per_s);

@@ -19,8 +19,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <boost/system/system_error.hpp>
 #include <fmt/format.h>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -103,7 +103,7 @@ struct options {
   int hold_ms = 20;
   bool plain = false;
   std::optional<asio::ip::tcp::endpoint> stats_addr;
-  bool etcd = false;  // --discovery etcd
+  bool etcd = false;                   // --discovery etcd
   std::string plot = "qorb-demo.svg";  // empty: --no-plot
 };
 
@@ -195,7 +195,7 @@ echo_process start_echo_server(const std::string& host, const std::string& regis
                                steady_clock::time_point* registered = nullptr) {
   std::vector<std::string> argv{QORB_DEMO_ECHO_SERVER, "127.0.0.1:0"};
   if (!register_at.empty()) {
-    argv = {QORB_DEMO_ECHO_SERVER, "--register", register_at + etcd_prefix, "--ttl",
+    argv = {QORB_DEMO_ECHO_SERVER,      "--register", register_at + etcd_prefix, "--ttl",
             std::to_string(etcd_ttl_s), "127.0.0.1:0"};
   }
   echo_process e{host, 0, std::make_unique<demo::child>(argv, true)};
@@ -352,7 +352,7 @@ struct story {
   bool etcd = false;  // dns_changed is then when echo004 started registering
   std::optional<steady_clock::time_point> stopped_clean;  // etcd: echo003's SIGTERM
   std::optional<steady_clock::time_point> registered;     // etcd: echo004 said `registered`
-  std::string failure;  // why a step could not be done
+  std::string failure;                                    // why a step could not be done
 };
 
 // Prints the table and the figures; returns the reasons the story did not
@@ -395,7 +395,8 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
       what = st.killed ? "killed at t=" + t(*st.killed) : "to be killed (not reached)";
     } else if (i == 3) {
       const std::string how = st.etcd ? "registered" : "added to DNS";
-      what = st.dns_changed ? how + " at t=" + t(*st.dns_changed) : "to be " + how + " (not reached)";
+      what =
+          st.dns_changed ? how + " at t=" + t(*st.dns_changed) : "to be " + how + " (not reached)";
     } else if (i == 2 && st.etcd) {
       what = st.stopped_clean ? "stopped cleanly at t=" + t(*st.stopped_clean)
                               : "to be stopped cleanly (not reached)";
@@ -440,7 +441,8 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
     }
     if (st.etcd && dead != nullptr) {
       if (!dead->listed && dead->unlisted_at) {
-        say("kill -> the dead backend left the set:        {:>6} ms   (its lease expired; TTL {} s)",
+        say("kill -> the dead backend left the set:        {:>6} ms   (its lease expired; TTL {} "
+            "s)",
             millis(kill, *dead->unlisted_at), etcd_ttl_s);
       } else {
         say("kill -> the dead backend left the set:         never");
@@ -546,14 +548,13 @@ int run(const options& o, bool interactive) {
     say("qorb demo: 4 TCP echo servers and Knot DNS on loopback; a pool finds 3 of them in DNS");
     for (const char* host : {"echo001", "echo002", "echo003", "echo004"}) {
       echo.push_back(start_echo_server(host));
-      say("  started tcp_echo_server {} (pid {}) on 127.0.0.1:{}", host,
-          echo.back().process->pid(), echo.back().port);
+      say("  started tcp_echo_server {} (pid {}) on 127.0.0.1:{}", host, echo.back().process->pid(),
+          echo.back().port);
     }
-    dns.emplace(
-        dir.path(),
-        std::vector<std::pair<std::string, unsigned short>>{{echo[0].host, echo[0].port},
-                                                            {echo[1].host, echo[1].port},
-                                                            {echo[2].host, echo[2].port}});
+    dns.emplace(dir.path(),
+                std::vector<std::pair<std::string, unsigned short>>{{echo[0].host, echo[0].port},
+                                                                    {echo[1].host, echo[1].port},
+                                                                    {echo[2].host, echo[2].port}});
     say("  started knotd (pid {}) on 127.0.0.1:{}: _echo._tcp.test.com. names echo001-echo003",
         dns->pid(), dns->port());
   }
@@ -629,9 +630,9 @@ int run(const options& o, bool interactive) {
           echo[3] = start_echo_server("echo004", etcd->url(), &listening, &registered);
           st.dns_changed = listening;  // its registration starts as it listens
           st.registered = registered;
-          workload.note(fmt::format(
-              "STORY: started echo004 (pid {}, 127.0.0.1:{}); it registered in etcd",
-              echo[3].process->pid(), echo[3].port));
+          workload.note(
+              fmt::format("STORY: started echo004 (pid {}, 127.0.0.1:{}); it registered in etcd",
+                          echo[3].process->pid(), echo[3].port));
         } catch (const std::exception& e) {
           st.failure = e.what();
           workload.note(std::string("STORY: starting echo004 failed: ") + e.what());

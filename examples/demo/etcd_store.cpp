@@ -39,16 +39,16 @@ etcd_store::etcd_store(const std::string& dir) : dir_(dir) {
     const auto peer = std::string("http://127.0.0.1:").append(std::to_string(free_tcp_port()));
     url_ = std::string("http://127.0.0.1:").append(client);
     process_ = std::make_unique<child>(
-        std::vector<std::string>{"etcd", "--name", "demo", "--data-dir",
-                                 dir_ + "/etcd-" + std::to_string(attempt),
-                                 "--listen-client-urls", url_, "--advertise-client-urls", url_,
-                                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                                 "--initial-cluster", "demo=" + peer},
+        std::vector<std::string>{
+            "etcd", "--name", "demo", "--data-dir", dir_ + "/etcd-" + std::to_string(attempt),
+            "--listen-client-urls", url_, "--advertise-client-urls", url_, "--listen-peer-urls",
+            peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "demo=" + peer},
         false, dir_ + "/etcd.log");
     if (!healthy()) process_.reset();  // stopped by its destructor
   }
   if (!process_) {
-    throw std::runtime_error(std::string("etcd did not start; its log:\n").append(read_file(dir_ + "/etcd.log")));
+    throw std::runtime_error(
+        std::string("etcd did not start; its log:\n").append(read_file(dir_ + "/etcd.log")));
   }
 }
 

@@ -39,7 +39,8 @@ std::string quoted(const std::string& s) {
 std::string timeline::write_svg(const std::string& dir, const std::string& svg,
                                 const std::string& title) const {
   const auto gnuplot = find_program("gnuplot");
-  if (gnuplot.empty()) return "gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox)";
+  if (gnuplot.empty())
+    return "gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox)";
   if (points_.size() < 2) return "fewer than two samples";
 
   std::set<std::string> names;
@@ -81,16 +82,17 @@ std::string timeline::write_svg(const std::string& dir, const std::string& svg,
        << "set ylabel 'claims/s'\n"
        << "set grid\n"
        << "set key outside right top noenhanced\n"
-       << fmt::format("set xrange [0:{:.1f}]\n", points_.back().t)
-       << "set yrange [0:*]\n";
+       << fmt::format("set xrange [0:{:.1f}]\n", points_.back().t) << "set yrange [0:*]\n";
     int n = 1;
     for (const auto& [t, label] : marks_) {
-      gp << fmt::format("set arrow {} from {:.3f}, graph 0 to {:.3f}, graph 1 nohead dt 2 lw 2 "
-                        "lc rgb '#cc0000'\n",
-                        n, t, t)
-         << fmt::format("set label {} {} at {:.3f}, graph 0.97 offset 0.5,0 left noenhanced "
-                        "tc rgb '#cc0000'\n",
-                        n, quoted(label), t);
+      gp << fmt::format(
+                "set arrow {} from {:.3f}, graph 0 to {:.3f}, graph 1 nohead dt 2 lw 2 "
+                "lc rgb '#cc0000'\n",
+                n, t, t)
+         << fmt::format(
+                "set label {} {} at {:.3f}, graph 0.97 offset 0.5,0 left noenhanced "
+                "tc rgb '#cc0000'\n",
+                n, quoted(label), t);
       ++n;
     }
     gp << "plot ";

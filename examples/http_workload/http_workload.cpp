@@ -270,9 +270,9 @@ int main(int argc, char** argv) {
 #else
   if (o.stats_addr) usage("this build has no stats server (the observability component)");
 #endif
-  std::printf("http_workload: %s%s %s, %d claimers, %d threads, %.1f s\n",
-              o.tls ? "https" : "http", o.fresh ? " (fresh connection per request)" : " (pooled)",
-              o.target.c_str(), o.claimers, o.threads, o.duration_s);
+  std::printf("http_workload: %s%s %s, %d claimers, %d threads, %.1f s\n", o.tls ? "https" : "http",
+              o.fresh ? " (fresh connection per request)" : " (pooled)", o.target.c_str(),
+              o.claimers, o.threads, o.duration_s);
 
   results r;
   const auto start = steady::now();
@@ -294,17 +294,18 @@ int main(int argc, char** argv) {
     const auto now = steady::now();
     if (now - last < 1s) continue;
     const auto ok = r.ok.load();
-    std::printf("[%5.1fs] %9.0f req/s  errors %llu\n",
-                std::chrono::duration<double>(now - start).count(),
-                static_cast<double>(ok - last_ok) / std::chrono::duration<double>(now - last).count(),
-                static_cast<unsigned long long>(r.failed.load()));
+    std::printf(
+        "[%5.1fs] %9.0f req/s  errors %llu\n", std::chrono::duration<double>(now - start).count(),
+        static_cast<double>(ok - last_ok) / std::chrono::duration<double>(now - last).count(),
+        static_cast<unsigned long long>(r.failed.load()));
     if (pool) {
       for (const auto& [name, b] : pool->stats().backends) {
-        std::printf("    %-24s %s claimed %zu idle %zu connecting %zu  failures: connect %llu "
-                    "check %llu\n",
-                    name.c_str(), b.online ? "online " : "OFFLINE", b.claimed, b.unclaimed,
-                    b.connecting, static_cast<unsigned long long>(b.connect_failures),
-                    static_cast<unsigned long long>(b.check_failures));
+        std::printf(
+            "    %-24s %s claimed %zu idle %zu connecting %zu  failures: connect %llu "
+            "check %llu\n",
+            name.c_str(), b.online ? "online " : "OFFLINE", b.claimed, b.unclaimed, b.connecting,
+            static_cast<unsigned long long>(b.connect_failures),
+            static_cast<unsigned long long>(b.check_failures));
       }
     }
     last_ok = ok;

@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
         register_url = value;
         continue;
       }
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ttl_seconds);
+      const auto [end, ec] =
+          std::from_chars(value.data(), value.data() + value.size(), ttl_seconds);
       if (ec != std::errc{} || end != value.data() + value.size() || ttl_seconds < 1 ||
           ttl_seconds > 86400) {
         return bad_arguments("--ttl: '" + value + "' is not a number of seconds (1 to 86400)");

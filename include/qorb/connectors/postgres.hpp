@@ -105,8 +105,8 @@ struct result {
 
   std::vector<std::string> columns;  ///< column names
   std::vector<row> rows;             ///< the rows, in order
-  std::string command_tag;          ///< e.g. "SELECT 3", "INSERT 0 1"
-  std::uint64_t affected_rows = 0;  ///< rows returned, inserted, updated...
+  std::string command_tag;           ///< e.g. "SELECT 3", "INSERT 0 1"
+  std::uint64_t affected_rows = 0;   ///< rows returned, inserted, updated...
 
   /// The first column of the first row; throws `error` (`errc::unsupported`)
   /// when the result has no rows or no columns.
@@ -287,11 +287,10 @@ class connector {
   /// Handler: a coroutine; completes when done, throws on failure.
   /// Errors: `error` (see the class comment). Executor: the awaiting
   /// coroutine's, a strand (the pool's for the slot). Cancellation: asio
-  /// per-operation cancellation (`operation_aborted`) bounded by `connect_timeout`; a cancelled or failed connect closes its
-  /// session before the exception leaves. Lifetimes: the
-  /// connector's config is shared by its copies; `b` is copied before the first
-  /// suspension. Thread safety: concurrent
-  /// calls on different connections are safe. Exceptions: `error`,
+  /// per-operation cancellation (`operation_aborted`) bounded by `connect_timeout`; a cancelled or
+  /// failed connect closes its session before the exception leaves. Lifetimes: the connector's
+  /// config is shared by its copies; `b` is copied before the first suspension. Thread safety:
+  /// concurrent calls on different connections are safe. Exceptions: `error`,
   /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<connection> connect(const backend& b);
 
@@ -301,9 +300,9 @@ class connector {
   /// Errors: `error` (see the class comment). Executor: the awaiting
   /// coroutine's, a strand (the pool's for the slot). Cancellation: asio
   /// per-operation cancellation (`operation_aborted`). Lifetimes: the
-  /// connector's config is shared by its copies; `c` must stay valid until the call ends (the pool owns it). Thread safety: concurrent
-  /// calls on different connections are safe. Exceptions: `error`,
-  /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
+  /// connector's config is shared by its copies; `c` must stay valid until the call ends (the pool
+  /// owns it). Thread safety: concurrent calls on different connections are safe. Exceptions:
+  /// `error`, `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<void> is_valid(connection& c);
 
   /// Runs `config::on_acquire` (nothing when empty) on a claimed session.

@@ -15,12 +15,13 @@ namespace qorb::detail {
 // else) but not matching the hook's signature exactly, or a member named
 // like a misspelt hook. Without these checks such a connector compiles and
 // its hook is silently never called.
-#define QORB_DETAIL_MEMBER_NAMED(member)                                   \
-  template <class C>                                                        \
-  concept has_member_named_##member =                                       \
-      requires { &C::member; } ||                                           \
-      requires(C& c, typename C::connection_type& conn) { c.member(conn); } || \
-      requires(C& c) { c.member(); };
+#define QORB_DETAIL_MEMBER_NAMED(member)                                     \
+  template <class C>                                                         \
+  concept has_member_named_##member = requires {                             \
+    &C::member;                                                              \
+  }                                                                          \
+  || requires(C & c, typename C::connection_type & conn) { c.member(conn); } \
+  || requires(C & c) { c.member(); };
 QORB_DETAIL_MEMBER_NAMED(is_valid)
 QORB_DETAIL_MEMBER_NAMED(on_acquire)
 QORB_DETAIL_MEMBER_NAMED(on_recycle)
@@ -46,15 +47,17 @@ QORB_DETAIL_MEMBER_NAMED(has_broken)
 QORB_DETAIL_MEMBER_NAMED(recycle)
 #undef QORB_DETAIL_MEMBER_NAMED
 
-#define QORB_DETAIL_HOOK_SIGNATURE(hook, meaning)                                               \
-  static_assert(!has_member_named_##hook<C> || connector_with_##hook<C>,                       \
-                "qorb connector: `" #hook "` does not have the hook's signature, so the pool " \
-                "would never call it; expected `asio::awaitable<void> " #hook                  \
+#define QORB_DETAIL_HOOK_SIGNATURE(hook, meaning)                             \
+  static_assert(!has_member_named_##hook<C> || connector_with_##hook<C>,      \
+                "qorb connector: `" #hook                                     \
+                "` does not have the hook's signature, so the pool "          \
+                "would never call it; expected `asio::awaitable<void> " #hook \
                 "(connection_type& c)` (" meaning "; fail by throwing, see docs/connectors.md)");
-#define QORB_DETAIL_NOT_A_HOOK(name, hook)                                                 \
-  static_assert(!has_member_named_##name<C>,                                              \
-                "qorb connector: `" #name "` is not a hook and would never be called; did " \
-                "you mean `asio::awaitable<void> " #hook                                    \
+#define QORB_DETAIL_NOT_A_HOOK(name, hook)                                                   \
+  static_assert(!has_member_named_##name<C>,                                                 \
+                "qorb connector: `" #name                                                    \
+                "` is not a hook and would never be called; did "                            \
+                "you mean `asio::awaitable<void> " #hook                                     \
                 "(connection_type& c)`? (hooks: connect, is_valid, on_acquire, on_recycle; " \
                 "see docs/connectors.md)");
 

@@ -243,6 +243,10 @@ TEST(stats_server_limits, accept_errors_back_off_and_are_logged_once_per_interva
   stats_server_config config = quiet_config();
   config.logger = std::make_shared<spdlog::logger>("stats", sink);
   config.max_connections = 8;
+  // The limit below leaves 64 descriptors above those open now; the budget
+  // must leave room within it, or the server would (rightly) refuse every
+  // client once the table has room again, whatever numbers are free.
+  config.reserved_fds = 8;
   observed_pool live(2, config);
   const auto port = live.port();
 
@@ -283,7 +287,9 @@ TEST(stats_server_limits, accept_errors_back_off_and_are_logged_once_per_interva
 
   for (int fd : filler) ::close(fd);
   clients.stop();
-  EXPECT_TRUE(wait_until([&] { return get_status(port, "/stats") == 200; }));
+  EXPECT_TRUE(wait_until([&] { return get_status(port, "/stats") == 200; }))
+      << live.server->counters().refused << " refused, " << live.server->counters().connections
+      << " connected";
 }
 
 // --- malformed requests --------------------------------------------------------

@@ -29,6 +29,8 @@
 
 #include <curses.h>
 
+#include "observability/stats_request.hpp"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -84,14 +86,9 @@ struct options {
   bool json = false;
 };
 
+// A number of seconds in (0, 86400], as the server takes update_secs.
 std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) {
-  double seconds = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
-      !std::isfinite(seconds) || seconds <= 0 || seconds > 86400) {
-    return std::nullopt;
-  }
-  return std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
+  return qorb::detail::stats_http::parse_update_secs(text);
 }
 
 // ws://HOST[:PORT][/PATH][?QUERY] or http://...; an empty path means

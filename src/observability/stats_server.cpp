@@ -45,6 +45,9 @@
 #include <utility>
 #include <vector>
 
+#include "log_limiter.hpp"
+#include "observability/stats_request.hpp"
+
 namespace qorb {
 namespace {
 
@@ -60,30 +63,12 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 // How often a WebSocket session reads its pool's stats, and so the shortest
 // time between two pushes.
 constexpr auto poll_interval = 100ms;
-constexpr std::size_t max_request_body = 16 * 1024;
-// The request line and headers together (Beast's default, said here).
-constexpr std::uint32_t max_request_header = 8 * 1024;
+using detail::stats_http::max_request_body;
+using detail::stats_http::max_request_header;
 
 // --- limits ------------------------------------------------------------------
 
-// Lets one log line through per interval and counts the ones it held back.
-// Used under the server's lock or on one strand only.
-struct log_limiter {
-  std::optional<std::chrono::steady_clock::time_point> last;
-  std::uint64_t held_back = 0;
-
-  // Whether to log now; `skipped` gets how many were held back before.
-  bool admit(std::chrono::milliseconds interval, std::uint64_t& skipped) {
-    const auto now = std::chrono::steady_clock::now();
-    if (last && now - *last < interval) {
-      ++held_back;
-      return false;
-    }
-    last = now;
-    skipped = std::exchange(held_back, 0);
-    return true;
-  }
-};
+using detail::log_limiter;
 
 // The highest descriptor a client may have: the last `reserved` below the
 // RLIMIT_NOFILE soft limit are the rest of the process's. Descriptors are
@@ -108,7 +93,8 @@ void refuse(int fd) {
       "Retry-After: 1\r\n"
       "\r\n"
       "too many clients, try again later\n";
-  [[maybe_unused]] const auto sent = ::send(fd, busy.data(), busy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  [[maybe_unused]] const auto sent =
+      ::send(fd, busy.data(), busy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   ::close(fd);
 }
 
@@ -132,73 +118,6 @@ void check_config(const stats_server_config& c) {
   if (c.client_timeout <= std::chrono::milliseconds::zero() || c.client_timeout > max_interval) {
     bad("client_timeout must be within 1 ms..1 h");
   }
-}
-
-// --- request targets -------------------------------------------------------
-
-struct request_target {
-  std::string path;
-  std::vector<std::pair<std::string, std::string>> params;
-};
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%') {
-      if (i + 2 >= in.size()) return std::nullopt;
-      const int hi = hex_value(in[i + 1]);
-      const int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (plus_is_space && in[i] == '+') {
-      out += ' ';
-    } else {
-      out += in[i];
-    }
-  }
-  return out;
-}
-
-std::optional<request_target> parse_target(std::string_view target) {
-  request_target out;
-  const auto question = target.find('?');
-  auto path = percent_decode(target.substr(0, question), false);
-  if (!path) return std::nullopt;
-  out.path = std::move(*path);
-  if (question == std::string_view::npos) return out;
-  std::string_view query = target.substr(question + 1);
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    const auto eq = pair.find('=');
-    auto key = percent_decode(pair.substr(0, eq), true);
-    auto value = percent_decode(
-        eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
-    if (!key || !value) return std::nullopt;
-    out.params.emplace_back(std::move(*key), std::move(*value));
-  }
-  return out;
-}
-
-std::optional<std::chrono::milliseconds> parse_update_secs(const std::string& text) {
-  double seconds = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
-      !std::isfinite(seconds) || seconds <= 0 || seconds > 86400) {
-    return std::nullopt;
-  }
-  return std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
 }
 
 // --- JSON --------------------------------------------------------------------
@@ -573,7 +492,7 @@ struct detail::stats_server_state : std::enable_shared_from_this<stats_server_st
   log_limiter accept_log, refuse_log, malformed_log;  // guarded by mu
 
   std::mutex mu;
-  std::vector<entry> pools;  // in attach order
+  std::vector<entry> pools;      // in attach order
   std::uint64_t generation = 0;  // bumped by attach and detach
   std::uint64_t next_id = 0;
   bool started = false;
@@ -688,56 +607,31 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
   // (then `pool_name` and `update` say what to push and how often).
   std::optional<response_type> route(const http::request<http::string_body>& request,
                                      std::string& pool_name, std::chrono::milliseconds& update) {
-    const auto target = parse_target(request.target());
-    if (!target) {
-      return reply(request, http::status::bad_request, "malformed request target\n");
+    auto r = stats_http::route_request(
+        request.method() == http::verb::get, request.target(), websocket::is_upgrade(request),
+        [this](const std::string& name) { return server_->attached(name); },
+        [this] { return server_->first_pool(); });
+    using action = stats_http::route::action;
+    switch (r.what) {
+      case action::websocket:
+        pool_name = std::move(*r.pool);
+        update = r.update;
+        return std::nullopt;
+      case action::stats:
+      case action::metrics:
+        // run() has the body built on the server's thread (see built()).
+        pending_.emplace(r.what == action::metrics ? output_kind::metrics : output_kind::stats,
+                         r.pool.value_or(""));
+        return reply(request, http::status::ok, {},
+                     r.what == action::metrics ? "text/plain; version=0.0.4; charset=utf-8"
+                                               : "application/json");
+      case action::reply:
+        break;
     }
-    const bool is_stats = target->path == "/stats";
-    const bool is_metrics = target->path == "/metrics";
-    const bool is_qtop = target->path == "/qtop/stats";
-    if (!is_stats && !is_metrics && !is_qtop) {
-      return reply(request, http::status::not_found,
-                   "not found: try /stats, /metrics or /qtop/stats (WebSocket)\n");
-    }
-    if (request.method() != http::verb::get) {
-      auto res = reply(request, http::status::method_not_allowed, "only GET is allowed\n");
-      res.set(http::field::allow, "GET");
-      return res;
-    }
-    std::optional<std::string> only;
-    for (const auto& [key, value] : target->params) {
-      if (key == "pool") {
-        only = value;
-      } else if (key == "update_secs" && is_qtop) {
-        const auto parsed = parse_update_secs(value);
-        if (!parsed) {
-          return reply(request, http::status::bad_request,
-                       "update_secs must be a number of seconds in (0, 86400]\n");
-        }
-        update = *parsed;
-      } else {
-        return reply(request, http::status::bad_request, "unknown query parameter '" + key + "'\n");
-      }
-    }
-    if (only && !server_->attached(*only)) {
-      return reply(request, http::status::not_found, "no pool named '" + *only + "'\n");
-    }
-    if (is_qtop) {
-      if (!websocket::is_upgrade(request)) {
-        auto res =
-            reply(request, http::status::upgrade_required, "/qtop/stats is a WebSocket endpoint\n");
-        res.set(http::field::upgrade, "websocket");
-        return res;
-      }
-      if (!only) only = server_->first_pool();
-      if (!only) return reply(request, http::status::not_found, "no pool attached\n");
-      pool_name = std::move(*only);
-      return std::nullopt;
-    }
-    // run() has the body built on the server's thread (see built()).
-    pending_.emplace(is_metrics ? output_kind::metrics : output_kind::stats, only.value_or(""));
-    return reply(request, http::status::ok, {},
-                 is_metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+    auto res = reply(request, static_cast<http::status>(r.status), std::move(r.body));
+    if (!r.allow.empty()) res.set(http::field::allow, r.allow);
+    if (!r.upgrade.empty()) res.set(http::field::upgrade, r.upgrade);
+    return res;
   }
 
   // The status for a request that did not parse, or nothing when the
@@ -816,9 +710,8 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
       } catch (const std::exception& e) {
         server->log(spdlog::level::warn, "stats_server: reading the pools' stats: {}", e.what());
       }
-      asio::post(self->get_executor(), [self, out = std::move(out)]() mutable {
-        self->deliver(std::move(out));
-      });
+      asio::post(self->get_executor(),
+                 [self, out = std::move(out)]() mutable { self->deliver(std::move(out)); });
     });
     while (!result_ && !closed_) co_await reply_.async_wait(use_nothrow);
     co_return result_ ? std::move(*result_) : nullptr;
@@ -944,7 +837,7 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
   asio::steady_timer reply_;  // wakes built() when the builder answered
   std::optional<std::shared_ptr<const built_output>> result_;
   std::optional<std::pair<output_kind, std::string>> pending_;  // set by route()
-  std::deque<std::string> outbox_;  // front: being written
+  std::deque<std::string> outbox_;                              // front: being written
   std::size_t queued_bytes_ = 0;
   std::optional<websocket::close_reason> close_reason_;
   bool closed_ = false;
@@ -972,8 +865,7 @@ asio::awaitable<void> detail::stats_server_state::accept_loop() {
       accept_errors.fetch_add(1, std::memory_order_relaxed);
       const auto why = ec ? ec.message() : std::generic_category().message(errno);
       log_limited(accept_log, spdlog::level::warn,
-                  "stats_server: accept: {}; pausing accepts for {} ms",
-                  why, next_pause.count());
+                  "stats_server: accept: {}; pausing accepts for {} ms", why, next_pause.count());
       pause.expires_after(next_pause);
       next_pause = std::min(next_pause * 2, last_pause);
       co_await pause.async_wait(use_nothrow);

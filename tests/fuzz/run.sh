@@ -22,6 +22,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 declare -A sources=(
   [dns_message]="src/resolvers/dns_message.cpp src/resolvers/dns_lookup.cpp src/backend.cpp"
   [postgres_protocol]="src/connectors/postgres_protocol.cpp src/backend.cpp src/log.cpp"
+  [stats_request]="src/observability/stats_request.cpp"
 )
 # target: extra compile and link flags
 declare -A extra=(

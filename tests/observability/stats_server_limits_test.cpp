@@ -5,12 +5,12 @@
 // snapshot.
 #include <qorb/connectors/tcp.hpp>
 
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 
 #include <gtest/gtest.h>
 
@@ -197,8 +197,8 @@ TEST(stats_server_limits, idle_clients_never_take_the_descriptors_the_pool_needs
   ASSERT_TRUE(wait_until([&] {
     const auto c = server.counters();
     return c.connections + c.refused >= 300;
-  })) << server.counters().connections << " connected, " << server.counters().refused
-      << " refused";
+  })) << server.counters().connections
+      << " connected, " << server.counters().refused << " refused";
   EXPECT_GT(server.counters().refused, 0u);
   EXPECT_LT(server.counters().connections, 200u);
 

@@ -19,6 +19,27 @@ void pool_driver::log(spdlog::level::level_enum level, spdlog::format_string_t<A
   }
 }
 
+template <class... Args>
+void pool_driver::log_repeated(spdlog::level::level_enum level, const core::observation& o,
+                               std::string_view what, spdlog::format_string_t<Args...> fmt,
+                               Args&&... args) const {
+  if (!log_) return;
+  std::string key = o.set ? o.set->name : std::string();
+  key.append(1, '\0').append(what);
+  std::uint64_t held_back = 0;
+  if (!warnings_.admit(key, held_back)) {
+    log(spdlog::level::debug, fmt, std::forward<Args>(args)...);
+    return;
+  }
+  if (!log_->should_log(level)) return;
+  auto text = fmt::format(fmt, std::forward<Args>(args)...);
+  if (held_back > 0) {
+    text.append(" (and ").append(std::to_string(held_back)).append(" more like it in the last ");
+    text.append(std::to_string(warning_interval.count())).append(" s at debug level)");
+  }
+  log_->log(level, "pool {}: {}", name_, text);
+}
+
 namespace {
 
 const char* address(const core::observation& o) { return o.set ? o.set->address.c_str() : ""; }
@@ -98,14 +119,15 @@ void pool_driver::observe(const core::observation& o) const {
     case kind::discarded:
       break;  // the caller said so; counted as a failure of the backend
     case kind::lost:
-      log(spdlog::level::warn, "{}: connection lost: {}", backend_name(o), o.reason);
+      log_repeated(spdlog::level::warn, o, "lost", "{}: connection lost: {}", backend_name(o),
+                   o.reason);
       break;
     case kind::set_online:
-      if (o.first) log(spdlog::level::info, "{}: online", backend_name(o));
+      if (o.first) log_repeated(spdlog::level::info, o, "online", "{}: online", backend_name(o));
       QORB_PROBE(slot_set_online, pool, address(o), o.flag);
       break;
     case kind::set_offline:
-      if (o.first) log(spdlog::level::warn, "{}: offline", backend_name(o));
+      if (o.first) log_repeated(spdlog::level::warn, o, "offline", "{}: offline", backend_name(o));
       QORB_PROBE(slot_set_offline, pool, address(o));
       break;
     case kind::backend_added:
@@ -134,12 +156,17 @@ void pool_driver::log_op_failed(const core::observation& o) const {
     case core::op_kind::connect:
       QORB_PROBE(connect_failed, pool, o.slot, address(o), why);
       if (o.flag) {
-        log(spdlog::level::warn, "{}: connect timed out", backend_name(o));
+        log_repeated(spdlog::level::warn, o, "connect", "{}: connect timed out", backend_name(o));
       } else {
         // The first failure of a streak is news; the retries are not.
-        log(o.first ? spdlog::level::warn : spdlog::level::debug,
-            "{}: connect failed (retry in {} ms): {}", backend_name(o),
-            std::chrono::duration_cast<std::chrono::milliseconds>(o.delay).count(), why);
+        const auto retry = std::chrono::duration_cast<std::chrono::milliseconds>(o.delay).count();
+        if (o.first) {
+          log_repeated(spdlog::level::warn, o, "connect", "{}: connect failed (retry in {} ms): {}",
+                       backend_name(o), retry, why);
+        } else {
+          log(spdlog::level::debug, "{}: connect failed (retry in {} ms): {}", backend_name(o),
+              retry, why);
+        }
       }
       return;
     case core::op_kind::is_valid:
@@ -151,11 +178,12 @@ void pool_driver::log_op_failed(const core::observation& o) const {
     case core::op_kind::on_acquire:
       break;
   }
+  const std::string_view op = core::to_string(o.op);
   if (o.flag) {
-    log(spdlog::level::warn, "{}: {} timed out", backend_name(o),
-        o.op == core::op_kind::on_acquire ? "on_acquire" : "health check");
+    log_repeated(spdlog::level::warn, o, op, "{}: {} timed out", backend_name(o),
+                 o.op == core::op_kind::on_acquire ? "on_acquire" : "health check");
   } else {
-    log(spdlog::level::warn, "{}: {} failed: {}", backend_name(o), core::to_string(o.op), why);
+    log_repeated(spdlog::level::warn, o, op, "{}: {} failed: {}", backend_name(o), op, why);
   }
 }
 

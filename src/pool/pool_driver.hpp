@@ -7,6 +7,7 @@
 #include <qorb/detail/pool_core.hpp>
 
 #include "core/pool_state.hpp"
+#include "log_limiter.hpp"
 #include "pool/adaptive_mutex.hpp"
 #include "pool/backend_errors.hpp"
 
@@ -34,6 +35,10 @@ class system_environment final : public core::environment {
 
 class pool_driver final : public pool_core {
  public:
+  /// How often a repeated line about one backend (a warning, or its
+  /// coming online again) is logged at its level (docs/behaviour.md).
+  static constexpr std::chrono::seconds warning_interval{10};
+
   pool_driver(asio::any_io_executor ex, std::string name, std::shared_ptr<resolver> res,
               std::unique_ptr<connector_ops> ops, const policy& p, logger_ptr logger);
   ~pool_driver() override;
@@ -80,6 +85,14 @@ class pool_driver final : public pool_core {
   template <class... Args>
   void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
            Args&&... args) const;
+  /// A line about one backend that may repeat (a connection lost, a check
+  /// failed, the backend going offline): logged at `level` at most once per
+  /// `warning_interval` for the same backend and `what`, saying how many
+  /// were held back since; the others at debug level.
+  template <class... Args>
+  void log_repeated(spdlog::level::level_enum level, const core::observation& o,
+                    std::string_view what, spdlog::format_string_t<Args...> fmt,
+                    Args&&... args) const;
 
   const asio::any_io_executor ex_;
   const std::string name_;
@@ -87,6 +100,7 @@ class pool_driver final : public pool_core {
   const std::unique_ptr<connector_ops> ops_;
   const logger_ptr log_;
   mutable backend_errors errors_;  // leaf lock: each backend's last error (observe.cpp)
+  mutable keyed_log_limiter warnings_{warning_interval};  // leaf lock (observe.cpp)
 
   mutable adaptive_mutex mu_;  // guards env_, state_ and self_
   system_environment env_;

@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <clocale>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <deque>
@@ -64,10 +66,13 @@ constexpr const char* usage =
     "                line, at once)\n"
     "\n"
     "A terminal too narrow for every column hides the least useful ones and\n"
-    "names them under the table. Keys: q quits. When the endpoint is\n"
+    "names them under the table. Keys: q quits; so do SIGINT (Ctrl-C) and\n"
+    "SIGTERM, at once, leaving the terminal as it was. When the endpoint is\n"
     "unreachable qtop says so and retries.\n"
-    "Exit status: 0 on success, 1 when --once cannot get its updates, 2 on bad\n"
-    "arguments.\n";
+    "\n"
+    "Exit status: 0 on success (and when q or a signal ends the live view); 1\n"
+    "when --once cannot get its updates; 2 on bad arguments; 130 or 143 when\n"
+    "SIGINT or SIGTERM interrupts --once before it has its updates.\n";
 
 // --- arguments -------------------------------------------------------------
 
@@ -616,6 +621,13 @@ int run_once(const options& o) {
   std::optional<std::string> first, second;
   clock_type::time_point first_at{}, second_at{};
   std::string failure;
+  int interrupted = 0;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    interrupted = signal;
+    io.stop();
+  });
   asio::steady_timer deadline(io, 5s + (o.json ? 0ms : o.interval));
   deadline.async_wait([&](boost::system::error_code ec) {
     if (!ec) {
@@ -645,6 +657,11 @@ int run_once(const options& o) {
       },
       asio::detached);
   io.run();
+  if (interrupted != 0) {
+    std::cerr << "qtop: interrupted (" << (interrupted == SIGINT ? "SIGINT" : "SIGTERM")
+              << ") before the updates came\n";
+    return 128 + interrupted;
+  }
   if (!first || (!o.json && !second)) {
     std::cerr << "qtop: " << o.url.shown << ": " << failure << "\n";
     return 1;
@@ -707,6 +724,13 @@ int run_interactive(const options& o) {
         }
       },
       asio::detached);
+
+  // SIGINT and SIGTERM end it as q does (ncurses's own handlers, replaced
+  // here, would exit without this function's cleanup).
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (!ec) io.stop();
+  });
 
   // Keys, and KEY_RESIZE (which ncurses reports after SIGWINCH), polled.
   asio::steady_timer keys(io);

@@ -28,6 +28,7 @@
 #include <qorb/backend.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
 #include <fmt/format.h>
@@ -721,8 +722,30 @@ int run(const options& o, bool interactive) {
 
 }  // namespace
 
+// Whether the --stats-addr port can be listened on, checked before any
+// process starts, so that a port in use is the only line the demo prints
+// (the stats server still reports it, should another process take the port
+// meanwhile).
+std::optional<std::string> stats_addr_problem(const asio::ip::tcp::endpoint& at) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor probe(io);
+  boost::system::error_code ec;
+  probe.open(at.protocol(), ec);
+  if (!ec) probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) probe.bind(at, ec);
+  if (!ec) probe.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) return std::nullopt;
+  return "cannot serve stats on " + qorb::to_string(at) + ": " + ec.message();
+}
+
 int main(int argc, char** argv) {
   const auto o = parse(argc, argv);
+  if (o.stats_addr) {
+    if (const auto problem = stats_addr_problem(*o.stats_addr)) {
+      std::fprintf(stderr, "qorb_demo: %s\n", problem->c_str());
+      return 1;
+    }
+  }
   // The first signal ends the demo in order (its children are stopped, the
   // summary printed); a second one ends it at once (the children still die:
   // they get SIGKILL when the demo dies).

@@ -24,6 +24,10 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -63,15 +67,49 @@ struct options {
   std::optional<asio::ip::tcp::endpoint> stats_addr;
 };
 
+constexpr const char* usage_text =
+    "usage: http_workload (--backend IP:PORT ... | --dns SERVICE --dns-server IP:PORT)\n"
+    "       [--target PATH] [--tls [--ca-file PEM] [--server-name NAME]]\n"
+    "       [--claimers N] [--threads N] [--max-slots N] [--duration S]\n"
+    "       [--fresh] [--stats-addr IP:PORT]\n";
+
+constexpr const char* help_text =
+    "\n"
+    "N claimers doing HTTP/1.1 requests through a pool of keep-alive\n"
+    "connections; a line a second, then requests/s and latency percentiles.\n"
+    "\n"
+    "  --backend IP:PORT     a backend (repeatable)\n"
+    "  --dns SERVICE         or backends from this SRV name (the dns component)\n"
+    "  --dns-server IP:PORT  the DNS server to ask (repeatable; with --dns)\n"
+    "  --target PATH         what to GET (default /)\n"
+    "  --tls                 HTTPS: certificates verified, SNI on\n"
+    "  --ca-file PEM         the CA to trust (default: the system's store)\n"
+    "  --server-name NAME    the name to verify and send (default: the backend's)\n"
+    "  --claimers N          concurrent claimers (1 to 10000, default 8)\n"
+    "  --threads N           threads running them (1 to 256, default 2)\n"
+    "  --max-slots N         the pool's cap (1 to 100000, default 16)\n"
+    "  --duration S          how long to run (0.1 to 1e6 s, default 10)\n"
+    "  --fresh               a new connection per request, no pool (with\n"
+    "                        --backend): what pooling saves\n"
+    "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n"
+    "\n"
+    "SIGINT or SIGTERM ends the run early, as --duration does: the claims\n"
+    "waiting fail at once, and the summary is printed.\n"
+    "\n"
+    "Exit status: 0 when some request succeeded; 1 when none did, or it cannot\n"
+    "start (e.g. the --stats-addr port is in use, a bad --ca-file), with a\n"
+    "one-line message on stderr; 2 on bad arguments.\n";
+
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "http_workload: %s\n"
-               "usage: http_workload (--backend IP:PORT ... | --dns SERVICE --dns-server IP:PORT)\n"
-               "       [--target PATH] [--tls [--ca-file PEM] [--server-name NAME]]\n"
-               "       [--claimers N] [--threads N] [--max-slots N] [--duration S]\n"
-               "       [--fresh] [--stats-addr IP:PORT]\n",
-               why.c_str());
+  std::fprintf(stderr, "http_workload: %s\n%s", why.c_str(), usage_text);
   std::exit(2);
+}
+
+// Threads may be running: leave without running destructors under them.
+[[noreturn]] void cannot_start(const std::string& why) {
+  std::fprintf(stderr, "http_workload: %s\n", why.c_str());
+  std::fflush(stdout);
+  std::_Exit(1);
 }
 
 template <class T>
@@ -126,7 +164,8 @@ options parse(int argc, char** argv) {
     } else if (arg == "--stats-addr") {
       o.stats_addr = address("--stats-addr");
     } else if (arg == "--help" || arg == "-h") {
-      usage("help");
+      std::printf("%s%s", usage_text, help_text);
+      std::exit(0);
     } else {
       usage(std::string("unknown option '") + std::string(arg) + "'");
     }
@@ -171,9 +210,16 @@ struct results {
 http::request make_request(const options& o) { return {http::verb::get, o.target, 11}; }
 
 // Pooled: claim, request, return.
+// Set by SIGINT or SIGTERM: the claimers stop.
+std::atomic<bool> stopping{false};
+
+bool keep_going(steady::time_point end) {
+  return !stopping.load(std::memory_order_relaxed) && steady::now() < end;
+}
+
 asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const options& o,
                                      results& r, steady::time_point end) {
-  while (steady::now() < end) {
+  while (keep_going(end)) {
     const auto start = steady::now();
     try {
       auto h = co_await pool.co_claim();
@@ -185,6 +231,7 @@ asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const o
       }
       r.done(steady::now() - start);
     } catch (const std::exception& e) {
+      if (stopping.load()) break;  // the pool was terminated for the signal
       r.error(e.what());
     }
   }
@@ -193,7 +240,7 @@ asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const o
 // The baseline: a new connection for every request, closed after it.
 asio::awaitable<void> fresh_claimer(http::connector& connector, const options& o, results& r,
                                     steady::time_point end, std::size_t first) {
-  for (std::size_t i = first; steady::now() < end; ++i) {
+  for (std::size_t i = first; keep_going(end); ++i) {
     const auto start = steady::now();
     const auto& address = o.backends[i % o.backends.size()];
     try {
@@ -227,6 +274,13 @@ double percentile_ms(std::vector<std::uint32_t>& v, double p) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const options o = parse(argc, argv);
+  // SIGINT and SIGTERM are taken by the main loop (sigtimedwait), so they
+  // are blocked here, before any thread starts, for every thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   http::config cfg;
   if (o.tls) {
@@ -239,8 +293,7 @@ int main(int argc, char** argv) {
   try {
     connector.emplace(cfg);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "http_workload: %s\n", e.what());
-    return 1;
+    cannot_start(e.what());
   }
 
   qorb::policy policy;
@@ -251,24 +304,39 @@ int main(int argc, char** argv) {
   policy.set_config.health_interval = 5s;
 
   asio::thread_pool threads(static_cast<std::size_t>(o.threads));
-  std::optional<qorb::pool<http::connection>> pool;
-  if (!o.fresh) {
-    pool.emplace(threads.get_executor(), "http_workload", make_resolver(o), *connector, policy);
-  }
 #ifdef QORB_HTTP_WORKLOAD_STATS
   std::optional<qorb::stats_server> stats;
-  if (o.stats_addr && pool) {
+  if (o.stats_addr && !o.fresh) {  // started first: a port in use stops us before any pool log
     qorb::stats_server_config stats_cfg;
     stats_cfg.listen = *o.stats_addr;
-    stats.emplace(threads.get_executor(), stats_cfg);
+    try {
+      stats.emplace(threads.get_executor(), stats_cfg);
+      stats->start();
+    } catch (const boost::system::system_error& e) {
+      cannot_start("cannot serve stats on " + qorb::to_string(*o.stats_addr) + ": " +
+                   e.code().message());
+    } catch (const std::exception& e) {
+      cannot_start(std::string("cannot serve stats: ") + e.what());
+    }
+  }
+#else
+  if (o.stats_addr) usage("this build has no stats server (the observability component)");
+#endif
+  std::optional<qorb::pool<http::connection>> pool;
+  if (!o.fresh) {
+    try {
+      pool.emplace(threads.get_executor(), "http_workload", make_resolver(o), *connector, policy);
+    } catch (const std::exception& e) {
+      cannot_start(e.what());
+    }
+  }
+#ifdef QORB_HTTP_WORKLOAD_STATS
+  if (stats) {
     stats->attach(*pool);
-    stats->start();
     const auto at = qorb::to_string(stats->local_endpoint());
     std::printf("stats: http://%s/stats  http://%s/metrics  qtop ws://%s/qtop/stats\n", at.c_str(),
                 at.c_str(), at.c_str());
   }
-#else
-  if (o.stats_addr) usage("this build has no stats server (the observability component)");
 #endif
   std::printf("http_workload: %s%s %s, %d claimers, %d threads, %.1f s\n", o.tls ? "https" : "http",
               o.fresh ? " (fresh connection per request)" : " (pooled)", o.target.c_str(),
@@ -289,8 +357,19 @@ int main(int argc, char** argv) {
   // The live view: one line a second, and the pool's backends.
   std::uint64_t last_ok = 0;
   auto last = start;
+  std::optional<steady::time_point> give_up;  // after a signal
   while (running.load() > 0) {
-    std::this_thread::sleep_for(20ms);
+    // Waits 20 ms for a signal: the tick of this loop.
+    timespec tick{0, 20'000'000};
+    if (sigtimedwait(&signals, nullptr, &tick) > 0 && !give_up) {
+      stopping.store(true);
+      if (pool) pool->terminate();   // waiting claims fail at once
+      give_up = steady::now() + 1s;  // requests under way get a second
+    }
+    if (give_up && steady::now() >= *give_up) {
+      threads.stop();  // what is still under way is dropped
+      break;
+    }
     const auto now = steady::now();
     if (now - last < 1s) continue;
     const auto ok = r.ok.load();

@@ -103,7 +103,11 @@ options parse(int argc, char** argv) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") usage(nullptr);
     const auto value = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage("missing value");
+      if (i + 1 >= argc) {
+        std::string why = "missing value for ";
+        why.append(arg);
+        usage(why.c_str());
+      }
       return argv[++i];
     };
     if (arg == "--backend") {
@@ -143,7 +147,9 @@ options parse(int argc, char** argv) {
                parse_int<int>(mix.substr(c1 + 1, c2 - c1 - 1), "bad mix"),
                parse_int<int>(mix.substr(c2 + 1), "bad mix")};
     } else {
-      usage("unknown option");
+      std::string why = "unknown option '";
+      why.append(arg).append("'");
+      usage(why.c_str());
     }
   }
   if (o.backends.empty() == o.dns_service.empty()) usage("give --backend or --dns");

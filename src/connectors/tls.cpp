@@ -235,11 +235,8 @@ struct tls_connector::state {
   }
 
   [[noreturn]] static void fail(const std::string& what, const boost::system::error_code& ec) {
-    std::string message = "tls_connector: ";
-    message += what;
-    message += ": ";
-    message += ec.message();
-    throw std::system_error(std::error_code(ec), message);
+    // system_error's what() appends ": " and the code's message.
+    throw std::system_error(std::error_code(ec), std::string("tls_connector: ").append(what));
   }
 };
 
@@ -258,7 +255,7 @@ asio::awaitable<tls_stream> tls_connector::connect(backend target, std::string s
   // gone.
   auto s = state_;
   const backend& b = target;
-  std::string name = !server_name.empty()            ? server_name
+  std::string name = !server_name.empty()             ? server_name
                      : !s->config.server_name.empty() ? s->config.server_name
                                                       : backend_host(b);
   auto socket = co_await s->tcp.connect(target);
@@ -266,8 +263,9 @@ asio::awaitable<tls_stream> tls_connector::connect(backend target, std::string s
   SSL* ssl = stream.native_handle();
   const bool ip = is_ip_address(name);
   if (!ip && SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                       const_cast<char*>(name.c_str())) != 1) {
-    throw_tls(tls_errc::handshake_failed, target, std::string("bad server name '").append(name) + "'");
+                      const_cast<char*>(name.c_str())) != 1) {
+    throw_tls(tls_errc::handshake_failed, target,
+              std::string("bad server name '").append(name) + "'");
   }
   if (s->config.verify) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);

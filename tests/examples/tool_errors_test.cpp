@@ -1,38 +1,241 @@
-// pg_workload run as a process, as a careless user would: a policy value
-// out of range is one clear line and exit status 2 (it was an uncaught
-// invalid_policy: abort, status 134), and --help works.
+// Every tool run as a process, as a careless user would: --help prints the
+// usage and the exit statuses and exits 0; a bad argument is one line and
+// status 2; a port in use is one line and status 1 (never a Boost source
+// path or an uncaught exception); SIGINT/SIGTERM end a run at once.
 #include "support/wait.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace qorb::test {
 namespace {
 
-const std::string pg_workload = QORB_PG_WORKLOAD_PATH;
+struct tool {
+  std::string name;
+  std::string path;
+};
 
-TEST(PgWorkloadErrors, MaxSlotsZeroIsOneClearLineAndStatusTwo) {
-  std::string out;
-  EXPECT_EQ(run_command({pg_workload, "--backend", "127.0.0.1:1", "--max-slots", "0"}, &out, 30s),
-            2)
-      << out;
-  EXPECT_EQ(out.rfind("pg_workload: --max-slots: qorb: invalid policy: max_slots must be at least 1\n",
-                      0),
-            0u)
-      << out;
-  EXPECT_EQ(out.find("terminate called"), std::string::npos) << out;
+std::vector<tool> tools() {
+  std::vector<tool> out{{"tcp_echo_server", TCP_ECHO_SERVER_PATH}};
+#ifdef QORB_WORKLOAD_PATH
+  out.push_back({"tcp_echo_workload", QORB_WORKLOAD_PATH});
+#endif
+#ifdef QORB_DEMO_PATH
+  out.push_back({"qorb_demo", QORB_DEMO_PATH});
+#endif
+#ifdef QORB_PG_WORKLOAD_PATH
+  out.push_back({"pg_workload", QORB_PG_WORKLOAD_PATH});
+#endif
+#ifdef QORB_HTTP_WORKLOAD_PATH
+  out.push_back({"http_workload", QORB_HTTP_WORKLOAD_PATH});
+#endif
+#ifdef QORB_QTOP_PATH
+  out.push_back({"qtop", QORB_QTOP_PATH});
+#endif
+#ifdef QORB_RESOLVE_PATH
+  out.push_back({"qorb-resolve", QORB_RESOLVE_PATH});
+#endif
+  return out;
 }
 
-TEST(PgWorkloadErrors, HelpPrintsUsageAndExitStatusesAndExitsZero) {
-  for (const char* flag : {"--help", "-h"}) {
-    std::string out;
-    EXPECT_EQ(run_command({pg_workload, flag}, &out, 30s), 0) << out;
-    EXPECT_EQ(out.rfind("usage: pg_workload", 0), 0u) << out;
-    EXPECT_NE(out.find("Exit status: 0 when the run completed, 2 on bad arguments"),
-              std::string::npos)
-        << out;
-    EXPECT_EQ(out.find("unknown option"), std::string::npos) << out;
+std::size_t lines_in(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// What no message for a user may contain.
+void expect_no_internals(const std::string& out) {
+  EXPECT_EQ(out.find(".hpp"), std::string::npos) << out;
+  EXPECT_EQ(out.find("/usr/include"), std::string::npos) << out;
+  EXPECT_EQ(out.find("terminate called"), std::string::npos) << out;
+  EXPECT_EQ(out.find("what()"), std::string::npos) << out;
+}
+
+// A TCP port on loopback held (bound and listening) for the object's life.
+class held_port {
+ public:
+  held_port() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::fcntl(fd_, F_SETFL, O_NONBLOCK) != 0 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd_, 4) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~held_port() {
+    for (int c : clients_) ::close(c);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  held_port(const held_port&) = delete;
+  held_port& operator=(const held_port&) = delete;
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  unsigned short port() const { return port_; }
+  /// Whether a client has connected (takes it off the backlog; it stays
+  /// open, never answered, until the object dies).
+  bool client_connected() {
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) return false;
+    clients_.push_back(c);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  unsigned short port_ = 0;
+  std::vector<int> clients_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(ToolErrors, EveryToolsHelpPrintsUsageAndExitStatusesAndExitsZero) {
+  for (const auto& t : tools()) {
+    for (const char* flag : {"--help", "-h"}) {
+      std::string out;
+      EXPECT_EQ(run_command({t.path, flag}, &out, 30s), 0) << t.name << " " << flag << ": " << out;
+      EXPECT_NE(out.find("usage: " + t.name), std::string::npos) << t.name << ": " << out;
+      EXPECT_NE(out.find("xit status"), std::string::npos) << t.name << " documents none: " << out;
+      EXPECT_EQ(out.find("unknown"), std::string::npos) << t.name << ": " << out;
+    }
   }
 }
+
+TEST(ToolErrors, AnUnknownOptionIsOneClearLineThenTheUsageAndStatusTwo) {
+  for (const auto& t : tools()) {
+    std::string out;
+    EXPECT_EQ(run_command({t.path, "--no-such-option"}, &out, 30s), 2) << t.name << ": " << out;
+    EXPECT_EQ(out.rfind(t.name + ": ", 0), 0u) << t.name << ": " << out;
+    EXPECT_NE(out.find("--no-such-option"), std::string::npos) << t.name << ": " << out;
+    expect_no_internals(out);
+  }
+}
+
+#ifdef QORB_PG_WORKLOAD_PATH
+TEST(ToolErrors, PgWorkloadMaxSlotsZeroIsOneClearLineAndStatusTwo) {
+  std::string out;
+  EXPECT_EQ(run_command({QORB_PG_WORKLOAD_PATH, "--backend", "127.0.0.1:1", "--max-slots", "0"},
+                        &out, 30s),
+            2)
+      << out;
+  EXPECT_EQ(
+      out.rfind("pg_workload: --max-slots: qorb: invalid policy: max_slots must be at least 1\n",
+                0),
+      0u)
+      << out;
+  expect_no_internals(out);
+}
+#endif
+
+// "Port in use" printed a Boost source path (or aborted, status 134).
+TEST(ToolErrors, APortInUseIsOneLineNamingItAndStatusOne) {
+  held_port busy;
+  ASSERT_NE(busy.port(), 0);
+  std::vector<std::pair<std::string, std::vector<std::string>>> runs{
+      {"tcp_echo_server", {TCP_ECHO_SERVER_PATH, busy.address()}}};
+#ifdef QORB_WORKLOAD_PATH
+  runs.push_back(
+      {"tcp_echo_workload",
+       {QORB_WORKLOAD_PATH, "--plain", "--duration", "5", "--stats-addr", busy.address()}});
+#endif
+#ifdef QORB_DEMO_PATH
+  runs.push_back({"qorb_demo",
+                  {QORB_DEMO_PATH, "--plain", "--no-plot", "--duration", "6", "--stats-addr",
+                   busy.address()}});
+#endif
+#if defined(QORB_HTTP_WORKLOAD_PATH) && defined(QORB_HTTP_WORKLOAD_STATS)
+  runs.push_back({"http_workload",
+                  {QORB_HTTP_WORKLOAD_PATH, "--backend", "127.0.0.1:1", "--duration", "5",
+                   "--stats-addr", busy.address()}});
+#endif
+  for (const auto& [name, argv] : runs) {
+    std::string out;
+    EXPECT_EQ(run_command(argv, &out, 60s), 1) << name << ": " << out;
+    EXPECT_EQ(lines_in(out), 1u) << name << ": " << out;
+    EXPECT_EQ(out.rfind(name + ": ", 0), 0u) << name << ": " << out;
+    EXPECT_NE(out.find(busy.address()), std::string::npos) << name << " names the address: " << out;
+    EXPECT_NE(out.find("in use"), std::string::npos) << name << ": " << out;
+    expect_no_internals(out);
+  }
+}
+
+// Runs `argv` with its output in a file, waits until `ready(output)` holds,
+// sends `signal`, and returns the wait status and how long the exit took.
+struct interrupted_run {
+  int status = -1;
+  std::chrono::milliseconds took{};
+  std::string output;
+};
+
+interrupted_run interrupt(const std::vector<std::string>& argv,
+                          const std::function<bool(const std::string&)>& ready, int signal) {
+  temp_dir dir("qorb-tool");
+  const std::string log = dir.path() + "/out";
+  std::string command = "exec";
+  for (const auto& a : argv) command.append(" '").append(a).append("'");
+  command.append(" >'").append(log).append("' 2>&1");
+  child_process p({"sh", "-c", command});
+  interrupted_run r;
+  if (!wait_until([&] { return ready(read_file(log)); }, 20s)) {
+    r.output = read_file(log);
+    return r;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  r.status = p.stop(signal, 10s);
+  r.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
+  r.output = read_file(log);
+  return r;
+}
+
+#ifdef QORB_HTTP_WORKLOAD_PATH
+// SIGTERM ends an http_workload run at once, with its summary, however long
+// --duration was and although every claim waits on an unreachable backend.
+TEST(ToolErrors, HttpWorkloadEndsAtOnceOnSigtermWithItsSummary) {
+  const auto port = std::to_string(free_port());
+  const auto r = interrupt(
+      {QORB_HTTP_WORKLOAD_PATH, "--backend", "127.0.0.1:" + port, "--duration", "600"},
+      [](const std::string& out) { return out.find("[  1.0s]") != std::string::npos; }, SIGTERM);
+  ASSERT_TRUE(WIFEXITED(r.status)) << "status " << r.status << ": " << r.output;
+  EXPECT_EQ(WEXITSTATUS(r.status), 1) << "no request succeeded: " << r.output;
+  EXPECT_LT(r.took, 3s) << r.output;
+  EXPECT_NE(r.output.find("0 requests in"), std::string::npos) << r.output;
+}
+#endif
+
+#ifdef QORB_QTOP_PATH
+// qtop --once waiting for updates ends at once on SIGINT, status 130.
+TEST(ToolErrors, QtopOnceEndsAtOnceOnSigint) {
+  held_port silent;  // takes the connection and never answers
+  ASSERT_NE(silent.port(), 0);
+  // Connected means its signal handler is in place (it is set first).
+  const auto r = interrupt(
+      {QORB_QTOP_PATH, "--once", "--interval", "30", "http://" + silent.address()},
+      [&](const std::string&) { return silent.client_connected(); }, SIGINT);
+  ASSERT_TRUE(WIFEXITED(r.status)) << "status " << r.status << ": " << r.output;
+  EXPECT_EQ(WEXITSTATUS(r.status), 130) << r.output;
+  EXPECT_LT(r.took, 3s) << r.output;
+  EXPECT_NE(r.output.find("qtop: interrupted"), std::string::npos) << r.output;
+}
+#endif
 
 }  // namespace
 }  // namespace qorb::test

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <thread>
 #include <vector>
@@ -156,24 +157,48 @@ TEST(fast_path, handles_keep_a_destroyed_pools_internals_alive_and_return_their_
 }
 
 TEST(fast_path, blocking_claim_on_a_thread_pool_thread_would_deadlock) {
-  asio::thread_pool threads(1);
-  fake_connector c;
-  auto strand_pool_executor = asio::make_strand(threads.get_executor());
-  for (auto ex : {asio::any_io_executor(threads.get_executor()),
-                  asio::any_io_executor(strand_pool_executor)}) {
-    pool<fake_conn> q(ex, "q", one_backend(), c, quick_policy());
-    std::promise<error_code> result;
-    asio::post(threads, [&] {
-      error_code ec;
-      auto h = q.claim(ec);
-      result.set_value(ec);
-    });
-    auto f = result.get_future();
-    ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "claim() blocked the pool's thread";
-    EXPECT_EQ(f.get(), errc::would_deadlock);
-    q.terminate();  // its timer would keep the thread pool's join waiting
+  // Seen once to hang (not reproduced since, in thousands of runs): a
+  // watchdog names the step and aborts, rather than wait for the suite's
+  // timeout with nothing said.
+  std::atomic<const char*> step{"start"};
+  std::promise<void> finished;
+  std::thread watchdog([&, done = finished.get_future()] {
+    if (done.wait_for(60s) == std::future_status::ready) return;
+    std::fprintf(stderr, "fast_path: stuck at step '%s' for 60 s\n", step.load());
+    std::abort();
+  });
+  {
+    asio::thread_pool threads(1);
+    fake_connector c;
+    auto strand_pool_executor = asio::make_strand(threads.get_executor());
+    for (auto ex : {asio::any_io_executor(threads.get_executor()),
+                    asio::any_io_executor(strand_pool_executor)}) {
+      step = "constructing the pool";
+      pool<fake_conn> q(ex, "q", one_backend(), c, quick_policy());
+      std::promise<error_code> result;
+      step = "claiming on the pool's thread";
+      asio::post(threads, [&] {
+        error_code ec;
+        auto h = q.claim(ec);
+        result.set_value(ec);
+      });
+      auto f = result.get_future();
+      if (f.wait_for(10s) != std::future_status::ready) {
+        // The thread pool cannot be joined with its thread blocked.
+        std::fprintf(stderr, "fast_path: claim() blocked the pool's thread\n");
+        std::abort();
+      }
+      EXPECT_EQ(f.get(), errc::would_deadlock);
+      step = "terminating the pool";
+      q.terminate();  // its timer would keep the thread pool's join waiting
+      step = "destroying the pool";
+    }
+    step = "joining the thread pool";
+    threads.join();
+    step = "destroying the thread pool";
   }
-  threads.join();
+  finished.set_value();
+  watchdog.join();
 }
 
 TEST(fast_path, blocking_claim_honours_its_timeout_when_the_pools_executor_cannot_run) {
@@ -182,9 +207,8 @@ TEST(fast_path, blocking_claim_honours_its_timeout_when_the_pools_executor_canno
   pool<fake_conn> p(never_run, "t", one_backend(), c, quick_policy());
   error_code ec;
   const auto start = std::chrono::steady_clock::now();
-  std::future<handle<fake_conn>> got = std::async(std::launch::async, [&] {
-    return p.claim(100ms, ec);
-  });
+  std::future<handle<fake_conn>> got =
+      std::async(std::launch::async, [&] { return p.claim(100ms, ec); });
   ASSERT_EQ(got.wait_for(20s), std::future_status::ready) << "claim() ignored its timeout";
   auto h = got.get();
   EXPECT_FALSE(h);

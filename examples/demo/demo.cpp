@@ -14,7 +14,7 @@
 // Exit status: 0 when the story happened (claims were served, the dead
 // backend stopped getting claims before the DNS change, the new backend
 // served claims), 1 when it did not or the demo was quit early, 2 on bad
-// arguments, 130 when interrupted (every process it started is stopped in
+// arguments, 128+N after signal N (every process it started is stopped in
 // every case).
 //
 // With --discovery etcd the same story runs on etcd: one etcd member instead

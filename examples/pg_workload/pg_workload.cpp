@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <algorithm>
 #include <array>
@@ -75,7 +76,8 @@ struct options {
       "       [--user NAME] [--database NAME] [--sslmode MODE] [--duration SECONDS]\n"
       "       [--concurrency N] [--threads N] [--max-slots N] [--spares N]\n"
       "       [--mix READ,WRITE,TX] [--rows N] [--stats-addr IP:PORT]\n"
-      "The password is read from PGPASSWORD. SIGINT/SIGTERM end the run at once.\n"
+      "The password is read from PGPASSWORD. SIGINT/SIGTERM end the process at\n"
+      "once (their default action: no summary).\n"
       "Exit status: 0 when the run completed, 2 on bad arguments (one line saying\n"
       "which), 1 on any other failure.\n",
       why ? "pg_workload: " : "", why ? why : "", why ? "\n" : "");
@@ -282,23 +284,37 @@ int main(int argc, char** argv) {
   }
 
   asio::thread_pool threads(static_cast<std::size_t>(o.threads));
-  qorb::pool<pg::connection> pool(threads.get_executor(), "pg_workload", make_resolver(o),
-                                  pg::connector(cfg), policy);
-
 #ifdef QORB_PG_WORKLOAD_STATS
+  // Started before the pool: a port in use is then the only line printed.
   std::optional<qorb::stats_server> stats;
   if (o.stats_addr) {
     qorb::stats_server_config stats_cfg;
     stats_cfg.listen = *o.stats_addr;
-    stats.emplace(threads.get_executor(), stats_cfg);
+    try {
+      stats.emplace(threads.get_executor(), stats_cfg);
+      stats->start();
+    } catch (const std::exception& e) {
+      const auto* se = dynamic_cast<const boost::system::system_error*>(&e);
+      std::fprintf(stderr, "pg_workload: cannot serve stats on %s: %s\n",
+                   qorb::to_string(*o.stats_addr).c_str(),
+                   se ? se->code().message().c_str() : e.what());
+      std::fflush(stdout);
+      std::_Exit(1);  // threads run: leave without destructors under them
+    }
+  }
+#else
+  if (o.stats_addr) usage("this build has no stats server (the observability component)");
+#endif
+  qorb::pool<pg::connection> pool(threads.get_executor(), "pg_workload", make_resolver(o),
+                                  pg::connector(cfg), policy);
+
+#ifdef QORB_PG_WORKLOAD_STATS
+  if (stats) {
     stats->attach(pool);
-    stats->start();
     const auto at = qorb::to_string(stats->local_endpoint());
     std::printf("stats: http://%s/stats  http://%s/metrics  qtop ws://%s/qtop/stats\n", at.c_str(),
                 at.c_str(), at.c_str());
   }
-#else
-  if (o.stats_addr) usage("this build has no stats server (the observability component)");
 #endif
   std::printf("pg_workload: %d workers, %d threads, max %zu connections, mix %d/%d/%d, %.0f s\n",
               o.concurrency, o.threads, o.max_slots, o.mix[0], o.mix[1], o.mix[2], o.duration_s);

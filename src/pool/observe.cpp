@@ -34,8 +34,8 @@ void pool_driver::log_repeated(spdlog::level::level_enum level, const core::obse
   if (!log_->should_log(level)) return;
   auto text = fmt::format(fmt, std::forward<Args>(args)...);
   if (held_back > 0) {
-    text.append(" (and ").append(std::to_string(held_back)).append(" more like it in the last ");
-    text.append(std::to_string(warning_interval.count())).append(" s at debug level)");
+    text.append(" (and ").append(std::to_string(held_back));
+    text.append(" more like it since the last one, logged at debug level)");
   }
   log_->log(level, "pool {}: {}", name_, text);
 }
@@ -123,11 +123,13 @@ void pool_driver::observe(const core::observation& o) const {
                    o.reason);
       break;
     case kind::set_online:
-      if (o.first) log_repeated(spdlog::level::info, o, "online", "{}: online", backend_name(o));
+      if (o.first) log(spdlog::level::info, "{}: online", backend_name(o));
       QORB_PROBE(slot_set_online, pool, address(o), o.flag);
       break;
     case kind::set_offline:
-      if (o.first) log_repeated(spdlog::level::warn, o, "offline", "{}: offline", backend_name(o));
+      // Not rate-limited: a held-back state would leave the log saying the
+      // wrong one. The slots' backoff spaces these lines out.
+      if (o.first) log(spdlog::level::warn, "{}: offline", backend_name(o));
       QORB_PROBE(slot_set_offline, pool, address(o));
       break;
     case kind::backend_added:

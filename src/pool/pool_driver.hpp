@@ -35,8 +35,8 @@ class system_environment final : public core::environment {
 
 class pool_driver final : public pool_core {
  public:
-  /// How often a repeated line about one backend (a warning, or its
-  /// coming online again) is logged at its level (docs/behaviour.md).
+  /// How often a repeated warning about one backend is logged at warn
+  /// level (docs/behaviour.md).
   static constexpr std::chrono::seconds warning_interval{10};
 
   pool_driver(asio::any_io_executor ex, std::string name, std::shared_ptr<resolver> res,
@@ -85,10 +85,10 @@ class pool_driver final : public pool_core {
   template <class... Args>
   void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
            Args&&... args) const;
-  /// A line about one backend that may repeat (a connection lost, a check
-  /// failed, the backend going offline): logged at `level` at most once per
+  /// A line about one backend that may repeat (a connection lost, a
+  /// connect or a check failed): logged at `level` at most once per
   /// `warning_interval` for the same backend and `what`, saying how many
-  /// were held back since; the others at debug level.
+  /// were held back since the last one; the others at debug level.
   template <class... Args>
   void log_repeated(spdlog::level::level_enum level, const core::observation& o,
                     std::string_view what, spdlog::format_string_t<Args...> fmt,

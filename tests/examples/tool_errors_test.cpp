@@ -161,7 +161,12 @@ TEST(ToolErrors, APortInUseIsOneLineNamingItAndStatusOne) {
                   {QORB_DEMO_PATH, "--plain", "--no-plot", "--duration", "6", "--stats-addr",
                    busy.address()}});
 #endif
-#if defined(QORB_HTTP_WORKLOAD_PATH) && defined(QORB_HTTP_WORKLOAD_STATS)
+#if defined(QORB_PG_WORKLOAD_PATH) && defined(QORB_TOOLS_SERVE_STATS)
+  runs.push_back({"pg_workload",
+                  {QORB_PG_WORKLOAD_PATH, "--backend", "127.0.0.1:1", "--duration", "5",
+                   "--stats-addr", busy.address()}});
+#endif
+#if defined(QORB_HTTP_WORKLOAD_PATH) && defined(QORB_TOOLS_SERVE_STATS)
   runs.push_back({"http_workload",
                   {QORB_HTTP_WORKLOAD_PATH, "--backend", "127.0.0.1:1", "--duration", "5",
                    "--stats-addr", busy.address()}});
@@ -213,10 +218,33 @@ TEST(ToolErrors, HttpWorkloadEndsAtOnceOnSigtermWithItsSummary) {
   const auto port = std::to_string(free_port());
   const auto r = interrupt(
       {QORB_HTTP_WORKLOAD_PATH, "--backend", "127.0.0.1:" + port, "--duration", "600"},
-      [](const std::string& out) { return out.find("[  1.0s]") != std::string::npos; }, SIGTERM);
+      [](const std::string& out) { return out.find(" req/s ") != std::string::npos; }, SIGTERM);
   ASSERT_TRUE(WIFEXITED(r.status)) << "status " << r.status << ": " << r.output;
   EXPECT_EQ(WEXITSTATUS(r.status), 1) << "no request succeeded: " << r.output;
   EXPECT_LT(r.took, 3s) << r.output;
+  EXPECT_NE(r.output.find("0 requests in"), std::string::npos) << r.output;
+}
+
+// The same while requests are under way on a backend that takes the
+// connections and never answers: they get one second, then the run ends.
+TEST(ToolErrors, HttpWorkloadEndsOnSigtermWhileRequestsHang) {
+  held_port silent;
+  ASSERT_NE(silent.port(), 0);
+  const auto r = interrupt(
+      {QORB_HTTP_WORKLOAD_PATH, "--backend", silent.address(), "--duration", "600"},
+      [&](const std::string& out) {
+        silent.client_connected();
+        // A live line with claimed connections (their requests hang).
+        for (auto at = out.find("claimed "); at != std::string::npos;
+             at = out.find("claimed ", at + 1)) {
+          if (at + 8 < out.size() && out[at + 8] >= '1' && out[at + 8] <= '9') return true;
+        }
+        return false;
+      },
+      SIGTERM);
+  ASSERT_TRUE(WIFEXITED(r.status)) << "status " << r.status << ": " << r.output;
+  EXPECT_EQ(WEXITSTATUS(r.status), 1) << "no request succeeded: " << r.output;
+  EXPECT_LT(r.took, 4s) << r.output;
   EXPECT_NE(r.output.find("0 requests in"), std::string::npos) << r.output;
 }
 #endif

@@ -161,12 +161,20 @@ TEST(fast_path, blocking_claim_on_a_thread_pool_thread_would_deadlock) {
   // watchdog names the step and aborts, rather than wait for the suite's
   // timeout with nothing said.
   std::atomic<const char*> step{"start"};
-  std::promise<void> finished;
-  std::thread watchdog([&, done = finished.get_future()] {
-    if (done.wait_for(60s) == std::future_status::ready) return;
-    std::fprintf(stderr, "fast_path: stuck at step '%s' for 60 s\n", step.load());
-    std::abort();
-  });
+  struct watchdog {
+    explicit watchdog(std::atomic<const char*>& step)
+        : thread([&step, done = finished.get_future()] {
+            if (done.wait_for(60s) == std::future_status::ready) return;
+            std::fprintf(stderr, "fast_path: stuck at step '%s' for 60 s\n", step.load());
+            std::abort();
+          }) {}
+    ~watchdog() {  // also when the test throws
+      finished.set_value();
+      thread.join();
+    }
+    std::promise<void> finished;
+    std::thread thread;
+  } guard(step);
   {
     asio::thread_pool threads(1);
     fake_connector c;
@@ -197,8 +205,6 @@ TEST(fast_path, blocking_claim_on_a_thread_pool_thread_would_deadlock) {
     threads.join();
     step = "destroying the thread pool";
   }
-  finished.set_value();
-  watchdog.join();
 }
 
 TEST(fast_path, blocking_claim_honours_its_timeout_when_the_pools_executor_cannot_run) {

@@ -204,8 +204,10 @@ void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string w
 // handler that claims again finds the pool's own work already under way.
 void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake) noexcept {
   if (fx.empty() && !wake) return;
-  if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
+  // Connections closed first: the new connect an event starts (replacing
+  // one) must not have the old socket still open beside it.
   if (!fx.closing.empty()) fx.closing.clear();
+  if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
   if (wake) arm_timer(wake);
   if (!fx.seen.empty()) {
     for (const auto& o : fx.seen) observe(o);

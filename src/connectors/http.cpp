@@ -75,7 +75,8 @@ struct connector::state {
     if (!settings.ping_target.empty() && settings.ping_target.front() != '/') {
       throw std::invalid_argument(
           std::string("http::config::ping_target must start with '/' (or be empty): '")
-              .append(settings.ping_target) + "'");
+              .append(settings.ping_target) +
+          "'");
     }
     if (settings.body_limit == 0) {
       throw std::invalid_argument("http::config::body_limit must be at least 1 byte");
@@ -169,7 +170,8 @@ asio::awaitable<response> connection::request(http::request req) {
   if (p.busy) fail(errc::not_usable, "another request is in progress on this connection");
   if (!p.open() || !p.reusable) {
     fail(errc::not_usable, std::string("the connection cannot take another request (")
-                               .append(p.why_not.empty() ? "closed" : p.why_not) + ")");
+                                   .append(p.why_not.empty() ? "closed" : p.why_not) +
+                               ")");
   }
   const config& c = p.state->settings;
   if (req.find(bhttp::field::host) == req.end()) req.set(bhttp::field::host, p.host);
@@ -214,8 +216,10 @@ asio::awaitable<response> connection::request(http::request req) {
   p.busy = false;
   if (!res) {
     p.close("a request timed out");
-    fail(errc::request_timeout, std::string("no whole response within ")
-                                    .append(std::to_string(c.request_timeout.count())) + " ms");
+    fail(
+        errc::request_timeout,
+        std::string("no whole response within ").append(std::to_string(c.request_timeout.count())) +
+            " ms");
   }
   ++p.requests;
   p.last_status = res->result_int();
@@ -231,8 +235,7 @@ asio::awaitable<response> connection::request(http::request req) {
 
 // --- the connector -----------------------------------------------------------
 
-connector::connector(config settings)
-    : state_(std::make_shared<state>(std::move(settings))) {}
+connector::connector(config settings) : state_(std::make_shared<state>(std::move(settings))) {}
 
 const config& connector::settings() const noexcept { return state_->settings; }
 
@@ -258,7 +261,8 @@ asio::awaitable<void> connector::is_valid(connection& c) {
   if (!c.impl_ || !c.reusable()) {
     fail(errc::not_usable,
          std::string("the connection cannot take another request (")
-             .append(c.impl_ && !c.impl_->why_not.empty() ? c.impl_->why_not : "closed") + ")");
+                 .append(c.impl_ && !c.impl_->why_not.empty() ? c.impl_->why_not : "closed") +
+             ")");
   }
   if (s->settings.ping_target.empty()) {
     co_await check_idle(c);

@@ -39,8 +39,8 @@ asio::awaitable<std::pair<std::exception_ptr, std::optional<R>>> captured(asio::
 /// `||` of awaitables waits for the first *success*, so `op` reports its
 /// failure as a value). Cancellation of the caller cancels both.
 template <class T>
-asio::awaitable<std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>>
-within(std::chrono::milliseconds limit, asio::awaitable<T> op) {
+asio::awaitable<std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>>> within(
+    std::chrono::milliseconds limit, asio::awaitable<T> op) {
   using result = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
   if (limit <= std::chrono::milliseconds::zero()) {
     if constexpr (std::is_void_v<T>) {

@@ -141,9 +141,10 @@ TEST(chaos, servers_killed_in_turn_under_32_claimers) {
   }  // the pool, then its io_context, go
 
   std::string why;
-  for (const auto& [reason, n] : reasons) why.append(reason).append(": ").append(std::to_string(n)).append("; ");
-  EXPECT_EQ(late, 0u) << "claims past their deadline + " << deadline_margin.count()
-                      << " ms; worst " << worst_overrun_us << " us past the deadline";
+  for (const auto& [reason, n] : reasons)
+    why.append(reason).append(": ").append(std::to_string(n)).append("; ");
+  EXPECT_EQ(late, 0u) << "claims past their deadline + " << deadline_margin.count() << " ms; worst "
+                      << worst_overrun_us << " us past the deadline";
   EXPECT_LE(most_slots, max_slots);
   EXPECT_GT(samples, 100u);
   EXPECT_GT(served, 1000u) << "failed: " << why;

@@ -104,11 +104,11 @@ TEST(QorbResolve, SigtermEndsAOneShotLookupAtOnce) {
   silent_udp_server silent;  // the lookup alone would take its 60 s timeout
   std::string out;
   const auto start = std::chrono::steady_clock::now();
-  const int status = run_command(
-      {"timeout", "--preserve-status", "-s", "TERM", "1", tool, "--server",
-       std::string("127.0.0.1:").append(std::to_string(silent.endpoint().port())), "--timeout",
-       "60", "_echo._tcp.test.com"},
-      &out, 50s);
+  const int status =
+      run_command({"timeout", "--preserve-status", "-s", "TERM", "1", tool, "--server",
+                   std::string("127.0.0.1:").append(std::to_string(silent.endpoint().port())),
+                   "--timeout", "60", "_echo._tcp.test.com"},
+                  &out, 50s);
   EXPECT_EQ(status, 128 + 15) << out;
   // Its own line, so the tool (not the default action) handled the signal.
   EXPECT_NE(out.find("qorb-resolve: interrupted (SIGTERM) before the lookup of "

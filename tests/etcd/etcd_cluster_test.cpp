@@ -67,7 +67,7 @@ TEST(EtcdCluster, WatchFailsOverToAnotherMemberWithoutLosingAChange) {
   ASSERT_TRUE(wait_until([&] { return h.stats().watching; }));
   const auto s = h.stats();
   EXPECT_NE(s.member, on);
-  EXPECT_EQ(s.reads, 1U);  // resumed, not re-read
+  EXPECT_EQ(s.reads, 1U);    // resumed, not re-read
   EXPECT_EQ(s.events, 16U);  // 10 puts, 1 delete, 5 moves: each once
   EXPECT_GE(s.failures, 1U);
   EXPECT_EQ(s.revision, etcd.revision());

@@ -16,9 +16,9 @@ TEST(EtcdDemo, TellsTheStoryWithSelfRegisteringServers) {
   std::string why;
   if (!etcd_cluster::available(why)) GTEST_SKIP() << why;
   std::string out;
-  const int rc = run_command({QORB_DEMO_PATH, "--discovery", "etcd", "--duration", "6", "--plain",
-                              "--claimers", "4"},
-                             &out, 90s);
+  const int rc = run_command(
+      {QORB_DEMO_PATH, "--discovery", "etcd", "--duration", "6", "--plain", "--claimers", "4"},
+      &out, 90s);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("started etcd (pid "), std::string::npos) << out;
   EXPECT_NE(out.find("STORY: started echo004"), std::string::npos) << out;

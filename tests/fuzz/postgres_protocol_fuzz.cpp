@@ -80,8 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const auto rows = detail::parse_affected_rows(f[10]);
   if (rows != 0) {
-    check(!f[10].empty() && std::all_of(f[10].begin(), f[10].end(),
-                                        [](char c) { return c >= '0' && c <= '9'; }));
+    check(!f[10].empty() &&
+          std::all_of(f[10].begin(), f[10].end(), [](char c) { return c >= '0' && c <= '9'; }));
   }
 
   detail::session_facts facts;

@@ -92,11 +92,10 @@ class HttpTest : public ::testing::TestWithParam<bool> {
 
   std::unique_ptr<http_pool> make_pool(const nginx_server& server, http::config c,
                                        qorb::policy p = one_connection()) {
-    return std::make_unique<http_pool>(
-        io_.executor(), tls() ? "https" : "http",
-        std::make_shared<qorb::fixed_resolver>(
-            std::vector<asio::ip::tcp::endpoint>{server.endpoint()}),
-        http::connector(std::move(c)), p);
+    return std::make_unique<http_pool>(io_.executor(), tls() ? "https" : "http",
+                                       std::make_shared<qorb::fixed_resolver>(
+                                           std::vector<asio::ip::tcp::endpoint>{server.endpoint()}),
+                                       http::connector(std::move(c)), p);
   }
 
   static qorb::policy one_connection() {

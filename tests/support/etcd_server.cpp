@@ -75,21 +75,40 @@ std::string etcd_cluster::urls() const {
 void etcd_cluster::spawn(process_slot& m) {
   std::string cluster;
   for (const auto& other : members_) {
-    cluster.append(cluster.empty() ? "" : ",").append(other.name).append("=").append(
-        peer_url(other.peer_port));
+    cluster.append(cluster.empty() ? "" : ",")
+        .append(other.name)
+        .append("=")
+        .append(peer_url(other.peer_port));
   }
   const auto data = dir_.path() + "/" + m.name;
   const auto log = dir_.path() + "/" + m.name + ".log";
-  m.process = child_process({"sh", "-c", "exec \"$@\" >>\"$0\" 2>&1", log, "/usr/bin/etcd",
-                             "--name", m.name, "--data-dir", data,
-                             "--listen-client-urls", peer_url(m.client_port),
-                             "--advertise-client-urls", peer_url(m.client_port),
-                             "--listen-peer-urls", peer_url(m.peer_port),
-                             "--initial-advertise-peer-urls", peer_url(m.peer_port),
-                             "--initial-cluster", cluster,
-                             "--initial-cluster-state", started_once_ ? "existing" : "new",
-                             "--initial-cluster-token", "qorb-test",
-                             "--heartbeat-interval", "100", "--election-timeout", "1000"});
+  m.process = child_process({"sh",
+                             "-c",
+                             "exec \"$@\" >>\"$0\" 2>&1",
+                             log,
+                             "/usr/bin/etcd",
+                             "--name",
+                             m.name,
+                             "--data-dir",
+                             data,
+                             "--listen-client-urls",
+                             peer_url(m.client_port),
+                             "--advertise-client-urls",
+                             peer_url(m.client_port),
+                             "--listen-peer-urls",
+                             peer_url(m.peer_port),
+                             "--initial-advertise-peer-urls",
+                             peer_url(m.peer_port),
+                             "--initial-cluster",
+                             cluster,
+                             "--initial-cluster-state",
+                             started_once_ ? "existing" : "new",
+                             "--initial-cluster-token",
+                             "qorb-test",
+                             "--heartbeat-interval",
+                             "100",
+                             "--election-timeout",
+                             "1000"});
 }
 
 void etcd_cluster::start() {
@@ -107,10 +126,14 @@ void etcd_cluster::start() {
         return true;
       },
       30s);
-  if (!ok) throw std::runtime_error(std::string("etcd did not become healthy within 30 s; logs:\n").append(logs()));
+  if (!ok)
+    throw std::runtime_error(
+        std::string("etcd did not become healthy within 30 s; logs:\n").append(logs()));
 }
 
-void etcd_cluster::kill(std::size_t member, int signal) { members_.at(member).process.stop(signal); }
+void etcd_cluster::kill(std::size_t member, int signal) {
+  members_.at(member).process.stop(signal);
+}
 
 bool etcd_cluster::running(std::size_t member) { return members_.at(member).process.running(); }
 
@@ -138,15 +161,16 @@ std::string etcd_cluster::ctl(const std::vector<std::string>& args) {
     if (!running(i)) continue;
     endpoints.append(endpoints.empty() ? "" : ",").append(peer_url(members_[i].client_port));
   }
-  std::vector<std::string> argv{"/usr/bin/etcdctl", "--endpoints=" + endpoints,
-                                "--dial-timeout=5s", "--command-timeout=10s"};
+  std::vector<std::string> argv{"/usr/bin/etcdctl", "--endpoints=" + endpoints, "--dial-timeout=5s",
+                                "--command-timeout=10s"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::string output;
   const int rc = run_command(argv, &output, 30s);
   if (rc != 0) {
     std::string command;
     for (const auto& a : args) command.append(" ").append(a);
-    throw std::runtime_error("etcdctl" + command + " failed (" + std::to_string(rc) + "): " + output);
+    throw std::runtime_error("etcdctl" + command + " failed (" + std::to_string(rc) +
+                             "): " + output);
   }
   return output;
 }

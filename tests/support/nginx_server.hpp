@@ -19,11 +19,11 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
-#include <string>
-#include <type_traits>
 #include <vector>
 
 namespace qorb::test {
@@ -48,9 +48,9 @@ struct nginx_log_entry {
   std::uint64_t connection_requests = 0;  ///< $connection_requests (1 = a new connection)
   int status = 0;
   std::string uri;
-  std::string host;         ///< the Host header
-  std::string server_name;  ///< TLS SNI ($ssl_server_name), "-" without
-  std::string reused;       ///< $ssl_session_reused: "r" or "."
+  std::string host;           ///< the Host header
+  std::string server_name;    ///< TLS SNI ($ssl_server_name), "-" without
+  std::string reused;         ///< $ssl_session_reused: "r" or "."
   std::string client_verify;  ///< $ssl_client_verify
 };
 

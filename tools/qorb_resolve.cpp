@@ -12,8 +12,8 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -274,6 +274,13 @@ int main(int argc, char** argv) {
   }
   io.run();
   resolver->stop();
+  if (interrupted_by != 0) {
+    // The end is decided. A second copy of the signal (`timeout` sends it
+    // to the process and to its group) must not kill the exit with it.
+    signals.clear();  // restores the default actions, so ignore after it
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+  }
 
   if (!o.watch && interrupted_by != 0 && !done_once) {
     std::cerr << "qorb-resolve: interrupted (" << (interrupted_by == SIGINT ? "SIGINT" : "SIGTERM")

@@ -44,6 +44,12 @@ struct fake_state {
   std::set<std::string> failing_backends;  // connect fails for these names
   std::set<int> in_use;                    // ids of connections claimed now
   std::map<std::string, int> live_by_backend;
+  std::map<std::string, int> connect_calls_by_backend;
+
+  int connect_calls_to(const std::string& name) {
+    std::lock_guard lock(mu);
+    return connect_calls_by_backend[name];
+  }
 
   int live_to(const std::string& name) {
     std::lock_guard lock(mu);
@@ -110,6 +116,10 @@ struct basic_fake_connector {
 
   asio::awaitable<fake_conn> connect(const backend& b) {
     ++state->connect_calls;
+    {
+      std::lock_guard lock(state->mu);
+      ++state->connect_calls_by_backend[b.name];
+    }
     if (state->stall_connect) co_await stall(*state);
     if (state->fail_connect || state->backend_fails(b.name)) {
       throw std::runtime_error("connection refused (fake)");

@@ -42,4 +42,12 @@ std::string to_string(const asio::ip::tcp::endpoint& endpoint);
 std::optional<asio::ip::tcp::endpoint> parse_endpoint(
     std::string_view text, std::optional<std::uint16_t> default_port = std::nullopt);
 
+/// Why `parse_endpoint(text, default_port)` is empty, in one line for a
+/// user ("" when it is not): a host name ("localhost:7101") gets `"localhost:7101"
+/// is a host name; the fixed resolver takes addresses: use qorb::dns_resolver
+/// or resolve it first (qorb::fixed_resolver::from_names)`, a bad port or a
+/// missing one says so.
+std::string endpoint_error(std::string_view text,
+                           std::optional<std::uint16_t> default_port = std::nullopt);
+
 }  // namespace qorb

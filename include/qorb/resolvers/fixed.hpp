@@ -3,7 +3,9 @@
 
 #include <qorb/resolver.hpp>
 
+#include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace qorb {
@@ -17,6 +19,24 @@ class fixed_resolver final : public resolver {
  public:
   /// Publishes `endpoints` (repeats count once) when started.
   explicit fixed_resolver(std::vector<asio::ip::tcp::endpoint> endpoints = {});
+
+  /// A fixed resolver over "host:port" strings ("db1.internal:5432",
+  /// "localhost:7101", "[::1]:80", "127.0.0.1:80"): each host name is
+  /// resolved once, here, through the system's resolver (`getaddrinfo`:
+  /// /etc/hosts, then DNS), and every address it has becomes a backend
+  /// named "ip:port". The set does not follow later changes of the names:
+  /// for that, use `qorb::dns_resolver`.
+  ///
+  /// Example:
+  /// @code
+  /// auto resolver = qorb::fixed_resolver::from_names({"localhost:7101", "10.0.0.7:7101"});
+  /// @endcode
+  ///
+  /// Blocks while names are looked up (not on an executor: call it before
+  /// building the pool). Throws `std::invalid_argument` naming the first
+  /// entry that has no port or does not resolve (with the resolver's
+  /// reason), and for an empty list.
+  static std::shared_ptr<fixed_resolver> from_names(const std::vector<std::string>& host_ports);
 
   /// Publishes the current list at once, inside this call, and again after
   /// each `set_endpoints` that changes it.

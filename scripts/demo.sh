@@ -4,7 +4,7 @@
 # goes. Arguments go to the demo (e.g. --duration 60 --claimers 16).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" demo
 build="$root/build/release"
 # The suite's release flavour (scripts/test.sh) builds here with the same
 # options, so running one after the other rebuilds nothing.

@@ -5,6 +5,7 @@
 #include <qorb/claim.hpp>
 #include <qorb/connector.hpp>
 #include <qorb/detail/claim_op.hpp>
+#include <qorb/detail/connector_diagnostics.hpp>
 #include <qorb/detail/pool_core.hpp>
 #include <qorb/detail/typed_connector.hpp>
 #include <qorb/error.hpp>
@@ -105,15 +106,17 @@ class pool {
   /// Exceptions: `invalid_policy` (naming the field) for a bad policy;
   /// `std::invalid_argument` for a null resolver; whatever the resolver's
   /// `start` throws; `std::bad_alloc`.
-  template <connector C>
-  requires std::same_as<typename C::connection_type, Conn> pool(
-      executor_type executor, std::string name, std::shared_ptr<resolver> res, C connector,
-      const policy& p = {}, logger_ptr logger = default_logger())
+  ///
+  /// A connector without `connection_type`, with a `connect` of another
+  /// signature, or whose `connection_type` is not `Conn` is a compile error
+  /// of one line that says what to write.
+  template <class C>
+  pool(executor_type executor, std::string name, std::shared_ptr<resolver> res, C connector,
+       const policy& p = {}, logger_ptr logger = default_logger())
       : executor_(executor),
-        core_(detail::make_pool_core(
-            std::move(executor), std::move(name), std::move(res),
-            std::make_unique<detail::typed_connector_ops<C>>(std::move(connector)), p,
-            std::move(logger))),
+        core_(detail::make_pool_core(std::move(executor), std::move(name), std::move(res),
+                                     detail::make_connector_ops<Conn>(std::move(connector)), p,
+                                     std::move(logger))),
         has_on_acquire_(connector_with_on_acquire<C>),
         claim_timeout_(p.claim_timeout) {
     core_->start();
@@ -123,9 +126,8 @@ class pool {
   /// a `thread_pool` or any other Asio execution context), as Asio's I/O
   /// objects take either. The context must outlive the pool's use of it
   /// (as for an executor).
-  template <class ExecutionContext, connector C>
-  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> &&
-           std::same_as<typename C::connection_type, Conn>
+  template <class ExecutionContext, class C>
+  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
   pool(ExecutionContext& context, std::string name, std::shared_ptr<resolver> res, C connector,
        const policy& p = {}, logger_ptr logger = default_logger())
       : pool(executor_type(context.get_executor()), std::move(name), std::move(res),

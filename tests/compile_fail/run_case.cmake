@@ -24,6 +24,17 @@ endif()
 if(rc EQUAL 0)
   message(FATAL_ERROR "${SOURCE} compiled, but it should fail with: ${expect}")
 endif()
+# "// errors: N": the compiler reports exactly N errors (the commonest
+# mistakes must give one line that says what to write, not a cascade).
+file(STRINGS "${SOURCE}" errors_line REGEX "^// errors: ")
+if(errors_line)
+  string(REGEX REPLACE "^// errors: " "" want_errors "${errors_line}")
+  string(REGEX MATCHALL "error: " error_lines "${out}")
+  list(LENGTH error_lines got_errors)
+  if(NOT got_errors EQUAL want_errors)
+    message(FATAL_ERROR "${SOURCE}: ${got_errors} errors, expected ${want_errors}:\n${out}")
+  endif()
+endif()
 string(REPLACE "\n" " " flat "${out}")
 if(NOT flat MATCHES "${expect}")
   message(FATAL_ERROR "${SOURCE} failed to compile, but without the expected message\n"

@@ -1,0 +1,9 @@
+// Compile-fail case (tests/compile_fail/CMakeLists.txt): must not compile, with the message
+// below, in one error.
+// expect: `connect` does not have the hook's signature; expected `asio::awaitable<connection_type> connect\(const qorb::backend& b\)`
+// errors: 1
+#define PROBE_HOOKS \
+  asio::awaitable<connection_type> connect(const std::string& address);  // not a backend
+#include "connector.hpp"
+
+int main() { build_pool(); }

@@ -52,8 +52,9 @@ constexpr const char* usage =
     "Exit status: 0 when backends were found; 1 when a server answered but none\n"
     "were found; 2 on bad arguments; 3 when no DNS server answered (unreachable,\n"
     "timed out or failing); 130 or 143 when interrupted (SIGINT, SIGTERM) before\n"
-    "the lookup ended. Failures print one line to stderr. With --watch, SIGINT or\n"
-    "SIGTERM is the normal end: 0 if backends were known then, else 1.\n"
+    "the lookup ended. With --etcd: 1 also when no member answered in time.\n"
+    "Failures print one line to stderr. With --watch, SIGINT or SIGTERM is the\n"
+    "normal end: 0 if backends were known then, else 1.\n"
     "Set QORB_LOG=debug to see every query (and the resolver's own log).\n";
 
 // Exit statuses (documented in `usage` and docs/dns.md).

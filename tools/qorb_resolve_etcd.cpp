@@ -12,6 +12,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -51,7 +53,8 @@ std::string parse(int argc, char** argv, etcd_options& o) {
           seconds <= 0 || seconds > 3600) {
         return "--timeout needs a number of seconds (more than 0, at most 3600)";
       }
-      o.config.request_timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
+      o.config.request_timeout =
+          std::chrono::milliseconds(std::max<long long>(1, std::llround(seconds * 1000)));
     } else if (!arg.empty() && arg[0] == '-') {
       return "--etcd: option " + arg + " does not apply (only --json, --watch, --timeout)";
     } else if (prefix) {
@@ -76,9 +79,15 @@ std::string render(const qorb::backend_map& backends, bool json) {
   for (const auto& [name, b] : backends) {
     const auto address = b.address.address().to_string();
     if (json) {
-      array.push_back(boost::json::object{{"name", name}, {"address", address}, {"port", b.address.port()}});
+      array.push_back(
+          boost::json::object{{"name", name}, {"address", address}, {"port", b.address.port()}});
     } else {
-      out.append(name).append(" ").append(address).append(" ").append(std::to_string(b.address.port())).append("\n");
+      out.append(name)
+          .append(" ")
+          .append(address)
+          .append(" ")
+          .append(std::to_string(b.address.port()))
+          .append("\n");
     }
   }
   if (json) out = boost::json::serialize(array).append("\n");
@@ -103,8 +112,22 @@ int qorb_resolve_etcd(int argc, char** argv, const char* usage) {
   asio::io_context io;
   qorb::backend_map last;
   bool answered = false;
+  int interrupted_by = 0;
   const auto timeout = o.config.request_timeout;
-  auto resolver = std::make_shared<qorb::etcd_resolver>(o.config);
+  auto config = o.config;
+  // One-shot: the tool explains a failure in one line of its own; the
+  // resolver's log (each member's failure, the next try) is for --watch, or
+  // QORB_LOG.
+  if (!o.watch && !std::getenv("QORB_LOG")) config.logger = nullptr;
+  // Taken before the resolver starts: once it has connected anywhere, a
+  // signal is ours, also in the middle of a one-shot read.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    interrupted_by = signal;
+    io.stop();
+  });
+  auto resolver = std::make_shared<qorb::etcd_resolver>(config);
   resolver->start(io.get_executor(), [&](const qorb::backend_map& backends) {
     last = backends;
     answered = true;
@@ -116,16 +139,25 @@ int qorb_resolve_etcd(int argc, char** argv, const char* usage) {
   });
   // One-shot: the first read answers; without one in time, say why.
   asio::steady_timer backstop(io, 2 * timeout + 1s);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  if (o.watch) {
-    signals.async_wait([&](boost::system::error_code, int) { io.stop(); });
-  } else {
+  if (!o.watch) {
     backstop.async_wait([&](boost::system::error_code ec) {
       if (!ec) io.stop();
     });
   }
   io.run();
   resolver->stop();
+  if (interrupted_by != 0) {
+    // The end is decided. A second copy of the signal (`timeout` sends it
+    // to the process and to its group) must not kill the exit with it.
+    signals.clear();  // restores the default actions, so ignore after it
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+  }
+  if (!o.watch && interrupted_by != 0 && !answered) {
+    std::cerr << "qorb-resolve: interrupted (" << (interrupted_by == SIGINT ? "SIGINT" : "SIGTERM")
+              << ") before the read of " << o.config.prefix << " ended\n";
+    return 128 + interrupted_by;
+  }
   if (!o.watch && answered) std::cout << render(last, o.json) << std::flush;
   if (!answered) {
     const auto s = resolver->stats();

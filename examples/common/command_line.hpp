@@ -51,10 +51,13 @@ class command_line {
     const auto text = value();
     T result{};
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), result);
-    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(double(result))) {
+    const bool whole = end == text.data() + text.size();
+    // Too large (or small) to parse is out of the range, not "not a number".
+    if ((ec != std::errc{} && ec != std::errc::result_out_of_range) || !whole ||
+        !std::isfinite(double(result))) {
       fail("bad " + std::string(name_) + ": '" + std::string(text) + "' is not a number");
     }
-    if (result < min || result > max) {
+    if (ec == std::errc::result_out_of_range || result < min || result > max) {
       std::ostringstream range;
       range << name_ << " must be from " << min << " to " << max;
       fail(range.str());

@@ -42,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -88,13 +89,16 @@ constexpr const char* help_text =
     "  --claimers N          concurrent claimers (1 to 10000, default 8)\n"
     "  --threads N           threads running them (1 to 256, default 2)\n"
     "  --max-slots N         the pool's cap (1 to 100000, default 16)\n"
-    "  --duration S          how long to run (0.1 to 1e6 s, default 10)\n"
+    "  --duration S          how long to run (0.1 to 1000000 s, default 10)\n"
     "  --fresh               a new connection per request, no pool (with\n"
     "                        --backend): what pooling saves\n"
     "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's WebSocket there\n"
     "\n"
-    "SIGINT or SIGTERM ends the run early: waiting claims fail at once,\n"
-    "requests under way get one second, then the summary is printed.\n"
+    "The run ends at --duration: claims still waiting then end there (the\n"
+    "summary counts them apart from the errors, with the pool's reason),\n"
+    "requests under way get one more second. SIGINT or SIGTERM ends the run\n"
+    "early: waiting claims fail at once, requests under way get one second,\n"
+    "then the summary is printed.\n"
     "\n"
     "Exit status: 0 when some request succeeded; 1 when none did, or it cannot\n"
     "start (e.g. the --stats-addr port is in use, a bad --ca-file), with a\n"
@@ -113,11 +117,28 @@ constexpr const char* help_text =
 }
 
 template <class T>
+std::string number_text(T v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    return buf;
+  } else {
+    return std::to_string(v);
+  }
+}
+
+// `text` as a number from `min` to `max`. Anything else (not a number, NaN,
+// infinite, negative, out of range, too large to parse) is one line naming
+// the option and its range.
+template <class T>
 T number(std::string_view text, const char* name, T min, T max) {
   T v{};
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
-    usage(std::string("bad ") + name + " '" + std::string(text) + "'");
+  // Written so that NaN, which compares false with everything, fails it.
+  const bool in_range = v >= min && v <= max;
+  if (ec != std::errc{} || end != text.data() + text.size() || !in_range) {
+    usage(std::string(name) + " must be a number from " + number_text(min) + " to " +
+          number_text(max) + ", not '" + std::string(text) + "'");
   }
   return v;
 }
@@ -205,6 +226,12 @@ struct results {
     std::lock_guard lock(mu);
     ++errors[what];
   }
+  // A claim still waiting when the run ended, with the pool's reason.
+  void unserved(const std::string& why) {
+    std::lock_guard lock(mu);
+    ++unserved_claims[why];
+  }
+  std::map<std::string, std::uint64_t> unserved_claims;
 };
 
 http::request make_request(const options& o) { return {http::verb::get, o.target, 11}; }
@@ -212,6 +239,13 @@ http::request make_request(const options& o) { return {http::verb::get, o.target
 // Pooled: claim, request, return.
 // Set by SIGINT or SIGTERM: the claimers stop.
 std::atomic<bool> stopping{false};
+
+constexpr qorb::duration claim_timeout = 10s;
+
+// What the run's end (--duration, or a signal) leaves to requests under way
+// before it drops them: a backend that never answers must not hold the
+// summary back by the request timeout.
+constexpr auto end_grace = 1s;
 
 bool keep_going(steady::time_point end) {
   return !stopping.load(std::memory_order_relaxed) && steady::now() < end;
@@ -221,8 +255,23 @@ asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const o
                                      results& r, steady::time_point end) {
   while (keep_going(end)) {
     const auto start = steady::now();
+    // A claim waits no longer than the run lasts: with no backend online it
+    // would otherwise hold the run's end back by the claim timeout.
+    const auto left = std::min<qorb::duration>(end - start, claim_timeout);
+    if (left <= qorb::duration::zero()) break;
+    qorb::handle<http::connection> h;
     try {
-      auto h = co_await pool.co_claim();
+      h = co_await pool.co_claim(left);
+    } catch (const std::exception& e) {
+      if (stopping.load()) break;  // the pool was terminated for the signal
+      if (steady::now() >= end) {
+        r.unserved(e.what());  // cut by the run's end, not a failure
+        break;
+      }
+      r.error(e.what());
+      continue;
+    }
+    try {
       auto res = co_await h->request(make_request(o));
       if (res.result_int() >= 500) {
         h.discard();  // a 5xx counts against the backend
@@ -299,7 +348,7 @@ int main(int argc, char** argv) {
   qorb::policy policy;
   policy.max_slots = o.max_slots;
   policy.spares_wanted = std::min<std::size_t>(o.max_slots, 8);
-  policy.claim_timeout = 10s;
+  policy.claim_timeout = claim_timeout;
   policy.set_config.connect_timeout = 5s;
   policy.set_config.health_interval = 5s;
 
@@ -357,15 +406,19 @@ int main(int argc, char** argv) {
   // The live view: one line a second, and the pool's backends.
   std::uint64_t last_ok = 0;
   auto last = start;
-  std::optional<steady::time_point> give_up;  // after a signal
+  std::optional<steady::time_point> give_up;  // after a signal or the run's end
   while (running.load() > 0) {
     // Waits 20 ms for a signal: the tick of this loop.
     timespec tick{0, 20'000'000};
-    if (sigtimedwait(&signals, nullptr, &tick) > 0 && !give_up) {
+    if (sigtimedwait(&signals, nullptr, &tick) > 0 && !stopping.load()) {
       stopping.store(true);
-      if (pool) pool->terminate();   // waiting claims fail at once
-      give_up = steady::now() + 1s;  // requests under way get a second
+      if (pool) pool->terminate();  // waiting claims fail at once
+      // Requests under way get a second (what is left of it after --duration).
+      if (!give_up) give_up = steady::now() + end_grace;
     }
+    // The same second at the end of --duration (claims end there by
+    // themselves: their deadline is the run's end).
+    if (!give_up && steady::now() >= end) give_up = end + end_grace;
     if (give_up && steady::now() >= *give_up) {
       threads.stop();  // what is still under way is dropped
       break;
@@ -409,6 +462,10 @@ int main(int argc, char** argv) {
   std::printf("latency (ms, claim included): p50 %.3f  p99 %.3f  max %.3f\n", p50, p99, max);
   for (const auto& [what, count] : r.errors) {
     std::printf("  error x%llu: %s\n", static_cast<unsigned long long>(count), what.c_str());
+  }
+  for (const auto& [why, count] : r.unserved_claims) {
+    std::printf("  claims still waiting at the end x%llu: %s\n",
+                static_cast<unsigned long long>(count), why.c_str());
   }
   return r.ok.load() > 0 ? 0 : 1;
 }

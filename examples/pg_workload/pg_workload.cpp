@@ -41,6 +41,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -76,6 +77,17 @@ struct options {
       "       [--user NAME] [--database NAME] [--sslmode MODE] [--duration SECONDS]\n"
       "       [--concurrency N] [--threads N] [--max-slots N] [--spares N]\n"
       "       [--mix READ,WRITE,TX] [--rows N] [--stats-addr IP:PORT]\n"
+      "  --duration S     how long to run (0.1 to 1000000 s, default 10); claims\n"
+      "                   still waiting at its end end there (counted apart from\n"
+      "                   the errors), operations under way get one more second\n"
+      "  --concurrency N  workers (1 to 10000, default 32)\n"
+      "  --threads N      threads running them (1 to 256, default 2)\n"
+      "  --max-slots N    the pool's cap (1 to 100000, default 16)\n"
+      "  --spares N       idle connections wanted (0 to 100000, default 8, or\n"
+      "                   --max-slots when smaller)\n"
+      "  --mix R,W,T      weights of reads, writes, transactions (each 0 to\n"
+      "                   1000000, not all 0; default 80,15,5)\n"
+      "  --rows N         rows in the table (1 to 10000000, default 1000)\n"
       "The password is read from PGPASSWORD. SIGINT/SIGTERM end the process at\n"
       "once (their default action: no summary).\n"
       "Exit status: 0 when the run completed, 2 on bad arguments (one line saying\n"
@@ -84,12 +96,32 @@ struct options {
   std::exit(why ? 2 : 0);
 }
 
-template <class Int>
-Int parse_int(std::string_view text, const char* what) {
-  Int value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) usage(what);
-  return value;
+template <class T>
+std::string number_text(T v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    return buf;
+  } else {
+    return std::to_string(v);
+  }
+}
+
+// `text` as a number from `min` to `max`. Anything else (not a number, NaN,
+// infinite, negative, out of range, too large to parse) is one line naming
+// the option and its range.
+template <class T>
+T number(std::string_view text, const char* name, T min, T max) {
+  T v{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  // Written so that NaN, which compares false with everything, fails it.
+  const bool in_range = v >= min && v <= max;
+  if (ec != std::errc{} || end != text.data() + text.size() || !in_range) {
+    const auto why = std::string(name) + " must be a number from " + number_text(min) + " to " +
+                     number_text(max) + ", not '" + std::string(text) + "'";
+    usage(why.c_str());
+  }
+  return v;
 }
 
 // "127.0.0.1:5432" or "[::1]:5432".
@@ -101,6 +133,7 @@ asio::ip::tcp::endpoint parse_address(std::string_view text) {
 
 options parse(int argc, char** argv) {
   options o;
+  bool spares_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") usage(nullptr);
@@ -128,26 +161,28 @@ options parse(int argc, char** argv) {
     } else if (arg == "--stats-addr") {
       o.stats_addr = parse_address(value());
     } else if (arg == "--duration") {
-      o.duration_s = parse_int<int>(value(), "bad duration");
+      o.duration_s = number<double>(value(), "--duration", 0.1, 1e6);
     } else if (arg == "--concurrency") {
-      o.concurrency = parse_int<int>(value(), "bad concurrency");
+      o.concurrency = number<int>(value(), "--concurrency", 1, 10'000);
     } else if (arg == "--threads") {
-      o.threads = parse_int<int>(value(), "bad thread count");
+      o.threads = number<int>(value(), "--threads", 1, 256);
     } else if (arg == "--max-slots") {
-      o.max_slots = parse_int<std::size_t>(value(), "bad max-slots");
+      o.max_slots = number<std::size_t>(value(), "--max-slots", 1, 100'000);
     } else if (arg == "--spares") {
-      o.spares = parse_int<std::size_t>(value(), "bad spares");
+      o.spares = number<std::size_t>(value(), "--spares", 0, 100'000);
+      spares_given = true;
     } else if (arg == "--rows") {
-      o.rows = parse_int<int>(value(), "bad row count");
+      o.rows = number<int>(value(), "--rows", 1, 10'000'000);
     } else if (arg == "--mix") {
       const std::string_view mix = value();
       const auto c1 = mix.find(',');
       const auto c2 = mix.find(',', c1 == std::string_view::npos ? c1 : c1 + 1);
       if (c1 == std::string_view::npos || c2 == std::string_view::npos)
-        usage("--mix READ,WRITE,TX");
-      o.mix = {parse_int<int>(mix.substr(0, c1), "bad mix"),
-               parse_int<int>(mix.substr(c1 + 1, c2 - c1 - 1), "bad mix"),
-               parse_int<int>(mix.substr(c2 + 1), "bad mix")};
+        usage("--mix is READ,WRITE,TX (three weights)");
+      // Each bounded, so their sum cannot overflow.
+      o.mix = {number<int>(mix.substr(0, c1), "--mix", 0, 1'000'000),
+               number<int>(mix.substr(c1 + 1, c2 - c1 - 1), "--mix", 0, 1'000'000),
+               number<int>(mix.substr(c2 + 1), "--mix", 0, 1'000'000)};
     } else {
       std::string why = "unknown option '";
       why.append(arg).append("'");
@@ -156,10 +191,9 @@ options parse(int argc, char** argv) {
   }
   if (o.backends.empty() == o.dns_service.empty()) usage("give --backend or --dns");
   if (!o.dns_service.empty() && o.dns_servers.empty()) usage("--dns needs --dns-server");
-  if (o.concurrency < 1 || o.threads < 1 || o.rows < 1 || o.duration_s <= 0) usage("bad numbers");
-  if (o.mix[0] < 0 || o.mix[1] < 0 || o.mix[2] < 0 || o.mix[0] + o.mix[1] + o.mix[2] == 0) {
-    usage("bad mix");
-  }
+  if (o.mix[0] + o.mix[1] + o.mix[2] == 0) usage("--mix: at least one weight above 0");
+  // The default spares follow a smaller --max-slots; given ones are checked.
+  if (!spares_given) o.spares = std::min(o.spares, o.max_slots);
   return o;
 }
 
@@ -196,7 +230,19 @@ struct measurements {
     std::lock_guard lock(mu);
     ++errors[what];
   }
+  // A claim still waiting when the run ended, with the pool's reason.
+  void unserved(const std::string& why) {
+    std::lock_guard lock(mu);
+    ++unserved_claims[why];
+  }
+  std::map<std::string, std::uint64_t> unserved_claims;
 };
+
+constexpr qorb::duration claim_timeout = 10s;
+
+// What the end of --duration leaves to operations under way before it drops
+// them: a server that never answers must not hold the summary back.
+constexpr auto end_grace = 1s;
 
 asio::awaitable<void> worker(qorb::pool<pg::connection>& pool, const options& o, measurements& m,
                              clock_type::time_point end, unsigned seed) {
@@ -209,8 +255,22 @@ asio::awaitable<void> worker(qorb::pool<pg::connection>& pool, const options& o,
     const auto k = static_cast<kind>(pick(rng));
     const int id = row(rng);
     const auto start = clock_type::now();
+    // A claim waits no longer than the run lasts: with no server online it
+    // would otherwise hold the run's end back by the claim timeout.
+    const auto left = std::min<qorb::duration>(end - start, claim_timeout);
+    if (left <= qorb::duration::zero()) break;
+    qorb::handle<pg::connection> h;
     try {
-      auto h = co_await pool.async_claim(asio::use_awaitable);
+      h = co_await pool.async_claim(left, asio::use_awaitable);
+    } catch (const std::exception& e) {
+      if (clock_type::now() >= end) {
+        m.unserved(e.what());  // cut by the run's end, not a failure
+        break;
+      }
+      m.error(e.what());
+      continue;
+    }
+    try {
       try {
         switch (k) {
           case read_op:
@@ -274,7 +334,7 @@ int main(int argc, char** argv) {
   qorb::policy policy;
   policy.max_slots = o.max_slots;
   policy.spares_wanted = o.spares;
-  policy.claim_timeout = 10s;
+  policy.claim_timeout = claim_timeout;
   try {
     qorb::validate(policy);
   } catch (const qorb::invalid_policy& e) {
@@ -316,7 +376,7 @@ int main(int argc, char** argv) {
                 at.c_str(), at.c_str());
   }
 #endif
-  std::printf("pg_workload: %d workers, %d threads, max %zu connections, mix %d/%d/%d, %.0f s\n",
+  std::printf("pg_workload: %d workers, %d threads, max %zu connections, mix %d/%d/%d, %.1f s\n",
               o.concurrency, o.threads, o.max_slots, o.mix[0], o.mix[1], o.mix[2], o.duration_s);
   measurements m;
   const auto start = clock_type::now();
@@ -335,6 +395,10 @@ int main(int argc, char** argv) {
     // Poll for the end often, report once a second.
     std::this_thread::sleep_for(20ms);
     const auto now = clock_type::now();
+    if (now >= end + end_grace) {
+      threads.stop();  // what is still under way is dropped
+      break;
+    }
     if (now - last < 1s) continue;
     const std::uint64_t done = m.done.load();
     const double secs = std::chrono::duration<double>(now - last).count();
@@ -379,6 +443,10 @@ int main(int argc, char** argv) {
   }
   for (const auto& [what, count] : m.errors) {
     std::printf("  error x%llu: %s\n", static_cast<unsigned long long>(count), what.c_str());
+  }
+  for (const auto& [why, count] : m.unserved_claims) {
+    std::printf("  claims still waiting at the end x%llu: %s\n",
+                static_cast<unsigned long long>(count), why.c_str());
   }
   return m.done.load() > 0 ? 0 : 1;
 }

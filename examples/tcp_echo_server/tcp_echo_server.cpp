@@ -54,7 +54,8 @@ constexpr const char* usage =
     "                  prefix + ADDR:PORT, its value ADDR:PORT, under a lease\n"
     "                  kept alive; printed: `registered KEY` (again after a lost\n"
     "                  lease), `unregistered` when SIGINT/SIGTERM revoked it\n"
-    "  --ttl S         the lease's TTL in seconds (1 to 86400, default 10)\n"
+    "  --ttl S         the lease's TTL in seconds (1 to 86400, default 10);\n"
+    "                  only with --register\n"
     "\n"
     "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot listen (e.g. the\n"
     "port is in use), 2 on bad arguments.\n";
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> where;
   std::optional<std::string> register_url;
   unsigned ttl_seconds = 10;
+  bool ttl_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -121,12 +123,16 @@ int main(int argc, char** argv) {
           ttl_seconds > 86400) {
         return bad_arguments("--ttl: '" + value + "' is not a number of seconds (1 to 86400)");
       }
+      ttl_given = true;
       continue;
     }
     if (arg.size() > 1 && arg.front() == '-') return bad_arguments("unknown option " + arg);
     if (where) return bad_arguments("only one ADDR:PORT, please");
     where = arg;
   }
+  // A TTL only means something for a lease: alone it was silently ignored.
+  if (ttl_given && !register_url)
+    return bad_arguments("--ttl needs --register (it is the lease's TTL)");
   const auto parsed = parse_endpoint(where.value_or("[::1]:0"));
   if (const auto* reason = std::get_if<std::string>(&parsed)) return bad_arguments(*reason);
   const auto& endpoint = std::get<tcp::endpoint>(parsed);

@@ -47,7 +47,8 @@ constexpr const char* usage_text =
     "  --hold MS             how long each claim is held (default 100)\n"
     "  --pause MS            pause between a claimer's claims (default 100)\n"
     "  --dns-interval S      how often DNS is asked again, whole seconds (default 5)\n"
-    "  --duration S          stop after S seconds (default: run until q or Ctrl-C)\n"
+    "  --duration S          stop after S seconds (0.1 to 1000000; default: run\n"
+    "                        until q or Ctrl-C)\n"
     "  --stats-addr IP:PORT  serve /stats, /metrics and qtop's ws://IP:PORT/qtop/stats\n"
     "  --plain               print text lines, no interactive view (the default\n"
     "                        without a terminal)\n"
@@ -84,7 +85,7 @@ options parse(int argc, char** argv) {
     } else if (arg == "--dns-interval") {
       o.workload.dns_interval = std::chrono::milliseconds(args.number<int>(1, 86'400) * 1000);
     } else if (arg == "--duration") {
-      o.duration_s = args.number<double>(0, 1e6);
+      o.duration_s = args.number<double>(0.1, 1e6);
     } else if (arg == "--stats-addr") {
       o.workload.stats_addr = qorb::parse_endpoint(args.value());
       if (!o.workload.stats_addr) args.fail("bad --stats-addr (IP:PORT, [IPv6]:PORT)");

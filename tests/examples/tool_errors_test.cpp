@@ -7,10 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -136,12 +139,192 @@ TEST(ToolErrors, PgWorkloadMaxSlotsZeroIsOneClearLineAndStatusTwo) {
                         &out, 30s),
             2)
       << out;
-  EXPECT_EQ(
-      out.rfind("pg_workload: --max-slots: qorb: invalid policy: max_slots must be at least 1\n",
-                0),
-      0u)
+  EXPECT_EQ(out.rfind("pg_workload: --max-slots must be a number from 1 to 100000, not '0'\n", 0),
+            0u)
       << out;
   expect_no_internals(out);
+}
+#endif
+
+// A numeric option with a value it cannot take, each run as a process.
+struct numeric_option {
+  std::string tool;
+  std::vector<std::string> argv;  // the tool and what it needs besides the option
+  std::string option;
+  std::vector<std::string> bad;  // besides every option's nan, inf, -1 and overflows
+  std::string value_prefix;      // what goes before the value (e.g. "127.0.0.1:")
+  std::string value_suffix;      // and after it (e.g. ",1,1" for --mix)
+};
+
+std::vector<numeric_option> numeric_options() {
+  std::vector<numeric_option> out;
+  const auto add = [&](std::string tool, std::vector<std::string> argv, std::string option,
+                       std::vector<std::string> bad, std::string prefix = "",
+                       std::string suffix = "") {
+    out.push_back({std::move(tool), std::move(argv), std::move(option), std::move(bad),
+                   std::move(prefix), std::move(suffix)});
+  };
+  add("tcp_echo_server", {TCP_ECHO_SERVER_PATH, "--register", "http://127.0.0.1:1/p/"}, "--ttl",
+      {"0"});
+  // The port of ADDR:PORT, the one positional number.
+  add("tcp_echo_server", {TCP_ECHO_SERVER_PATH}, "", {"65536"}, "127.0.0.1:");
+#ifdef QORB_WORKLOAD_PATH
+  for (const char* o : {"--claimers", "--hold", "--pause", "--dns-interval"}) {
+    add("tcp_echo_workload", {QORB_WORKLOAD_PATH, "--plain"}, o, {});
+  }
+  add("tcp_echo_workload", {QORB_WORKLOAD_PATH, "--plain"}, "--duration", {"0"});
+#endif
+#ifdef QORB_DEMO_PATH
+  for (const char* o : {"--claimers", "--hold"}) {
+    add("qorb_demo", {QORB_DEMO_PATH, "--plain", "--no-plot"}, o, {});
+  }
+  add("qorb_demo", {QORB_DEMO_PATH, "--plain", "--no-plot"}, "--duration", {"0"});
+#endif
+#ifdef QORB_HTTP_WORKLOAD_PATH
+  for (const char* o : {"--claimers", "--threads", "--max-slots", "--duration"}) {
+    add("http_workload", {QORB_HTTP_WORKLOAD_PATH, "--backend", "127.0.0.1:1"}, o, {"0", "1e9"});
+  }
+#endif
+#ifdef QORB_PG_WORKLOAD_PATH
+  for (const char* o :
+       {"--duration", "--concurrency", "--threads", "--max-slots", "--rows", "--spares"}) {
+    add("pg_workload", {QORB_PG_WORKLOAD_PATH, "--backend", "127.0.0.1:1"}, o,
+        {"1e9", "2147483648"});
+  }
+  // Each of --mix's three weights: the first and the last.
+  add("pg_workload", {QORB_PG_WORKLOAD_PATH, "--backend", "127.0.0.1:1"}, "--mix", {"1e9"}, "",
+      ",1,1");
+  add("pg_workload", {QORB_PG_WORKLOAD_PATH, "--backend", "127.0.0.1:1"}, "--mix", {"1e9"}, "1,1,",
+      "");
+#endif
+#ifdef QORB_RESOLVE_PATH
+  for (const char* o : {"--timeout", "--interval"}) {
+    add("qorb-resolve", {QORB_RESOLVE_PATH, "_echo._tcp.test.com"}, o, {"0"});
+  }
+  add("qorb-resolve", {QORB_RESOLVE_PATH, "--etcd", "http://127.0.0.1:1", "/p/"}, "--timeout",
+      {"0"});
+#endif
+  return out;
+}
+
+// `http_workload --duration nan` was accepted (and ran for as long as NaN
+// made its end); pg_workload's bad numbers did not say which option.
+TEST(ToolErrors, EveryNumericOptionRejectsNanInfNegativeAndOverflowInOneLineNamingIt) {
+  for (const auto& n : numeric_options()) {
+    auto values = n.bad;
+    for (const char* v : {"nan", "inf", "-inf", "-1", "1e400", "99999999999999999999999"}) {
+      values.push_back(v);
+    }
+    for (const auto& v : values) {
+      auto argv = n.argv;
+      if (!n.option.empty()) argv.push_back(n.option);
+      argv.push_back(n.value_prefix + v + n.value_suffix);
+      const auto what = n.tool + " " + n.option + " " + argv.back();
+      std::string out;
+      // Bounded: a value taken by mistake must not run the tool for long.
+      EXPECT_EQ(run_command(argv, &out, 10s), 2) << what << ": " << out;
+      const auto first_line = out.substr(0, out.find('\n'));
+      EXPECT_EQ(first_line.rfind(n.tool + ": ", 0), 0u) << what << ": " << out;
+      EXPECT_NE(first_line.find(n.option.empty() ? std::string("port") : n.option),
+                std::string::npos)
+          << what << ": " << out;
+      expect_no_internals(out);
+    }
+  }
+}
+
+// `tcp_echo_server --ttl 5` without --register ran, the TTL silently unused.
+TEST(ToolErrors, TcpEchoServerTtlWithoutRegisterIsOneLineNamingBothAndStatusTwo) {
+  std::string out;
+  EXPECT_EQ(run_command({TCP_ECHO_SERVER_PATH, "--ttl", "5", "127.0.0.1:0"}, &out, 10s), 2) << out;
+  const auto first_line = out.substr(0, out.find('\n'));
+  EXPECT_EQ(first_line.rfind("tcp_echo_server: ", 0), 0u) << out;
+  EXPECT_NE(first_line.find("--ttl"), std::string::npos) << out;
+  EXPECT_NE(first_line.find("--register"), std::string::npos) << out;
+  EXPECT_EQ(out.find("listening on 127.0.0.1:"), std::string::npos) << "it ran: " << out;
+}
+
+// Runs `argv` to its end and returns its exit code, output and wall time.
+struct timed_run {
+  int status = -1;
+  std::chrono::milliseconds took{};
+  std::string output;
+};
+
+timed_run run_timed(const std::vector<std::string>& argv, std::chrono::milliseconds limit) {
+  timed_run r;
+  const auto start = std::chrono::steady_clock::now();
+  r.status = run_command(argv, &r.output, limit);
+  r.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
+  return r;
+}
+
+// The run's end as a number of seconds from its summary ("... in 1.0 s").
+double summary_seconds(const std::string& out, const std::string& unit) {
+  const auto at = out.find(unit + " in ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(out.c_str() + at + unit.size() + 4, nullptr);
+}
+
+#ifdef QORB_HTTP_WORKLOAD_PATH
+// `--duration 1` against a backend that refuses every connection lasted the
+// duration plus the 10 s claim timeout: the claims waiting at the end held it.
+TEST(ToolErrors, HttpWorkloadEndsAtItsDurationWithNoBackendOnline) {
+  const auto port = std::to_string(free_port());  // nobody listens there
+  const auto r = run_timed(
+      {QORB_HTTP_WORKLOAD_PATH, "--backend", "127.0.0.1:" + port, "--duration", "1"}, 30s);
+  EXPECT_EQ(r.status, 1) << "no request succeeded: " << r.output;
+  EXPECT_GE(r.took, 1s) << r.output;
+  EXPECT_LT(r.took, 2500ms) << "not the claim timeout: " << r.output;
+  const auto ran = summary_seconds(r.output, "requests");
+  EXPECT_GE(ran, 1.0) << r.output;
+  EXPECT_LT(ran, 1.5) << r.output;
+  // Cut by the end, told apart from errors, with the pool's reason.
+  EXPECT_NE(r.output.find(" 0 errors\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("claims still waiting at the end x8: "), std::string::npos) << r.output;
+}
+
+// The same with requests that hang on a backend that never answers: they
+// had their 10 s request timeout past the end; now a second.
+TEST(ToolErrors, HttpWorkloadEndsAtItsDurationWhileRequestsHang) {
+  held_port silent;
+  ASSERT_NE(silent.port(), 0);
+  std::atomic<bool> done{false};
+  // Takes the connections off the backlog while the run lasts (bounded).
+  std::thread taker([&] {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (!done && std::chrono::steady_clock::now() < until) {
+      if (!silent.client_connected()) std::this_thread::sleep_for(5ms);
+    }
+  });
+  const auto r =
+      run_timed({QORB_HTTP_WORKLOAD_PATH, "--backend", silent.address(), "--duration", "1"}, 30s);
+  done = true;
+  taker.join();
+  EXPECT_EQ(r.status, 1) << "no request succeeded: " << r.output;
+  EXPECT_GE(r.took, 1s) << r.output;
+  // The duration, then one second for the requests under way.
+  EXPECT_LT(r.took, 3500ms) << "not the request timeout: " << r.output;
+}
+#endif
+
+#ifdef QORB_PG_WORKLOAD_PATH
+// pg_workload the same: --duration 1 with no server lasted 11 s. A
+// --max-slots below the default spares is taken (the spares follow it).
+TEST(ToolErrors, PgWorkloadEndsAtItsDurationWithNoServerOnline) {
+  const auto port = std::to_string(free_port());
+  const auto r = run_timed({QORB_PG_WORKLOAD_PATH, "--backend", "127.0.0.1:" + port, "--duration",
+                            "1", "--concurrency", "4", "--max-slots", "4"},
+                           30s);
+  EXPECT_EQ(r.status, 1) << "no operation succeeded: " << r.output;
+  EXPECT_GE(r.took, 1s) << r.output;
+  EXPECT_LT(r.took, 2500ms) << "not the claim timeout: " << r.output;
+  const auto ran = summary_seconds(r.output, "operations");
+  EXPECT_GE(ran, 1.0) << r.output;
+  EXPECT_LT(ran, 1.5) << r.output;
+  EXPECT_NE(r.output.find(" 0 errors\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("claims still waiting at the end x4: "), std::string::npos) << r.output;
 }
 #endif
 

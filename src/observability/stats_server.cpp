@@ -45,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "http_limits.hpp"
 #include "log_limiter.hpp"
 #include "observability/stats_request.hpp"
 
@@ -540,9 +541,12 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
 
   asio::awaitable<void> run() {
     const auto self = shared_from_this();
-    beast::flat_buffer buffer;
+    // Bounded: Beast needs a chunk header or the trailer whole in it, and
+    // throws on a trailer field of 64 KiB (http_limits.hpp).
+    auto buffer = detail::http_limits::bounded_buffer();
     while (!closed_) {
       http::request_parser<http::string_body> parser;
+      detail::http_limits::bound(parser);
       parser.body_limit(max_request_body);
       parser.header_limit(max_request_header);
       stream_.expires_after(server_->config.client_timeout);
@@ -638,7 +642,9 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
   // client just went away or was too slow.
   static std::optional<http::status> malformed_status(const beast::error_code& ec) {
     if (ec == http::error::body_limit) return http::status::payload_too_large;
-    if (ec == http::error::header_limit) return http::status::request_header_fields_too_large;
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      return http::status::request_header_fields_too_large;  // the header, a chunk's or the trailer
+    }
     if (ec.category() != http::make_error_code(http::error::bad_method).category() ||
         ec == http::error::end_of_stream || ec == http::error::partial_message ||
         ec == http::error::need_more || ec == http::error::need_buffer) {
@@ -658,10 +664,12 @@ class detail::stats_session : public std::enable_shared_from_this<stats_session>
     std::string body;
     if (status == http::status::payload_too_large) {
       body.append("request body over ").append(std::to_string(max_request_body)).append(" bytes\n");
-    } else if (status == http::status::request_header_fields_too_large) {
+    } else if (ec == http::error::header_limit) {
       body.append("request line and headers over ")
           .append(std::to_string(max_request_header))
           .append(" bytes\n");
+    } else if (const auto limit = detail::http_limits::limit_exceeded(ec); !limit.empty()) {
+      body.append("malformed request: ").append(limit).append("\n");
     } else {
       body.append("malformed request: ").append(ec.message()).append("\n");
     }

@@ -1,19 +1,25 @@
 // libFuzzer target: the stats server's request handling. The bytes go to
-// Beast's request parser with the server's limits (16 KiB of body, 8 KiB of
-// request line and headers), in two pieces as a client may send them; each
-// request that parses is routed as the server routes it. Whatever the
-// bytes: the parser stays in bounds and refuses what is over a limit, the
-// route answers only with a status the server documents, and the target's
-// decoding inverts its encoding.
+// Beast's request parser as the server feeds it: with the server's limits
+// (16 KiB of body, 8 KiB of request line and headers, http_limits.hpp's
+// bound on chunk extensions) through its bounded read buffer, in two pieces
+// as a client may send them; each request that parses is routed as the
+// server routes it. Whatever the bytes: nothing throws (a trailer field of
+// 64 KiB made Beast throw), the buffer stays within its bound, the parser
+// refuses what is over a limit, the route answers only with a status the
+// server documents, and the target's decoding inverts its encoding.
+#include "http_limits.hpp"
 #include "observability/stats_request.hpp"
 
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -22,6 +28,7 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace stats_http = qorb::detail::stats_http;
+namespace limits = qorb::detail::http_limits;
 
 void check_route(const stats_http::route& r) {
   using action = stats_http::route::action;
@@ -67,20 +74,45 @@ std::string encode(std::string_view in) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
 
-  // 1. As a request off the wire, split where the first byte says.
+  // 1. As a request off the wire, split where the first byte says, read as
+  // http::async_read reads: parse what the buffer holds, and read more only
+  // into the room it has left (none: buffer_overflow).
   const std::size_t split = size == 0 ? 0 : data[0] % (size + 1);
   http::request_parser<http::string_body> parser;
+  limits::bound(parser);
   parser.body_limit(stats_http::max_request_body);
   parser.header_limit(stats_http::max_request_header);
   parser.eager(true);
+  auto buffer = limits::bounded_buffer();
   beast::error_code ec;
-  std::size_t used = parser.put(boost::asio::buffer(bytes.data(), split), ec);
-  if ((!ec || ec == http::error::need_more) && !parser.is_done()) {
-    ec = {};
-    std::size_t more = parser.put(boost::asio::buffer(bytes.data() + used, size - used), ec);
-    used += more;
+  std::size_t fed = 0;
+  for (;;) {
+    if (buffer.size() != 0) {
+      const auto used = parser.put(buffer.data(), ec);
+      if (used > buffer.size()) std::abort();
+      buffer.consume(used);
+      if (ec == http::error::need_more) ec = {};
+      if (ec || parser.is_done()) break;
+    }
+    if (fed == size) break;  // the client sent no more
+    const auto room = beast::read_size(buffer, 65536);
+    if (room == 0) {
+      ec = http::error::buffer_overflow;
+      break;
+    }
+    // A read gets at most what the client has sent so far: the first
+    // piece, then the rest.
+    const std::size_t until = fed < split ? split : size;
+    const std::size_t n = std::min(room, until - fed);
+    if (n == 0) {
+      if (fed < split) std::abort();
+      break;
+    }
+    std::memcpy(buffer.prepare(n).data(), bytes.data() + fed, n);
+    buffer.commit(n);
+    fed += n;
+    if (buffer.size() > limits::max_read_buffer) std::abort();
   }
-  if (used > size) std::abort();
   if (!ec && parser.is_done()) {
     const auto& req = parser.get();
     if (req.body().size() > stats_http::max_request_body) std::abort();

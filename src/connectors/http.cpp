@@ -1,7 +1,10 @@
 #include <qorb/connectors/http.hpp>
 
+#include "connectors/http_response.hpp"
 #include "connectors/tls_timeout.hpp"
+#include "http_limits.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -95,7 +98,9 @@ struct connection::impl {
   std::shared_ptr<connector::state> state;
   std::optional<asio::ip::tcp::socket> plain;
   std::optional<tls_stream> secure;
-  beast::flat_buffer buffer;
+  // Bounded (http_limits.hpp): what the parser must see whole, a chunk
+  // header or the trailer, cannot grow past it.
+  beast::flat_buffer buffer = detail::http_limits::bounded_buffer();
   std::string host;
   bool reusable = true;
   bool busy = false;
@@ -144,16 +149,46 @@ void connection::mark_broken() noexcept {
 
 namespace {
 
-// One exchange on a stream: write the request, read the response whole.
+// A response read whole, and whether it ends only with the connection.
+struct exchanged {
+  response res;
+  bool needs_eof = false;
+};
+
+// A read that failed on what the server sent (or on when it closed): the
+// reader's words, as the connector's error.
+struct read_failure : std::system_error {
+  using std::system_error::system_error;
+};
+
+// One exchange on a stream: write the request, read the final response
+// whole. The reader decides everything; this loop only moves bytes.
 template <class Stream>
-asio::awaitable<response> exchange(Stream& stream, beast::flat_buffer& buffer, request& req,
-                                   std::size_t body_limit) {
+asio::awaitable<exchanged> exchange(Stream& stream, beast::flat_buffer& buffer, request& req,
+                                    std::size_t body_limit) {
+  namespace reading = detail::http_response;
   co_await bhttp::async_write(stream, req, asio::use_awaitable);
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.body_limit(body_limit);
-  parser.header_limit(8 * 1024);
-  co_await bhttp::async_read(stream, buffer, parser, asio::use_awaitable);
-  co_return parser.release();
+  reading::reader reader(body_limit);
+  while (reader.parse(buffer) == reading::reader::state::need_more) {
+    const auto room = reader.room(buffer);
+    if (!room) break;
+    auto [ec, n] = co_await stream.async_read_some(*room, asio::as_tuple(asio::use_awaitable));
+    buffer.commit(n);
+    if (ec == asio::error::eof) {
+      reader.end_of_stream();
+      break;
+    }
+    if (ec) throw boost::system::system_error(ec);
+  }
+  if (reader.current() == reading::reader::state::failed) {
+    if (reader.failed_as() == reading::reader::failure::closed) {
+      throw read_failure(make_error_code(errc::connection_closed),
+                         std::string("the server closed the connection ") + reader.why());
+    }
+    throw read_failure(make_error_code(errc::bad_response), reader.why());
+  }
+  const bool needs_eof = reader.needs_eof();
+  co_return exchanged{reader.release(), needs_eof};
 }
 
 bool closed_by_peer(const boost::system::error_code& ec) {
@@ -184,11 +219,17 @@ asio::awaitable<response> connection::request(http::request req) {
 
   p.busy = true;
   p.reusable = false;  // until the response is read whole
-  std::optional<response> res;
+  std::optional<exchanged> res;
   try {
     auto op = p.secure ? exchange(*p.secure, p.buffer, req, c.body_limit)
                        : exchange(*p.plain, p.buffer, req, c.body_limit);
     res = co_await detail::within(c.request_timeout, std::move(op));
+  } catch (const read_failure& e) {
+    // A limit, a protocol error or a close: the connection's state is
+    // unknown, so it is not kept, and why says which.
+    p.busy = false;
+    p.close(e.what());
+    throw;
   } catch (const boost::system::system_error& e) {
     p.busy = false;
     const auto ec = e.code();
@@ -222,15 +263,15 @@ asio::awaitable<response> connection::request(http::request req) {
             " ms");
   }
   ++p.requests;
-  p.last_status = res->result_int();
-  if (!client_keeps || !res->keep_alive()) {
-    p.close(client_keeps ? "the server asked to close it" : "the request asked to close it");
-  } else if (p.buffer.size() != 0) {
-    p.close("the server sent more than the response");
-  } else {
+  p.last_status = res->res.result_int();
+  auto why_not = detail::http_response::close_reason(client_keeps, res->res.keep_alive(),
+                                                     res->needs_eof, p.buffer.size());
+  if (why_not.empty()) {
     p.reusable = true;
+  } else {
+    p.close(std::move(why_not));
   }
-  co_return std::move(*res);
+  co_return std::move(res->res);
 }
 
 // --- the connector -----------------------------------------------------------

@@ -39,8 +39,11 @@ enum class errc {
   /// The server closed the connection before the response was complete
   /// (e.g. an idle connection it had just timed out).
   connection_closed,
-  /// The response did not parse as HTTP/1.1, or its body was larger than
-  /// `config::body_limit`.
+  /// The response did not parse as HTTP/1.1, or passed a limit: its body
+  /// larger than `config::body_limit`, its header over 8 KiB, a chunk's
+  /// extensions over 1 KiB, a chunk header or the trailer over 16 KiB,
+  /// more than 16 interim (1xx) responses; or it was `101 Switching
+  /// Protocols`. The message names the limit; the connection is closed.
   bad_response,
   /// The health check (`config::ping_target`) got a status other than 2xx.
   ping_failed,
@@ -84,7 +87,8 @@ struct config {
   /// Bound on the health-check request; zero means none (the pool's
   /// `health_check_timeout` still bounds it).
   std::chrono::milliseconds ping_timeout{std::chrono::seconds(5)};
-  /// Largest response body accepted (and header block, 8 KiB beyond it).
+  /// Largest response body accepted (the header is bounded apart, at
+  /// 8 KiB; see docs/limits.md).
   std::size_t body_limit = std::size_t(8) << 20;
   /// `on_acquire` checks, without a round trip, that the server has not
   /// closed the connection while it sat idle (one non-blocking read), so a
@@ -120,7 +124,8 @@ class connection {
   connection& operator=(const connection&) = delete;
   ~connection();
 
-  /// Sends `req` and reads its response whole.
+  /// Sends `req` and reads its final response whole: interim responses
+  /// (1xx but 101) are skipped, at most 16 of them.
   ///
   /// `req` gets, where it has none: the `Host` header, `User-Agent`,
   /// `Content-Length` (from its body), HTTP/1.1 and keep-alive. The

@@ -23,6 +23,7 @@ declare -A sources=(
   [dns_message]="src/resolvers/dns_message.cpp src/resolvers/dns_lookup.cpp src/backend.cpp"
   [postgres_protocol]="src/connectors/postgres_protocol.cpp src/backend.cpp src/log.cpp"
   [stats_request]="src/observability/stats_request.cpp"
+  [http_response]=""
 )
 # target: extra compile and link flags
 declare -A extra=(

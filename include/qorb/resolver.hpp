@@ -6,8 +6,20 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace qorb {
+
+/// A change to a published set of backends: what one event of the source
+/// changed, so that applying it costs the size of the change rather than of
+/// the set.
+struct backend_changes {
+  /// New names, and names whose backend changed (replace the old one).
+  backend_map added;
+  /// Names that are gone. A name is never both added and removed.
+  std::vector<std::string> removed;
+};
 
 /// Turns a service name into the current set of backends and publishes the
 /// *whole* set every time it changes. A resolver does not judge health:
@@ -24,6 +36,8 @@ class resolver {
  public:
   /// Called with the whole set of backends each time it changes.
   using listener = std::function<void(const backend_map&)>;
+  /// Called with a change to the set last published (whole or changed).
+  using change_listener = std::function<void(const backend_changes&)>;
 
   virtual ~resolver() = default;
 
@@ -50,6 +64,22 @@ class resolver {
   /// Exceptions: whatever it throws leaves the pool's constructor; a thrown
   /// `on_change` is the pool's bug, not the resolver's.
   virtual void start(asio::any_io_executor executor, listener on_change) = 0;
+
+  /// As `start`, for a caller that can take changes: the resolver calls
+  /// `on_set` with a whole set (at first, and whenever it starts over) and
+  /// may call `on_change` with what changed since its last call of either.
+  /// The two are called on the same terms as `start`'s listener, one call
+  /// at a time, in order. The pool starts its resolver this way.
+  ///
+  /// The default calls `start(executor, on_set)`: a resolver that only
+  /// knows whole sets need not override it. Override it when a large set
+  /// changes a little at a time (the etcd resolver does), so that one
+  /// change does not cost a pass over every backend.
+  virtual void start_incremental(asio::any_io_executor executor, listener on_set,
+                                 change_listener on_change) {
+    static_cast<void>(on_change);
+    start(std::move(executor), std::move(on_set));
+  }
 
   /// Stop resolving: cancel outstanding work promptly, call no more.
   ///

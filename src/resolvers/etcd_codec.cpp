@@ -3,8 +3,10 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
+#include <limits>
 
 namespace qorb::detail::etcd {
 
@@ -24,18 +26,48 @@ constexpr std::array<std::int8_t, 256> decoding_table() {
   return table;
 }
 
-// jsonpb writes int64 fields as strings; accept numbers too.
-std::int64_t as_int64(const json::object& o, std::string_view field) {
+// jsonpb writes int64 fields as strings; accept numbers too. A value
+// outside int64 saturates (it is never wrapped into a negative one).
+// Absent: 0. False when present but not an integer.
+bool as_int64(const json::object& o, std::string_view field, std::int64_t& out) {
+  out = 0;
   const auto* v = o.if_contains(field);
-  if (!v) return 0;
-  if (const auto* i = v->if_int64()) return *i;
-  if (const auto* u = v->if_uint64()) return static_cast<std::int64_t>(*u);
-  if (const auto* s = v->if_string()) {
-    std::int64_t out = 0;
-    const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), out);
-    if (ec == std::errc{} && end == s->data() + s->size()) return out;
+  if (!v) return true;
+  constexpr auto most = std::numeric_limits<std::int64_t>::max();
+  if (const auto* i = v->if_int64()) {
+    out = *i;
+    return true;
   }
-  return 0;
+  if (const auto* u = v->if_uint64()) {
+    out = *u > static_cast<std::uint64_t>(most) ? most : static_cast<std::int64_t>(*u);
+    return true;
+  }
+  if (const auto* s = v->if_string()) {
+    const auto* first = s->data();
+    const auto* last = s->data() + s->size();
+    const auto [end, ec] = std::from_chars(first, last, out);
+    if (end != last || s->empty()) return false;
+    if (ec == std::errc::result_out_of_range) {
+      out = *first == '-' ? std::numeric_limits<std::int64_t>::min() : most;
+      return true;
+    }
+    return ec == std::errc{};
+  }
+  return false;
+}
+
+// A revision: an integer from 0 to INT64_MAX (etcd's are int64 and start at
+// 1); `error` names the field otherwise.
+bool read_revision(const json::object& o, std::string_view field, std::string_view where,
+                   std::int64_t& out, std::string& error) {
+  if (!as_int64(o, field, out) || out < 0) {
+    const auto* v = o.if_contains(field);
+    error = std::string(where).append(field).append(" is not a revision (0 to 2^63-1): ");
+    error.append(json::serialize(*v).substr(0, 40));
+    out = 0;
+    return false;
+  }
+  return true;
 }
 
 std::string as_string(const json::object& o, std::string_view field) {
@@ -55,11 +87,18 @@ bool decode_field(const json::object& o, std::string_view field, std::string& ou
   return true;
 }
 
-bool read_kv(const json::value& v, key_value& out) {
+bool read_kv(const json::value& v, key_value& out, std::string& error) {
   const auto* o = v.if_object();
-  if (!o) return false;
-  out.mod_revision = as_int64(*o, "mod_revision");
-  return decode_field(*o, "key", out.key) && decode_field(*o, "value", out.value);
+  if (!o) {
+    error = "a key-value is not an object";
+    return false;
+  }
+  if (!read_revision(*o, "mod_revision", "kv.", out.mod_revision, error)) return false;
+  if (!decode_field(*o, "key", out.key) || !decode_field(*o, "value", out.value)) {
+    error = "a key or value is not base64";
+    return false;
+  }
+  return true;
 }
 
 std::string serialize(const json::object& o) { return json::serialize(o); }
@@ -160,7 +199,9 @@ std::optional<asio::ip::tcp::endpoint> parse_value(std::string_view value, std::
     if (const auto* i = port->if_int64()) p = *i;
     if (const auto* u = port->if_uint64()) p = *u > 65535 ? -1 : static_cast<std::int64_t>(*u);
     if (p < 1 || p > 65535) {
-      error = std::string("\"port\" ").append(json::serialize(*port)).append(" is not a port (1 to 65535)");
+      error = std::string("\"port\" ")
+                  .append(json::serialize(*port))
+                  .append(" is not a port (1 to 65535)");
       return std::nullopt;
     }
     boost::system::error_code aec;
@@ -205,15 +246,12 @@ reply parse_reply(std::string_view body) {
     return out;
   }
   if (const auto* h = o->if_contains("header"); h && h->is_object()) {
-    out.revision = as_int64(h->get_object(), "revision");
+    if (!read_revision(h->get_object(), "revision", "header.", out.revision, out.error)) return out;
   }
   if (const auto* kvs = o->if_contains("kvs"); kvs && kvs->is_array()) {
     for (const auto& kv : kvs->get_array()) {
       key_value parsed;
-      if (!read_kv(kv, parsed)) {
-        out.error = "a key or value is not base64";
-        return out;
-      }
+      if (!read_kv(kv, parsed, out.error)) return out;
       out.kvs.push_back(std::move(parsed));
     }
   }
@@ -222,8 +260,12 @@ reply parse_reply(std::string_view body) {
       const auto* eo = e.if_object();
       const auto* kv = eo ? eo->if_contains("kv") : nullptr;
       watch_event parsed;
-      if (!kv || !read_kv(*kv, parsed.kv)) {
-        out.error = "a watch event without a readable kv";
+      if (!kv) {
+        out.error = "a watch event without a kv";
+        return out;
+      }
+      if (!read_kv(*kv, parsed.kv, out.error)) {
+        out.error.insert(0, "a watch event: ");
         return out;
       }
       parsed.deleted = as_string(*eo, "type") == "DELETE";
@@ -232,15 +274,43 @@ reply parse_reply(std::string_view body) {
   }
   if (const auto* c = o->if_contains("created")) out.created = c->is_bool() && c->get_bool();
   if (const auto* c = o->if_contains("canceled")) out.canceled = c->is_bool() && c->get_bool();
-  out.compact_revision = as_int64(*o, "compact_revision");
+  if (!read_revision(*o, "compact_revision", "", out.compact_revision, out.error)) return out;
   out.cancel_reason = as_string(*o, "cancel_reason");
   out.lease_id = as_string(*o, "ID");
-  out.ttl = as_int64(*o, "TTL");
+  // Negative or absent: the lease is gone. Huge: saturated here, bounded
+  // by the registration.
+  if (!as_int64(*o, "TTL", out.ttl)) {
+    out.error = "TTL is not an integer";
+    return out;
+  }
   return out;
 }
 
+line_splitter::status line_splitter::next(std::string& pending, std::string& line,
+                                          std::size_t max_line) {
+  for (;;) {
+    const auto end = pending.find('\n', std::min(searched_, pending.size()));
+    if (end == std::string::npos) {
+      searched_ = pending.size();
+      return pending.size() >= max_line ? status::too_long : status::more;
+    }
+    searched_ = 0;
+    if (end >= max_line) return status::too_long;
+    line.assign(pending, 0, end);
+    pending.erase(0, end + 1);
+    if (line.find_first_not_of(" \r\t") != std::string::npos) return status::line;
+  }
+}
+
 std::string range_request(std::string_view prefix) {
-  return serialize({{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}});
+  return serialize(
+      {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}});
+}
+
+std::int64_t next_revision(std::int64_t revision) {
+  return revision < std::numeric_limits<std::int64_t>::max()
+             ? std::max<std::int64_t>(revision, 0) + 1
+             : revision;
 }
 
 std::string watch_request(std::string_view prefix, std::int64_t start_revision) {

@@ -7,6 +7,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -43,12 +44,12 @@ struct watch_event {
 
 /// What one reply (or one message of the watch stream) says.
 struct reply {
-  std::string error;  ///< non-empty: the gateway's error, or why it could not be read.
-  std::int64_t revision = 0;  ///< header.revision
+  std::string error;           ///< non-empty: the gateway's error, or why it could not be read.
+  std::int64_t revision = 0;   ///< header.revision
   std::vector<key_value> kvs;  ///< range
-  std::vector<watch_event> events;  ///< watch
-  bool created = false;  ///< watch created
-  bool canceled = false;  ///< watch canceled
+  std::vector<watch_event> events;    ///< watch
+  bool created = false;               ///< watch created
+  bool canceled = false;              ///< watch canceled
   std::int64_t compact_revision = 0;  ///< watch canceled by compaction
   std::string cancel_reason;
   std::string lease_id;  ///< lease grant / keepalive ("ID", a decimal string)
@@ -56,7 +57,37 @@ struct reply {
 };
 
 /// Parses a gateway reply body; a watch stream message is {"result": ...}.
+/// Revisions are integers from 0 to INT64_MAX: a negative one, or one that
+/// is not an integer, is an error naming the field; a TTL beyond int64
+/// saturates.
 reply parse_reply(std::string_view body);
+
+/// The revision after `revision`, saturating at INT64_MAX (a watch from
+/// there sees the last event again, which changes nothing).
+std::int64_t next_revision(std::int64_t revision);
+
+/// The most a reply body, or one message of the watch stream, may hold.
+/// A watch message can batch the events of many revisions (etcd sends up
+/// to 1,000 per message when a watch catches up), so it gets the same
+/// bound as a range read of the whole prefix rather than a smaller one
+/// that a legitimate catch-up could exceed on every member at once.
+inline constexpr std::size_t max_reply = 64 * 1024 * 1024;
+
+/// Splits the watch stream's body into lines. Pure, so the fuzz target can
+/// drive it without sockets; remembers how far it searched, so a long
+/// line costs each byte once (searching from the start after every read
+/// made a line that never ends cost one core).
+class line_splitter {
+ public:
+  enum class status { line, more, too_long };
+  /// The next non-blank line of `pending` (removed from it, with its
+  /// '\n'), `more` when none is complete yet, `too_long` once an
+  /// incomplete line has reached `max_line` bytes.
+  status next(std::string& pending, std::string& line, std::size_t max_line = max_reply);
+
+ private:
+  std::size_t searched_ = 0;
+};
 
 std::string range_request(std::string_view prefix);
 std::string watch_request(std::string_view prefix, std::int64_t start_revision);

@@ -1,5 +1,7 @@
 #include "resolvers/etcd_http.hpp"
 
+#include "http_limits.hpp"
+
 #include <qorb/backend.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,10 +16,17 @@ namespace http = beast::http;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t max_reply = 64 * 1024 * 1024;
+
+// A read error in words; the limits name themselves.
+std::string read_error(std::string_view what, const beast::error_code& ec) {
+  auto limit = http_limits::limit_exceeded(ec);
+  return std::string(what).append(": ").append(limit.empty() ? ec.message() : limit);
+}
+
 }  // namespace
 
-http_connection::http_connection(asio::any_io_executor executor) : stream_(std::move(executor)) {}
+http_connection::http_connection(asio::any_io_executor executor)
+    : stream_(std::move(executor)), buffer_(http_limits::bounded_buffer()) {}
 
 asio::awaitable<std::string> http_connection::connect(asio::ip::tcp::endpoint member,
                                                       std::chrono::milliseconds timeout) {
@@ -45,12 +54,13 @@ asio::awaitable<std::string> http_connection::send(std::string_view path, std::s
   if (closed_) co_return "stopped";
   if (ec) co_return std::string("sending the request: ").append(ec.message());
   parser_.emplace();
+  http_limits::bound(*parser_);
   parser_->body_limit(max_reply);
   auto [rec, rn] = co_await http::async_read_header(stream_, buffer_, *parser_, nothrow);
   static_cast<void>(rn);
   if (closed_) co_return "stopped";
   if (rec == beast::error::timeout) co_return "no reply in time";
-  if (rec) co_return std::string("reading the reply: ").append(rec.message());
+  if (rec) co_return read_error("reading the reply", rec);
   co_return std::string();
 }
 
@@ -66,7 +76,7 @@ asio::awaitable<http_result> http_connection::post(std::string_view path, std::s
   } else if (ec == beast::error::timeout) {
     out.error = "no reply in time";
   } else if (ec) {
-    out.error = std::string("reading the reply: ").append(ec.message());
+    out.error = read_error("reading the reply", ec);
   } else {
     out.body = std::move(parser_->get().body());
     const auto status = parser_->get().result_int();
@@ -79,8 +89,7 @@ asio::awaitable<http_result> http_connection::post(std::string_view path, std::s
   co_return out;
 }
 
-asio::awaitable<std::string> http_connection::open_stream(std::string_view path,
-                                                          std::string body,
+asio::awaitable<std::string> http_connection::open_stream(std::string_view path, std::string body,
                                                           std::chrono::milliseconds timeout) {
   auto error = co_await send(path, std::move(body), timeout);
   if (!error.empty()) co_return error;
@@ -95,10 +104,11 @@ asio::awaitable<http_result> http_connection::next_message() {
   http_result out;
   auto& body = parser_->get().body();
   for (;;) {
-    if (const auto end = body.find('\n'); end != std::string::npos) {
-      out.body = body.substr(0, end);
-      body.erase(0, end + 1);
-      if (out.body.find_first_not_of(" \r\t") == std::string::npos) continue;
+    const auto got = lines_.next(body, out.body);
+    if (got == line_splitter::status::line) co_return out;
+    if (got == line_splitter::status::too_long) {
+      out.error = "a watch message is over " + std::to_string(max_reply / (1024 * 1024)) +
+                  " MiB without its end of line";
       co_return out;
     }
     if (parser_->is_done()) {
@@ -116,7 +126,7 @@ asio::awaitable<http_result> http_connection::next_message() {
       co_return out;
     }
     if (ec) {
-      out.error = std::string("reading the stream: ").append(ec.message());
+      out.error = read_error("reading the stream", ec);
       co_return out;
     }
   }

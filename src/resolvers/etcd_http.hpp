@@ -63,6 +63,7 @@ class http_connection {
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> parser_;
+  line_splitter lines_;
   std::string host_;
   bool closed_ = false;
 };

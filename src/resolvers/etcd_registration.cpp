@@ -28,6 +28,11 @@ namespace {
 using strand_type = asio::strand<asio::any_io_executor>;
 using clock = std::chrono::steady_clock;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// The longest TTL the registration acts on: the config's own bound. A member
+// that grants more (INT64_MAX seconds overflowed the keep-alive interval
+// into one every 100 ms) is kept alive as if it had granted this; more
+// keep-alives than needed never lose the lease.
+constexpr std::int64_t max_acted_ttl = 24 * 60 * 60;
 
 etcd_registration_config checked(etcd_registration_config config) {
   check_members("etcd_registration_config", config.endpoints);
@@ -129,7 +134,9 @@ class etcd_registration::impl : public std::enable_shared_from_this<impl> {
   }
 
   void lease_lost(const std::string& why) {
-    if (log_) log_->warn("etcd registration {}: lease {} lost ({}); registering again", name(), lease_, why);
+    if (log_)
+      log_->warn("etcd registration {}: lease {} lost ({}); registering again", name(), lease_,
+                 why);
     lease_.clear();
     registered_ = false;
     update([](etcd_registration_stats& s) { ++s.lost_leases; });
@@ -139,15 +146,26 @@ class etcd_registration::impl : public std::enable_shared_from_this<impl> {
   asio::awaitable<std::string> register_on(asio::ip::tcp::endpoint member) {
     reply r;
     if (lease_.empty()) {
-      if (auto error = co_await request(member, "lease/grant", grant_request(config_.ttl.count()), r);
+      if (auto error =
+              co_await request(member, "lease/grant", grant_request(config_.ttl.count()), r);
           !error.empty()) {
         co_return error;
       }
       if (r.lease_id.empty() || r.ttl <= 0) co_return "lease/grant: no lease in the reply";
       lease_ = r.lease_id;
       granted_ttl_ = r.ttl;
+      if (granted_ttl_ > max_acted_ttl) {
+        if (log_) {
+          log_->warn(
+              "etcd registration {}: member {} granted lease {} a TTL of {} s, over the {} s "
+              "bound; keeping it alive as if its TTL were {} s",
+              name(), to_string(member), lease_, granted_ttl_, max_acted_ttl, max_acted_ttl);
+        }
+        granted_ttl_ = max_acted_ttl;
+      }
     }
-    if (auto error = co_await request(member, "kv/put", put_request(config_.key, config_.value, lease_), r);
+    if (auto error =
+            co_await request(member, "kv/put", put_request(config_.key, config_.value, lease_), r);
         !error.empty()) {
       if (error.find("lease not found") != std::string::npos) lease_.clear();
       co_return error;
@@ -243,8 +261,9 @@ class etcd_registration::impl : public std::enable_shared_from_this<impl> {
       }
     }
     if (log_) {
-      log_->warn("etcd registration {}: stopped; no member revoked lease {}, the key goes when it expires",
-                 name(), lease_);
+      log_->warn(
+          "etcd registration {}: stopped; no member revoked lease {}, the key goes when it expires",
+          name(), lease_);
     }
     co_return false;
   }

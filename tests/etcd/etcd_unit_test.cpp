@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <stdexcept>
 
 namespace {
@@ -43,16 +44,13 @@ TEST(EtcdCodec, ValuesAreAddressesOrSmallJsonObjects) {
   EXPECT_EQ(qorb::to_string(*parse_value("[::1]:6001\n", error)), "[::1]:6001");
   EXPECT_EQ(qorb::to_string(*parse_value(R"({"address": "127.0.0.2", "port": 80})", error)),
             "127.0.0.2:80");
-  EXPECT_EQ(qorb::to_string(*parse_value(R"({"address": "::1", "port": 81})", error)),
-            "[::1]:81");
-  EXPECT_EQ(qorb::to_string(*parse_value(R"({"address": "127.0.0.3:82"})", error)),
-            "127.0.0.3:82");
-  for (const char* bad : {"", "garbage", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000",
-                          "host.example:80", "{", R"({"port": 80})", R"({"address": 5})",
-                          R"({"address": "127.0.0.1", "port": 0})",
-                          R"({"address": "127.0.0.1", "port": 65536})",
-                          R"({"address": "127.0.0.1", "port": "80"})",
-                          R"({"address": "nohost", "port": 80})", "[1, 2]"}) {
+  EXPECT_EQ(qorb::to_string(*parse_value(R"({"address": "::1", "port": 81})", error)), "[::1]:81");
+  EXPECT_EQ(qorb::to_string(*parse_value(R"({"address": "127.0.0.3:82"})", error)), "127.0.0.3:82");
+  for (const char* bad :
+       {"", "garbage", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "host.example:80", "{",
+        R"({"port": 80})", R"({"address": 5})", R"({"address": "127.0.0.1", "port": 0})",
+        R"({"address": "127.0.0.1", "port": 65536})", R"({"address": "127.0.0.1", "port": "80"})",
+        R"({"address": "nohost", "port": 80})", "[1, 2]"}) {
     error.clear();
     EXPECT_FALSE(parse_value(bad, error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;
@@ -60,9 +58,9 @@ TEST(EtcdCodec, ValuesAreAddressesOrSmallJsonObjects) {
 }
 
 TEST(EtcdCodec, RepliesOfTheGateway) {
-  const auto range = parse_reply(
-      R"({"header":{"revision":"7"},"kvs":[{"key":"L3NlcnZpY2VzL2VjaG8vYQ==",)"
-      R"("mod_revision":"2","value":"MTI3LjAuMC4xOjc="}],"count":"1"})");
+  const auto range =
+      parse_reply(R"({"header":{"revision":"7"},"kvs":[{"key":"L3NlcnZpY2VzL2VjaG8vYQ==",)"
+                  R"("mod_revision":"2","value":"MTI3LjAuMC4xOjc="}],"count":"1"})");
   EXPECT_TRUE(range.error.empty()) << range.error;
   EXPECT_EQ(range.revision, 7);
   ASSERT_EQ(range.kvs.size(), 1U);
@@ -70,16 +68,16 @@ TEST(EtcdCodec, RepliesOfTheGateway) {
   EXPECT_EQ(range.kvs[0].value, "127.0.0.1:7");
   EXPECT_EQ(range.kvs[0].mod_revision, 2);
 
-  const auto watch = parse_reply(
-      R"({"result":{"header":{"revision":"9"},"events":[{"type":"DELETE","kv":)"
-      R"({"key":"L3NlcnZpY2VzL2VjaG8vYQ==","mod_revision":"9"}}]}})");
+  const auto watch =
+      parse_reply(R"({"result":{"header":{"revision":"9"},"events":[{"type":"DELETE","kv":)"
+                  R"({"key":"L3NlcnZpY2VzL2VjaG8vYQ==","mod_revision":"9"}}]}})");
   ASSERT_EQ(watch.events.size(), 1U);
   EXPECT_TRUE(watch.events[0].deleted);
   EXPECT_EQ(watch.events[0].kv.mod_revision, 9);
   EXPECT_TRUE(watch.events[0].kv.value.empty());
 
-  const auto compacted = parse_reply(
-      R"({"result":{"header":{},"canceled":true,"compact_revision":"12"}})");
+  const auto compacted =
+      parse_reply(R"({"result":{"header":{},"canceled":true,"compact_revision":"12"}})");
   EXPECT_TRUE(compacted.canceled);
   EXPECT_EQ(compacted.compact_revision, 12);
 
@@ -92,6 +90,39 @@ TEST(EtcdCodec, RepliesOfTheGateway) {
             "etcd: bad thing");
   EXPECT_FALSE(parse_reply("not json").error.empty());
   EXPECT_FALSE(parse_reply(R"({"kvs":[{"key":"!!!"}]})").error.empty());
+}
+
+TEST(EtcdCodec, RevisionsAreNeverNegativeNorWrapped) {
+  const auto error_of_reply = [](const std::string& body) { return parse_reply(body).error; };
+  EXPECT_NE(error_of_reply(R"({"header":{"revision":"-1"}})").find("header.revision"),
+            std::string::npos);
+  EXPECT_NE(error_of_reply(R"({"header":{"revision":-1}})").find("header.revision"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of_reply(R"({"header":{"revision":"-9223372036854775809"}})").find("header.revision"),
+      std::string::npos);
+  EXPECT_NE(error_of_reply(R"({"header":{"revision":"12x"}})").find("header.revision"),
+            std::string::npos);
+  EXPECT_NE(error_of_reply(R"({"kvs":[{"key":"YQ==","value":"Yg==","mod_revision":"-2"}]})")
+                .find("kv.mod_revision"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of_reply(
+          R"({"result":{"events":[{"kv":{"key":"YQ==","mod_revision":"-9223372036854775808"}}]}})")
+          .find("kv.mod_revision"),
+      std::string::npos);
+  EXPECT_NE(error_of_reply(R"({"result":{"canceled":true,"compact_revision":"-3"}})")
+                .find("compact_revision"),
+            std::string::npos);
+  // Beyond int64: saturated, never wrapped into a negative number.
+  EXPECT_EQ(parse_reply(R"({"header":{"revision":"9223372036854775808"}})").revision, INT64_MAX);
+  EXPECT_EQ(parse_reply(R"({"header":{"revision":18446744073709551615}})").revision, INT64_MAX);
+  EXPECT_EQ(parse_reply(R"({"TTL":"99999999999999999999"})").ttl, INT64_MAX);
+  EXPECT_EQ(parse_reply(R"({"header":{"revision":"9223372036854775807"}})").revision, INT64_MAX);
+  EXPECT_EQ(next_revision(INT64_MAX), INT64_MAX);
+  EXPECT_EQ(next_revision(INT64_MAX - 1), INT64_MAX);
+  EXPECT_EQ(next_revision(0), 1);
+  EXPECT_EQ(next_revision(41), 42);
 }
 
 TEST(EtcdCodec, RequestsEncodeKeysAndRanges) {
@@ -116,9 +147,9 @@ TEST(EtcdUrl, ListsOfClientUrlsWithAnOptionalPrefix) {
   EXPECT_EQ(qorb::to_string(many->endpoints[1]), "[::1]:2");
   EXPECT_TRUE(many->prefix.empty());
 
-  for (const char* bad : {"", "127.0.0.1:2379", "https://127.0.0.1:2379", "http://etcd:2379",
-                          "http://127.0.0.1", "http://127.0.0.1:0",
-                          "http://127.0.0.1:1/a/,http://127.0.0.1:2/b/"}) {
+  for (const char* bad :
+       {"", "127.0.0.1:2379", "https://127.0.0.1:2379", "http://etcd:2379", "http://127.0.0.1",
+        "http://127.0.0.1:0", "http://127.0.0.1:1/a/,http://127.0.0.1:2/b/"}) {
     error.clear();
     EXPECT_FALSE(qorb::parse_etcd_url(bad, error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;

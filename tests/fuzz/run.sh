@@ -24,9 +24,11 @@ declare -A sources=(
   [postgres_protocol]="src/connectors/postgres_protocol.cpp src/backend.cpp src/log.cpp"
   [stats_request]="src/observability/stats_request.cpp"
   [http_response]=""
+  [etcd_reply]="src/resolvers/etcd_codec.cpp src/backend.cpp"
 )
 # target: extra compile and link flags
 declare -A extra=(
+  [etcd_reply]="-lboost_json"
   [postgres_protocol]="$(pkg-config --cflags --libs spdlog 2>/dev/null || echo -lspdlog -lfmt)"
 )
 for target in "${!sources[@]}"; do

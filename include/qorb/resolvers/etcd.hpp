@@ -59,29 +59,39 @@ struct etcd_resolver_config {
 
 /// A snapshot of an `etcd_resolver`'s counters.
 struct etcd_resolver_stats {
-  std::int64_t revision = 0;     ///< the last revision seen (read or event).
-  std::uint64_t reads = 0;       ///< complete range reads of the prefix.
-  std::uint64_t watches = 0;     ///< watches created.
-  std::uint64_t events = 0;      ///< watch events applied.
-  std::uint64_t bad_values = 0;  ///< values skipped (not an address).
-  std::uint64_t compactions = 0; ///< watches that found their revision compacted.
-  std::uint64_t failures = 0;    ///< attempts on a member that failed.
-  bool watching = false;         ///< a watch is established now.
-  asio::ip::tcp::endpoint member;  ///< the member in use (or tried last).
-  std::string last_error;        ///< why the last attempt failed.
+  std::int64_t revision = 0;         ///< the last revision seen (read or event).
+  std::uint64_t reads = 0;           ///< complete range reads of the prefix.
+  std::uint64_t watches = 0;         ///< watches created.
+  std::uint64_t events = 0;          ///< watch events applied.
+  std::uint64_t bad_values = 0;      ///< values skipped (not an address).
+  std::uint64_t outside_prefix = 0;  ///< keys skipped: not under the prefix.
+  std::uint64_t compactions = 0;     ///< watches that found their revision compacted.
+  std::uint64_t failures = 0;        ///< attempts on a member that failed.
+  bool watching = false;             ///< a watch is established now.
+  asio::ip::tcp::endpoint member;    ///< the member in use (or tried last).
+  std::string last_error;            ///< why the last attempt failed.
 };
 
 /// A resolver that finds backends under a key prefix in etcd.
 ///
 /// @details It reads the whole prefix (one range request), publishes the
-/// set, then watches the prefix from the next revision and publishes the
-/// whole set again after every batch of events that changed it. Each
-/// backend is named "<key without the prefix>@<ip>:<port>", so a key whose
-/// address changes is one backend removed and one added.
+/// set, then watches the prefix from the next revision and publishes what
+/// each batch of events changed: as a change (`start_incremental`, which
+/// the pool uses; one event costs the size of the change, not of the set)
+/// or as the whole set again (`start`). Each backend is named
+/// "<key without the prefix>@<ip>:<port>", so a key whose address changes
+/// is one backend removed and one added. A key a member sends that is not
+/// under the prefix, or is the prefix itself, names no backend: it is
+/// skipped, counted in `outside_prefix` and logged once (warn).
 ///
 /// When the watch breaks (the member died or closed it) it resumes on the
 /// next member from the revision after the last event it saw, so no change
-/// is missed or applied twice. When that revision is compacted away it
+/// is missed or applied twice; after every member failed in turn it waits
+/// the retry delay. Only a watch that delivered an event, or stayed up for
+/// `retry_max`, resets that delay: a member that accepts watches and ends
+/// them at once (or cancels them as compacted right after a read) is
+/// retried at the delay's pace, and its repeated warning lines are logged
+/// once per 10 s (the rest at debug level). When that revision is compacted away it
 /// reads the prefix again, then watches from there. A value that is not an
 /// address is skipped: logged (warn), counted in `bad_values`, and the key
 /// has no backend until it gets a good value. While no member answers it
@@ -114,6 +124,11 @@ class etcd_resolver final : public resolver {
   /// Cancellation: `stop()`. Lifetimes, thread safety and exceptions: as
   /// `resolver::start` and the class comment; throws only `std::bad_alloc`.
   void start(asio::any_io_executor executor, listener on_change) override;
+
+  /// As `start`, publishing the whole set after each read of the prefix and
+  /// then, for each batch of watch events that changed it, only the change.
+  void start_incremental(asio::any_io_executor executor, listener on_set,
+                         change_listener on_change) override;
 
   /// Stops: closes the connection, cancels timers; no listener call starts
   /// afterwards. Returns without waiting for the executor. Idempotent.

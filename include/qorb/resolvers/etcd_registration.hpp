@@ -53,9 +53,10 @@ struct etcd_registration_config {
 
 /// A snapshot of an `etcd_registration`'s state and counters.
 struct etcd_registration_stats {
-  bool registered = false;       ///< the key is up under a live lease.
-  std::string lease;             ///< the lease's ID (decimal), or "".
-  std::int64_t granted_ttl = 0;  ///< the TTL etcd granted, in seconds.
+  bool registered = false;  ///< the key is up under a live lease.
+  std::string lease;        ///< the lease's ID (decimal), or "".
+  std::int64_t granted_ttl =
+      0;  ///< the TTL etcd granted, in seconds (at most 1 day: a longer one is acted on as 1 day).
   std::uint64_t registrations = 0;  ///< times the key was put under a new lease.
   std::uint64_t keepalives = 0;     ///< keep-alives answered.
   std::uint64_t lost_leases = 0;    ///< leases found expired or revoked.

@@ -44,6 +44,11 @@ class pool_state final : private slot_port {
 
   /// The resolver published the whole set of backends.
   void backends_changed(const backend_map& backends, effects& fx);
+  /// The resolver published a change to the set: `added` are new backends
+  /// or new addresses for a name (the old one goes), `removed` names gone.
+  /// Costs O(change), not O(backends).
+  void backends_delta(const backend_map& added, const std::vector<std::string>& removed,
+                      effects& fx);
   /// Serves `c` now or queues it until its deadline (`c.timeout`, else the
   /// policy's claim_timeout); completes it exactly once, through `fx`.
   void claim(claim_node& c, effects& fx);
@@ -127,6 +132,8 @@ class pool_state final : private slot_port {
   void plan_all();
   void observe(observation o);
   /// Per-claim observations: built only while a tracer listens.
+  void add_set(const std::string& name, const backend& b);
+  void fail_fast_if_none();
   template <class Make>
   void trace(Make&& make) {
     if (fx_->trace) observe(make());

@@ -78,9 +78,14 @@ pool_driver::~pool_driver() = default;
 
 void pool_driver::start() {
   std::weak_ptr<pool_core> weak = weak_from_this();
-  resolver_->start(ex_, [weak](const backend_map& backends) {
-    if (auto self = weak.lock()) static_cast<pool_driver&>(*self).on_backends(backends);
-  });
+  resolver_->start_incremental(
+      ex_,
+      [weak](const backend_map& backends) {
+        if (auto self = weak.lock()) static_cast<pool_driver&>(*self).on_backends(backends);
+      },
+      [weak](const backend_changes& changes) {
+        if (auto self = weak.lock()) static_cast<pool_driver&>(*self).on_backend_changes(changes);
+      });
   std::optional<core::time_point> wake;
   {
     std::lock_guard lock(mu_);
@@ -187,6 +192,10 @@ void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_
 
 void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_ptr e,
                              check_result result) {
+void pool_driver::on_backend_changes(const backend_changes& changes) {
+  run([&](core::effects& fx) { state_.backends_delta(changes.added, changes.removed, fx); });
+}
+
   std::exception_ptr error = e ? e : result.error;
   const bool ok = !error && result.box;
   finished(ctx.op, ok, std::move(result.box), ok ? std::string() : describe(error));

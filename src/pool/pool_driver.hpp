@@ -81,6 +81,7 @@ class pool_driver final : public pool_core {
   void finished(std::uint64_t op, bool ok, box_ptr box, std::string why) noexcept;
   void on_backends(const backend_map& backends);
   void observe(const core::observation& o) const;
+  void on_backend_changes(const backend_changes& changes);
   void log_op_failed(const core::observation& o) const;
   template <class... Args>
   void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,

@@ -109,6 +109,12 @@ class core_harness {
     run([&](core::effects& fx) { state_.backends_changed(map, fx); });
   }
 
+  /// Publishes a change to the set: `added` (new names, or new addresses for
+  /// known ones) and the names `removed`.
+  void delta(const backend_map& added, const std::vector<std::string>& removed) {
+    run([&](core::effects& fx) { state_.backends_delta(added, removed, fx); });
+  }
+
   /// A new claim (owned by the harness), submitted now.
   test_claim& claim(duration timeout = duration::zero()) {
     claims_.push_back(std::make_unique<test_claim>());

@@ -176,6 +176,10 @@ void pool_driver::on_backends(const backend_map& backends) {
   run([&](core::effects& fx) { state_.backends_changed(backends, fx); });
 }
 
+void pool_driver::on_backend_changes(const backend_changes& changes) {
+  run([&](core::effects& fx) { state_.backends_delta(changes.added, changes.removed, fx); });
+}
+
 void pool_driver::timer_fired() {
   {
     std::lock_guard lock(timer_mu_);
@@ -192,10 +196,6 @@ void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_
 
 void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_ptr e,
                              check_result result) {
-void pool_driver::on_backend_changes(const backend_changes& changes) {
-  run([&](core::effects& fx) { state_.backends_delta(changes.added, changes.removed, fx); });
-}
-
   std::exception_ptr error = e ? e : result.error;
   const bool ok = !error && result.box;
   finished(ctx.op, ok, std::move(result.box), ok ? std::string() : describe(error));

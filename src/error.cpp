@@ -20,6 +20,11 @@ class qorb_category final : public std::error_category {
         return "the pool is terminated";
       case errc::would_deadlock:
         return "blocking call on a thread that runs the pool's executor";
+      case errc::acquire_failed:
+        return "acquire failed: the connector's on_acquire failed on the connection offered "
+               "(the backend's last error says why)";
+      case errc::connection_ended:
+        return "the server ended the connection normally";
     }
     return "unknown qorb error " + std::to_string(value);
   }

@@ -1,4 +1,5 @@
 #include <qorb/connectors/tcp.hpp>
+#include <qorb/error.hpp>
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -41,12 +42,12 @@ asio::awaitable<void> tcp_connector::is_valid(asio::ip::tcp::socket& socket) {
   }
   if (!socket.is_open()) throw std::system_error(std::make_error_code(std::errc::not_connected));
   // An idle connection has nothing to read; end-of-file means the peer
-  // closed it, an error that it broke.
+  // closed it (a server's idle timeout: a normal end, which the pool
+  // replaces without counting a failure), an error that it broke.
   char byte;
   const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0)
-    throw std::system_error(std::make_error_code(std::errc::connection_reset),
-                            "peer closed the connection");
+    throw std::system_error(make_error_code(errc::connection_ended), "peer closed the connection");
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
     throw std::system_error(errno, std::system_category(), "connection broken");
   }

@@ -30,6 +30,19 @@ namespace qorb {
 /// check, and reconnects with backoff. `connect` must not be lazy: a
 /// connection it returns should pass `is_valid`.
 ///
+/// A normal end is not a failure: when a hook finds that the server ended
+/// the connection in the ordinary course (closed it while idle, as HTTP
+/// servers do after their keep-alive timeout; asked to close it after a
+/// whole response), it throws `std::system_error` (or
+/// `boost::system::system_error`) whose code is `qorb::errc::connection_ended`.
+/// The pool then closes the connection and connects again at once, without
+/// counting a failure or backing off; the backend stays online meanwhile
+/// and a claim whose `on_acquire` said so is served by another connection.
+/// A connection that ends so within `min(1 s, max_connection_backoff)` of
+/// its connect still counts as a failure and backs off, so a backend that
+/// ends every connection at once is not hammered. A close in the middle of
+/// an exchange is a failure: throw any other error.
+///
 /// Context: every call runs in a coroutine on a strand of the pool's
 /// executor (`co_await asio::this_coro::executor` gives it), never inside
 /// the pool's critical section. Each call may be cancelled (timeout, slot

@@ -29,6 +29,16 @@ enum class errc {
   /// A blocking call was made on a thread running the pool's executor,
   /// where waiting would stop the pool itself.
   would_deadlock,
+  /// The claim timed out after the connector's `on_acquire` failed on the
+  /// last connection offered to it (the backend's `last_error` in
+  /// `pool::stats()` and the pool's log say why it failed).
+  acquire_failed,
+  /// Not a failure: thrown by a connector hook (`is_valid`, `on_acquire`,
+  /// `on_recycle`) as `std::system_error(make_error_code(
+  /// qorb::errc::connection_ended), "why")` to say the server ended the
+  /// connection normally (closed an idle keep-alive connection, or asked
+  /// to close it after a whole response). See `qorb::connector`.
+  connection_ended,
 };
 
 /// The category of `qorb::errc` values (name "qorb"; `message()` says what

@@ -50,6 +50,7 @@ struct claim_failure_stats {
   std::uint64_t all_claims_used = 0;     ///< `errc::all_claims_used`
   std::uint64_t terminated = 0;          ///< `errc::terminated`
   std::uint64_t cancelled = 0;           ///< cancelled by the caller (`operation_aborted`)
+  std::uint64_t acquire_failed = 0;      ///< `errc::acquire_failed`
 };
 
 /// How long claims waited (from the call to its completion, served or

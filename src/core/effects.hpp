@@ -29,7 +29,9 @@ enum class slot_state : std::uint8_t {
   claimed,
   recycling,  // on_recycle runs after a return
   cooling,    // holds a healthy connection, not claimable for a backoff after on_acquire failed
+  replacing,  // connecting again after its connection ended normally: still online
   closed,
+  count_,  // the number of states, not one
 };
 const char* to_string(slot_state s) noexcept;
 const char* to_string(op_kind k) noexcept;
@@ -41,6 +43,7 @@ enum class claim_outcome : std::uint8_t {
   all_claims_used,
   terminated,
   cancelled,
+  acquire_failed,  // timed out after on_acquire failed on the last connection offered
 };
 
 /// A backend's name and printed address, shared by the observations that
@@ -81,7 +84,8 @@ struct observation {
     claim_queued,     // traced only: no backend had an unclaimed slot
     claim_served,     // traced only
     claim_failed,     // traced only
-    acquire_failed,   // a claim's on_acquire failed: it tries again
+    acquire_failed,   // a claim's on_acquire failed (`flag`: its connection ended
+                      // normally instead): it tries again
     handle_returned,  // traced only
     state_changed,    // traced only
     op_started,       // traced only (connect_start, health_check_start, recycle_start)
@@ -89,6 +93,7 @@ struct observation {
     op_failed,        // `op`, `reason`; `timed_out`; connect: `delay`, `first`
     discarded,        // a handle said its connection was broken
     lost,             // an idle connection was lost
+    ended,            // `op` said the connection ended normally (`reason`): replaced, no failure
     set_online,       // `flag`: has an unclaimed slot
     set_offline,
     backend_added,

@@ -215,6 +215,23 @@ void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string
   finish(set);
 }
 
+void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx) {
+  event_scope scope(*this, fx);
+  const auto it = ops_.find(op);
+  if (it == ops_.end()) {
+    if (box) close(std::move(box));
+    return;
+  }
+  slot& s = *it->second;
+  ops_.erase(it);
+  slot_set& set = s.set();
+  handle(s, s.resume(*this, {.what = slot_event::kind::op_ended,
+                             .op = op,
+                             .box = std::move(box),
+                             .why = std::move(why)}));
+  finish(set);
+}
+
 void pool_state::connection_lost(slot& s, std::string why, effects& fx) {
   event_scope scope(*this, fx);
   slot_set& set = s.set();

@@ -62,6 +62,9 @@ class pool_state final : private slot_port {
   void release(slot& s, bool discard, effects& fx);
   /// A connector operation ended (`box`: the connection, if it gave one).
   void op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx);
+  /// A connector operation said the connection ended normally (a hook threw
+  /// errc::connection_ended): it is replaced without counting a failure.
+  void op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx);
   /// Something watching an idle connection saw it die.
   void connection_lost(slot& s, std::string why, effects& fx);
   /// The caller of a claimed connection saw its backend fail (counts
@@ -78,6 +81,8 @@ class pool_state final : private slot_port {
   pool_stats stats() const;
   /// What a claim whose deadline passes now fails with.
   claim_outcome timeout_reason() const noexcept;
+  /// ... for claim `c` (which may have been refused by on_acquire).
+  claim_outcome timeout_reason(const claim_node& c) const noexcept;
   bool terminated() const noexcept { return terminated_; }
   /// Terminated, and no slot is left (none claimed, none recycling).
   bool drained() const noexcept { return terminated_ && sets_.empty() && draining_.empty(); }
@@ -110,7 +115,7 @@ class pool_state final : private slot_port {
   slot* pick();
   time_point deadline_of(const claim_node& c);
   void serve(claim_node& c, slot& s);
-  void retry(claim_node& c);
+  void retry(claim_node& c, bool after_end);
   void complete(claim_node& c, claim_outcome outcome, slot* s = nullptr);
   void expire(claim_node& c);
   void handle(slot& s, slot_result r);

@@ -41,13 +41,19 @@ void pool_state::serve(claim_node& c, slot& s) {
   finish(set);
 }
 
-// The claim's on_acquire failed: it tries again, first in line.
-void pool_state::retry(claim_node& c) {
+// The claim's on_acquire failed (or its connection ended normally): it
+// tries again, first in line. Should its deadline pass before another
+// on_acquire lets it through, it fails saying on_acquire failed: that, not
+// the pool's size, is why it got no connection.
+void pool_state::retry(claim_node& c, bool after_end) {
   c.acquiring_on = nullptr;
   c.where = claim_node::phase::fresh;
-  observe(
-      {.what = observation::kind::acquire_failed, .claim = c.id, .reason = "on_acquire failed"});
-  if (c.deadline.at <= now()) return complete(c, timeout_reason());
+  c.acquire_failed = !after_end;
+  observe({.what = observation::kind::acquire_failed,
+           .flag = after_end,
+           .claim = c.id,
+           .reason = after_end ? "the connection ended normally" : "on_acquire failed"});
+  if (c.deadline.at <= now()) return complete(c, timeout_reason(c));
   if (slot* s = pick()) return serve(c, *s);
   if (terminated_) return complete(c, claim_outcome::terminated);
   if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
@@ -68,7 +74,7 @@ void pool_state::expire(claim_node& c) {
   } else if (slot* s = std::exchange(c.acquiring_on, nullptr)) {
     handle(*s, s->resume(*this, {.what = slot_event::kind::cancel}));
   }
-  complete(c, timeout_reason());
+  complete(c, timeout_reason(c));
 }
 
 void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
@@ -100,6 +106,9 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
     case claim_outcome::cancelled:
       ++claim_failures_.cancelled;
       break;
+    case claim_outcome::acquire_failed:
+      ++claim_failures_.acquire_failed;
+      break;
   }
   if (outcome != claim_outcome::served) {
     trace([&] {
@@ -110,6 +119,11 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
   fx_->completions.push_back({&c, outcome, s, s ? s->connection() : nullptr});
 }
 
+claim_outcome pool_state::timeout_reason(const claim_node& c) const noexcept {
+  // No backend at all is the bigger reason (its backend may have left).
+  return c.acquire_failed && !sets_.empty() ? claim_outcome::acquire_failed : timeout_reason();
+}
+
 claim_outcome pool_state::timeout_reason() const noexcept {
   if (sets_.empty()) return claim_outcome::no_backends;
   return online_ > 0 ? claim_outcome::all_claims_used : claim_outcome::no_backends_online;
@@ -118,7 +132,7 @@ claim_outcome pool_state::timeout_reason() const noexcept {
 // ----- after a slot's event ----------------------------------------------------
 
 void pool_state::handle(slot& s, slot_result r) {
-  if (r.retry) retry(*r.retry);
+  if (r.retry) retry(*r.retry, r.retry_after_end);
   switch (r.then) {
     case slot_result::next::ready:
       return settle(s);
@@ -226,6 +240,14 @@ void pool_state::ended(slot& s, op_kind kind, verdict v, std::string_view why, d
     return;
   }
   if (v == verdict::cancelled) return;
+  if (v == verdict::ended) {
+    observe({.what = observation::kind::ended,
+             .op = kind,
+             .slot = s.id(),
+             .set = set.label(),
+             .reason = std::string(why)});
+    return;
+  }
   set.failures.add(now());
   kind == op_kind::connect ? ++set.connect_failures : ++set.check_failures;
   observe({.what = observation::kind::op_failed,

@@ -9,12 +9,19 @@
 //     +--timer--> checking --ok--> [ready]
 //   checking/recycling fail, discard, lost: drop the connection, reconnect
 //   (at once if it had been up for max_connection_backoff, else backing off).
+//   checking/recycling/acquiring end normally (the connector says the server
+//   ended the connection, e.g. an idle keep-alive close): drop it and go
+//   replacing (connecting, still online) at once, counting no failure;
+//   unless it ended young (normal_end_min_age): then as a failure.
 //
 // Every operation has an id; a result for another id is stale (the slot
 // gave up on it) and its connection is closed.
 #include "core/slot.hpp"
 
 #include "core/environment.hpp"
+
+#include <algorithm>
+#include <chrono>
 
 namespace qorb::core {
 
@@ -36,7 +43,10 @@ const char* to_string(slot_state s) noexcept {
       return "recycling";
     case slot_state::cooling:
       return "cooling";
+    case slot_state::replacing:
+      return "replacing";
     case slot_state::closed:
+    case slot_state::count_:
       break;
   }
   return "closed";
@@ -70,6 +80,14 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       op_ = 0;
       wake_at_.reset();
       return finished(port, ev.what == kind::op_ok, std::move(ev.box), ev.why);
+    case kind::op_ended:
+      if (op_ == 0 || ev.op != op_) {
+        if (ev.box) port.close(std::move(ev.box));
+        return {};
+      }
+      op_ = 0;
+      wake_at_.reset();
+      return ended_normally(port, std::move(ev.box), ev.why);
     case kind::timer:
       if (!wake_at_ || *wake_at_ > port.now()) return {};
       wake_at_.reset();
@@ -117,6 +135,7 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
   const slot_rules& rules = port.rules();
   switch (state_) {
     case slot_state::connecting:
+    case slot_state::replacing:
       if (ok && box) {
         port.ended(*this, op_kind::connect, verdict::ok, {}, {});
         conn_ = std::move(box);
@@ -150,6 +169,36 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
       if (box) port.close(std::move(box));
       return {};
   }
+}
+
+// A hook said the server ended the connection normally. Old enough, it is
+// replaced at once and the backend stays online; the claim on_acquire ran
+// for is served by another connection. Young, it is a failure (see
+// normal_end_min_age).
+slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std::string& why) {
+  const set_config& cfg = *port.rules().cfg;
+  if (state_ != slot_state::checking && state_ != slot_state::recycling &&
+      state_ != slot_state::acquiring) {
+    return finished(port, false, std::move(box), why);  // a connect cannot end normally
+  }
+  const duration up = port.now() - up_since_;
+  if (up < std::min(normal_end_min_age, cfg.max_connection_backoff)) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(up).count();
+    return finished(port, false, std::move(box),
+                    why + " (" + std::to_string(ms) + " ms after it connected: too young)");
+  }
+  if (box) port.close(std::move(box));
+  const op_kind kind = state_ == slot_state::checking    ? op_kind::is_valid
+                       : state_ == slot_state::recycling ? op_kind::on_recycle
+                                                         : op_kind::on_acquire;
+  slot_result result;
+  result.retry = std::exchange(claim_, nullptr);
+  result.retry_after_end = result.retry != nullptr;
+  port.ended(*this, kind, verdict::ended, why, {});
+  if (up >= cfg.max_connection_backoff) retry_.reset();
+  hold_until_ = {};
+  begin_connect(port, slot_state::replacing);
+  return result;
 }
 
 slot_result slot::acquire_over(slot_port& port, bool ok, detail::box_ptr box, std::string_view why,
@@ -197,7 +246,8 @@ slot_result slot::timed_out(slot_port& port) {
     case slot_state::idle:  // time for a health check
       start_check(port, slot_state::checking, op_kind::is_valid);
       return {};
-    case slot_state::connecting: {
+    case slot_state::connecting:
+    case slot_state::replacing: {
       port.cancel(std::exchange(op_, 0), true);
       const duration delay = retry_.next(cfg, port.random01());
       port.ended(*this, op_kind::connect, verdict::timed_out, "timed out", delay);
@@ -255,8 +305,8 @@ void slot::close(slot_port& port) {
   to(port, slot_state::closed);
 }
 
-void slot::begin_connect(slot_port& port) {
-  to(port, slot_state::connecting);
+void slot::begin_connect(slot_port& port, slot_state st) {
+  to(port, st);
   op_ = port.start(*this, op_kind::connect, nullptr);
   if (const auto& limit = port.rules().cfg->connect_timeout) wake(port, after(port.now(), *limit));
 }

@@ -23,7 +23,17 @@ struct slot_rules {
   bool has_on_recycle = false;  // on_recycle, or is_valid standing in for it
 };
 
-enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled };
+/// `ended`: the connector said the connection ended normally (a server's
+/// close of an idle keep-alive connection): not the backend's fault.
+enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled, ended };
+
+/// A connection that ends normally younger than this (or than
+/// max_connection_backoff, if that is shorter) counts as a failure and
+/// backs off: a backend that ends every connection right after connect is
+/// failing, and replacing its connections at once would hammer it. Older
+/// ones are replaced at once, so a slot reconnects at most once per this
+/// long for normal ends.
+inline constexpr duration normal_end_min_age = std::chrono::seconds(1);
 
 /// The pool, as a slot sees it.
 class slot_port {
@@ -60,12 +70,15 @@ struct slot_result {
   next then = next::nothing;
   /// A claim whose on_acquire failed or timed out: it must try again.
   claim_node* retry = nullptr;
+  /// ... because its connection ended normally: no failure of the hook.
+  bool retry_after_end = false;
 };
 
 struct slot_event {
   enum class kind : std::uint8_t {
     op_ok,      // the operation `op` succeeded (`box`: the connection)
     op_failed,  // the operation `op` failed (`box`: the connection if it came back)
+    op_ended,   // the operation `op` said the connection ended normally (`box`: as op_failed)
     timer,      // the slot's wake time came
     claim,      // an idle slot is claimed by `claim`
     release,    // a claimed slot's handle returned it
@@ -117,9 +130,10 @@ class slot {
   slot_result timed_out(slot_port& port);
   slot_result acquire_over(slot_port& port, bool ok, detail::box_ptr box, std::string_view why,
                            bool timed_out);
+  slot_result ended_normally(slot_port& port, detail::box_ptr box, const std::string& why);
   slot_result recycle(slot_port& port);
   slot_result ready_or_hold(slot_port& port);
-  void begin_connect(slot_port& port);
+  void begin_connect(slot_port& port, slot_state st = slot_state::connecting);
   void start_check(slot_port& port, slot_state st, op_kind kind);
   void reconnect_after_loss(slot_port& port);
   void reconnect_in(slot_port& port, duration delay);

@@ -48,7 +48,9 @@ void slot_set::moved(slot& s, slot_state from) noexcept {
 
 slot* slot_set::shrink_victim() const noexcept {
   for (slot* s = head_; s; s = s->set_next) {
-    if (s->state() == slot_state::backing_off || s->state() == slot_state::connecting) return s;
+    if (s->state() == slot_state::backing_off || s->state() == slot_state::connecting ||
+        s->state() == slot_state::replacing)
+      return s;
   }
   return idle_tail_;
 }

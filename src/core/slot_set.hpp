@@ -45,10 +45,15 @@ class slot_set {
   std::size_t claimed() const noexcept {
     return count(slot_state::claimed) + count(slot_state::acquiring);
   }
-  /// Online: some slot holds a connection (idle, being checked or claimed).
-  bool online() const noexcept { return unclaimed() + checking() + claimed() > 0; }
+  /// Online: some slot holds a connection (idle, being checked or claimed)
+  /// or replaces one that ended normally (a server's idle close is no
+  /// reason to call the backend offline).
+  bool online() const noexcept {
+    return unclaimed() + checking() + claimed() + count(slot_state::replacing) > 0;
+  }
   std::size_t connecting() const noexcept {
-    return count(slot_state::connecting) + count(slot_state::backing_off);
+    return count(slot_state::connecting) + count(slot_state::replacing) +
+           count(slot_state::backing_off);
   }
   std::size_t checking() const noexcept {
     return count(slot_state::checking) + count(slot_state::recycling) + count(slot_state::cooling);
@@ -95,7 +100,7 @@ class slot_set {
   slot* idle_head_ = nullptr;
   slot* idle_tail_ = nullptr;  // the idle slot unused the longest
   std::size_t size_ = 0;
-  std::array<std::size_t, 9> by_state_{};
+  std::array<std::size_t, std::size_t(slot_state::count_)> by_state_{};
 };
 
 }  // namespace qorb::core

@@ -57,6 +57,8 @@ const char* reason_of(std::size_t outcome) {
       return "pool terminated";
     case core::claim_outcome::cancelled:
       return "cancelled";
+    case core::claim_outcome::acquire_failed:
+      return "on_acquire failed";
     case core::claim_outcome::served:
       break;
   }
@@ -121,6 +123,12 @@ void pool_driver::observe(const core::observation& o) const {
     case kind::lost:
       log_repeated(spdlog::level::warn, o, "lost", "{}: connection lost: {}", backend_name(o),
                    o.reason);
+      break;
+    case kind::ended:
+      // A server's idle close and the like: the connection is replaced,
+      // nothing failed, so nothing for an operator to see.
+      log(spdlog::level::debug, "{}: {}: the connection ended normally, replacing it: {}",
+          backend_name(o), core::to_string(o.op), o.reason);
       break;
     case kind::set_online:
       if (o.first) log(spdlog::level::info, "{}: online", backend_name(o));

@@ -27,6 +27,20 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
+// A hook's way of saying the server ended the connection normally.
+bool ended_normally(const std::exception_ptr& e) {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& ex) {
+    return ex.code() == errc::connection_ended;
+  } catch (const std::system_error& ex) {
+    return ex.code() == errc::connection_ended;
+  } catch (...) {
+  }
+  return false;
+}
+
 error_code to_error(core::claim_outcome o) {
   switch (o) {
     case core::claim_outcome::served:
@@ -39,6 +53,8 @@ error_code to_error(core::claim_outcome o) {
       return make_error_code(errc::all_claims_used);
     case core::claim_outcome::terminated:
       return make_error_code(errc::terminated);
+    case core::claim_outcome::acquire_failed:
+      return make_error_code(errc::acquire_failed);
     case core::claim_outcome::cancelled:
       break;
   }
@@ -191,22 +207,30 @@ void pool_driver::timer_fired() {
 
 void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) {
   const bool ok = !e && box;
-  finished(ctx.op, ok, std::move(box), ok ? std::string() : describe(e));
+  finished(ctx.op, ok ? outcome::ok : outcome::failed, std::move(box),
+           ok ? std::string() : describe(e));
 }
 
 void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_ptr e,
                              check_result result) {
   std::exception_ptr error = e ? e : result.error;
   const bool ok = !error && result.box;
-  finished(ctx.op, ok, std::move(result.box), ok ? std::string() : describe(error));
+  const outcome how = ok ? outcome::ok : ended_normally(error) ? outcome::ended : outcome::failed;
+  finished(ctx.op, how, std::move(result.box), ok ? std::string() : describe(error));
 }
 
-void pool_driver::finished(std::uint64_t op, bool ok, box_ptr box, std::string why) noexcept {
+void pool_driver::finished(std::uint64_t op, outcome how, box_ptr box, std::string why) noexcept {
   {
     std::lock_guard lock(ops_mu_);
     running_.erase(op);
   }
-  run([&](core::effects& fx) { state_.op_finished(op, ok, std::move(box), std::move(why), fx); });
+  run([&](core::effects& fx) {
+    if (how == outcome::ended) {
+      state_.op_ended(op, std::move(box), std::move(why), fx);
+    } else {
+      state_.op_finished(op, how == outcome::ok, std::move(box), std::move(why), fx);
+    }
+  });
 }
 
 // After the lock: what the core decided. Claims complete last, so a

@@ -78,7 +78,8 @@ class pool_driver final : public pool_core {
   void start_ops(core::effects& fx);
   void arm_timer(std::optional<core::time_point> wake);
   void timer_fired();
-  void finished(std::uint64_t op, bool ok, box_ptr box, std::string why) noexcept;
+  enum class outcome : std::uint8_t { ok, failed, ended };
+  void finished(std::uint64_t op, outcome how, box_ptr box, std::string why) noexcept;
   void on_backends(const backend_map& backends);
   void observe(const core::observation& o) const;
   void on_backend_changes(const backend_changes& changes);

@@ -170,6 +170,17 @@ class core_harness {
       return;
     }
   }
+  /// Finishes a pending check saying its connection ended normally (the
+  /// hook threw errc::connection_ended), giving back what it took.
+  void end_normally(core::op_id id) {
+    for (auto it = ops_.begin(); it != ops_.end(); ++it) {
+      if (it->id != id) continue;
+      detail::box_ptr box = std::move(it->box);
+      ops_.erase(it);
+      run([&](core::effects& fx) { state_.op_ended(id, std::move(box), "idle close (test)", fx); });
+      return;
+    }
+  }
   /// Finishes every pending operation of `kind` (on `backend`) as given;
   /// how many.
   int finish_all(core::op_kind kind, bool ok, const std::string& backend = {}) {

@@ -32,6 +32,7 @@
 //                                next_wakeup no later than the earliest deadline
 //   claim_reason                 served; cancelled only by our cancel; terminated only after
 //                                terminate; no_backends when none is published, else
+//                                acquire_failed when an on_acquire failed for it last, else
 //                                all_claims_used when a live set was online, else
 //                                no_backends_online
 //   fail_fast                    with fail_fast_without_backends, nobody waits while the
@@ -46,6 +47,10 @@
 //   backoff_bounds               a reconnect after a failed connect comes within [min, max +
 //                                spread); after a loss, at once if the connection had lived
 //                                max_connection_backoff, else within that range
+//   normal_end                   a check that says the connection ended normally
+//                                (errc::connection_ended) reconnects at once without a failure
+//                                only if the connection was up min(1 s, max_connection_backoff);
+//                                younger, it is a failure that backs off
 //   health_check_timing          is_valid on an idle connection health_interval (+ a share
 //                                of spread) after it became idle
 //   time_bounds                  no check outlives health_check_timeout, no connect
@@ -76,6 +81,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -93,6 +99,7 @@ void totals::add(const totals& t) {
   connects += t.connects;
   checks += t.checks;
   ops_failed += t.ops_failed;
+  ops_ended += t.ops_ended;
   ops_hung += t.ops_hung;
   late_finishes += t.late_finishes;
   for (const auto& [name, n] : t.skipped) skipped[name] += n;
@@ -122,6 +129,8 @@ const char* outcome_name(claim_outcome o) {
       return "terminated";
     case claim_outcome::cancelled:
       return "cancelled";
+    case claim_outcome::acquire_failed:
+      return "acquire_failed";
   }
   return "?";
 }
@@ -398,6 +407,7 @@ class simulation {
     // checks follow); the rest run the core's untraced path, as a pool does.
     traced_ = coin(0.7);
     for (std::size_t k = 0; k < k_count; ++k) weight_[k] = base_weight[k] * real(0.2, 2.0);
+    ended_ = coin(0.5) ? 0.0 : real(0, 0.6);
     if (opt_.events > 0) {
       const std::uint64_t n = opt_.events;
       terminate_at_ = coin(0.15) ? uni(n / 2 + 1, n) : uni(n - n / 10, n);
@@ -547,6 +557,8 @@ class simulation {
         ok = coin(check_ok_[b]);
         break;
     }
+    // A check may say the server ended the connection normally.
+    const bool ended = !ok && op.kind != op_kind::connect && coin(ended_);
     detail::box_ptr box = std::move(op.box);
     if (op.kind == op_kind::connect && ok) box = std::make_unique<sim_box>(&live_, ++boxes_made_);
     bool lost_box = false;
@@ -558,13 +570,21 @@ class simulation {
     if (late) ++counts_.late_finishes;
     if (!ok) ++counts_.ops_failed;
     describe("op %" PRIu64 " (%s, slot %s, b%d) %s%s%s%s", op.id, core::to_string(op.kind),
-             slot_name(op.slot_id).c_str(), op.backend, ok ? "succeeds" : "fails",
+             slot_name(op.slot_id).c_str(), op.backend,
+             ok      ? "succeeds"
+             : ended ? "ends normally"
+                     : "fails",
              lost_box ? " without its connection" : "",
              op.cancelled ? " after its cancellation" : "",
              op.hang && !op.cancelled ? " (was hanging)" : "");
     trace_step();
+    if (ended) ++counts_.ops_ended;
     call({call_kind::op}, [&](core::effects& fx) {
-      state_->op_finished(op.id, ok, std::move(box), ok ? std::string() : "failed (sim)", fx);
+      if (ended) {
+        state_->op_ended(op.id, std::move(box), "ended (sim)", fx);
+      } else {
+        state_->op_finished(op.id, ok, std::move(box), ok ? std::string() : "failed (sim)", fx);
+      }
     });
   }
 
@@ -804,7 +824,8 @@ class simulation {
         f.no_backends_online != n(claim_outcome::no_backends_online) ||
         f.all_claims_used != n(claim_outcome::all_claims_used) ||
         f.terminated != n(claim_outcome::terminated) ||
-        f.cancelled != n(claim_outcome::cancelled)) {
+        f.cancelled != n(claim_outcome::cancelled) ||
+        f.acquire_failed != n(claim_outcome::acquire_failed)) {
       fail("stats_agree", "stats().claim_failures differ from the completions the claimers saw");
     }
     // (total_claims counts picks: a claim whose on_acquire failed counts
@@ -906,6 +927,28 @@ class simulation {
           break;
         case kind::acquire_failed:
           retried_.push_back(o.claim);  // in the order the core put them back in line
+          // Refused by on_acquire, or passed on because its connection
+          // ended normally (flag): that is no refusal.
+          if (o.flag) {
+            refused_.erase(o.claim);
+          } else {
+            refused_.insert(o.claim);
+          }
+          break;
+        case kind::ended:
+          if (traced_) {
+            const retry_rule r = lost(o.slot, now);
+            const duration young =
+                std::min<duration>(core::normal_end_min_age, cfg.max_connection_backoff);
+            if (r.up < young) {
+              fail("normal_end",
+                   format("slot %s: ended normally after %s up, younger than %s: not a failure",
+                          slot_name(o.slot).c_str(), show(r.up).c_str(), show(young).c_str()));
+            }
+            retry_[o.slot].immediate = true;
+          } else {
+            retry_.erase(o.slot);
+          }
           break;
         case kind::state_changed:
           if (o.from == slot_state::idle) {
@@ -1154,8 +1197,9 @@ class simulation {
 
   void check_slot(const core::slot& s) {
     const slot_state st = s.state();
-    const bool busy = st == slot_state::connecting || st == slot_state::checking ||
-                      st == slot_state::acquiring || st == slot_state::recycling;
+    const bool busy = st == slot_state::connecting || st == slot_state::replacing ||
+                      st == slot_state::checking || st == slot_state::acquiring ||
+                      st == slot_state::recycling;
     const char* bad = nullptr;
     if (busy != s.running()) {
       bad = busy ? "no operation running" : "an operation running";
@@ -1246,9 +1290,10 @@ class simulation {
           break;
         }
         if (now != c->deadline) bad("claim_deadline", "failed before its deadline");
-        const claim_outcome want = pre_empty_    ? claim_outcome::no_backends
-                                   : pre_online_ ? claim_outcome::all_claims_used
-                                                 : claim_outcome::no_backends_online;
+        const claim_outcome want = pre_empty_                 ? claim_outcome::no_backends
+                                   : refused_.contains(c->id) ? claim_outcome::acquire_failed
+                                   : pre_online_              ? claim_outcome::all_claims_used
+                                                              : claim_outcome::no_backends_online;
         if (comp.outcome != want) {
           bad("claim_reason",
               format("the reason should be %s (backends published: %s, one online: %s)",
@@ -1605,6 +1650,8 @@ class simulation {
   std::vector<bool> in_set_;
   std::vector<double> connect_ok_, check_ok_;
   double hang_connect_ = 0, hang_check_ = 0, lose_box_ = 0, ok_without_box_ = 0, acquire_ok_ = 1;
+  double ended_ = 0;  // of failed checks, the share that say the connection ended normally
+  std::set<std::uint64_t> refused_;  // claims whose last on_acquire failed
   std::size_t claim_cap_ = 16;
   double timed_ = 0.5;  // operations that answer by themselves as time passes
   std::array<double, k_count> weight_{};

@@ -66,8 +66,10 @@ class tcp_connector {
   ///
   /// Handler: a coroutine that completes when the check passed.
   ///
-  /// Errors: thrown `std::system_error`: `connection_reset` when the peer
-  /// closed the connection, `not_connected` for a closed socket, the
+  /// Errors: thrown `std::system_error`: `qorb::errc::connection_ended`
+  /// when the peer closed the connection (a normal end: the pool replaces
+  /// it without counting a failure, unless it was young), `not_connected`
+  /// for a closed socket, the
   /// socket's errno when it broke; or whatever `health_check` throws.
   ///
   /// Executor: the coroutine's (a strand of the pool's executor).

@@ -56,6 +56,7 @@ class claim_node {
   deadline_hook deadline;
   time_point waiting_since{};  // set once it had to wait
   bool waited = false;
+  bool acquire_failed = false;  // the last on_acquire run for it failed
   std::uint64_t id = 0;
   phase where = phase::fresh;
   slot* acquiring_on = nullptr;  // the slot whose on_acquire runs for it

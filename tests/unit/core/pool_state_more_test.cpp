@@ -497,5 +497,141 @@ TEST(pool_state_more, terminating_twice_does_nothing_the_second_time) {
   EXPECT_FALSE(h.state().next_wakeup());
 }
 
+// ----- normal ends (a hook threw errc::connection_ended) --------------------------
+
+// Hardening: a server's idle keep-alive close counted two check failures,
+// backed the backend off and marked it offline, so claims failed with
+// "no backends online" though no request did.
+TEST(pool_state_more, an_idle_close_is_replaced_and_the_backend_never_goes_offline) {
+  auto p = small_policy(1);
+  p.spares_wanted = 1;
+  p.set_config.health_interval = 5s;  // the server closes idle ones sooner
+  p.set_config.spread = 0ms;
+  core_harness h(p, checked);
+  h.backends({"a"});
+  h.connect_ok();
+  ASSERT_EQ(count_seen(h, kind::set_online), 1u);
+  for (int round = 0; round < 10; ++round) {
+    h.advance(5s);
+    auto* check = h.find(op_kind::is_valid);
+    ASSERT_TRUE(check) << "round " << round;
+    h.end_normally(check->id);
+    // A claim made while the connection is replaced waits for the new one.
+    auto& c = h.claim();
+    EXPECT_FALSE(c.outcome);
+    ASSERT_TRUE(h.find(op_kind::connect)) << "replaced at once, no backoff";
+    h.connect_ok();
+    EXPECT_EQ(c.outcome, claim_outcome::served);
+    h.release(c);
+    ASSERT_TRUE(h.find(op_kind::on_recycle));
+    h.finish(h.find(op_kind::on_recycle)->id, true);
+  }
+  EXPECT_EQ(count_seen(h, kind::set_offline), 0u) << "never offline";
+  EXPECT_EQ(count_seen(h, kind::op_failed), 0u) << "nothing failed";
+  EXPECT_EQ(count_seen(h, kind::ended), 10u) << "each end is seen (logged at debug)";
+  const auto b = h.state().stats().backends.at("a");
+  EXPECT_EQ(b.check_failures, 0u);
+  EXPECT_EQ(b.recent_failures, 0u);
+  EXPECT_TRUE(b.online);
+}
+
+// The storm guard: a backend that ends every connection right after it is
+// made still backs off (and counts failures), as a failing one does.
+TEST(pool_state_more, a_backend_that_ends_every_connection_young_backs_off) {
+  auto p = small_policy(1);
+  p.spares_wanted = 1;
+  p.set_config.health_interval = 50ms;  // younger than min(1 s, max_connection_backoff)
+  core_harness h(p, checked);
+  h.backends({"a"});
+  int connects = 0;
+  for (int step = 0; step < 100000 && h.now() < time_point{} + 1003s; ++step) {
+    if (h.find(op_kind::connect)) {
+      ++connects;
+      h.connect_ok();
+    } else if (auto* check = h.find(op_kind::is_valid)) {
+      h.end_normally(check->id);
+    } else {
+      h.advance(1ms);
+    }
+  }
+  // Checks every 50 ms, each failing young: backoff 10, 20, ... 1000 ms.
+  EXPECT_LE(connects, 10) << "no backoff: one connect per 50 ms would be 60";
+  EXPECT_GT(h.state().stats().backends.at("a").check_failures, 0u);
+}
+
+// An on_acquire that finds its connection ended normally does not fail the
+// claim: another connection serves it, and no failure is counted.
+TEST(pool_state_more, an_on_acquire_that_finds_a_normal_end_serves_the_claim_elsewhere) {
+  auto p = small_policy(2);
+  p.spares_wanted = 2;
+  core_harness h(p, acquiring);
+  h.backends({"a"});
+  h.connect_ok();
+  ASSERT_EQ(h.idle(), 2u);
+  h.advance(2s);  // old enough to end normally
+  auto& c = h.claim();
+  auto* first = h.find(op_kind::on_acquire);
+  ASSERT_TRUE(first);
+  const core::slot* ended_on = first->s;
+  h.end_normally(first->id);
+  EXPECT_FALSE(c.outcome);
+  auto* second = h.find(op_kind::on_acquire);
+  ASSERT_TRUE(second) << "the claim is offered the other connection";
+  EXPECT_NE(second->s, ended_on);
+  h.finish(second->id, true);
+  EXPECT_EQ(c.outcome, claim_outcome::served);
+  ASSERT_EQ(count_seen(h, kind::acquire_failed), 1u) << "passed on, as after a failure";
+  const auto passed = std::find_if(h.seen().begin(), h.seen().end(),
+                                   [](const auto& o) { return o.what == kind::acquire_failed; });
+  EXPECT_TRUE(passed->flag) << "flagged as a normal end, not a refusal";
+  EXPECT_EQ(h.state().stats().backends.at("a").check_failures, 0u);
+  EXPECT_TRUE(h.find(op_kind::connect)) << "the ended one is replaced";
+}
+
+// Hardening: a claim refused by an always-throwing on_acquire failed with
+// all_claims_used; it says on_acquire failed, also when the refusal
+// came from a second connection while the first was cooling.
+TEST(pool_state_more, a_claim_on_acquire_keeps_refusing_fails_with_acquire_failed) {
+  auto p = small_policy(2);
+  p.spares_wanted = 2;
+  core_harness h(p, acquiring);
+  h.backends({"a"});
+  h.connect_ok();
+  auto& c = h.claim(300ms);
+  for (int step = 0; step < 10000 && !c.outcome; ++step) {
+    if (auto* op = h.find(op_kind::on_acquire)) {
+      h.finish(op->id, false);
+    } else {
+      h.advance(1ms);
+    }
+  }
+  EXPECT_EQ(c.outcome, claim_outcome::acquire_failed);
+  // A claim that merely waits for a busy pool still says all_claims_used.
+  auto& holder = h.claim(1s);
+  for (int step = 0; step < 10000 && !holder.outcome; ++step) {
+    if (auto* op = h.find(op_kind::on_acquire)) {
+      h.finish(op->id, true);
+    } else {
+      h.advance(1ms);
+    }
+  }
+  ASSERT_EQ(holder.outcome, claim_outcome::served);
+  auto& holder2 = h.claim(1s);
+  for (int step = 0; step < 10000 && !holder2.outcome; ++step) {
+    if (auto* op = h.find(op_kind::on_acquire)) {
+      h.finish(op->id, true);
+    } else {
+      h.advance(1ms);
+    }
+  }
+  ASSERT_EQ(holder2.outcome, claim_outcome::served);
+  auto& waiter = h.claim(100ms);
+  h.advance(200ms);
+  EXPECT_EQ(waiter.outcome, claim_outcome::all_claims_used);
+  const auto f = h.state().stats().claim_failures;
+  EXPECT_EQ(f.acquire_failed, 1u);
+  EXPECT_EQ(f.all_claims_used, 1u);
+}
+
 }  // namespace
 }  // namespace qorb::test

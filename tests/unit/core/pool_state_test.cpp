@@ -192,7 +192,10 @@ TEST(pool_state, an_always_failing_on_acquire_backs_off_and_the_deadline_holds) 
       h.advance(1ms);
     }
   }
-  EXPECT_EQ(c.outcome, claim_outcome::all_claims_used);
+  // Hardening: it failed with all_claims_used, which is not why.
+  EXPECT_EQ(c.outcome, claim_outcome::acquire_failed);
+  EXPECT_EQ(h.state().stats().claim_failures.acquire_failed, 1u);
+  EXPECT_EQ(h.state().stats().claim_failures.all_claims_used, 0u);
   EXPECT_LE(c.completed_at, submitted + 1s) << "no later than its deadline";
   EXPECT_LE(calls, 10) << "backoff: 10, 20, 40 ... ms within the 1 s deadline";
 }

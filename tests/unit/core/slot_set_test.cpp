@@ -174,6 +174,18 @@ TEST_F(slot_set_test, online_means_some_slot_holds_a_connection) {
   make(slot_state::connecting);
   make(slot_state::backing_off);
   EXPECT_FALSE(set.online()) << "connecting slots hold nothing";
+  {
+    // Replacing a connection that ended normally: still online.
+    core::slot_set one(1, test_backend("b"), 2s);
+    core::slot& r = make(slot_state::checking, one);  // 5 s up: old enough
+    auto& check = port.starts.back();
+    r.resume(port, {.what = ev::op_ended, .op = check.id, .box = std::move(check.box)});
+    ASSERT_EQ(r.state(), slot_state::replacing);
+    EXPECT_TRUE(one.online());
+    EXPECT_EQ(one.connecting(), 1u);
+    drop(r);
+    EXPECT_FALSE(one.online());
+  }
   for (auto st : every_live_state) {
     core::slot_set one(1, test_backend("b"), 2s);
     make(st, one);

@@ -45,6 +45,12 @@ class slot_test : public ::testing::Test {
   }
   /// Answers the latest check, giving back the connection it took.
   slot_result check_answer(bool ok) { return answer(port.last_op(), ok, port.take_box(), "bad"); }
+  /// Answers the latest check: the server ended the connection normally.
+  slot_result ended_answer() {
+    return s.resume(
+        port,
+        {.what = ev::op_ended, .op = port.last_op(), .box = port.take_box(), .why = "idle close"});
+  }
   slot_result timer() { return s.resume(port, {.what = ev::timer}); }
   /// Moves the clock to the slot's wake time and fires its timer.
   slot_result fire() {
@@ -739,6 +745,149 @@ TEST_F(slot_test, a_connection_lost_after_max_connection_backoff_reconnects_at_o
   EXPECT_EQ(port.ends.back().retry, 10ms) << "a new streak starts from the minimum";
 }
 
+// ----- normal ends (a hook threw errc::connection_ended) --------------------------
+
+// Hardening: a server's idle keep-alive close counted as a check failure,
+// backed the slot off and took its backend offline.
+TEST_F(slot_test, a_health_check_that_finds_a_normal_end_replaces_the_connection_at_once) {
+  port.hooks.has_is_valid = true;
+  up();
+  fire();  // 5 s after connecting: older than normal_end_min_age (1 s)
+  const auto before = port.starts.size();
+  EXPECT_EQ(ended_answer().then, next::nothing);
+  EXPECT_EQ(port.closed.size(), 1u) << "the connection is closed";
+  ASSERT_EQ(port.ends.size(), 2u);
+  EXPECT_EQ(port.ends.back().kind, op_kind::is_valid);
+  EXPECT_EQ(port.ends.back().v, verdict::ended) << "not a failure";
+  EXPECT_EQ(port.ends.back().why, "idle close");
+  EXPECT_EQ(s.state(), slot_state::replacing);
+  EXPECT_EQ(started(op_kind::connect, before), 1u) << "at once, no backoff";
+  EXPECT_EQ(s.retries().failures(), 0u);
+  EXPECT_TRUE(set.online()) << "a backend replacing a normally ended connection stays online";
+  EXPECT_EQ(set.connecting(), 1u);
+  EXPECT_EQ(connect_answer(true).then, next::ready);
+  s.make_idle(port);
+  EXPECT_EQ(s.state(), slot_state::idle);
+  EXPECT_EQ(port.live - int(port.closed.size()), 1) << "one connection open";
+}
+
+TEST_F(slot_test, a_normal_end_keeps_the_backoff_streak_of_a_connection_younger_than_max) {
+  port.hooks.has_is_valid = true;
+  port.cfg.max_connection_backoff = 10s;
+  port.cfg.health_interval = 2s;
+  s.open(port);
+  connect_answer(false);  // a streak of one
+  fire();
+  connect_answer(true);
+  s.make_idle(port);
+  fire();  // 2 s up: old enough to end normally, younger than max_connection_backoff
+  ended_answer();
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+  EXPECT_EQ(s.state(), slot_state::replacing);
+  EXPECT_EQ(s.retries().failures(), 1u) << "neither advanced nor reset";
+}
+
+TEST_F(slot_test, a_normal_end_of_a_young_connection_counts_as_a_failure_and_backs_off) {
+  port.hooks.has_is_valid = true;
+  port.cfg.health_interval = 200ms;  // under min(1 s, max_connection_backoff 1 s)
+  up();
+  fire();
+  const auto before = port.starts.size();
+  ended_answer();
+  EXPECT_EQ(port.ends.back().v, verdict::failed);
+  EXPECT_EQ(port.ends.back().why, "idle close (200 ms after it connected: too young)");
+  EXPECT_EQ(s.state(), slot_state::backing_off);
+  EXPECT_EQ(started(op_kind::connect, before), 0u);
+  EXPECT_EQ(*s.wake_at(), port.t + 10ms);
+  EXPECT_EQ(s.retries().failures(), 1u);
+  EXPECT_FALSE(set.online());
+}
+
+TEST_F(slot_test, the_young_limit_is_max_connection_backoff_when_that_is_shorter) {
+  port.hooks.has_is_valid = true;
+  port.cfg.max_connection_backoff = 100ms;
+  port.cfg.health_interval = 150ms;
+  up();
+  fire();
+  ended_answer();
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+  EXPECT_EQ(s.state(), slot_state::replacing);
+  EXPECT_EQ(s.retries().failures(), 0u) << "up for max_connection_backoff: the streak ends";
+}
+
+TEST_F(slot_test, a_recycle_that_finds_a_normal_end_replaces_the_connection) {
+  port.hooks.has_on_recycle = true;
+  up();
+  claim(&c);
+  port.t += 2s;
+  event(ev::release);
+  ASSERT_EQ(s.state(), slot_state::recycling);
+  EXPECT_EQ(ended_answer().then, next::nothing);
+  EXPECT_EQ(port.ends.back().kind, op_kind::on_recycle);
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+  EXPECT_EQ(s.state(), slot_state::replacing);
+  EXPECT_EQ(port.closed.size(), 1u);
+}
+
+TEST_F(slot_test, an_on_acquire_that_finds_a_normal_end_passes_the_claim_on_without_a_failure) {
+  port.hooks.has_on_acquire = true;
+  up();
+  port.t += 2s;
+  claim(&c);
+  const auto r = ended_answer();
+  EXPECT_EQ(r.retry, &c) << "another connection serves the claim";
+  EXPECT_TRUE(r.retry_after_end) << "not a failure of on_acquire";
+  EXPECT_EQ(r.then, next::nothing);
+  EXPECT_EQ(s.claim(), nullptr);
+  EXPECT_EQ(port.ends.back().kind, op_kind::on_acquire);
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+  EXPECT_EQ(s.state(), slot_state::replacing) << "no cooling: the connection is gone";
+  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(s.retries().failures(), 0u);
+}
+
+TEST_F(slot_test, a_replacing_connect_that_fails_backs_off_and_goes_offline) {
+  port.hooks.has_is_valid = true;
+  up();
+  fire();
+  ended_answer();
+  ASSERT_EQ(s.state(), slot_state::replacing);
+  connect_answer(false);
+  EXPECT_EQ(port.ends.back().kind, op_kind::connect);
+  EXPECT_EQ(port.ends.back().v, verdict::failed);
+  EXPECT_EQ(s.state(), slot_state::backing_off);
+  EXPECT_FALSE(set.online());
+}
+
+TEST_F(slot_test, a_replacing_connect_keeps_the_connect_timeout) {
+  port.hooks.has_is_valid = true;
+  port.cfg.connect_timeout = 300ms;
+  up();
+  fire();
+  ended_answer();
+  ASSERT_EQ(s.state(), slot_state::replacing);
+  EXPECT_EQ(*s.wake_at(), port.t + 300ms);
+  fire();
+  EXPECT_EQ(port.ends.back().v, verdict::timed_out);
+  EXPECT_EQ(s.state(), slot_state::backing_off);
+}
+
+TEST_F(slot_test, a_stale_normal_end_is_closed_and_changes_nothing) {
+  port.hooks.has_is_valid = true;
+  up();
+  fire();
+  const op_id check = port.last_op();
+  auto box = port.take_box();
+  fire();  // timed out: abandoned
+  const auto st = s.state();
+  const auto ends = port.ends.size();
+  EXPECT_EQ(s.resume(port, {.what = ev::op_ended, .op = check, .box = std::move(box)}).then,
+            next::nothing);
+  EXPECT_EQ(s.state(), st);
+  EXPECT_EQ(port.ends.size(), ends);
+  EXPECT_EQ(port.closed.size(), 1u);
+}
+
 // ----- stale results ------------------------------------------------------------
 
 TEST_F(slot_test, results_for_operations_it_gave_up_on_are_closed) {
@@ -803,7 +952,14 @@ class slot_close_test : public slot_test, public ::testing::WithParamInterface<s
         claim(&c);
         check_answer(false);
         break;
+      case slot_state::replacing:
+        port.hooks.has_is_valid = true;
+        up();
+        fire();
+        ended_answer();
+        break;
       case slot_state::closed:
+      case slot_state::count_:
         break;
     }
   }
@@ -848,14 +1004,12 @@ TEST_P(slot_close_test, cancels_the_operation_and_closes_the_connection) {
   EXPECT_EQ(port.live, int(port.closed.size())) << "every connection went to close()";
 }
 
-INSTANTIATE_TEST_SUITE_P(every_state, slot_close_test,
-                         ::testing::Values(slot_state::backing_off, slot_state::connecting,
-                                           slot_state::idle, slot_state::checking,
-                                           slot_state::acquiring, slot_state::claimed,
-                                           slot_state::recycling, slot_state::cooling),
-                         [](const auto& param) {
-                           return std::string(core::to_string(param.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    every_state, slot_close_test,
+    ::testing::Values(slot_state::backing_off, slot_state::connecting, slot_state::idle,
+                      slot_state::checking, slot_state::acquiring, slot_state::claimed,
+                      slot_state::recycling, slot_state::cooling, slot_state::replacing),
+    [](const auto& param) { return std::string(core::to_string(param.param)); });
 
 }  // namespace
 }  // namespace qorb::test

@@ -107,6 +107,20 @@ class fake_gateway {
     return requests_;
   }
 
+  /// Sends `bytes` on every connection held open (e.g. one more chunk of a
+  /// watch stream); returns once written (loopback: at once).
+  void push(std::string bytes) {
+    std::promise<void> written;
+    asio::post(io_, [&] {
+      for (auto& weak : held_) {
+        boost::system::error_code ec;
+        if (auto s = weak.lock()) asio::write(*s, asio::buffer(bytes), ec);
+      }
+      written.set_value();
+    });
+    written.get_future().wait();
+  }
+
  private:
   using socket_ptr = std::shared_ptr<asio::ip::tcp::socket>;
 
@@ -166,6 +180,8 @@ class fake_gateway {
         socket->close(ec);
         co_return;
       }
+      std::erase_if(held_, [](const auto& w) { return w.expired(); });
+      held_.push_back(socket);
     }
   }
 
@@ -175,6 +191,7 @@ class fake_gateway {
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;
   std::list<std::weak_ptr<asio::ip::tcp::socket>> sockets_;  // on the io thread
+  std::list<std::weak_ptr<asio::ip::tcp::socket>> held_;     // on the io thread
   mutable std::mutex mutex_;
   std::size_t connections_ = 0;
   std::vector<fake_request> requests_;

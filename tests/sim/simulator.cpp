@@ -505,9 +505,28 @@ class simulation {
     published_empty_ = std::none_of(in_set_.begin(), in_set_.end(), [](bool x) { return x; });
     backend_map map = current_map();
     describe_more(" {%s}", names(map).c_str());
+    // A flap or a move comes as a change (what the etcd resolver sends the
+    // pool); new sets come whole. Both must leave the same pool.
+    const bool as_change = !first && ((mode >= 3 && mode < 7) || mode == 8);
+    if (as_change) describe_more(" as a change");
     trace_step();
-    call({call_kind::backends, nullptr, map.empty()},
-         [&](core::effects& fx) { state_->backends_changed(map, fx); });
+    if (as_change) {
+      backend_map added;
+      std::vector<std::string> removed;
+      for (const auto& [name, now] : map) {
+        const auto it = last_map_.find(name);
+        if (it == last_map_.end() || !(it->second == now)) added.emplace(name, now);
+      }
+      for (const auto& entry : last_map_) {
+        if (!map.contains(entry.first)) removed.push_back(entry.first);
+      }
+      call({call_kind::backends, nullptr, map.empty()},
+           [&](core::effects& fx) { state_->backends_delta(added, removed, fx); });
+    } else {
+      call({call_kind::backends, nullptr, map.empty()},
+           [&](core::effects& fx) { state_->backends_changed(map, fx); });
+    }
+    last_map_ = std::move(map);
   }
 
   backend_map current_map() const {
@@ -1660,6 +1679,7 @@ class simulation {
   bool publish_first_ = true;
   bool traced_ = true;  // effects::trace for every call of this seed
   bool published_ = false, published_empty_ = true;
+  backend_map last_map_;  // the set last published (whole or as a change)
 
   // Destroyed in reverse: the core first (it holds claims and connections),
   // then the claims, then the count every connection decrements.

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) echo "docs.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-for tool in doxygen awk; do
+for tool in doxygen awk python3; do
   if ! command -v "$tool" >/dev/null; then
     echo "docs.sh: $tool is not installed (scripts/install-deps.sh installs it)" >&2
     exit 77
@@ -34,6 +34,44 @@ headers=$(cd "$headers" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -rf "$out/html" "$out/xml" "$out/warnings.txt"
+
+# The guide pages (docs/*.md) go into the reference too. Their links to a
+# heading (GitHub's "#slug", or "page.md#slug") become Doxygen labels: the
+# heading gets "{#page-slug}" in the copy Doxygen reads, so the pages stay
+# clean on GitHub and every link resolves in the reference.
+rm -rf "$out/pages"
+mkdir -p "$out/pages"
+python3 - "$root/docs" "$out/pages" <<'PY'
+import os, re, sys
+src, dst = sys.argv[1], sys.argv[2]
+pages = {f[:-3]: open(os.path.join(src, f), encoding="utf-8").read()
+         for f in sorted(os.listdir(src)) if f.endswith(".md")}
+
+def slug(title):
+    title = re.sub(r"\{#[^}]*\}", "", title).strip().lower()
+    title = re.sub(r"[^\w\- ]", "", title)
+    return title.replace(" ", "-")
+
+link = re.compile(r"\]\((?:([\w-]+)\.md)?#([\w-]+)\)")
+wanted = {}
+for page, text in pages.items():
+    for m in link.finditer(text):
+        wanted.setdefault(m.group(1) or page, set()).add(m.group(2))
+for page, text in pages.items():
+    def label(m, page=page):
+        target = m.group(1) or page
+        return "](#%s-%s)" % (target, m.group(2))
+    lines = []
+    fence = False
+    for line in link.sub(label, text).split("\n"):
+        if line.startswith("```"):
+            fence = not fence
+        h = None if fence else re.match(r"(#{1,6}) (.*)$", line)
+        if h and "{#" not in line and slug(h.group(2)) in wanted.get(page, ()):
+            line += " {#%s-%s}" % (page, slug(h.group(2)))
+        lines.append(line)
+    open(os.path.join(dst, page + ".md"), "w", encoding="utf-8").write("\n".join(lines))
+PY
 
 version=$(sed -n 's/^project(qorb VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 sed -e "s|@VERSION@|$version|g" -e "s|@OUT@|$out|g" -e "s|@HEADERS@|$headers|g" \

@@ -33,8 +33,8 @@ demo=(knot knot-dnsutils etcd-server etcd-client gnuplot-nox)
 # The suite: real PostgreSQL, nginx and OpenSSL's tool for certificates,
 # bpftrace for the probes, tmux for the terminal tools, doxygen for the
 # reference, clang and its fuzzer runtime for the fuzzers, python3 for the
-# hostile peers.
-test=(postgresql nginx-light openssl bpftrace binutils tmux doxygen clang libclang-rt-14-dev python3)
+# hostile peers, curl for the lines the demo prints.
+test=(postgresql nginx-light openssl bpftrace binutils tmux doxygen clang libclang-rt-14-dev python3 curl)
 
 list=false
 if [ "${1:-}" = --list ]; then

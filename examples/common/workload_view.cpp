@@ -64,16 +64,19 @@ std::vector<std::string> backend_table(const workload_snapshot& now,
                                        const workload_snapshot* before) {
   std::size_t width = 7;
   for (const auto& [name, b] : now.backends) width = std::max(width, name.size());
-  width = std::min<std::size_t>(width, 56);
+  // The table fits 100 columns with names of up to 40 (longer ones are cut).
+  width = std::min<std::size_t>(width, 40);
   // The pool's words (backend_stats, qtop, /stats): connecting, unclaimed,
   // checking, claimed; connect and check failures are the pool's counts,
   // the ones its "offline (N connect and M check failures so far)" events
   // give; server failures are the claimers' (the write or the echo failed).
+  // Abbreviated as qtop's narrow columns are, so that the table fits 100
+  // columns: CONN connecting, UNCL unclaimed, CHCK checking, CLMD claimed;
+  // failures: FCONN connect, FCHK check, FSRV server.
   std::vector<std::string> lines;
-  lines.push_back(
-      fmt::format("{:<{}} {:<7} {:>10} {:>9} {:>8} {:>7} {:>8} {:>8} {:>16} {:>14} {:>15}",
-                  "BACKEND", width, "STATE", "CONNECTING", "UNCLAIMED", "CHECKING", "CLAIMED", "OK",
-                  "CLAIMS/S", "CONNECT-FAILURES", "CHECK-FAILURES", "SERVER-FAILURES"));
+  lines.push_back(fmt::format("{:<{}} {:<7} {:>4} {:>4} {:>4} {:>4} {:>7} {:>8} {:>5} {:>5} {:>5}",
+                              "BACKEND", width, "STATE", "CONN", "UNCL", "CHCK", "CLMD", "OK",
+                              "CLAIMS/S", "FCONN", "FCHK", "FSRV"));
   for (const auto& [name, b] : now.backends) {
     double rate = 0;
     if (before != nullptr && now.taken > before->taken) {
@@ -84,7 +87,7 @@ std::vector<std::string> backend_table(const workload_snapshot& now,
     }
     const char* state = !b.listed ? "gone" : b.pool.online ? "online" : "offline";
     lines.push_back(fmt::format(
-        "{:<{}.{}} {:<7} {:>10} {:>9} {:>8} {:>7} {:>8} {:>8.1f} {:>16} {:>14} {:>15}", name, width,
+        "{:<{}.{}} {:<7} {:>4} {:>4} {:>4} {:>4} {:>7} {:>8.1f} {:>5} {:>5} {:>5}", name, width,
         width, state, b.pool.connecting, b.pool.unclaimed, b.pool.checking, b.pool.claimed, b.ok,
         rate, b.pool.connect_failures, b.pool.check_failures, b.server_failures));
   }

@@ -359,25 +359,40 @@ struct story {
 // Prints the table and the figures; returns the reasons the story did not
 // happen (empty: it did).
 std::vector<std::string> summarize(const examples::workload_snapshot& s,
-                                   const std::vector<echo_process>& echo, const story& st) {
+                                   const std::vector<echo_process>& echo, const story& st,
+                                   std::vector<std::string>& headlines) {
+  // A figure's line, and its details one per line under it: every line fits
+  // 100 columns.
+  const auto figure = [&](std::string_view label, long millis_value, const std::string& details) {
+    std::string line = fmt::format("{:<48} {:>6} ms", label, millis_value);
+    say("{}", line);
+    headlines.push_back(std::move(line));
+    std::string_view rest = details;
+    while (!rest.empty()) {
+      const auto end = rest.find("; ");
+      say("      {}", rest.substr(0, end));
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    }
+  };
   const auto t = [&](steady_clock::time_point at) {
     return fmt::format("{:.2f}", seconds(st.start, at));
   };
   say("");
   say("=== Summary: {:.1f} s, {} backends seen, {} claims served, {} failed on a broken "
-      "connection, "
-      "{} claims failed",
-      seconds(st.start, s.taken), s.backends.size(), s.ok, s.server_failures, s.claim_failures);
-  say("{:<34} {:>8} {:>8}  {:>9} {:>9}  {}", "BACKEND", "SERVED", "FAILED", "ADDED t=s",
-      "REMOVED t=s", "WHAT HAPPENED");
+      "connection,",
+      seconds(st.start, s.taken), s.backends.size(), s.ok, s.server_failures);
+  say("    {} claims failed", s.claim_failures);
+  // Times are seconds since the start; CLAIMS is the first and last claim.
+  say("{:<34} {:>6} {:>6} {:>6} {:>7} {:>12}  {}", "BACKEND", "SERVED", "FAILED", "ADDED",
+      "REMOVED", "CLAIMS", "WHAT (t in s)");
   std::vector<std::string> problems;
   if (s.ok == 0) problems.push_back("no claim was served");
   for (std::size_t i = 0; i < echo.size(); ++i) {
     std::string name;
     const auto* b = find_backend(s, echo[i], &name);
     if (b == nullptr) {
-      say("{:<34} {:>8} {:>8}  {:>9} {:>9}  {}",
-          echo[i].host + " (127.0.0.1:" + std::to_string(echo[i].port) + ")", 0, 0, "-", "-",
+      say("{:<34} {:>6} {:>6} {:>6} {:>7} {:>12}  {}",
+          echo[i].host + " (127.0.0.1:" + std::to_string(echo[i].port) + ")", 0, 0, "-", "-", "-",
           i == 3 ? "never seen by the pool" : "never seen by the pool (!)");
       if (i == 3 && st.dns_changed)
         problems.push_back(st.etcd ? "the pool never found the backend that registered"
@@ -393,19 +408,21 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
       removed = b->offline_at;
     std::string what;
     if (i == 1) {
-      what = st.killed ? "killed at t=" + t(*st.killed) : "to be killed (not reached)";
+      what = st.killed ? "killed t=" + t(*st.killed) : "to be killed (not reached)";
     } else if (i == 3) {
       const std::string how = st.etcd ? "registered" : "added to DNS";
-      what =
-          st.dns_changed ? how + " at t=" + t(*st.dns_changed) : "to be " + how + " (not reached)";
+      what = st.dns_changed ? how + " t=" + t(*st.dns_changed) : "to be " + how + " (not reached)";
     } else if (i == 2 && st.etcd) {
-      what = st.stopped_clean ? "stopped cleanly at t=" + t(*st.stopped_clean)
-                              : "to be stopped cleanly (not reached)";
+      what = st.stopped_clean ? "stopped t=" + t(*st.stopped_clean) : "to be stopped (not reached)";
     } else {
       what = "in service throughout";
     }
-    if (b->first_ok) what += "; first claim t=" + t(*b->first_ok);
-    if (b->last_claim) what += "; last claim t=" + t(*b->last_claim);
+    std::string claims = "-";
+    if (b->first_ok) {
+      claims = t(*b->first_ok);
+      claims += '-';
+      claims += b->last_claim ? t(*b->last_claim) : std::string("?");
+    }
     // The story needs the servers in DNS from the start to serve: the one
     // to be killed before its kill (else routing around it proves nothing).
     if (i < 3 && !b->first_ok) {
@@ -413,8 +430,8 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
     } else if (i == 1 && st.killed && *b->first_ok >= *st.killed) {
       problems.push_back("echo002 served no claim before it was killed");
     }
-    say("{:<34} {:>8} {:>8}  {:>9} {:>9}  {}", name, b->ok, b->server_failures, added,
-        removed ? t(*removed) : "-", what);
+    say("{:<34.34} {:>6} {:>6} {:>6} {:>7} {:>12}  {}", name, b->ok, b->server_failures, added,
+        removed ? t(*removed) : "-", claims, what);
   }
   say("");
 
@@ -434,7 +451,7 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
                               millis(kill, *dead->offline_at));
       }
     }
-    say("kill -> no more claims to the dead backend:    {:>6} ms   ({})", last, detail);
+    figure("kill -> no more claims to the dead backend:", last, detail);
     const auto deadline = st.dns_changed ? *st.dns_changed : s.taken;
     if (after && *dead->last_claim >= deadline) {
       problems.push_back(
@@ -469,7 +486,7 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
       detail += fresh->listed_at
                     ? std::to_string(millis(*st.dns_changed, *fresh->listed_at)) + " ms"
                     : std::string("?");
-      say("{} {:>6} ms   ({})", label, millis(*st.dns_changed, *fresh->first_ok), detail);
+      figure(label, millis(*st.dns_changed, *fresh->first_ok), detail);
     } else {
       say("{}  never", label);
       if (fresh != nullptr) problems.push_back("the new backend never served a claim");
@@ -490,21 +507,52 @@ std::vector<std::string> summarize(const examples::workload_snapshot& s,
   return problems;
 }
 
-// Claims per backend so far, twice a second, for the timeline picture.
+// Lines to paste into another terminal while the demo runs, with its ports
+// and the tools' paths in this build (tests/examples/demo_test.cpp runs them
+// as printed).
+void print_commands(std::optional<asio::ip::tcp::endpoint> stats, unsigned short dns_port,
+                    const std::string& etcd_url) {
+  say("  paste into another terminal while it runs:");
+#ifdef QORB_DEMO_QORB_RESOLVE
+  if (dns_port != 0) {
+    say("    {} --server 127.0.0.1:{} _echo._tcp.test.com", QORB_DEMO_QORB_RESOLVE, dns_port);
+  } else if (!etcd_url.empty()) {
+    say("    {} --etcd {} {}", QORB_DEMO_QORB_RESOLVE, etcd_url, etcd_prefix);
+  }
+#else
+  static_cast<void>(dns_port);
+  static_cast<void>(etcd_url);
+#endif
+  if (stats) {
+    const auto at = qorb::to_string(*stats);
+#ifdef QORB_DEMO_QTOP
+    say("    {} ws://{}/qtop/stats", QORB_DEMO_QTOP, at);
+#endif
+    say("    curl -s http://{}/stats", at);
+  }
+}
+
+// Claims per backend so far, twice a second, for the timeline picture: only
+// the backends in service (listed and online), so that the picture draws
+// no line for a backend outside its service time.
 void sample_timeline(demo::timeline& timeline, examples::echo_workload& workload,
                      steady_clock::time_point start, steady_clock::time_point now) {
   static thread_local steady_clock::time_point last{};
   if (now - last < 500ms) return;
   last = now;
   std::map<std::string, unsigned long long> claims;
-  for (const auto& [name, b] : workload.snapshot().backends) claims[name] = b.claims;
+  for (const auto& [name, b] : workload.snapshot().backends) {
+    if (b.listed && b.pool.online) claims[name] = b.claims;
+  }
   timeline.sample(seconds(start, now), claims);
 }
 
 // Draws the timeline into the scratch directory and copies it to `to`.
-void plot_timeline(const demo::timeline& timeline, const story& st, const std::string& scratch,
+void plot_timeline(const demo::timeline& timeline, const story& st,
+                   const std::vector<std::string>& headlines, const std::string& scratch,
                    const std::string& to, const std::string& title) {
   demo::timeline marked = timeline;
+  for (const auto& line : headlines) marked.caption(line);
   if (st.killed) marked.mark(seconds(st.start, *st.killed), "kill echo002");
   if (st.dns_changed)
     marked.mark(seconds(st.start, *st.dns_changed),
@@ -589,6 +637,12 @@ int run(const options& o, bool interactive) {
   wc.hold = ms(o.hold_ms);
   wc.pause = 0ms;
   wc.stats_addr = o.stats_addr;
+#if QORB_DEMO_STATS
+  // Always served (a free port unless --stats-addr), so that the lines to
+  // paste below can watch the demo.
+  if (!wc.stats_addr)
+    wc.stats_addr = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+#endif
   wc.policy.set_config.health_interval = 1s;
   examples::echo_workload workload(wc);
   wc.resolver.reset();  // the workload holds it now, and drops it before its io_context
@@ -604,9 +658,15 @@ int run(const options& o, bool interactive) {
                    "DNS change at {:.0f} s)",
                    o.claimers, o.duration_s, o.duration_s / 3, o.duration_s * 2 / 3);
   if (const auto at = workload.stats_endpoint()) {
-    say("  stats: http://{0}/stats  http://{0}/metrics  qtop ws://{0}/qtop/stats",
-        qorb::to_string(*at));
+    say("  stats: http://{0}/stats and /metrics", qorb::to_string(*at));
   }
+  print_commands(workload.stats_endpoint(), dns ? dns->port() : 0,
+#if QORB_DEMO_ETCD
+                 etcd ? etcd->url() : std::string()
+#else
+                 std::string()
+#endif
+  );
   int status = 0;
   demo::timeline timeline;
   {
@@ -674,13 +734,15 @@ int run(const options& o, bool interactive) {
   }
   workload.stop();
   const auto snapshot = workload.snapshot();
-  if (!o.plot.empty()) plot_timeline(timeline, st, dir.path(), o.plot, title);
+
   // Print the story's events (the interactive view showed them on screen).
   if (interactive) {
     for (const auto& e : workload.events())
       say("{}{}", examples::time_label(workload, e.at), e.text);
   }
-  auto problems = summarize(snapshot, echo, st);
+  std::vector<std::string> headlines;
+  auto problems = summarize(snapshot, echo, st, headlines);
+  if (!o.plot.empty()) plot_timeline(timeline, st, headlines, dir.path(), o.plot, title);
   if (!st.failure.empty()) problems.push_back("a step failed: " + st.failure);
 
   // Stop every process, by PID, and say so.

@@ -15,6 +15,8 @@ void timeline::sample(double t, const std::map<std::string, unsigned long long>&
 
 void timeline::mark(double t, std::string label) { marks_.emplace_back(t, std::move(label)); }
 
+void timeline::caption(std::string line) { captions_.push_back(std::move(line)); }
+
 namespace {
 
 // "echo002.test.com.:127.0.0.1:40001" -> "echo002"; other names as they are.
@@ -61,11 +63,14 @@ std::string timeline::write_svg(const std::string& dir, const std::string& svg,
       if (dt <= 0) continue;
       data << fmt::format("{:.3f}", (a.t + b.t) / 2);
       for (const auto& name : names) {
-        const auto at = [&](const point& p) {
-          const auto it = p.claims.find(name);
-          return it == p.claims.end() ? 0ULL : it->second;
-        };
-        data << fmt::format(" {:.1f}", static_cast<double>(at(b) - at(a)) / dt);
+        const auto ia = a.claims.find(name);
+        const auto ib = b.claims.find(name);
+        // Out of service at either end: no point (gnuplot breaks the line).
+        if (ia == a.claims.end() || ib == b.claims.end() || ib->second < ia->second) {
+          data << " NaN";
+          continue;
+        }
+        data << fmt::format(" {:.1f}", static_cast<double>(ib->second - ia->second) / dt);
       }
       data << '\n';
     }
@@ -83,6 +88,17 @@ std::string timeline::write_svg(const std::string& dir, const std::string& svg,
        << "set grid\n"
        << "set key outside right top noenhanced\n"
        << fmt::format("set xrange [0:{:.1f}]\n", points_.back().t) << "set yrange [0:*]\n";
+    // The headline figures under the plot, one line each.
+    if (!captions_.empty()) {
+      gp << fmt::format("set bmargin {}\n", 4 + 2 * captions_.size());
+      int line = 1000;
+      double y = 0.02 + 0.045 * static_cast<double>(captions_.size() - 1);
+      for (const auto& text : captions_) {
+        gp << fmt::format("set label {} {} at screen 0.02, screen {:.3f} left noenhanced\n", line++,
+                          quoted(text), y);
+        y -= 0.045;
+      }
+    }
     int n = 1;
     for (const auto& [t, label] : marks_) {
       gp << fmt::format(

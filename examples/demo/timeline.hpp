@@ -10,10 +10,14 @@ namespace qorb::demo {
 
 class timeline {
  public:
-  /// Claims handed out so far, per backend (cumulative), at `t` seconds.
+  /// Claims handed out so far, per backend (cumulative), at `t` seconds, for
+  /// the backends in service then: a backend missing from a sample is drawn
+  /// as no line over the intervals next to it (not as a rate of zero).
   void sample(double t, const std::map<std::string, unsigned long long>& claims);
   /// An event to mark on the time axis.
   void mark(double t, std::string label);
+  /// A line printed under the plot (the story's headline figures).
+  void caption(std::string line);
 
   /// Writes the samples as a gnuplot data file and script into `dir` and
   /// runs gnuplot to draw `svg`. Returns an empty string on success, else
@@ -28,6 +32,7 @@ class timeline {
   };
   std::vector<point> points_;
   std::vector<std::pair<double, std::string>> marks_;
+  std::vector<std::string> captions_;
 };
 
 }  // namespace qorb::demo

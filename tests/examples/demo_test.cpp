@@ -114,7 +114,8 @@ std::map<std::string, long> served(const std::string& out) {
 // a line per backend in its key, and the kill and the DNS change marked.
 void expect_timeline_picture(const std::string& svg, const std::string& out) {
   EXPECT_THAT(out, HasSubstr("timeline picture (claims/s per backend, the kill and the DNS "
-                             "change marked): " + svg));
+                             "change marked): " +
+                             svg));
   std::ifstream f(svg);
   ASSERT_TRUE(f) << "no " << svg << "\n" << out;
   std::stringstream text;
@@ -155,13 +156,82 @@ TEST_F(Demo, TellsTheStoryAndStopsEveryProcess) {
   expect_timeline_picture(svg, out);
 }
 
+// Every line the demo prints fits 100 columns (its tables abbreviate, its
+// figures put their details on lines of their own).
+void expect_fits_100_columns(const std::string& out) {
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_LE(line.size(), 100u) << line;
+  }
+}
+
+TEST_F(Demo, EveryLineFits100Columns) {
+  std::string out;
+  const int rc =
+      run_command({QORB_DEMO_PATH, "--duration", "6", "--plain", "--no-plot"}, &out, 90s);
+  ASSERT_EQ(rc, 0) << out;
+  expect_fits_100_columns(out);
+}
+
+// The lines the demo prints to paste into another terminal work as printed
+// while it runs: qorb-resolve finds the three servers in its DNS, curl gets
+// its /stats, and qtop (given --once, as a terminal is needed otherwise)
+// shows its backends.
+TEST_F(Demo, TheCommandsItPrintsWorkAsPrinted) {
+  temp_dir dir("qorb-demo-test");
+  const auto log = dir.path() + "/out";
+  child_process demo({"setsid", "sh", "-c",
+                      std::string("exec ") + QORB_DEMO_PATH +
+                          " --duration 30 --plain --no-plot > " + log + " 2>&1"});
+  const auto output = [&] {
+    std::ifstream f(log);
+    std::stringstream text;
+    text << f.rdbuf();
+    return text.str();
+  };
+  // The pasted lines come before the workload's first report.
+  ASSERT_TRUE(wait_until([&] { return output().find("claims/s") != std::string::npos; }, 30s))
+      << output();
+  std::vector<std::string> commands;
+  {
+    std::istringstream lines(output());
+    bool in_block = false;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("paste into another terminal") != std::string::npos) {
+        in_block = true;
+        continue;
+      }
+      if (!in_block) continue;
+      if (!line.starts_with("    ")) break;
+      commands.push_back(line.substr(4));
+    }
+  }
+  ASSERT_EQ(commands.size(), 3u) << output();
+  std::map<std::string, std::string> expected{
+      {"qorb-resolve", "echo001"}, {"qtop", "echo002"}, {"curl", "\"name\""}};
+  for (auto command : commands) {
+    std::string tool = command.substr(0, command.find(' '));
+    tool = tool.substr(tool.rfind('/') + 1);
+    ASSERT_TRUE(expected.contains(tool)) << command;
+    if (tool == "qtop") command.insert(command.find(' '), " --once");
+    std::string out;
+    EXPECT_EQ(run_command({"sh", "-c", command}, &out, 30s), 0) << command << "\n" << out;
+    EXPECT_THAT(out, HasSubstr(expected[tool])) << command;
+    expected.erase(tool);
+  }
+  EXPECT_TRUE(expected.empty());
+  ASSERT_EQ(::kill(-demo.pid(), SIGINT), 0);
+  demo.stop(0, 20s);
+  expect_cleaned_up(output());
+}
+
 TEST_F(Demo, CtrlCStopsEveryProcessAndFailsTheRun) {
   temp_dir dir("qorb-demo-test");
   const auto log = dir.path() + "/out";
   // In a process group of its own, like a shell job: Ctrl-C signals the group.
-  child_process demo(
-      {"setsid", "sh", "-c",
-       std::string("exec ") + QORB_DEMO_PATH + " --duration 60 --plain --no-plot > " + log + " 2>&1"});
+  child_process demo({"setsid", "sh", "-c",
+                      std::string("exec ") + QORB_DEMO_PATH +
+                          " --duration 60 --plain --no-plot > " + log + " 2>&1"});
   const auto output = [&] {
     std::ifstream f(log);
     std::stringstream text;

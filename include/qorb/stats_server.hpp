@@ -118,6 +118,16 @@ using stats_source = std::function<std::optional<pool_stats>()>;
 /// body over 16 KiB 413, a request line and headers over 8 KiB 431, each
 /// followed by a close. See docs/limits.md.
 ///
+/// Example: serve one pool on 127.0.0.1:9464 (`curl localhost:9464/stats`,
+/// `qtop ws://127.0.0.1:9464/qtop/stats`):
+/// @code
+/// qorb::stats_server_config cfg;
+/// cfg.listen = {asio::ip::make_address("127.0.0.1"), 9464};  // port 0: any free port
+/// qorb::stats_server stats(io.get_executor(), cfg);
+/// stats.attach(pool);  // as many pools as you like; a destroyed one disappears
+/// stats.start();       // stats.local_endpoint() tells the port
+/// @endcode
+///
 /// Thread safety: every member function may be called from any thread at
 /// once, except that construction and destruction must not race with other
 /// calls.

@@ -275,6 +275,18 @@ struct config {
 /// closed before the exception leaves. Copies share one immutable config;
 /// concurrent calls are safe. Each call expects the awaiting coroutine's
 /// executor to be a strand (or single-threaded), as the pool guarantees.
+///
+/// Example:
+/// @code
+/// namespace pg = qorb::connectors::postgres;
+/// pg::config cfg{.user = "app", .password = secret, .database = "app",
+///                .on_acquire = "SET statement_timeout = '5s'"};
+/// qorb::pool<pg::connection> pool(io.get_executor(), "db",
+///                                 std::make_shared<qorb::fixed_resolver>(servers),
+///                                 pg::connector(cfg));
+/// auto db = co_await pool.co_claim();
+/// pg::result r = co_await db->query("SELECT name FROM users WHERE id = $1", 42);
+/// @endcode
 class connector {
  public:
   using connection_type = connection;  ///< one libpq session

@@ -127,6 +127,15 @@ std::string backend_host(const backend& b);
 /// constructor, which throws `std::system_error` when a file cannot be
 /// loaded (naming it) and `std::invalid_argument` for a certificate without
 /// a key or the other way round. Copies share it. Concurrent calls are safe.
+///
+/// Example: a pool of TLS streams, verified against a private CA (the
+/// backend's SRV target or IP address is the name checked and sent as SNI):
+/// @code
+/// qorb::tls_connector_config tls{.ca_file = "/etc/api/ca.pem"};
+/// qorb::pool<qorb::tls_stream> pool(io, "api", resolver, qorb::tls_connector(tls));
+/// auto stream = co_await pool.co_claim();  // handshake done, verified
+/// co_await asio::async_write(*stream, asio::buffer(request), asio::use_awaitable);
+/// @endcode
 class tls_connector {
  public:
   /// The pool's connections are TLS streams.

@@ -159,6 +159,16 @@ std::optional<asio::ip::udp::endpoint> parse_dns_server(std::string_view text);
 /// Lifetime: the resolver's state lives until its outstanding work is done;
 /// `stop` (or destroying the resolver) cancels that work, which then ends
 /// as soon as the executor runs it. Destroying the resolver stops it.
+///
+/// Example: the backends of `_db._tcp.example.com`, asked of two DNS servers:
+/// @code
+/// qorb::dns_resolver_config dns;
+/// dns.service = "_db._tcp.example.com";
+/// dns.servers = {*qorb::parse_dns_server("10.0.0.2:53"), *qorb::parse_dns_server("10.0.0.3")};
+/// qorb::pool<asio::ip::tcp::socket> pool(io.get_executor(), "db",
+///                                        std::make_shared<qorb::dns_resolver>(dns),
+///                                        qorb::tcp_connector{});
+/// @endcode
 class dns_resolver final : public resolver {
  public:
   /// A resolver for `config.service`; nothing is asked until `start`.

@@ -23,37 +23,58 @@ inline constexpr std::size_t max_policy_count = 1'000'000;
 /// Every duration may be `duration::max()`, meaning "forever": deadlines
 /// built from it saturate at the end of time instead of overflowing.
 struct set_config {
-  /// Most slots (connections) one backend may get.
+  /// Most slots (connections) one backend may get. Valid: 1 to
+  /// `max_policy_count`.
   std::size_t max_count = 16;
   /// First reconnect delay after a failure; doubles each failure...
+  /// Valid: positive.
   duration min_connection_backoff = std::chrono::milliseconds(20);
   /// ...up to this. Also sizes the failure window (2 x this), and is how
   /// long a connection must stay up before its loss reconnects at once: one
-  /// lost sooner continues the slot's backoff.
+  /// lost sooner continues the slot's backoff. Valid: at least
+  /// `min_connection_backoff`.
   duration max_connection_backoff = std::chrono::seconds(30);
   /// Random extra delay in [0, spread) added to backoffs and health checks,
-  /// so slots do not act in lockstep.
+  /// so slots do not act in lockstep. Valid: zero (none) or positive.
   duration spread = std::chrono::milliseconds(20);
   /// How often an idle connection is checked with `is_valid`;
-  /// `std::nullopt` means never.
+  /// `std::nullopt` means never. Valid: positive, or `std::nullopt`.
   std::optional<duration> health_interval = std::chrono::seconds(30);
-  /// Time bound for `is_valid`, `on_acquire` and `on_recycle`.
+  /// Time bound for `is_valid`, `on_acquire` and `on_recycle`. Valid:
+  /// positive.
   duration health_check_timeout = std::chrono::seconds(3);
   /// Time bound for `connect`; `std::nullopt` means none (qorb's default).
+  /// Valid: positive, or `std::nullopt`.
   std::optional<duration> connect_timeout = std::nullopt;
 };
 
-/// Policy for the whole pool. Defaults are qorb's.
+/// Policy for the whole pool. Defaults are qorb's; each field says its valid
+/// range, and a value outside it makes the pool's constructor throw
+/// `invalid_policy` naming the field (docs/policy.md has every field's unit
+/// and effect).
+///
+/// Example: at most 64 connections, 4 spare, claims that wait 2 s:
+/// @code
+/// qorb::policy p;
+/// p.max_slots = 64;
+/// p.spares_wanted = 4;
+/// p.claim_timeout = std::chrono::seconds(2);
+/// p.set_config.connect_timeout = std::chrono::seconds(5);
+/// qorb::pool<asio::ip::tcp::socket> pool(io.get_executor(), "db", resolver,
+///                                        qorb::tcp_connector{}, p);
+/// @endcode
 struct policy {
-  /// Idle connections wanted pool-wide beyond those claimed.
+  /// Idle connections wanted pool-wide beyond those claimed (never more
+  /// than `max_slots` in all). Valid: 0 to `max_policy_count`.
   std::size_t spares_wanted = 8;
-  /// Hard cap on slots pool-wide.
+  /// Hard cap on slots pool-wide. Valid: 1 to `max_policy_count`.
   std::size_t max_slots = 16;
   /// How often slots are redistributed over backends (also done whenever a
-  /// backend goes online or offline).
+  /// backend goes online or offline). Valid: positive.
   duration rebalance_interval = std::chrono::seconds(60);
   /// How long a claim waits for a connection before failing;
   /// `duration::max()` waits forever (until a connection, or terminate).
+  /// Valid: positive.
   duration claim_timeout = std::chrono::seconds(30);
   /// Fail claims at once with `errc::no_backends` when the resolver has
   /// published an empty set, instead of waiting (cueball's errorOnEmpty).

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -204,6 +205,9 @@ std::vector<numeric_option> numeric_options() {
   add("qorb-resolve", {QORB_RESOLVE_PATH, "--etcd", "http://127.0.0.1:1", "/p/"}, "--timeout",
       {"0"});
 #endif
+#ifdef QORB_QTOP_PATH
+  add("qtop", {QORB_QTOP_PATH, "--once", "http://127.0.0.1:1"}, "--interval", {"0"});
+#endif
   return out;
 }
 
@@ -306,6 +310,10 @@ TEST(ToolErrors, HttpWorkloadEndsAtItsDurationWhileRequestsHang) {
   EXPECT_GE(r.took, 1s) << r.output;
   // The duration, then one second for the requests under way.
   EXPECT_LT(r.took, 3500ms) << "not the request timeout: " << r.output;
+  EXPECT_TRUE(std::regex_search(
+      r.output,
+      std::regex("\n  requests still under way at the end x[1-8]: dropped after one second\n")))
+      << r.output;
 }
 #endif
 
@@ -429,6 +437,9 @@ TEST(ToolErrors, HttpWorkloadEndsOnSigtermWhileRequestsHang) {
   EXPECT_EQ(WEXITSTATUS(r.status), 1) << "no request succeeded: " << r.output;
   EXPECT_LT(r.took, 4s) << r.output;
   EXPECT_NE(r.output.find("0 requests in"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("\n  requests still under way at the end "
+                                                     "x[1-8]: dropped after one second\n")))
+      << r.output;
 }
 #endif
 

@@ -22,7 +22,8 @@ struct backend_changes {
 };
 
 /// Turns a service name into the current set of backends and publishes the
-/// *whole* set every time it changes. A resolver does not judge health:
+/// *whole* set every time it changes (or, through `start_incremental`, the
+/// whole set first and then what changed). A resolver does not judge health:
 /// that is the pool's job.
 ///
 /// Lifetime: the pool holds its resolver in a `std::shared_ptr`, calls

@@ -8,6 +8,7 @@
 #include "resolvers/etcd_codec.hpp"
 #include "resolvers/etcd_http.hpp"
 
+#include <qorb/pool.hpp>
 #include <qorb/resolvers/etcd_registration.hpp>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -383,6 +384,55 @@ TEST(EtcdHostile, EventsArePublishedAsChangesAfterTheFirstWholeSet) {
   EXPECT_EQ(added, names({"d@127.0.0.1:7004", "b@127.0.0.1:7102"}));
   EXPECT_EQ(names(changes[0].removed.begin(), changes[0].removed.end()),
             names({"a@127.0.0.1:7001", "b@127.0.0.1:7002"}));
+}
+
+struct instant_conn {};
+struct instant_connector {
+  using connection_type = instant_conn;
+  qorb::asio::awaitable<instant_conn> connect(const qorb::backend&) { co_return instant_conn{}; }
+};
+
+// The pool starts the etcd resolver with start_incremental: a moved key and
+// a deleted one reach it as a change, and its backends follow.
+TEST(EtcdHostile, APoolFollowsTheResolversChanges) {
+  fake_gateway member([](const fake_request& r) {
+    if (r.path == "/v3/kv/range") {
+      return json_reply(range_json(
+          "3", {kv(prefix + "a", "127.0.0.1:7001"), kv(prefix + "b", "127.0.0.1:7002")}));
+    }
+    return fake_reply{chunked_header() + chunk(created_line), true};
+  });
+  auto config = etcd_config({member.endpoint()}, prefix);
+  config.logger = nullptr;
+  auto resolver = std::make_shared<qorb::etcd_resolver>(config);
+  qorb::asio::io_context io;
+  auto work = qorb::asio::make_work_guard(io);
+  std::thread t([&] { io.run_for(30s); });
+  {
+    qorb::pool<instant_conn> pool(io.get_executor(), "etcd-changes", resolver, instant_connector{},
+                                  qorb::policy{}, nullptr);
+    const auto live = [&] {
+      names out;
+      for (const auto& [name, b] : pool.stats().backends) {
+        if (!b.removed) out.insert(name);
+      }
+      return out;
+    };
+    ASSERT_TRUE(wait_until([&] {
+      return live() == names({"a@127.0.0.1:7001", "b@127.0.0.1:7002"});
+    }));
+    ASSERT_TRUE(wait_until([&] { return resolver->stats().watching; }));
+    member.push(chunk(R"({"result":{"header":{"revision":"5"},"events":[{"kv":)" +
+                      kv(prefix + "b", "127.0.0.1:7102", 4) + R"(},{"type":"DELETE","kv":)" +
+                      kv(prefix + "a", "", 5) + "}]}}\n"));
+    EXPECT_TRUE(wait_until([&] { return live() == names({"b@127.0.0.1:7102"}); })) << live().size();
+    qorb::error_code ec;
+    auto h = pool.claim(5s, ec);
+    EXPECT_FALSE(ec) << ec.message();
+  }
+  work.reset();
+  io.stop();
+  t.join();
 }
 
 }  // namespace

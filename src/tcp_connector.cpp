@@ -35,22 +35,47 @@ asio::awaitable<asio::ip::tcp::socket> tcp_connector::connect(const backend& b) 
   co_return socket;
 }
 
+namespace {
+
+// An idle socket has nothing to read; end-of-file means the peer closed it,
+// an error that it broke. `after_use`: the check of a returned connection.
+void check_socket(asio::ip::tcp::socket& socket, bool after_use) {
+  if (!socket.is_open()) throw std::system_error(std::make_error_code(std::errc::not_connected));
+  char byte;
+  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    // Closed while idle: a server's idle timeout, the normal end of the
+    // connection (replaced without counting a failure). Closed right after
+    // an exchange: plain TCP has no way to say that was meant, and a server
+    // that drops each connection after a few requests is failing.
+    if (after_use) {
+      throw std::system_error(std::make_error_code(std::errc::connection_reset),
+                              "peer closed the connection after its use");
+    }
+    throw std::system_error(make_error_code(errc::connection_ended), "peer closed the connection");
+  }
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    throw std::system_error(errno, std::system_category(), "connection broken");
+  }
+}
+
+}  // namespace
+
 asio::awaitable<void> tcp_connector::is_valid(asio::ip::tcp::socket& socket) {
   if (config_.health_check) {
     co_await config_.health_check(socket);
     co_return;
   }
-  if (!socket.is_open()) throw std::system_error(std::make_error_code(std::errc::not_connected));
-  // An idle connection has nothing to read; end-of-file means the peer
-  // closed it (a server's idle timeout: a normal end, which the pool
-  // replaces without counting a failure), an error that it broke.
-  char byte;
-  const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0)
-    throw std::system_error(make_error_code(errc::connection_ended), "peer closed the connection");
-  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-    throw std::system_error(errno, std::system_category(), "connection broken");
+  check_socket(socket, false);
+  co_return;
+}
+
+asio::awaitable<void> tcp_connector::on_recycle(asio::ip::tcp::socket& socket) {
+  if (config_.health_check) {
+    co_await config_.health_check(socket);
+    co_return;
   }
+  check_socket(socket, true);
   co_return;
 }
 

@@ -38,10 +38,12 @@ namespace qorb {
 /// The pool then closes the connection and connects again at once, without
 /// counting a failure or backing off; the backend stays online meanwhile
 /// and a claim whose `on_acquire` said so is served by another connection.
-/// A connection that ends so within `min(1 s, max_connection_backoff)` of
-/// its connect still counts as a failure and backs off, so a backend that
-/// ends every connection at once is not hammered. A close in the middle of
-/// an exchange is a failure: throw any other error.
+/// A connection that `is_valid` or `on_acquire` finds so ended within
+/// `min(1 s, max_connection_backoff)` of its connect still counts as a
+/// failure and backs off, so a backend that ends every connection at once
+/// is not hammered (`on_recycle` runs after a claim: its ends are bounded
+/// by the claims and never count). A close in the middle of an exchange is
+/// a failure: throw any other error.
 ///
 /// Context: every call runs in a coroutine on a strand of the pool's
 /// executor (`co_await asio::this_coro::executor` gives it), never inside

@@ -1,4 +1,5 @@
 #include <qorb/connectors/http.hpp>
+#include <qorb/error.hpp>
 
 #include "connectors/http_response.hpp"
 #include "connectors/tls_timeout.hpp"
@@ -14,6 +15,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <stdexcept>
+#include <system_error>
 #include <utility>
 
 namespace qorb::connectors::http {
@@ -297,8 +299,29 @@ asio::awaitable<connection> connector::open(std::shared_ptr<state> s, backend ta
   co_return connection(std::move(p));
 }
 
+namespace {
+
+// A connection that is done after a whole response (either side asked to
+// close it, or the body ran to the connection's end) ended normally: the
+// pool replaces it without counting a failure (qorb::errc::connection_ended).
+bool ended_after_whole_response(const std::string& why_not) {
+  using detail::http_response::close_reason;
+  return why_not == close_reason(false, true, false, 0) ||
+         why_not == close_reason(true, false, false, 0) ||
+         why_not == close_reason(true, true, true, 0);
+}
+
+[[noreturn]] void ended(const std::string& why) {
+  throw std::system_error(make_error_code(qorb::errc::connection_ended), why);
+}
+
+}  // namespace
+
 asio::awaitable<void> connector::is_valid(connection& c) {
   auto s = state_;
+  if (c.impl_ && !c.reusable() && !c.impl_->busy && ended_after_whole_response(c.impl_->why_not)) {
+    ended("not kept: " + c.impl_->why_not);
+  }
   if (!c.impl_ || !c.reusable()) {
     fail(errc::not_usable,
          std::string("the connection cannot take another request (")
@@ -331,6 +354,11 @@ asio::awaitable<void> connector::is_valid(connection& c) {
                                 .append(std::to_string(res->result_int())));
   }
   if (!c.reusable()) {
+    // A 2xx that ends the connection (`Connection: close`): it served the
+    // ping whole, so the server ended it normally.
+    if (ended_after_whole_response(c.impl_->why_not)) {
+      ended(std::string(s->settings.ping_target).append(": not kept: ") + c.impl_->why_not);
+    }
     fail(errc::ping_failed,
          std::string(s->settings.ping_target).append(": the connection cannot be kept (") +
              c.impl_->why_not + ")");
@@ -353,11 +381,19 @@ asio::awaitable<void> connector::check_idle(connection& c) {
     }
   } catch (const std::system_error& e) {
     c.impl_->close("the server closed it while idle");
+    // A server's close of an idle keep-alive connection (its idle timeout)
+    // is the normal end of that connection; a broken one is a failure.
+    const bool closed = e.code() == qorb::errc::connection_ended ||
+                        (c.impl_->secure && e.code() == std::errc::connection_reset);
+    if (closed) ended(std::string("idle connection: ").append(e.what()));
     fail(errc::connection_closed, std::string("idle connection: ").append(e.what()));
   }
 }
 
 asio::awaitable<void> connector::on_recycle(connection& c) {
+  if (c.impl_ && !c.reusable() && !c.impl_->busy && ended_after_whole_response(c.impl_->why_not)) {
+    ended("not kept: " + c.impl_->why_not);
+  }
   if (!c.impl_ || !c.reusable()) {
     fail(errc::not_usable,
          std::string("not kept: ")

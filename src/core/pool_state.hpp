@@ -121,11 +121,14 @@ class pool_state final : private slot_port {
   void handle(slot& s, slot_result r);
   void settle(slot& s);
   void finish(slot_set& set);
+  /// Reports the set's online and has-unclaimed changes; whether any.
+  bool report(slot_set& set);
   bool doomed(const slot_set& set) const noexcept { return terminated_ || set.removed; }
 
   void open_slot(slot_set& set);
   void close_slot(slot& s);
   void conform(slot_set& set);
+  void shrink(slot_set& set);
   void grow(slot_set& set);
   void make_room() {
     if (room_freed_) give_room();

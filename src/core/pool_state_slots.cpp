@@ -159,10 +159,14 @@ void pool_state::settle(slot& s) {
 // Reports a set's online and has-unclaimed changes; online changes move
 // the rebalance.
 void pool_state::finish(slot_set& set) {
-  if (set.removed) return;
+  if (set.removed || !report(set)) return;
+  conform(set);
+}
+
+bool pool_state::report(slot_set& set) {
   const bool online = set.online();
   const bool unclaimed = set.unclaimed() > 0;
-  if (online == set.reported_online && unclaimed == set.reported_unclaimed) return;
+  if (online == set.reported_online && unclaimed == set.reported_unclaimed) return false;
   const bool went = online != set.reported_online;
   if (went) {
     online ? ++online_ : --online_;
@@ -177,7 +181,7 @@ void pool_state::finish(slot_set& set) {
                 .first = went,
                 .set = set.label()};
   if (went || fx_->trace) observe(std::move(o));
-  conform(set);
+  return true;
 }
 
 // ----- the slot port -----------------------------------------------------------
@@ -294,12 +298,21 @@ void pool_state::close_slot(slot& s) {
 // The set sheds what it does not want (slots not connected first, then idle
 // ones; busy ones settle first) and grows while the pool is under max_slots.
 void pool_state::conform(slot_set& set) {
+  shrink(set);
+  grow(set);
+}
+
+// Closing a replacing slot may take the set offline: reported here, as
+// every change of online is.
+void pool_state::shrink(slot_set& set) {
+  bool closed = false;
   while (set.size() > set.wanted) {
     slot* victim = set.shrink_victim();
     if (!victim) break;
     close_slot(*victim);
+    closed = true;
   }
-  grow(set);
+  if (closed && !set.removed) report(set);
 }
 
 // max_slots is held here, the one place slots are made: a set that wants
@@ -385,13 +398,7 @@ void pool_state::plan_all() {
   for (const auto& [name, set] : sets_) set->wanted = wanted[i++];
   // Shrink everywhere before growing anywhere, so the room one set frees
   // can go to another in the same rebalance.
-  for (const auto& [name, set] : sets_) {
-    while (set->size() > set->wanted) {
-      slot* victim = set->shrink_victim();
-      if (!victim) break;
-      close_slot(*victim);
-    }
-  }
+  for (const auto& [name, set] : sets_) shrink(*set);
   for (const auto& [name, set] : sets_) grow(*set);
 }
 

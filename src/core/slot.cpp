@@ -12,7 +12,8 @@
 //   checking/recycling/acquiring end normally (the connector says the server
 //   ended the connection, e.g. an idle keep-alive close): drop it and go
 //   replacing (connecting, still online) at once, counting no failure;
-//   unless it ended young (normal_end_min_age): then as a failure.
+//   unless a check or on_acquire found it young (normal_end_min_age): then
+//   as a failure.
 //
 // Every operation has an id; a result for another id is stale (the slot
 // gave up on it) and its connection is closed.
@@ -171,10 +172,12 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
   }
 }
 
-// A hook said the server ended the connection normally. Old enough, it is
-// replaced at once and the backend stays online; the claim on_acquire ran
-// for is served by another connection. Young, it is a failure (see
-// normal_end_min_age).
+// A hook said the server ended the connection normally: it is replaced at
+// once and the backend stays online; the claim on_acquire ran for is served
+// by another connection. Seen by a health check or on_acquire on a young
+// connection, it is a failure (see normal_end_min_age); seen by on_recycle
+// it never is: the connection served a claim, so the reconnects it costs
+// are bounded by the claims (a server that answers `Connection: close`).
 slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std::string& why) {
   const set_config& cfg = *port.rules().cfg;
   if (state_ != slot_state::checking && state_ != slot_state::recycling &&
@@ -182,7 +185,8 @@ slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std
     return finished(port, false, std::move(box), why);  // a connect cannot end normally
   }
   const duration up = port.now() - up_since_;
-  if (up < std::min(normal_end_min_age, cfg.max_connection_backoff)) {
+  if (state_ != slot_state::recycling &&
+      up < std::min(normal_end_min_age, cfg.max_connection_backoff)) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(up).count();
     return finished(port, false, std::move(box),
                     why + " (" + std::to_string(ms) + " ms after it connected: too young)");

@@ -27,12 +27,13 @@ struct slot_rules {
 /// close of an idle keep-alive connection): not the backend's fault.
 enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled, ended };
 
-/// A connection that ends normally younger than this (or than
-/// max_connection_backoff, if that is shorter) counts as a failure and
-/// backs off: a backend that ends every connection right after connect is
-/// failing, and replacing its connections at once would hammer it. Older
-/// ones are replaced at once, so a slot reconnects at most once per this
-/// long for normal ends.
+/// A connection a health check or on_acquire finds ended normally younger
+/// than this (or than max_connection_backoff, if that is shorter) counts as
+/// a failure and backs off: a backend that ends every connection right
+/// after connect is failing, and replacing its connections at once would
+/// hammer it. Older ones are replaced at once, so a slot reconnects at most
+/// once per this long for such ends. An end on_recycle finds is never young:
+/// the connection served a claim, so such reconnects are bounded by claims.
 inline constexpr duration normal_end_min_age = std::chrono::seconds(1);
 
 /// The pool, as a slot sees it.

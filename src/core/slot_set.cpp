@@ -48,9 +48,12 @@ void slot_set::moved(slot& s, slot_state from) noexcept {
 
 slot* slot_set::shrink_victim() const noexcept {
   for (slot* s = head_; s; s = s->set_next) {
-    if (s->state() == slot_state::backing_off || s->state() == slot_state::connecting ||
-        s->state() == slot_state::replacing)
-      return s;
+    if (s->state() == slot_state::backing_off || s->state() == slot_state::connecting) return s;
+  }
+  // Then one replacing a connection that ended normally: about to hold one
+  // again, but holding none yet.
+  for (slot* s = head_; s; s = s->set_next) {
+    if (s->state() == slot_state::replacing) return s;
   }
   return idle_tail_;
 }

@@ -62,9 +62,9 @@ class slot_set {
 
   /// The most recently used idle slot (warm connections first).
   slot* idle_front() const noexcept { return idle_head_; }
-  /// A slot to close when the set shrinks: one not connected first, then
-  /// the idle one unused the longest (claims take the warmest); none while
-  /// only busy slots are left (they settle first).
+  /// A slot to close when the set shrinks: one not connected first (one
+  /// replacing a connection after those), then the idle one unused the longest (claims take the
+  /// warmest); none while only busy slots are left (they settle first).
   slot* shrink_victim() const noexcept;
   /// Calls `f` on every slot; `f` may remove it.
   template <class F>

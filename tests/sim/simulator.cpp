@@ -49,8 +49,8 @@
 //                                max_connection_backoff, else within that range
 //   normal_end                   a check that says the connection ended normally
 //                                (errc::connection_ended) reconnects at once without a failure
-//                                only if the connection was up min(1 s, max_connection_backoff);
-//                                younger, it is a failure that backs off
+//                                only if the connection was up min(1 s, max_connection_backoff)
+//                                or on_recycle saw it; younger, it is a failure that backs off
 //   health_check_timing          is_valid on an idle connection health_interval (+ a share
 //                                of spread) after it became idle
 //   time_bounds                  no check outlives health_check_timeout, no connect
@@ -959,7 +959,7 @@ class simulation {
             const retry_rule r = lost(o.slot, now);
             const duration young =
                 std::min<duration>(core::normal_end_min_age, cfg.max_connection_backoff);
-            if (r.up < young) {
+            if (r.up < young && o.op != op_kind::on_recycle) {
               fail("normal_end",
                    format("slot %s: ended normally after %s up, younger than %s: not a failure",
                           slot_name(o.slot).c_str(), show(r.up).c_str(), show(young).c_str()));

@@ -230,8 +230,11 @@ class connector {
   /// Handler: a coroutine that completes when the check passed (a 2xx read
   /// whole, the connection still reusable).
   ///
-  /// Errors: thrown `std::system_error`: `errc::not_usable` for a
-  /// connection that is not `reusable()`; `errc::ping_failed` when the
+  /// Errors: thrown `std::system_error`: `qorb::errc::connection_ended`
+  /// (not a failure: the pool replaces the connection) for a connection
+  /// that is done after a whole response (`Connection: close` either way,
+  /// or a body that ran to the connection's end); `errc::not_usable` for
+  /// another connection that is not `reusable()`; `errc::ping_failed` when the
   /// request failed or timed out, the status was not 2xx, or the response
   /// left the connection not reusable; with an empty target, those of
   /// `on_acquire`.
@@ -261,8 +264,10 @@ class connector {
   /// Handler: a coroutine that completes when `c` may be handed out.
   ///
   /// Errors: thrown `std::system_error`: `errc::not_usable` for a closed
-  /// connection, `errc::connection_closed` when the server closed it (it
-  /// is then closed here too); the pool replaces it.
+  /// connection; `qorb::errc::connection_ended` when the server closed it
+  /// while idle (its keep-alive timeout: a normal end, which the pool
+  /// replaces without counting a failure; it is closed here too);
+  /// `errc::connection_closed` when the check found it broken.
   ///
   /// Executor, cancellation, lifetimes, thread safety and exceptions: as
   /// `is_valid` (the TLS check does not suspend; a plain TCP
@@ -276,8 +281,11 @@ class connector {
   /// Handler: a coroutine that completes when `c` goes back to the idle
   /// set.
   ///
-  /// Errors: thrown `std::system_error`: `errc::not_usable` (message "not
-  /// kept: " and why) for a connection that is not reusable;
+  /// Errors: thrown `std::system_error` (message "not kept: " and why):
+  /// `qorb::errc::connection_ended` for a connection that is done after a
+  /// whole response (`Connection: close` either way, or a body that ran to
+  /// the connection's end: a normal end, not counted as a failure);
+  /// `errc::not_usable` for another connection that is not reusable;
   /// `errc::server_error` after a 5xx with `server_errors_fail_backend`
   /// (the connection is marked broken). The pool closes and replaces it.
   ///

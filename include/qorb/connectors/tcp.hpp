@@ -28,6 +28,15 @@ struct tcp_connector_config {
 };
 
 /// Connects an `asio::ip::tcp::socket` to each backend.
+///
+/// Example: a pool of plain sockets; idle ones are checked every
+/// `health_interval` (the peer has not closed them).
+/// @code
+/// qorb::pool<asio::ip::tcp::socket> pool(io.get_executor(), "echo", resolver,
+///                                        qorb::tcp_connector{});
+/// auto socket = co_await pool.co_claim();
+/// co_await asio::async_write(*socket, asio::buffer("hello\n", 6), asio::use_awaitable);
+/// @endcode
 class tcp_connector {
  public:
   /// The pool's connections are plain sockets.
@@ -83,6 +92,13 @@ class tcp_connector {
   ///
   /// Exceptions: the errors above.
   asio::awaitable<void> is_valid(asio::ip::tcp::socket& socket);
+
+  /// Checks a returned socket as `is_valid` does, but a peer that closed it
+  /// right after its use is a failure (`connection_reset`): plain TCP cannot
+  /// say that was meant, and a server that drops each connection after a
+  /// few requests is failing. Handler, executor, cancellation, lifetimes,
+  /// thread safety and exceptions: as `is_valid`.
+  asio::awaitable<void> on_recycle(asio::ip::tcp::socket& socket);
 
  private:
   tcp_connector_config config_;

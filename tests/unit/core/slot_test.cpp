@@ -829,6 +829,31 @@ TEST_F(slot_test, a_recycle_that_finds_a_normal_end_replaces_the_connection) {
   EXPECT_EQ(port.closed.size(), 1u);
 }
 
+// A server that answers `Connection: close` ends each connection after one
+// claim, however young: the reconnects are bounded by the claims.
+TEST_F(slot_test, a_recycle_that_finds_a_normal_end_of_a_young_connection_is_no_failure) {
+  port.hooks.has_on_recycle = true;
+  up();
+  claim(&c);
+  port.t += 1ms;
+  event(ev::release);
+  ended_answer();
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+  EXPECT_EQ(s.state(), slot_state::replacing);
+  EXPECT_EQ(s.retries().failures(), 0u);
+}
+
+TEST_F(slot_test, an_on_acquire_that_finds_a_normal_end_of_a_young_connection_fails) {
+  port.hooks.has_on_acquire = true;
+  up();
+  port.t += 1ms;
+  claim(&c);
+  const auto r = ended_answer();
+  EXPECT_EQ(r.retry, &c);
+  EXPECT_FALSE(r.retry_after_end) << "a failure of on_acquire";
+  EXPECT_EQ(port.ends.back().v, verdict::failed);
+}
+
 TEST_F(slot_test, an_on_acquire_that_finds_a_normal_end_passes_the_claim_on_without_a_failure) {
   port.hooks.has_on_acquire = true;
   up();

@@ -92,7 +92,11 @@ class handle {
   ///
   /// Lifetimes: references obtained from `get()` dangle afterwards. Works
   /// after the pool is gone (the pool's internals live as long as any
-  /// handle): the connection is then closed, on this thread.
+  /// handle): the connection is then closed, on this thread. After the
+  /// pool's `io_context` is destroyed the connection is not closed but kept
+  /// open for the life of the process (its destructor would use the
+  /// destroyed context, as a socket's does), with an error in the pool's
+  /// log: return handles before destroying the `io_context`.
   ///
   /// Thread safety: not concurrently with other uses of this handle; from any
   /// thread, concurrently with other handles and the pool.
@@ -119,7 +123,8 @@ class handle {
   /// Cancellation: none.
   ///
   /// Lifetimes: references obtained from `get()` dangle afterwards. Works
-  /// after the pool is gone: the connection is closed, on this thread.
+  /// after the pool is gone: the connection is closed, on this thread (kept
+  /// open after the `io_context` is gone, as for `reset()`).
   ///
   /// Thread safety: as `reset()`.
   ///

@@ -5,10 +5,15 @@
 #include "probes.hpp"
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <chrono>
+#include <mutex>
+#include <vector>
 
 namespace qorb::detail {
 
@@ -65,6 +70,27 @@ std::chrono::steady_clock::time_point to_steady(core::time_point t) {
   return std::chrono::steady_clock::time_point(t.time_since_epoch());
 }
 
+// A service in the pool's execution context, only to hear of its shutdown:
+// the context calls shutdown() on its services from its destructor (or
+// shutdown()), before it frees them and its reactor. One per context,
+// shared by its pools.
+class context_watch final : public asio::execution_context::service {
+ public:
+  static asio::execution_context::id id;
+  explicit context_watch(asio::execution_context& ctx) : service(ctx) {}
+  std::shared_ptr<const std::atomic<bool>> flag() const { return gone_; }
+
+ private:
+  void shutdown() override { gone_->store(true, std::memory_order_release); }
+  const std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+asio::execution_context::id context_watch::id;
+
+std::shared_ptr<const std::atomic<bool>> watch_context(const asio::any_io_executor& ex) {
+  return asio::use_service<context_watch>(asio::query(ex, asio::execution::context)).flag();
+}
+
 }  // namespace
 
 system_environment::system_environment() : engine_(std::random_device{}()) {}
@@ -83,12 +109,20 @@ std::uint64_t pool_core::id_of(const core::slot* s) noexcept { return s->id(); }
 pool_driver::pool_driver(asio::any_io_executor ex, std::string name, std::shared_ptr<resolver> res,
                          std::unique_ptr<connector_ops> ops, const policy& p, logger_ptr logger)
     : ex_(std::move(ex)),
+      context_gone_(watch_context(ex_)),
       name_(std::move(name)),
       resolver_(std::move(res)),
       ops_(std::move(ops)),
       log_(std::move(logger)),
       state_(p, {ops_->has_is_valid, ops_->has_on_acquire, ops_->has_on_recycle}, env_),
-      timer_(std::in_place, ex_) {}
+      timer_(std::in_place, ex_) {
+  // Not an error (the defaults, 8 spares under 16 slots, would reject every
+  // max_slots below 8), but not silent either.
+  if (log_ && p.spares_wanted > p.max_slots) {
+    log_->warn("pool {}: spares_wanted {} is above max_slots {}: at most {} connections are kept",
+               name_, p.spares_wanted, p.max_slots, p.max_slots);
+  }
+}
 
 pool_driver::~pool_driver() = default;
 
@@ -239,7 +273,7 @@ void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake)
   if (fx.empty() && !wake) return;
   // Connections closed first: the new connect an event starts (replacing
   // one) must not have the old socket still open beside it.
-  if (!fx.closing.empty()) fx.closing.clear();
+  if (!fx.closing.empty()) close_connections(fx);
   if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
   if (wake) arm_timer(wake);
   if (!fx.seen.empty()) {
@@ -248,6 +282,28 @@ void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake)
   for (const auto& c : fx.completions) {
     static_cast<claim_request*>(c.claim)->complete(to_error(c.outcome), c.s, c.box);
   }
+}
+
+void pool_driver::close_connections(core::effects& fx) noexcept {
+  if (context_gone_->load(std::memory_order_acquire)) {
+    // Returned after the io_context was destroyed: a socket's destructor
+    // would deregister it from the freed reactor (a use-after-free), so
+    // the connection (its memory and descriptor) is parked for the
+    // process's life instead. The context cannot be kept alive from here,
+    // and the connection type is the user's: there is no other safe way.
+    if (log_) {
+      log_->error(
+          "pool {}: {} connection(s) returned after the pool's io_context was destroyed "
+          "are kept open, not closed: return handles before destroying the io_context",
+          name_, fx.closing.size());
+    }
+    static std::mutex parked_mu;
+    // Reachable for the process's life (no leak report), never destroyed.
+    static auto* parked = new std::vector<box_ptr>;
+    std::lock_guard lock(parked_mu);
+    for (auto& box : fx.closing) parked->push_back(std::move(box));
+  }
+  fx.closing.clear();
 }
 
 void pool_driver::register_ops(const core::effects& fx) {

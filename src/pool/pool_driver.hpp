@@ -74,6 +74,7 @@ class pool_driver final : public pool_core {
   void run(Event&& event) noexcept;
   core::effects fresh_effects() const;
   void apply(core::effects& fx, std::optional<core::time_point> wake) noexcept;
+  void close_connections(core::effects& fx) noexcept;
   void register_ops(const core::effects& fx);
   void start_ops(core::effects& fx);
   void arm_timer(std::optional<core::time_point> wake);
@@ -97,6 +98,10 @@ class pool_driver final : public pool_core {
                     Args&&... args) const;
 
   const asio::any_io_executor ex_;
+  // Set when the executor's execution context shuts down (its destructor
+  // runs). A connection closed after that (a handle returned late) would
+  // touch the destroyed reactor from its destructor: it is parked instead.
+  const std::shared_ptr<const std::atomic<bool>> context_gone_;
   const std::string name_;
   const std::shared_ptr<resolver> resolver_;
   const std::unique_ptr<connector_ops> ops_;

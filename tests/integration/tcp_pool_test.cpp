@@ -14,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "support/echo_server.hpp"
@@ -150,6 +151,34 @@ TEST_F(tcp_pool_test, handle_outliving_the_pool_is_closed_when_returned) {
   EXPECT_TRUE(echo_once(*held, "still here"));
   held.reset();
   ASSERT_TRUE(wait_until([&] { return open_on(servers) == 0; }));
+}
+
+// Hardening: a handle returned after its io_context was destroyed had its
+// socket destroyed from the pool's apply step, deregistering it from the
+// destroyed reactor (a heap use-after-free under ASan; the suite's test
+// used a fake connection, which cannot show it). The pool now sees its
+// context shut down and leaks such a connection rather than destroy it:
+// nothing touches the freed reactor.
+TEST_F(tcp_pool_test, a_real_connection_returned_after_its_io_context_is_gone_touches_nothing) {
+  start_servers(1);
+  handle<tcp::socket> held;
+  {
+    std::optional<io_threads> own(std::in_place, 1);
+    auto pol = quick_policy();
+    pol.max_slots = 3;
+    pol.spares_wanted = 3;
+    pol.set_config.health_interval = 10ms;  // timers armed while it runs
+    {
+      tcp_pool p(own->executor(), "gone", std::make_shared<fixed_resolver>(endpoints()),
+                 tcp_connector{}, pol);
+      held = p.claim();
+      ASSERT_TRUE(held);
+      EXPECT_TRUE(echo_once(*held, "before"));
+    }
+    own.reset();  // the pool, then its io_context, are gone
+  }
+  held.reset();  // must not touch the destroyed reactor (ASan: heap-use-after-free before)
+  EXPECT_FALSE(held);
 }
 
 TEST_F(tcp_pool_test, a_killed_backend_is_routed_around) {

@@ -3,6 +3,8 @@
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 
 #include <gtest/gtest.h>
@@ -25,7 +27,10 @@ tcp::endpoint ep(unsigned short n) { return {asio::ip::make_address("127.0.0.1")
 
 // Hardening: the old core cancelled a slot timer bound to the dead
 // io_context when such a handle came back (a heap use-after-free under ASan).
-TEST(driver, a_handle_returned_after_its_io_context_is_gone_just_closes_the_connection) {
+// The connection is not destroyed either: its destructor may touch the dead
+// context (a real socket does: tcp_pool_test has that case), so the pool
+// parks it for the process's life.
+TEST(driver, a_handle_returned_after_its_io_context_is_gone_parks_the_connection_untouched) {
   fake_connector c;
   handle<fake_conn> held;
   {
@@ -42,7 +47,46 @@ TEST(driver, a_handle_returned_after_its_io_context_is_gone_just_closes_the_conn
   }
   EXPECT_EQ(c.state->live, 1);
   held.reset();
-  EXPECT_EQ(c.state->live, 0);
+  EXPECT_FALSE(held);
+  EXPECT_EQ(c.state->live, 1) << "not destroyed after its context";
+}
+
+// Hardening: spares_wanted above max_slots was accepted silently; the pool
+// keeps at most max_slots, and says so once.
+TEST(driver, spares_wanted_above_max_slots_is_logged_once_at_construction) {
+  fake_connector c;
+  io_threads io(1);
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100);
+  auto log = std::make_shared<spdlog::logger>("spares", sink);
+  log->set_pattern("%l %v");
+  auto res = std::make_shared<fixed_resolver>(std::vector<tcp::endpoint>{ep(1)});
+  auto p = quick_policy();
+  p.max_slots = 2;
+  p.spares_wanted = 8;
+  pool<fake_conn> over(io.executor(), "spares", res, c, p, log);
+  auto held = over.claim();
+  ASSERT_TRUE(held);
+  held.reset();
+  std::size_t lines = 0;
+  for (const auto& line : sink->last_formatted()) {
+    if (line.find("spares_wanted") == std::string::npos) continue;
+    ++lines;
+    EXPECT_TRUE(line.starts_with("warning")) << line;
+    EXPECT_NE(line.find("spares_wanted 8 is above max_slots 2"), std::string::npos) << line;
+    EXPECT_NE(line.find("at most 2"), std::string::npos) << line;
+  }
+  EXPECT_EQ(lines, 1u);
+  EXPECT_LE(over.stats().backends.begin()->second.unclaimed, 2u);
+  // Within the limit: nothing said.
+  auto quiet_sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(100);
+  auto quiet = std::make_shared<spdlog::logger>("quiet", quiet_sink);
+  auto q = quick_policy();
+  q.max_slots = 8;
+  q.spares_wanted = 8;
+  pool<fake_conn> fine(io.executor(), "fine", res, c, q, quiet);
+  for (const auto& line : quiet_sink->last_formatted()) {
+    EXPECT_EQ(line.find("spares_wanted"), std::string::npos) << line;
+  }
 }
 
 // One timer serves every deadline: a claim's deadline that comes before the

@@ -404,8 +404,9 @@ TEST(EtcdHostile, APoolFollowsTheResolversChanges) {
   });
   auto config = etcd_config({member.endpoint()}, prefix);
   config.logger = nullptr;
-  auto resolver = std::make_shared<qorb::etcd_resolver>(config);
+  // The io_context outlives the resolver: its state holds the context's timers.
   qorb::asio::io_context io;
+  auto resolver = std::make_shared<qorb::etcd_resolver>(config);
   auto work = qorb::asio::make_work_guard(io);
   std::thread t([&] { io.run_for(30s); });
   {

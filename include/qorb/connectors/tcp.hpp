@@ -93,11 +93,15 @@ class tcp_connector {
   /// Exceptions: the errors above.
   asio::awaitable<void> is_valid(asio::ip::tcp::socket& socket);
 
-  /// Checks a returned socket as `is_valid` does, but a peer that closed it
-  /// right after its use is a failure (`connection_reset`): plain TCP cannot
-  /// say that was meant, and a server that drops each connection after a
-  /// few requests is failing. Handler, executor, cancellation, lifetimes,
-  /// thread safety and exceptions: as `is_valid`.
+  /// Checks a socket a claim returned, as `is_valid` does an idle one.
+  ///
+  /// Errors: as `is_valid`, but a peer that closed the socket right after
+  /// its use is a failure, `std::errc::connection_reset`, not a normal end:
+  /// plain TCP cannot say that was meant, and a server that drops each
+  /// connection after a few requests is failing (the pool backs off).
+  ///
+  /// Handler, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `is_valid`.
   asio::awaitable<void> on_recycle(asio::ip::tcp::socket& socket);
 
  private:

@@ -131,7 +131,9 @@ void pool_driver::observe(const core::observation& o) const {
           backend_name(o), core::to_string(o.op), o.reason);
       break;
     case kind::set_online:
-      if (o.first) log(spdlog::level::info, "{}: online", backend_name(o));
+      // The same level as offline: a log that shows only warnings must not
+      // leave a backend that came back looking dead.
+      if (o.first) log(spdlog::level::warn, "{}: online", backend_name(o));
       QORB_PROBE(slot_set_online, pool, address(o), o.flag);
       break;
     case kind::set_offline:

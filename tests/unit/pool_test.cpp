@@ -822,6 +822,14 @@ TEST_F(pool_test, logs_name_the_pool_and_backend_and_can_be_silenced) {
         std::string("pool logged: terminating")}) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << "\nin:\n" << text;
   }
+  // online is logged at offline's level (warning): a log showing only
+  // warnings must not leave a backend that came back looking dead.
+  const auto online_at = text.find(name_of(1) + ": online");
+  ASSERT_NE(online_at, std::string::npos);
+  const auto line_start = text.rfind('\n', online_at);
+  const auto line = text.substr(line_start == std::string::npos ? 0 : line_start,
+                                online_at - (line_start == std::string::npos ? 0 : line_start));
+  EXPECT_NE(line.find("[warning]"), std::string::npos) << line;
   // A null logger: nothing is logged, nothing breaks.
   pool<fake_conn> quiet(io.executor(), "quiet", resolver, c, quick_policy(), nullptr);
   EXPECT_TRUE(quiet.claim());

@@ -1,11 +1,10 @@
-# The DNS resolver (qorb::dns_resolver): c-ares, driven by Asio.
+# The DNS resolver (qorb::dns_resolver): c-ares, driven by Asio. Library
+# qorb_dns (qorb::dns).
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(CARES REQUIRED IMPORTED_TARGET libcares)
-target_sources(qorb PRIVATE
+qorb_component(dns SOURCES
   src/resolvers/dns_message.cpp
   src/resolvers/dns_lookup.cpp
   src/resolvers/dns_state.cpp
   src/resolvers/dns_resolver.cpp)
-# The resolver's private headers are included as "resolvers/...".
-target_include_directories(qorb PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
-qorb_private_dependency(PkgConfig::CARES cares libcares)
+qorb_private_dependency(dns PkgConfig::CARES cares libcares)

@@ -33,8 +33,10 @@ demo=(knot knot-dnsutils etcd-server etcd-client gnuplot-nox)
 # The suite: real PostgreSQL, nginx and OpenSSL's tool for certificates,
 # bpftrace for the probes, tmux for the terminal tools, doxygen for the
 # reference, clang and its fuzzer runtime for the fuzzers, python3 for the
-# hostile peers, curl for the lines the demo prints.
-test=(postgresql nginx-light openssl bpftrace binutils tmux doxygen clang libclang-rt-14-dev python3 curl)
+# hostile peers, curl for the lines the demo prints, ccache so that the
+# suite's builds reuse what they compiled alike.
+test=(postgresql nginx-light openssl bpftrace binutils tmux doxygen clang libclang-rt-14-dev python3 curl
+      ccache)
 
 list=false
 if [ "${1:-}" = --list ]; then

@@ -19,6 +19,13 @@ run_flavour() {
   shift
   local dir="$root/build/$flavour"
   local args=(-G Ninja -DQORB_WERROR=ON)
+  # ccache (install-deps installs it) keeps what a flavour compiled, so the
+  # component-combination builds of the release flavour, and a second run,
+  # compile only what changed.
+  if command -v ccache >/dev/null; then
+    args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    export CCACHE_BASEDIR="$root"
+  fi
   case $flavour in
     # Release (-O3), as users build it: GCC warns about things at -O3 that
     # it does not see at RelWithDebInfo's -O2 (-Wrestrict, for one).

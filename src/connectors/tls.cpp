@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: BSL-1.0
 #include <qorb/connectors/tls.hpp>
+#include <qorb/error.hpp>
 
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -301,9 +303,10 @@ void tls_connector::check_open(tls_stream& stream) {
   if (!socket.is_open()) throw std::system_error(std::make_error_code(std::errc::not_connected));
   char byte;
   const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  // A close by the peer (with or without close_notify) is the normal end of
+  // the connection (qorb::errc::connection_ended): a server's idle timeout.
   if (n == 0) {
-    throw std::system_error(std::make_error_code(std::errc::connection_reset),
-                            "peer closed the connection");
+    throw std::system_error(make_error_code(errc::connection_ended), "peer closed the connection");
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -321,9 +324,13 @@ void tls_connector::check_open(tls_stream& stream) {
   boost::system::error_code ignored;
   socket.non_blocking(was_non_blocking, ignored);
   if (ec == asio::error::would_block) return;
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+    throw std::system_error(make_error_code(errc::connection_ended),
+                            std::string("peer closed the connection (").append(ec.message()) + ")");
+  }
   if (ec) {
     throw std::system_error(std::make_error_code(std::errc::connection_reset),
-                            std::string("peer closed the connection (").append(ec.message()) + ")");
+                            std::string("connection broken (").append(ec.message()) + ")");
   }
   if (got > 0) {
     throw std::system_error(std::make_error_code(std::errc::protocol_error),
@@ -337,6 +344,26 @@ asio::awaitable<void> tls_connector::is_valid(tls_stream& stream) {
     co_return;
   }
   check_open(stream);
+  co_return;
+}
+
+asio::awaitable<void> tls_connector::on_recycle(tls_stream& stream) {
+  if (state_->config.health_check) {
+    co_await state_->config.health_check(stream);
+    co_return;
+  }
+  try {
+    check_open(stream);
+  } catch (const std::system_error& e) {
+    // Closed right after its use: as for plain TCP, nothing says that was
+    // meant, and a server that drops each connection after a request is
+    // failing.
+    if (e.code() == errc::connection_ended) {
+      throw std::system_error(std::make_error_code(std::errc::connection_reset),
+                              "peer closed the connection after its use");
+    }
+    throw;
+  }
   co_return;
 }
 

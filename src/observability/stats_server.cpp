@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // stats_server: HTTP (/stats, /metrics) and WebSocket (/qtop/stats) on
 // Beast. The only translation unit of qorb that compiles Beast.
 #include <qorb/stats_server.hpp>
@@ -194,7 +195,8 @@ json::object pool_json(const pool_stats& p) {
             {"no_backends_online", f.no_backends_online},
             {"all_claims_used", f.all_claims_used},
             {"terminated", f.terminated},
-            {"cancelled", f.cancelled}}},
+            {"cancelled", f.cancelled},
+            {"acquire_failed", f.acquire_failed}}},
           {"claim_wait",
            {{"bounds_s", std::move(bounds)},
             {"counts", std::move(counts)},
@@ -309,7 +311,8 @@ std::string metrics_text(const std::vector<pool_stats>& pools) {
         {"no_backends_online", f.no_backends_online},
         {"all_claims_used", f.all_claims_used},
         {"terminated", f.terminated},
-        {"cancelled", f.cancelled}};
+        {"cancelled", f.cancelled},
+        {"acquire_failed", f.acquire_failed}};
     for (const auto& [reason, count] : reasons) {
       failures.Add({{"pool", p.name}, {"reason", reason}}).Increment(as_double(count));
     }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // stats_server against a live pool: /stats JSON, /metrics Prometheus text,
 // HTTP errors, the /qtop/stats WebSocket, slow clients, pools going away,
 // and stop().
@@ -154,6 +155,7 @@ void expect_matches(const json::object& j, const pool_stats& s) {
   EXPECT_EQ(num(f.at("all_claims_used")), s.claim_failures.all_claims_used);
   EXPECT_EQ(num(f.at("terminated")), s.claim_failures.terminated);
   EXPECT_EQ(num(f.at("cancelled")), s.claim_failures.cancelled);
+  EXPECT_EQ(num(f.at("acquire_failed")), s.claim_failures.acquire_failed);
   const auto& w = j.at("claim_wait").as_object();
   EXPECT_EQ(num(w.at("count")), s.claim_wait.count);
   EXPECT_DOUBLE_EQ(w.at("sum_s").to_number<double>(), s.claim_wait.sum_s);
@@ -355,7 +357,10 @@ TEST_F(stats_server_test, metrics_are_prometheus_text_with_pool_and_backend_labe
   EXPECT_EQ(metrics.sum("qorb_claims_total", {{"pool", "web"}}), 3.0);
   EXPECT_EQ(metrics.sum("qorb_claim_failures_total", {{"pool", "web"}, {"reason", "no_backends"}}),
             0.0);
-  EXPECT_EQ(metrics.count("qorb_claim_failures_total"), 5u);
+  EXPECT_EQ(metrics.count("qorb_claim_failures_total"), 6u);  // every reason, always
+  EXPECT_EQ(
+      metrics.sum("qorb_claim_failures_total", {{"pool", "web"}, {"reason", "acquire_failed"}}),
+      0.0);
   // The histogram: one bucket per bound plus +Inf, cumulative.
   EXPECT_EQ(metrics.count("qorb_claim_wait_seconds_bucket"),
             claim_wait_histogram::bounds_s.size() + 1);

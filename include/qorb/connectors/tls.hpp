@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: a connector for TLS connections (Asio SSL over OpenSSL).
 #pragma once
 
@@ -186,10 +187,11 @@ class tls_connector {
   /// Handler: a coroutine that completes when the check passed.
   ///
   /// Errors: thrown `std::system_error`: `not_connected` for a closed
-  /// socket, `connection_reset` when the peer closed the connection (or
-  /// sent close_notify), `protocol_error` for application data on the idle
-  /// connection, the socket's errno when it broke; or whatever
-  /// `health_check` throws.
+  /// socket, `qorb::errc::connection_ended` when the peer closed the
+  /// connection (or sent close_notify: a server's idle timeout, replaced
+  /// without counting a failure), `connection_reset` when it broke,
+  /// `protocol_error` for application data on the idle connection, the
+  /// socket's errno; or whatever `health_check` throws.
   ///
   /// Executor: the coroutine's (a strand of the pool's executor).
   ///
@@ -204,6 +206,17 @@ class tls_connector {
   /// Exceptions: the errors above.
   asio::awaitable<void> is_valid(tls_stream& stream);
 
+  /// Checks a returned stream as `is_valid` does, but a peer that closed it
+  /// right after its use is a failure (`connection_reset`), not a normal
+  /// end: nothing says that was meant, and a server that drops each
+  /// connection after a request is failing.
+  ///
+  /// Errors: as `is_valid`, with that difference.
+  ///
+  /// Handler, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `is_valid`.
+  asio::awaitable<void> on_recycle(tls_stream& stream);
+
   /// Connects a stream to `b` with `server_name` (empty: as `connect`
   /// chooses): for connectors that put a protocol on top of TLS. Both are
   /// copied, so the awaitable may outlive the arguments (as with `connect`).
@@ -215,7 +228,9 @@ class tls_connector {
   /// Whether `stream`'s peer has closed the connection (a non-blocking look
   /// at the socket that processes TLS records already there, e.g. session
   /// tickets, but no application data). Throws `std::system_error` when the
-  /// peer closed it or it broke; used by `is_valid` and by protocols on top.
+  /// peer closed it (`qorb::errc::connection_ended`: the normal end of an
+  /// idle connection, which the pool replaces without counting a failure)
+  /// or it broke (another code); used by `is_valid` and by protocols on top.
   static void check_open(tls_stream& stream);
 
   /// The configuration this connector (and its copies) was made with.

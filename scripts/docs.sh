@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Builds qorb's API reference with Doxygen from the public headers
 # (include/qorb/, without include/qorb/detail/) into build/docs/html.
 # Fails on any Doxygen warning (an undocumented public name, a broken
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=${2:?--out needs a directory}; shift 2 ;;
     --headers) headers=${2:?--headers needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "docs.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -87,22 +88,30 @@ if [ -s "$out/warnings.txt" ]; then
 fi
 [ -f "$out/html/index.html" ] || { echo "docs.sh: no $out/html/index.html" >&2; exit 1; }
 
-# Every public operation says how it completes and fails, where it runs,
+# Every public operation says what there is to say of it. An asynchronous
+# one (async_*, co_*, a connector hook, any function returning an awaitable
+# or whose comment names a handler, as a resolver's start) says how it completes and fails, where it runs,
 # how it is cancelled, what must outlive what, who may call it at once and
-# what it throws. An operation is any async_* function, any connector hook
-# or resolver entry point, and any function whose comment already has a
-# "Handler:" section (it is one, so it must have them all). A comment may
-# also name several at once ("Lifetimes, thread safety and exceptions: as
-# above.").
-operations='^(async_.*|connect|is_valid|on_acquire|on_recycle|start|stop|claim|try_claim|terminate|reset|discard|attach)$'
+# what it throws. A synchronous one (claim, try_claim, terminate, reset,
+# discard, attach, stop, or any other whose comment has a "Handler:"
+# section) has no handler, runs in the caller and is not cancelled, so it
+# needs only its errors, thread safety and exceptions (a comment may add
+# the others). A comment may name several at once ("Lifetimes, thread
+# safety and exceptions: as above.").
+async_ops='^(async_.*|co_.*|connect|is_valid|on_acquire|on_recycle)$'
+sync_ops='^(stop|claim|try_claim|terminate|reset|discard|attach)$'
 missing=0
 for xml in "$out"/xml/class*.xml "$out"/xml/struct*.xml; do
   [ -e "$xml" ] || continue
-  awk -v ops="$operations" '
-    BEGIN { n = split("Handler|Errors|Executor|Cancellation|Lifetimes|Thread safety|Exceptions", sec, "|") }
+  awk -v async_ops="$async_ops" -v sync_ops="$sync_ops" '
+    BEGIN {
+      n_async = split("Handler|Errors|Executor|Cancellation|Lifetimes|Thread safety|Exceptions", async_sec, "|")
+      n_sync = split("Errors|Thread safety|Exceptions", sync_sec, "|")
+    }
     /<compoundname>/ && scope == "" { scope = $0; gsub(/.*<compoundname>|<\/compoundname>.*/, "", scope) }
-    /<memberdef kind="function"/ { inside = ($0 ~ /prot="public"/); name = ""; text = ""; next }
+    /<memberdef kind="function"/ { inside = ($0 ~ /prot="public"/); name = ""; type = ""; text = ""; next }
     !inside { next }
+    /<type>/ && type == "" { type = $0 }
     /<name>/ && name == "" { name = $0; gsub(/.*<name>|<\/name>.*/, "", name) }
     /<location / {
       where = $0; sub(/.* file="/, "", where); sub(/".*/, "", where)
@@ -112,13 +121,17 @@ for xml in "$out"/xml/class*.xml "$out"/xml/struct*.xml; do
     /<\/memberdef>/ {
       inside = 0
       gsub(/<[^>]*>/, "", text); gsub(/[ \t\n]+/, " ", text)
-      if (name !~ ops && text !~ /Handler/) next
-      # "Lifetimes, thread safety and exceptions: as above." names several at once.
+      # A handler that is not "none" (as the start of a resolver).
+      is_async = (name ~ async_ops || type ~ /awaitable/ || (text ~ /Handler:/ && text !~ /Handler: none/))
+      if (!is_async && name !~ sync_ops && text !~ /Handler:/) next
       low = tolower(text)
       lacking = ""
-      for (i = 1; i <= n; i++)
-        if (index(text, sec[i] ":") == 0 && low !~ (tolower(sec[i]) "[a-z ,]*:"))
-          lacking = lacking (lacking == "" ? "" : ", ") sec[i]
+      n = is_async ? n_async : n_sync
+      for (i = 1; i <= n; i++) {
+        s = is_async ? async_sec[i] : sync_sec[i]
+        if (index(text, s ":") == 0 && low !~ (tolower(s) "[a-z ,]*:"))
+          lacking = lacking (lacking == "" ? "" : ", ") s
+      }
       if (lacking != "") { printf "%s:%s: %s::%s: no section(s): %s\n", where, line, scope, name, lacking; bad = 1 }
     }
     END { exit bad }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: handle<Conn>, the RAII claim on one pooled connection.
 #pragma once
 
@@ -22,6 +23,15 @@ namespace qorb {
 ///
 /// Accessing the connection of an empty handle (default-constructed, moved
 /// from, reset or discarded) throws `std::logic_error`.
+///
+/// Example:
+/// @code
+/// qorb::handle<asio::ip::tcp::socket> conn = co_await pool.co_claim();
+/// std::cout << "talking to " << conn.backend().name << "\n";
+/// auto [ec, n] = co_await asio::async_write(*conn, request, asio::as_tuple(asio::use_awaitable));
+/// if (ec) conn.discard();  // broken: the pool closes it and reconnects
+/// // otherwise it returns to the pool when `conn` goes out of scope
+/// @endcode
 template <class Conn>
 class handle {
  public:
@@ -78,8 +88,6 @@ class handle {
   /// connection is closed instead when the pool has terminated, the backend
   /// was removed, or the pool now wants fewer connections to that backend.
   ///
-  /// Handler: none; synchronous.
-  ///
   /// Errors: none reported; a failed recycle counts against the backend and
   /// the pool replaces the connection.
   ///
@@ -111,8 +119,6 @@ class handle {
   /// pool has terminated or the backend was removed, the connection is only
   /// closed. The handle becomes empty; nothing happens on an empty handle.
   /// Use it when the connection is known broken; `reset()` otherwise.
-  ///
-  /// Handler: none; synchronous.
   ///
   /// Errors: none reported.
   ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: pool<Conn>, the connection pool.
 #pragma once
 
@@ -65,6 +66,22 @@ namespace qorb {
 /// Lifetime: destroying the pool terminates it (see `async_terminate`).
 /// Handles, claims still in flight and connector calls still running keep
 /// the pool's internals alive until they end; handles may outlive the pool.
+///
+/// Example: a pool of TCP connections to two fixed backends, claimed in a
+/// coroutine (the README's "Use it" is a whole program):
+/// @code
+/// asio::io_context io;
+/// qorb::pool<asio::ip::tcp::socket> pool(
+///     io.get_executor(), "echo",
+///     std::make_shared<qorb::fixed_resolver>(endpoints),  // or a DNS or etcd resolver
+///     qorb::tcp_connector{}, qorb::policy{});
+/// asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+///   auto conn = co_await pool.co_claim();  // throws with the reason on failure
+///   co_await asio::async_write(*conn, asio::buffer("hello\n", 6), asio::use_awaitable);
+///   // the connection goes back to the pool when `conn` is destroyed
+/// }, asio::detached);
+/// io.run();
+/// @endcode
 template <class Conn>
 class pool {
  public:
@@ -88,8 +105,6 @@ class pool {
   /// - `p`: checked first, as `qorb::validate` does.
   /// - `logger`: the spdlog logger for the pool's log lines; null silences
   ///   them.
-  ///
-  /// Handler: none; synchronous.
   ///
   /// Errors: reported by exceptions (below).
   ///
@@ -383,8 +398,6 @@ class pool {
   /// else returns an empty handle. Never blocks, never waits, never queues;
   /// a claim it serves counts in the stats like any other.
   ///
-  /// Handler: none; synchronous.
-  ///
   /// Errors: none reported: an empty handle means no connection was
   /// unclaimed, or the pool is terminated.
   ///
@@ -526,8 +539,6 @@ class pool {
   /// in use again); and the pool's totals: claims served, claims waiting,
   /// claim failures by reason, the claim wait histogram, terminated.
   ///
-  /// Handler: none; synchronous.
-  ///
   /// Errors: none; a moved-from pool gives an empty `pool_stats`.
   ///
   /// Executor: runs in the caller, under the pool's lock for as long as the
@@ -549,8 +560,6 @@ class pool {
   /// calls still running keep them after the pool is destroyed, and until
   /// then the function still gives stats (with `terminated` set). For a
   /// moved-from pool it always gives `std::nullopt`.
-  ///
-  /// Handler: none; the function is synchronous.
   ///
   /// Errors: none; `std::nullopt` means gone.
   ///

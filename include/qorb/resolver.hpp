@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the resolver interface (how a pool finds its backends).
 #pragma once
 
@@ -76,6 +77,10 @@ class resolver {
   /// knows whole sets need not override it. Override it when a large set
   /// changes a little at a time (the etcd resolver does), so that one
   /// change does not cost a pass over every backend.
+  ///
+  /// Handler: `on_set`, `void(const backend_map&)`, and `on_change`,
+  /// `void(const backend_changes&)`; errors, executor, cancellation,
+  /// lifetimes, thread safety and exceptions: as `start`.
   virtual void start_incremental(asio::any_io_executor executor, listener on_set,
                                  change_listener on_change) {
     static_cast<void>(on_change);
@@ -83,8 +88,6 @@ class resolver {
   }
 
   /// Stop resolving: cancel outstanding work promptly, call no more.
-  ///
-  /// Handler: none; synchronous.
   ///
   /// Errors: none.
   ///

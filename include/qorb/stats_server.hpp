@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: stats_server, an HTTP and WebSocket endpoint that shows pools at work.
 #pragma once
 
@@ -147,7 +148,7 @@ class stats_server {
   /// server then detaches it. Throws `std::invalid_argument` for an empty
   /// name or source.
   ///
-  /// Handler: none; synchronous. Errors: by exceptions (above). Executor:
+  /// Errors: by exceptions (above). Executor:
   /// runs in the caller; `source` is called later, on the server's thread.
   /// Cancellation: `detach`. Lifetimes: `source` is kept until detached or
   /// until it returns std::nullopt. Thread safety: as the class comment.
@@ -174,7 +175,7 @@ class stats_server {
   /// `boost::system::system_error` if the address cannot be bound, and
   /// `std::logic_error` if the server was started already.
   ///
-  /// Handler: none; synchronous. Errors: by exceptions (above). Executor:
+  /// Errors: by exceptions (above). Executor:
   /// binds in the caller; accepting runs on the server's executor.
   /// Cancellation: `stop`. Lifetimes: the executor must outlive the
   /// server's I/O, which ends after `stop` or destruction. Thread safety: as the class
@@ -185,7 +186,7 @@ class stats_server {
   /// waiting for the peers (sessions finish on the executor right after).
   /// Idempotent; the server cannot be started again.
   ///
-  /// Handler: none; synchronous. Errors: none. Executor: runs in the
+  /// Errors: none. Executor: runs in the
   /// caller; the sessions end on the server's executor. Cancellation: it is
   /// the cancellation of everything the server does. Lifetimes: no client
   /// is served afterwards. Thread safety: as the class comment. Exceptions:

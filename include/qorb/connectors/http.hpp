@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the HTTP/1.1 connector, pooled keep-alive connections on Boost.Beast
 // (plain TCP or TLS).
 #pragma once
@@ -135,6 +136,13 @@ class connection {
   ///
   /// Usage: `auto res = co_await h->request({http::verb::get, "/users/1", 11});`
   ///
+  /// Handler: a coroutine that completes with the response.
+  /// Errors: thrown (below); `config::request_timeout` bounds the whole
+  /// exchange.
+  /// Executor: the awaiting coroutine's; never blocks a thread.
+  /// Thread safety: one request at a time on a connection (a second one
+  /// while the first runs fails with `not_usable`); a claimed connection
+  /// belongs to its claimer.
   /// Cancellation: asio per-operation cancellation of the awaiting
   /// coroutine; the connection is then closed.
   /// Exceptions: `std::system_error` with an `errc` (`request_timeout`,
@@ -142,7 +150,7 @@ class connection {
   /// error; `boost::system::system_error` with `operation_aborted` when
   /// cancelled. After any exception the connection is not reusable: its
   /// return closes it and the pool replaces it.
-  /// Lifetime: the connection must outlive the operation; `req` is moved in.
+  /// Lifetimes: the connection must outlive the operation; `req` is moved in.
   asio::awaitable<response> request(http::request req);
 
   /// Whether the connection can serve another request: open, the last
@@ -187,6 +195,16 @@ class connection {
 ///
 /// All throw `std::system_error` on failure. Copies share one immutable
 /// config (and TLS context); concurrent calls are safe.
+///
+/// Example:
+/// @code
+/// namespace http = qorb::connectors::http;
+/// http::config cfg;  // cfg.tls.emplace() for HTTPS
+/// qorb::pool<http::connection> pool(io, "api", resolver, http::connector(cfg));
+/// auto h = co_await pool.co_claim();
+/// http::response res = co_await h->request({http::verb::get, "/users/42", 11});
+/// if (res.result_int() >= 500) h.discard();  // counts against the backend
+/// @endcode
 class connector {
  public:
   /// The pool's connections are `http::connection`s.

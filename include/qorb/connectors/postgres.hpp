@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the PostgreSQL connector, on libpq, non-blocking on Asio.
 #pragma once
 
@@ -183,7 +184,7 @@ class connection {
   /// the session is busy until `connector::on_recycle` drains it.
   /// Exceptions: `error` (`server_error` with SQLSTATE, `connection_broken`,
   /// `busy`, `unsupported`), `boost::system::system_error` when cancelled.
-  /// Lifetime: the connection must outlive the operation; the arguments are
+  /// Lifetimes: the connection must outlive the operation; the arguments are
   /// copied before the first suspension.
   template <class... Params>
   asio::awaitable<result> query(std::string_view sql, const Params&... params) {
@@ -194,11 +195,17 @@ class connection {
   }
 
   /// `query` with the parameters already converted.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `query` (the coroutine completes with the rows).
   asio::awaitable<result> query_params(std::string sql, std::vector<param> params);
 
   /// Runs one or more `;`-separated statements with the simple query
-  /// protocol (no parameters), discarding their rows. Throws the first
-  /// error, as `query` does; cancellation as for `query`.
+  /// protocol (no parameters), discarding their rows.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `query` (the coroutine completes when every statement
+  /// ran; it throws the first error).
   asio::awaitable<void> execute(std::string sql);
 
  private:

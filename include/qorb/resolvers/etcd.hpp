@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the etcd resolver (a key prefix in etcd, watched through etcd's v3
 // JSON gateway over HTTP).
 #pragma once
@@ -107,6 +108,19 @@ struct etcd_resolver_stats {
 ///
 /// Lifetime: destroying the resolver stops it; its state lives until the
 /// executor has run the cancelled work.
+///
+/// Example: the backends registered under `/services/echo/` in a cluster of
+/// two members:
+/// @code
+/// std::string error;
+/// auto etcd = qorb::parse_etcd_url("http://10.0.0.2:2379,http://10.0.0.3:2379", error);
+/// qorb::etcd_resolver_config config;
+/// config.endpoints = etcd->endpoints;
+/// config.prefix = "/services/echo/";
+/// qorb::pool<asio::ip::tcp::socket> pool(io.get_executor(), "echo",
+///                                        std::make_shared<qorb::etcd_resolver>(config),
+///                                        qorb::tcp_connector{});
+/// @endcode
 class etcd_resolver final : public resolver {
  public:
   /// Throws std::invalid_argument when a setting is out of its bounds.
@@ -127,6 +141,10 @@ class etcd_resolver final : public resolver {
 
   /// As `start`, publishing the whole set after each read of the prefix and
   /// then, for each batch of watch events that changed it, only the change.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `start` (`on_set` and `on_change` run on the resolver's
+  /// strand, one at a time, in order).
   void start_incremental(asio::any_io_executor executor, listener on_set,
                          change_listener on_change) override;
 

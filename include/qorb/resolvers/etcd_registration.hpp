@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: registering a backend in etcd (a key under a lease, kept alive),
 // the other half of the etcd resolver.
 #pragma once
@@ -75,6 +76,19 @@ struct etcd_registration_stats {
 /// Thread safety: `start`, `stop` and `stats` may be called from any thread.
 /// Lifetime: destroying it stops it (the revoke still runs while the
 /// executor does).
+///
+/// Example: a server on 10.0.0.7:6001 registers itself where an
+/// `etcd_resolver` with the prefix `/services/echo/` finds it:
+/// @code
+/// qorb::etcd_registration_config config;
+/// config.endpoints = etcd->endpoints;  // from qorb::parse_etcd_url
+/// config.key = "/services/echo/10.0.0.7:6001";
+/// config.value = "10.0.0.7:6001";
+/// qorb::etcd_registration registration(config);
+/// registration.start(io.get_executor());  // kept alive until stop()
+/// // ... serve ...
+/// registration.stop();                    // revokes the lease: the key goes at once
+/// @endcode
 class etcd_registration {
  public:
   /// Throws std::invalid_argument when a setting is out of its bounds.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb_etcd_churn_bench: claim latency on an io_context that also runs an
 // etcd resolver applying a steady rate of watch events over a large prefix.
 // A fake etcd member (in-process, loopback) serves KEYS keys and then one

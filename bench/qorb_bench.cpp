@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb_bench: what a claim costs, how claims scale under contention, how a
 // burst of claims drains through a full pool, and what an idle slot weighs.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb_stats_flood_bench: claim latency with a stats_server being scraped
 // hard, against the same pool idle. A pool of 100 backends and a
 // stats_server share one io_context (two threads); 8 keep-alive clients

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # The DNS resolver (qorb::dns_resolver): c-ares, driven by Asio. Library
 # qorb_dns (qorb::dns).
 find_package(PkgConfig REQUIRED)

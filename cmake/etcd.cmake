@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # The etcd resolver (qorb::etcd_resolver) and backend registration
 # (qorb::etcd_registration): etcd's v3 JSON gateway over HTTP, on
 # Boost.Beast and Boost.JSON (no gRPC stack). Library qorb_etcd (qorb::etcd).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # HTTP/1.1 keep-alive connector (qorb::connectors::http), on Boost.Beast
 # (header-only, part of Boost); plain or over the tls component's
 # connector, so it needs that component. Library qorb_http (qorb::http).

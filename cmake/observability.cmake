@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Observability: qorb::stats_server (HTTP /stats, /metrics, WebSocket
 # /qtop/stats) on Boost.Beast, Boost.JSON and prometheus-cpp. The public
 # header keeps Beast out; only these sources compile it. Library

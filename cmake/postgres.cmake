@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # PostgreSQL connector (qorb::connectors::postgres), on Debian's libpq-dev.
 # The public header only forward-declares PGconn, so consumers need libpq's
 # headers only when they call libpq themselves; they always link libpq.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # TLS connector (qorb::tls_connector), on Asio SSL over Debian's OpenSSL
 # (libssl-dev). The public header includes Asio's SSL headers, so consumers
 # compile OpenSSL calls themselves and link libssl and libcrypto (named in

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Compares two qorb_bench binaries in one sitting: runs them interleaved
 # (A1 B1 A2 B2 ...: A is BEFORE, B is AFTER), notes the load average
 # (/proc/loadavg) before every run and the CPU model (/proc/cpuinfo), and
@@ -24,7 +25,7 @@
 # from the same sitting, and read the load averages next to them.
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
 rounds=3
 filter='^(claim_release|scale)/'

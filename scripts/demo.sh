@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # The demo: installs what is missing, builds, and runs a pool over TCP echo
 # servers found in Knot DNS on loopback, killing one and adding one as it
 # goes. Arguments go to the demo (e.g. --duration 60 --claimers 16).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Runs the whole test suite: installs what is missing, then builds and runs
 # every test three times: an optimised build with warnings as errors, an
 # ASan+UBSan build and a TSan build.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Limits every HTTP/1.1 parser in qorb applies to what a peer sends: the
 // stats server's requests, the HTTP connector's responses and the etcd
 // client's replies and watch stream. Internal; header-only (Beast).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include <qorb/log.hpp>
 
 #include <spdlog/sinks/stdout_color_sinks.h>

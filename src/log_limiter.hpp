@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Rate limits for repeated log lines: a server that drops every connection,
 // or a client that floods the stats port, must not turn the log into a
 // firehose. Internal; used by the pool's driver and by the stats server.

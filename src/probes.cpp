@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The is-enabled semaphore of the probes in probes.hpp, in the .probes
 // section where tracers look for it. Every probe's semaphore symbol is an
 // alias of one counter: a tracer attached to any qorb probe turns argument

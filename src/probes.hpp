@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // USDT probes (provider "qorb"), for tracing a live pool with bpftrace, perf
 // or SystemTap. Each probe has an is-enabled semaphore that tracers set when
 // they attach (all of them one counter, see probes.cpp): the arguments of a

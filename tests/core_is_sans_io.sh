@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Fails when a file of the pool's core (src/core) does I/O or reads a clock
 # or owns a random engine, or has grown past 400 lines: the core must stay a
 # pure machine that tests and the simulator drive on a manual clock.

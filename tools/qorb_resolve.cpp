@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb-resolve: prints the backends qorb's DNS resolver finds for a name,
 // once or (--watch) at every change. Like cueball's cbresolve.
 #include <qorb/resolvers/dns.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb-resolve --etcd: prints the backends qorb's etcd resolver finds under
 // a key prefix, once or (--watch) at every change.
 #include "qorb_resolve_etcd.hpp"

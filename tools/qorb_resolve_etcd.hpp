@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb-resolve's etcd mode (--etcd), kept apart from its DNS mode.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qtop: a live view of a qorb pool, one row per backend, fed by the
 // WebSocket /qtop/stats of a qorb::stats_server. Like cueball's cbtop.
 #include <boost/asio/as_tuple.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Command lines of the examples: "--name value" and "--name=value", values
 // checked, and for anything wrong a message and the usage on stderr, exit 2.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "common/echo_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A real TCP echo server on loopback that runs inside the calling process on
 // its own thread. It counts the connections it accepts and those still
 // open, so the demo and the tests see from the server side what a pool did.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "common/echo_workload.hpp"
 
 #include <qorb/connectors/tcp.hpp>

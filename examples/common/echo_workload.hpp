@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The echo workload: a qorb pool over TCP echo servers found in DNS (SRV
 // records), and claimers that claim a connection, write a message, hold the
 // claim, read the echo back and count what happened. It records, per

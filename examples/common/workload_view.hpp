@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A live view of an echo_workload: an interactive terminal view (ncurses)
 // like the original's, or plain text lines when there is no terminal.
 //

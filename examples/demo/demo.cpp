@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demo: a qorb pool doing its job against real servers on loopback, and
 // what happens when a backend dies and another one appears in DNS.
 //

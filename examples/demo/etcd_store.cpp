@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "etcd_store.hpp"
 
 #include <boost/asio/io_context.hpp>

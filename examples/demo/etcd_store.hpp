@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demo's etcd: one member on 127.0.0.1 (free client and peer ports, a
 // data directory in the demo's scratch directory), stopped by PID.
 #pragma once

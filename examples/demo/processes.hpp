@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The processes the demo starts: each in its own process group (Ctrl-C
 // reaches the demo only, which then stops them in order), killed by the
 // kernel if the demo itself dies, and stopped by PID.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demo's timeline picture: claims/s per backend over time, with the
 // story's events (the kill, the DNS change) marked, drawn by gnuplot as SVG.
 #pragma once

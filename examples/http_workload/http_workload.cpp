@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // http_workload: N claimers doing HTTP requests through a qorb pool of
 // keep-alive connections (plain or TLS) to backends from a fixed list or a
 // DNS SRV name. Prints a live line per second (requests/s, errors, and per

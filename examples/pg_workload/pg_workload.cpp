@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // pg_workload: a qorb pool over a PostgreSQL fleet (a fixed list of servers
 // or a DNS SRV name) running a mix of point reads, updates and short
 // transactions from many concurrent workers; prints throughput and the pool's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // tcp_echo_server: a TCP echo server as a process of its own, to put real
 // backends behind a pool (e.g. the ones a DNS zone names, see examples/dns).
 // It serves many clients at once, echoing back whatever each one sends.

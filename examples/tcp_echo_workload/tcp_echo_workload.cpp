@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // tcp_echo_workload: a qorb pool over the TCP echo servers that the DNS
 // names `_echo._tcp.test.com.`, and claimers that claim a connection, write
 // "hello", hold the claim, read the echo back and count successes, server

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: backends, the processes a service runs on.
 #pragma once
 

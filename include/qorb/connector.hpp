@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the connector concept (how a pool talks to one backend).
 #pragma once
 

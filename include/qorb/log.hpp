@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: logging. qorb logs through spdlog; every component takes a logger
 // and a null logger means silence.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the pool's policy (how many connections, how often, how long).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: point-in-time statistics of a pool.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The HTTP connector's response handling without sockets: what it makes of
 // the bytes a server sends, with every limit applied (http_limits.hpp), the
 // interim (1xx) responses skipped, and whether the connection can be kept.

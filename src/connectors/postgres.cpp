@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The PostgreSQL connector's I/O: libpq in non-blocking mode, every wait for
 // the network an asio wait on libpq's socket.
 #include <qorb/connectors/postgres.hpp>

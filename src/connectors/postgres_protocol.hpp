@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: the PostgreSQL connector's decisions, as pure functions
 // (no libpq, no sockets) so that they are tested on their own.
 #pragma once

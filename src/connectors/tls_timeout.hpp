@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: bounding one awaitable operation by a time limit.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Reconnect delays for one slot.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "core/claim_queue.hpp"
 
 namespace qorb::core {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Claims that wait for a connection: first come, first served, each with a
 // deadline. Claims whose on_acquire runs keep their deadline here too, so a
 // deadline holds whatever on_acquire does.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The earliest of many deadlines, with O(log n) updates: an intrusive binary
 // heap, so queued objects need no allocation and can leave it from anywhere.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What the core asks the driver to do, and what it saw happen. Every event
 // of pool_state appends here; the driver carries the effects out after it
 // has released its lock, and turns observations into probes, logs and

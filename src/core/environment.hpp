@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What the core asks of the world: the time now and a random number. The
 // driver answers from the system's monotonic clock and a seeded engine; the
 // simulator and the tests from a manual clock and a fixed seed.

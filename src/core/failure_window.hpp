@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A backend's recent failures: its badness score.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The pool's decisions. Every public event opens an event_scope, which
 // points the slot port at the event's effects and, on the way out, does
 // what each event may have made due: room freed under max_slots goes to the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The whole pool as one pure object: backends, slot sets, the priority list,
 // the claim queue, the rebalancer and the timers. Each event appends to
 // `effects` what the driver must do; nothing here does I/O, reads a clock
@@ -135,13 +136,13 @@ class pool_state final : private slot_port {
   }
   void give_room();
   void remove_set(std::map<std::string, std::unique_ptr<slot_set>, std::less<>>::iterator it);
+  void add_set(const std::string& name, const backend& b);
+  void fail_fast_if_none();
   void mark_changed(slot_set& set);
   void rebalance(bool periodic);
   void plan_all();
   void observe(observation o);
   /// Per-claim observations: built only while a tracer listens.
-  void add_set(const std::string& name, const backend& b);
-  void fail_fast_if_none();
   template <class Make>
   void trace(Make&& make) {
     if (fx_->trace) observe(make());

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // pool_state, continued: serving claims, the slots' port, and the slot
 // sets' sizes (growth under max_slots, shrinking, rebalancing).
 #include "core/pool_state.hpp"

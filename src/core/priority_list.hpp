@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Which backend serves the next claim: the sets that have an unclaimed slot,
 // lowest score first. A set that serves a claim scores +1 (claims spread);
 // one that runs out of unclaimed slots scores +20 and leaves the list until

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // How many slots the pool wants in all, and how many each backend gets.
 //
 // The budget is min(claimed + waiting + spares_wanted, max_slots): claims

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The slot state machine:
 //
 //   backing_off --timer--> connecting --ok--> [ready] --> idle | claimed | closed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // One slot: a commitment to hold one connection to one backend, and its
 // whole life as a state machine. It decides; the pool (its port) does.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // One backend's slots: counts by state, the idle list, the wanted count and
 // the changes the pool reacts to (online, has unclaimed slots).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The stats server's request routing (see stats_request.hpp).
 #include "observability/stats_request.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What the stats server makes of a request once Beast has parsed it: the
 // target decoded, its query checked, and the answer chosen. Pure functions
 // with no Beast or sockets, so the fuzzer (tests/fuzz) calls them as the

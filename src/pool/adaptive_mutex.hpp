@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The pool's lock: spins briefly, then sleeps in the kernel.
 //
 // Every claim and every return takes the pool's lock for a few dozen

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The last connect or check error of each backend, as backend_stats
 // serves it. Written where the driver turns the core's op_failed
 // observations into logs (observe.cpp), read by pool_driver::stats(); a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The core's observations as probes and log lines: the only place either
 // is made. Texts are the pool's public log vocabulary; keep them stable.
 #include <qorb/error.hpp>

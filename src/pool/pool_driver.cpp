@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "pool/pool_driver.hpp"
 
 #include <qorb/error.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The Asio driver of the sans-I/O core: every entry point has one shape —
 // lock, one pool_state call, unlock, apply the effects (start and cancel
 // connector operations, close connections, complete claims, re-arm the one
@@ -82,8 +83,8 @@ class pool_driver final : public pool_core {
   enum class outcome : std::uint8_t { ok, failed, ended };
   void finished(std::uint64_t op, outcome how, box_ptr box, std::string why) noexcept;
   void on_backends(const backend_map& backends);
-  void observe(const core::observation& o) const;
   void on_backend_changes(const backend_changes& changes);
+  void observe(const core::observation& o) const;
   void log_op_failed(const core::observation& o) const;
   template <class... Args>
   void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,

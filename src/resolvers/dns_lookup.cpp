@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "resolvers/dns_lookup.hpp"
 
 #include <algorithm>

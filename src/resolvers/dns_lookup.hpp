@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internal: what to ask one DNS server to resolve a service, and what
 // its answers mean. No I/O: the caller sends the questions and feeds back
 // the answers (raw bytes) or failures.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internal: reading DNS messages (RFC 1035 wire format), no I/O.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The DNS resolver's I/O: c-ares channels (one per DNS server) driven by
 // the pool's executor through c-ares' socket-state callback. The decisions
 // live in dns_lookup/dns_state; this file sends, waits and reports.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internal: the DNS resolver's decisions, no I/O. Which servers to ask
 // and when (server_registry, lookup_round, delay_after), and which backends
 // are current (backend_table). Time is passed in, so tests use a fake clock.

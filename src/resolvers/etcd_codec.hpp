@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The etcd component's pure parts: base64, key ranges, backend values and
 // the JSON of the v3 gateway's requests and replies. No I/O, so the tests
 // can drive them directly.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "resolvers/etcd_http.hpp"
 
 #include "http_limits.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The etcd component's HTTP: one connection to one member of the cluster,
 // requests and the watch stream of the v3 JSON gateway, as coroutines on
 // the owner's strand. Errors come back as text, never as exceptions.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Bounds of the etcd component's settings, named in the errors.
 #pragma once
 

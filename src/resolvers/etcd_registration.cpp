@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Registration: grant a lease, put the key under it, keep the lease alive,
 // start again when it is lost, revoke it on stop. One coroutine on a strand.
 #include <qorb/resolvers/etcd_registration.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The etcd resolver: a range read of the prefix, then a watch from the
 // next revision, on one member at a time, as one coroutine on a strand.
 #include <qorb/resolvers/etcd.hpp>

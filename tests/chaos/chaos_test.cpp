@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Chaos, bounded: three real TCP echo servers killed and restarted in turn
 // under 32 claimers for 15 s. Every claim completes by its deadline (plus a
 // margin), the pool never holds more than max_slots connections (sampled

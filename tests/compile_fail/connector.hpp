@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The pool every compile-fail case builds: a connector named `probe` whose
 // hooks each case declares through PROBE_HOOKS, handed to a pool's
 // constructor (which is where the connector's hooks are checked).

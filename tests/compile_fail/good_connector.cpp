@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Compile-fail case (tests/compile_fail/CMakeLists.txt): a connector with every hook
 // right must compile.
 // expect: compiles

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Compile-fail case (tests/compile_fail/CMakeLists.txt): must not compile, with the message
 // below, in one error.
 // expect: no `connect`; write `asio::awaitable<connection_type> connect\(const qorb::backend& b\)`

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Compile-fail case (tests/compile_fail/CMakeLists.txt): must not compile, with the message
 // below.
 // expect: `on_aquire` is not a hook.*did you mean `asio::awaitable<void> on_acquire\(connection_type& c\)`

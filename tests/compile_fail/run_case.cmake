@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Compiles one case (cmake -P run_case.cmake -DCOMPILER=... -DSOURCE=...
 # -DINCLUDES=a;b) and checks the outcome its "// expect:" line names:
 # "compiles", or a regular expression the compiler's errors must match.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Every combination of components must configure and build, with the other
 # options at their defaults (tests, examples, benchmarks and tools on): a
 # target that needs a component it was not built with is a link error that

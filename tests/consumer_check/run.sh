@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # run.sh BUILD_DIR CONSUMER_SOURCE_DIR
 #
 # Installs qorb into a scratch prefix and builds small programs against it

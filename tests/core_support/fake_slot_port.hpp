@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A slot_port for driving core::slot (and a slot_set) by hand: it records
 // every call the slot makes and answers now() and random01() from fields the
 // test sets. No pool, no clock, no I/O.

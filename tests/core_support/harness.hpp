@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A driver for the sans-I/O core in tests and the simulator: a manual
 // clock, a seeded random source, counted fake connections, and the effects
 // kept where a test can act on them (operations to finish, claims to read).

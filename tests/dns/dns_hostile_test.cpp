@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A hostile DNS server, for real over UDP and TCP: the N x N answer (one
 // target, N ports, N addresses: 640,000 pairs in 60 KB over TCP) is capped,
 // counted, logged and published in one lookup; SRV port 0 and absurd TTLs

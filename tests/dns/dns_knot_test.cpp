@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The DNS resolver against real Knot DNS servers on loopback, each test with
 // its own server(s) and zone.
 #include "knot_server.hpp"

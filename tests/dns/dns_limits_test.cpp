@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Hostile and absurd DNS answers, without I/O: the N x N answer is capped
 // and costs work in proportion to the cap, port 0 is skipped, absurd TTLs
 // are clamped, long CNAME and compression-pointer chains are cut, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // End to end: a pool over the DNS resolver finds TCP echo servers through a
 // real Knot DNS server and follows the zone as it changes.
 #include "knot_server.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A misbehaving DNS server (malformed, truncated, oversized answers, wrong
 // ids): the resolver survives, counts the failures, and uses other servers.
 #include "dns_wire.hpp"

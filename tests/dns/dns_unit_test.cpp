@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The DNS resolver's logic without I/O: wire parsing, one server's lookup,
 // backend TTLs (fake clock), server order and rounds.
 #include "dns_wire.hpp"

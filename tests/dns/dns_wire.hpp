@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Test-only: building DNS messages byte by byte, to feed the parser and to
 // answer from the fake UDP server.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "knot_server.hpp"
 
 #include "dns_wire.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A real Knot DNS server for tests: its own temp dir, zones and loopback
 // port, run as a direct child and stopped by PID.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb-resolve, the command-line tool, run as a process against Knot.
 #include "knot_server.hpp"
 #include "resolver_harness.hpp"

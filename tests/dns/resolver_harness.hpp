@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Runs a dns_resolver on its own io_context thread and records what it
 // publishes, for tests that wait on it.
 #pragma once

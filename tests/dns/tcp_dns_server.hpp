@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Test-only: a DNS server on 127.0.0.1 whose answers come from a function
 // of the query. Over UDP it answers "truncated" when the answer does not fit
 // a 512-byte datagram, so the client retries over TCP on the same port,

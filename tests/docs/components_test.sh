@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # docs/components.md is the one list of resolvers, connectors, tools and
 # examples. Fails when:
 #   - a public header under include/qorb/resolvers or include/qorb/connectors,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Writes the first ```cpp block under a README heading to a file, so the
 # README's example is compiled (and run) exactly as shown:
 #   cmake -DREADME=README.md -DHEADING="## Use it" -DOUT=use_it.cpp -P extract_snippet.cmake

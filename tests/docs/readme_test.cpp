@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // README "Use it" is a whole program (extracted from README.md at build
 // time, compiled with the suite's warnings); here it runs against real echo
 // servers on loopback, as its text says: it claims, echoes a line, and

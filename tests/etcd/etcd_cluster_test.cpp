@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The resolver on a real 3-member etcd cluster: the member it watches on is
 // killed (the other two keep quorum) while changes go on; none is lost and
 // none applied twice.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demo's story on etcd (--discovery etcd), run as a user without a
 // terminal would, with a short duration: the servers register themselves,
 // one is killed, one registers late, one is stopped cleanly; the summary

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Runs an etcd_resolver on its own io_context thread and records every set
 // it publishes; a TCP proxy that a test can cut, to break the resolver's
 // connections to a member that stays up.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The etcd client against hostile members (fake gateways on loopback): HTTP
 // parser limits, watch lines that never end, revisions and TTLs at the edge
 // of int64, keys outside the prefix, watches ended or cancelled at once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Registration against a real etcd: the key lives while the lease is kept
 // alive, goes at once on stop, comes back after a lost lease, survives the
 // loss of a member; tcp_echo_server --register killed or stopped.

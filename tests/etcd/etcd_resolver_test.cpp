@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The etcd resolver against a real single-member etcd on loopback: reads,
 // watch events, bad values, compaction, an etcd that comes up late, one
 // that goes away.

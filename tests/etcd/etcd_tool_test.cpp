@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb-resolve --etcd against a real etcd, run as a process.
 #include "support/etcd_server.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The etcd component's pure parts: base64, key ranges, values, URLs,
 // replies of the gateway, retry delays and the settings' bounds.
 #include "resolvers/etcd_codec.hpp"

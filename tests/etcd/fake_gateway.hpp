@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A hostile stand-in for an etcd member's JSON gateway on loopback: reads
 // each HTTP request (header and Content-Length body), asks the test's
 // handler what to send back, byte for byte, and either closes the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The Quick start demo, run as a user without a terminal would run it, with a
 // short duration: it must tell the whole story (claims served, the killed
 // backend routed around before the DNS change, the added backend serving),

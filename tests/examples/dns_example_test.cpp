@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // examples/dns (knot.conf and test.com.zone) run the way its comments tell a
 // user to, with two changes so a test never touches what a user runs:
 // /tmp/qorb-dns becomes a temp dir and port 1234 a free port.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The tcp_echo_server example, run as a process the way a user or a script
 // runs it: its stdout read through a pipe to learn the port, many clients at
 // once, stopped by a signal.

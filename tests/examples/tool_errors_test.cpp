@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Every tool run as a process, as a careless user would: --help prints the
 // usage and the exit statuses and exits 0; a bad argument is one line and
 // status 2; a port in use is one line and status 1 (never a Boost source

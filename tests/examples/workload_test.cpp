@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // tcp_echo_workload as its users run it: through a real Knot DNS server to
 // real echo servers, in plain mode and in its interactive view under tmux.
 #include <gmock/gmock.h>

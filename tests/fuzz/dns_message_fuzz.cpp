@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the DNS message parser and one server's lookup fed the
 // parsed answer (SRV, then every follow-up question answered with the same
 // bytes). Whatever the bytes, parsing must stay in bounds and the lookup

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the etcd client's replies and watch stream. The bytes
 // are parsed whole as one gateway reply, then fed as a watch stream's body
 // in pieces (sized by the bytes themselves) through the line splitter with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the HTTP connector's response handling
 // (connectors/http_response.hpp), the code its read loop drives: the bytes
 // are what a server sends, fed into the connector's bounded read buffer as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the PostgreSQL connector's pure helpers. The input is
 // split at NUL bytes into fields (user, password, database, a parameter key
 // and value, server error fields, a libpq message, a PQcmdTuples text); the

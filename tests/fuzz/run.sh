@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Builds the libFuzzer targets with clang (ASan+UBSan) into build/fuzz and
 # runs each for a bounded time from its seed corpus (tests/fuzz/corpus/<target>/).
 #

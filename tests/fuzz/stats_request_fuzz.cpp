@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libFuzzer target: the stats server's request handling. The bytes go to
 // Beast's request parser as the server feeds it: with the server's limits
 // (16 KiB of body, 8 KiB of request line and headers, http_limits.hpp's

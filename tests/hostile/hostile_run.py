@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSL-1.0
 """The hostile-server run: every hostile input of the second hardening round,
 sent to the real programs as a user runs them, each case bounded in time.
 

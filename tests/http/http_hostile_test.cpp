@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The HTTP connector against hostile servers on loopback: a trailer field of
 // 64 KiB (Beast 1.81 throws on it: the process aborted), a 300 MB chunk
 // extension (accepted, 962 MB of memory), interim 1xx responses (returned as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A server's normal end of a connection through a real pool and the HTTP
 // connector, on loopback: an HTTP/1.1 server that closes idle keep-alive
 // connections after 300 ms (as Apache after its KeepAliveTimeout, nginx

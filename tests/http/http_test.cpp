@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The HTTP/1.1 connector in a pool against a real nginx, plain and TLS:
 // keep-alive reuse counted in nginx's access log ($connection,
 // $connection_requests), Connection: close, idle timeouts, failing health

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Faults a real deployment meets, through real TCP on loopback: an
 // on_acquire hook that always throws, and a server that accepts every
 // connection and drops it after a few queries. The pool must keep each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The pool with real TCP echo servers on loopback and the TCP connector:
 // what the servers see is what the pool did.
 #include <qorb/connectors/tcp.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A live pool over the fake connector with a stats_server watching it, for
 // the observability tests.
 #pragma once

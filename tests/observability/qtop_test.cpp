@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qtop as its users run it: --once for scripts, and the terminal UI under
 // tmux, read back from the screen with capture-pane.
 #include <unistd.h>

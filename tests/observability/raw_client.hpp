@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Plain blocking sockets for the stats server's limit and hostile-client
 // tests: what a careless or hostile client does, byte by byte, each read and
 // write bounded by a receive/send timeout.

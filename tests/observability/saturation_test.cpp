@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What saturation needs, as /stats, /metrics and the /qtop/stats push serve
 // it: the cap (max_slots), claims waiting, and each backend's last connect
 // or check error. And the Grafana dashboard in contrib/grafana: every series

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Hostile clients of the stats server, all at once: a scrape flood,
 // slowloris clients, WebSocket clients that never read, then 1,000 idle
 // connections on top (above max_connections). The pool keeps serving claims

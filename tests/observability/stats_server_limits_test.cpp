@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // stats_server's limits: max_connections and the descriptor budget (a pool
 // must reconnect however many clients pile up on the stats port), accept
 // errors backed off and logged once, malformed requests answered with the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The PostgreSQL connector on its own (no pool) against real PostgreSQL
 // servers started by the test on loopback.
 #include <qorb/connectors/postgres.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb::pool with the PostgreSQL connector against real PostgreSQL servers
 // started by the test on loopback.
 #include <qorb/connectors/postgres.hpp>

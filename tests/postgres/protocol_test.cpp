@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The PostgreSQL connector's decisions, without a server.
 #include <qorb/connectors/postgres.hpp>
 #include "connectors/postgres_protocol.hpp"

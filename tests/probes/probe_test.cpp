@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The USDT probes: present in the binary, and traceable on a live pool.
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb_sim: runs the simulator (simulator.hpp) over seeds.
 //
 //   qorb_sim --seeds K [--first S] [--events N]   seeds 1..K (or S..S+K-1)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The simulator: a driver for core::pool_state that acts at random (the
 // resolver, the connector, the claimers, the clock) and a checker that
 // holds the core to the promises of docs/behaviour.md and docs/policy.md

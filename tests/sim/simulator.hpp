@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb_sim: the sans-I/O core (core::pool_state) driven through random
 // schedules on a manual clock, with the pool's promises checked after every
 // call into it. Everything a run does derives from its seed, so a failing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Tests use the examples' echo server (a real TCP server on loopback).
 #pragma once
 

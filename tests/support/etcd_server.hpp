@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Real etcd members for tests: on 127.0.0.1, free ports, a temporary data
 // directory each, run as direct children of the test and stopped by PID.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A scriptable connector for unit tests of the pool's state machines: no
 // sockets, every call counted, every failure and stall switchable at run
 // time, every connection it makes counted while alive (to catch leaks).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // An io_context run by background threads for the length of a test.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A real nginx for tests: on 127.0.0.1, a free port, a generated config in a
 // temporary directory, run in the foreground as a direct child of the test
 // and stopped by PID.

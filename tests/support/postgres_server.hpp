@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Real PostgreSQL servers for tests: on 127.0.0.1, a free port, run as
 // direct children of the test and stopped by PID.
 #pragma once

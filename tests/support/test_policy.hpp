@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A policy for tests: intervals short enough that reconnects, rebalances,
 // checks and timeouts all happen within a test's time.
 #pragma once

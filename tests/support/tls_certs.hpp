@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Throwaway certificates for TLS tests, made with the `openssl` command: a
 // test CA, a server certificate it signed for localhost, 127.0.0.1 and ::1,
 // a client certificate it signed, and a second CA that signed nothing the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A tmux server of a test's own (its own socket), to run a terminal program
 // as a person would and read its screen back; killed by that socket at the
 // end, also when the test fails.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Bounded waiting for test events, and process control for real servers.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Backend names and addresses: what to_string prints and parse_endpoint reads.
 #include <qorb/backend.hpp>
 #include <qorb/resolvers/fixed.hpp>

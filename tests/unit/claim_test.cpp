@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // async_claim works with every kind of asio completion token.
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The Asio driver around the core: what only real executors and timers
 // show (the core's decisions are tested on a manual clock in tests/unit/core).
 #include <qorb/pool.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The claim fast path and the face Asio users expect: co_claim served without
 // suspending, handles that keep a terminated pool's internals alive without
 // a reference count, the blocking claim on thread pools and executors that

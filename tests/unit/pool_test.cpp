@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The pool's behaviour with a scriptable connector (no sockets): claims,
 // waiting, errors, rebalancing, checks, termination, cancellation.
 #include <qorb/pool.hpp>

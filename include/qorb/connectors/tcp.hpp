@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: a connector for plain TCP connections.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: an async_claim in flight, for any completion handler.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: one compile error, in one line, for each of the commonest
 // mistakes in a connector handed to a pool, naming what to write. Without
 // this the constructor's constraints fail with a page of concept notes.

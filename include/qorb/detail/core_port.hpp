@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: what the sans-I/O core (src/core) and the typed faces
 // (pool<Conn>, handle<Conn>, claim ops) share. No Asio here: the core sees
 // connections as opaque boxes and claims as intrusive nodes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: the type-erased pool that pool<Conn> and handle<Conn> are
 // thin typed faces over. Its decisions live in a sans-I/O core (src/core);
 // the driver (src/pool) carries them out on Asio.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb internals: a user's connector behind connector_ops.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: the DNS resolver (SRV, then A/AAAA, through c-ares on Asio).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // qorb: a resolver over a fixed (but replaceable) list of addresses.
 #pragma once
 

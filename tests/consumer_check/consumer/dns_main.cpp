@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A user's program with the DNS component: builds a DNS resolver (without
 // asking anything) and a pool over it.
 #include <qorb/connectors/tcp.hpp>

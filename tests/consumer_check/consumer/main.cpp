@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A user's program: a pool over a local TCP listener, one claim.
 #include <qorb/connectors/tcp.hpp>
 #include <qorb/pool.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A resolver's change applied as a change (pool_state::backends_delta):
 // the same pool as publishing the changed set whole, whatever the changes,
 // at the cost of the change. A manual clock only.

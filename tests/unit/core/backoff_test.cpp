@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::backoff: min * 2^(n-1) capped at max, plus a random share of
 // spread; saturating, and reset by the slot.
 #include <gtest/gtest.h>

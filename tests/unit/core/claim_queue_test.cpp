@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::claim_queue: first come, first served, a failed claim back at the
 // front, removal from anywhere, and the deadlines of queued and acquiring
 // claims.

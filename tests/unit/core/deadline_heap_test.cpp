@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::deadline_heap: schedule, reschedule earlier or later, cancel from
 // anywhere; and many random items checked against a sorted reference.
 #include <gtest/gtest.h>

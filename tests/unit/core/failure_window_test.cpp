@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::failure_window: failures over a sliding window, forgotten a bucket
 // (a tenth of the span) at a time.
 #include <gtest/gtest.h>

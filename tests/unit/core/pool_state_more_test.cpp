@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // More of docs/behaviour.md replayed on the core: backends coming, going
 // and moving, fail-fast without backends, periodic and event-driven
 // rebalances, stats of removed sets, health checks off, connect_timeout,

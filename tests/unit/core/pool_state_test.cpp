@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The pool's behaviour replayed on the sans-I/O core: a manual clock, fake
 // connections, no sockets, no threads, no sleeps.
 #include <gtest/gtest.h>

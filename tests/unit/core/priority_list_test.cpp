@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::priority_list: the best set first, +1 for a set that served, +20
 // and out of the list for one that ran out, rescoring; and a randomized
 // check against a brute-force reference.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::slot_budget, core::plan, core::uniform_share and core::rebalancer:
 // how many slots the pool wants, how they are split over backends, and how
 // much of a plan each rebalance needs.

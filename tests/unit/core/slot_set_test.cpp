@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::slot_set: counts by state, the idle list, the shrink victim and
 // online(), with real slots moved through their states by a fake port.
 #include <gtest/gtest.h>

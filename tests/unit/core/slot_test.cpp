@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // core::slot on its own: every state and event of the machine documented
 // at the top of src/core/slot.cpp, driven through a fake slot_port that
 // records what the slot asks of the pool. Time is the port's field.

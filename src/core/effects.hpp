@@ -36,6 +36,11 @@ enum class slot_state : std::uint8_t {
 };
 const char* to_string(slot_state s) noexcept;
 const char* to_string(op_kind k) noexcept;
+/// Whether a slot in state `st` belongs to a claim (on_acquire runs for it,
+/// or it is claimed).
+constexpr bool is_claimed(slot_state st) noexcept {
+  return st == slot_state::claimed || st == slot_state::acquiring;
+}
 
 enum class claim_outcome : std::uint8_t {
   served,

@@ -256,7 +256,8 @@ struct timed_run {
   std::string output;
 };
 
-timed_run run_timed(const std::vector<std::string>& argv, std::chrono::milliseconds limit) {
+[[maybe_unused]] timed_run run_timed(const std::vector<std::string>& argv,
+                                     std::chrono::milliseconds limit) {
   timed_run r;
   const auto start = std::chrono::steady_clock::now();
   r.status = run_command(argv, &r.output, limit);
@@ -266,7 +267,7 @@ timed_run run_timed(const std::vector<std::string>& argv, std::chrono::milliseco
 }
 
 // The run's end as a number of seconds from its summary ("... in 1.0 s").
-double summary_seconds(const std::string& out, const std::string& unit) {
+[[maybe_unused]] double summary_seconds(const std::string& out, const std::string& unit) {
   const auto at = out.find(unit + " in ");
   if (at == std::string::npos) return -1;
   return std::strtod(out.c_str() + at + unit.size() + 4, nullptr);
@@ -382,8 +383,9 @@ struct interrupted_run {
   std::string output;
 };
 
-interrupted_run interrupt(const std::vector<std::string>& argv,
-                          const std::function<bool(const std::string&)>& ready, int signal) {
+[[maybe_unused]] interrupted_run interrupt(const std::vector<std::string>& argv,
+                                           const std::function<bool(const std::string&)>& ready,
+                                           int signal) {
   temp_dir dir("qorb-tool");
   const std::string log = dir.path() + "/out";
   std::string command = "exec";

@@ -22,10 +22,10 @@ run_flavour() {
   local args=(-G Ninja -DQORB_WERROR=ON)
   # ccache (install-deps installs it) keeps what a flavour compiled, so the
   # component-combination builds of the release flavour, and a second run,
-  # compile only what changed.
+  # compile only what changed. The paths stay absolute (no CCACHE_BASEDIR):
+  # the combination builds sit at other depths, where relative paths differ.
   if command -v ccache >/dev/null; then
     args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    export CCACHE_BASEDIR="$root"
   fi
   case $flavour in
     # Release (-O3), as users build it: GCC warns about things at -O3 that

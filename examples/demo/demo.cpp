@@ -139,8 +139,9 @@ options parse(int argc, char** argv) {
     } else if (arg == "--plain") {
       o.plain = true;
     } else if (arg == "--stats-addr") {
-      o.stats_addr = qorb::parse_endpoint(args.value());
-      if (!o.stats_addr) args.fail("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
+      const auto text = args.value();
+      o.stats_addr = qorb::parse_endpoint(text);
+      if (!o.stats_addr) args.fail("--stats-addr: " + qorb::endpoint_error(text));
     } else {
       args.unknown();
     }

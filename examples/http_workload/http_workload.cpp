@@ -153,8 +153,9 @@ options parse(int argc, char** argv) {
       return argv[++i];
     };
     const auto address = [&](const char* what) {
-      const auto e = qorb::parse_endpoint(value());
-      if (!e) usage(std::string(what) + " is IP:PORT or [IPv6]:PORT");
+      const auto text = value();
+      const auto e = qorb::parse_endpoint(text);
+      if (!e) usage(std::string(what) + ": " + qorb::endpoint_error(text));
       return *e;
     };
     if (arg == "--backend") {

@@ -128,7 +128,7 @@ T number(std::string_view text, const char* name, T min, T max) {
 // "127.0.0.1:5432" or "[::1]:5432".
 asio::ip::tcp::endpoint parse_address(std::string_view text) {
   const auto endpoint = qorb::parse_endpoint(text);
-  if (!endpoint) usage("addresses are IP:PORT or [IPv6]:PORT");
+  if (!endpoint) usage(qorb::endpoint_error(text).c_str());
   return *endpoint;
 }
 

@@ -88,8 +88,9 @@ options parse(int argc, char** argv) {
     } else if (arg == "--duration") {
       o.duration_s = args.number<double>(0.1, 1e6);
     } else if (arg == "--stats-addr") {
-      o.workload.stats_addr = qorb::parse_endpoint(args.value());
-      if (!o.workload.stats_addr) args.fail("bad --stats-addr (IP:PORT, [IPv6]:PORT)");
+      const auto text = args.value();
+      o.workload.stats_addr = qorb::parse_endpoint(text);
+      if (!o.workload.stats_addr) args.fail("--stats-addr: " + qorb::endpoint_error(text));
     } else if (arg == "--plain") {
       o.plain = true;
     } else if (arg == "--log") {

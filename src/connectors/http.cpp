@@ -384,14 +384,24 @@ asio::awaitable<void> connector::check_idle(connection& c) {
     c.impl_->close("the server closed it while idle");
     // A server's close of an idle keep-alive connection (its idle timeout)
     // is the normal end of that connection; a broken one is a failure.
-    const bool closed = e.code() == qorb::errc::connection_ended ||
-                        (c.impl_->secure && e.code() == std::errc::connection_reset);
-    if (closed) ended(std::string("idle connection: ").append(e.what()));
+    // (The TLS connector's check says connection_ended for both; a reset or
+    // a bad record is a break.)
+    if (e.code() == qorb::errc::connection_ended) {
+      ended(std::string("idle connection: ").append(e.what()));
+    }
     fail(errc::connection_closed, std::string("idle connection: ").append(e.what()));
   }
 }
 
 asio::awaitable<void> connector::on_recycle(connection& c) {
+  // First: a 5xx counts against the backend also when its response closed
+  // the connection (error pages often say `Connection: close`).
+  if (c.impl_ && state_->settings.server_errors_fail_backend && c.impl_->last_status >= 500) {
+    const auto last = c.impl_->last_status;
+    c.mark_broken();
+    fail(errc::server_error,
+         std::string("the last response had status ").append(std::to_string(last)));
+  }
   if (c.impl_ && !c.reusable() && !c.impl_->busy && ended_after_whole_response(c.impl_->why_not)) {
     ended("not kept: " + c.impl_->why_not);
   }
@@ -399,12 +409,6 @@ asio::awaitable<void> connector::on_recycle(connection& c) {
     fail(errc::not_usable,
          std::string("not kept: ")
              .append(c.impl_ && !c.impl_->why_not.empty() ? c.impl_->why_not : "closed"));
-  }
-  if (state_->settings.server_errors_fail_backend && c.impl_->last_status >= 500) {
-    const auto last = c.impl_->last_status;
-    c.mark_broken();
-    fail(errc::server_error,
-         std::string("the last response had status ").append(std::to_string(last)));
   }
   co_return;
 }

@@ -43,7 +43,7 @@ class pool_state::event_scope {
 pool_state::pool_state(const policy& p, connector_traits traits, environment& env)
     : policy_(p),
       slot_rules_{&policy_.set_config, traits.has_is_valid, traits.has_on_acquire,
-                  traits.has_on_recycle},
+                  traits.has_on_recycle, traits.recycle_is_is_valid},
       env_(env),
       rebalance_at_(after(env.now(), p.rebalance_interval)) {}
 

@@ -32,7 +32,8 @@ namespace qorb::core {
 struct connector_traits {
   bool has_is_valid = false;
   bool has_on_acquire = false;
-  bool has_on_recycle = false;  // on_recycle, or is_valid standing in for it
+  bool has_on_recycle = false;       // on_recycle, or is_valid standing in for it
+  bool recycle_is_is_valid = false;  // is_valid stands in for on_recycle
 };
 
 class pool_state final : private slot_port {

@@ -186,8 +186,8 @@ slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std
     return finished(port, false, std::move(box), why);  // a connect cannot end normally
   }
   const duration up = port.now() - up_since_;
-  if (state_ != slot_state::recycling &&
-      up < std::min(normal_end_min_age, cfg.max_connection_backoff)) {
+  const bool judged_by_age = state_ != slot_state::recycling || port.rules().recycle_is_is_valid;
+  if (judged_by_age && up < std::min(normal_end_min_age, cfg.max_connection_backoff)) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(up).count();
     return finished(port, false, std::move(box),
                     why + " (" + std::to_string(ms) + " ms after it connected: too young)");
@@ -200,6 +200,14 @@ slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std
   result.retry = std::exchange(claim_, nullptr);
   result.retry_after_end = result.retry != nullptr;
   port.ended(*this, kind, verdict::ended, why, {});
+  // On its way back from a failed on_acquire the slot was to hold its
+  // connection for a backoff: an end found then keeps that backoff (else a
+  // backend whose connections end at once would be reconnected at once,
+  // around the storm guard).
+  if (state_ == slot_state::recycling && hold_until_ != time_point{} && hold_until_ > port.now()) {
+    reconnect_in(port, hold_until_ - port.now());
+    return result;
+  }
   if (up >= cfg.max_connection_backoff) retry_.reset();
   hold_until_ = {};
   begin_connect(port, slot_state::replacing);

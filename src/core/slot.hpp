@@ -22,6 +22,9 @@ struct slot_rules {
   bool has_is_valid = false;
   bool has_on_acquire = false;
   bool has_on_recycle = false;  // on_recycle, or is_valid standing in for it
+  // is_valid stands in for on_recycle: an end it finds on return is judged
+  // by age as a health check's is (it cannot tell a meant close from a drop).
+  bool recycle_is_is_valid = false;
 };
 
 /// `ended`: the connector said the connection ended normally (a server's

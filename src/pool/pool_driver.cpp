@@ -115,7 +115,10 @@ pool_driver::pool_driver(asio::any_io_executor ex, std::string name, std::shared
       resolver_(std::move(res)),
       ops_(std::move(ops)),
       log_(std::move(logger)),
-      state_(p, {ops_->has_is_valid, ops_->has_on_acquire, ops_->has_on_recycle}, env_),
+      state_(p,
+             {ops_->has_is_valid, ops_->has_on_acquire, ops_->has_on_recycle,
+              ops_->recycle_is_is_valid},
+             env_),
       timer_(std::in_place, ex_) {
   // Not an error (the defaults, 8 spares under 16 slots, would reject every
   // max_slots below 8), but not silent either.

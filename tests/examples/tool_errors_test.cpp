@@ -274,6 +274,18 @@ struct timed_run {
 }
 
 #ifdef QORB_HTTP_WORKLOAD_PATH
+// A host name where an address belongs is named as one, with what to use
+// instead (it said only "is IP:PORT or [IPv6]:PORT").
+TEST(ToolErrors, HttpWorkloadNamesAHostNameGivenAsABackend) {
+  std::string out;
+  EXPECT_EQ(run_command({QORB_HTTP_WORKLOAD_PATH, "--backend", "localhost:8080"}, &out, 30s), 2)
+      << out;
+  EXPECT_NE(out.find("--backend: \"localhost:8080\" is a host name; the fixed resolver takes "
+                     "addresses: use qorb::dns_resolver or resolve it first"),
+            std::string::npos)
+      << out;
+}
+
 // `--duration 1` against a backend that refuses every connection lasted the
 // duration plus the 10 s claim timeout: the claims waiting at the end held it.
 TEST(ToolErrors, HttpWorkloadEndsAtItsDurationWithNoBackendOnline) {

@@ -43,7 +43,7 @@ using http_pool = pool<http::connection>;
 // timeouts do.
 class closing_server {
  public:
-  enum class mode { keep_alive, connection_close, mid_response };
+  enum class mode { keep_alive, connection_close, mid_response, error_close };
 
   closing_server(mode how, std::chrono::milliseconds idle) : how_(how), idle_(idle) {
     acceptor_.open(tcp::v4());
@@ -105,6 +105,11 @@ class closing_server {
           break;
         case mode::mid_response:
           out = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b";
+          break;
+        case mode::error_close:
+          out =
+              "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: "
+              "close\r\n\r\nno";
           break;
       }
       asio::async_write(socket, asio::buffer(out),
@@ -197,10 +202,12 @@ policy one_slot_policy() {
 // `ping`: is_valid's request; empty, it only checks the server has not
 // closed the connection (a request every 50 ms would keep it from idling).
 std::unique_ptr<http_pool> make_pool(io_threads& io, const closing_server& server,
-                                     const captured_log& log, const std::string& ping = "") {
+                                     const captured_log& log, const std::string& ping = "",
+                                     bool server_errors_fail_backend = false) {
   http::config settings;
   settings.request_timeout = 2s;
   settings.ping_target = ping;
+  settings.server_errors_fail_backend = server_errors_fail_backend;
   http::connector connector(settings);
   return std::make_unique<http_pool>(
       io.executor(), "keepalive", std::make_shared<fixed_resolver>(std::vector{server.endpoint()}),
@@ -279,6 +286,29 @@ TEST(http_keepalive, connection_close_after_a_whole_response_is_a_normal_end) {
   EXPECT_EQ(log.lines_with("warning", "offline"), 0u) << log.warnings();
   EXPECT_GE(log.lines_with("debug", "the server asked to close it"), 4u);
   EXPECT_EQ(log.problems(), 0u) << log.warnings();
+  p->terminate();
+}
+
+// With server_errors_fail_backend, a 5xx counts against the backend also
+// when its response says `Connection: close` (error pages often do): the
+// normal end of the connection must not hide the server's error.
+TEST(http_keepalive, a_5xx_that_closes_the_connection_still_fails_the_backend) {
+  closing_server server(closing_server::mode::error_close, 10s);
+  io_threads io(2);
+  captured_log log;
+  auto p = make_pool(io, server, log, "", true);
+  error_code ec;
+  auto h = p->claim(2s, ec);
+  ASSERT_TRUE(h) << ec.message();
+  const auto res = run(io, h->request({http::verb::get, "/error", 11}));
+  EXPECT_EQ(res.result_int(), 503);
+  h.reset();  // the pool's recycle sees the 503
+  const auto deadline = clock::now() + 5s;
+  while (the_backend(*p).check_failures == 0 && clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(the_backend(*p).check_failures, 1u);
+  EXPECT_EQ(log.lines_with("debug", "the connection ended normally"), 0u);
   p->terminate();
 }
 

@@ -103,6 +103,7 @@ class typed_connector_ops final : public connector_ops {
     has_is_valid = connector_with_is_valid<C>;
     has_on_acquire = connector_with_on_acquire<C>;
     has_on_recycle = connector_with_on_recycle<C> || connector_with_is_valid<C>;
+    recycle_is_is_valid = !connector_with_on_recycle<C> && connector_with_is_valid<C>;
   }
 
   void start_connect(op_context ctx, const backend& b) override {

@@ -872,6 +872,49 @@ TEST_F(slot_test, an_on_acquire_that_finds_a_normal_end_passes_the_claim_on_with
   EXPECT_EQ(s.retries().failures(), 0u);
 }
 
+// A young end that on_acquire finds is a failure: the slot is to hold its
+// connection for a backoff. If on_recycle then finds the same end on the
+// way back, the slot keeps that backoff: reconnecting at once would get
+// around the storm guard (each waiting claim looping connect, end,
+// reconnect at loopback speed).
+TEST_F(slot_test, an_end_found_on_the_way_back_from_a_failed_on_acquire_keeps_its_backoff) {
+  port.hooks.has_on_acquire = true;
+  port.hooks.has_on_recycle = true;
+  up();
+  port.t += 1ms;
+  claim(&c);
+  const auto r = ended_answer();  // young: on_acquire failed
+  EXPECT_EQ(r.retry, &c);
+  EXPECT_EQ(port.ends.back().v, verdict::failed);
+  ASSERT_EQ(s.state(), slot_state::recycling);
+  ended_answer();  // on_recycle finds the connection ended too
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+  EXPECT_EQ(s.state(), slot_state::backing_off) << "not replacing at once";
+  ASSERT_TRUE(s.wake_at());
+  EXPECT_GT(*s.wake_at(), port.t) << "the on_acquire failure's backoff is kept";
+  const auto connects = started(op_kind::connect);
+  fire();
+  EXPECT_EQ(started(op_kind::connect), connects + 1) << "it reconnects when the backoff ends";
+}
+
+// Without on_recycle, is_valid runs on return; it cannot tell a close the
+// server meant from a drop, so an end it finds on a young connection is a
+// failure, as in a health check.
+TEST_F(slot_test, an_end_found_by_is_valid_standing_in_for_on_recycle_is_judged_by_age) {
+  port.hooks.has_is_valid = true;
+  port.hooks.has_on_recycle = true;
+  port.hooks.recycle_is_is_valid = true;
+  up();
+  claim(&c);
+  port.t += 1ms;
+  event(ev::release);
+  ASSERT_EQ(s.state(), slot_state::recycling);
+  ended_answer();
+  EXPECT_EQ(port.ends.back().v, verdict::failed) << "young: a failure";
+  EXPECT_EQ(s.state(), slot_state::backing_off);
+  EXPECT_EQ(s.retries().failures(), 1u);
+}
+
 TEST_F(slot_test, a_replacing_connect_that_fails_backs_off_and_goes_offline) {
   port.hooks.has_is_valid = true;
   up();

@@ -237,6 +237,9 @@ struct retry_rule {
   bool connect_failed = false;  // else a lost/failed connection
   bool immediate = false;       // the lost connection had lived max_connection_backoff
   duration up{};
+  // The reconnect comes exactly then: the end of the backoff a failed
+  // on_acquire began, which an end found on the way back keeps.
+  std::optional<time_point> at{};
 };
 
 struct violation : std::runtime_error {
@@ -386,7 +389,9 @@ class simulation {
     validate(policy_);
     traits_.has_is_valid = coin(0.5);
     traits_.has_on_acquire = coin(0.5);
-    traits_.has_on_recycle = traits_.has_is_valid || coin(0.5);
+    const bool own_on_recycle = coin(0.5);
+    traits_.has_on_recycle = traits_.has_is_valid || own_on_recycle;
+    traits_.recycle_is_is_valid = traits_.has_is_valid && !own_on_recycle;
 
     backends_ = int(uni(1, 8));
     ports_.resize(std::size_t(backends_));
@@ -935,6 +940,7 @@ class simulation {
                    format("slot %s: on_acquire failed after %s up, delay %s",
                           slot_name(o.slot).c_str(), show(r.up).c_str(), show(o.delay).c_str()));
             }
+            if (o.op == op_kind::on_acquire) acquire_hold_[o.slot] = now + o.delay;
           }
           break;
         case kind::discarded:
@@ -960,12 +966,23 @@ class simulation {
             const retry_rule r = lost(o.slot, now);
             const duration young =
                 std::min<duration>(core::normal_end_min_age, cfg.max_connection_backoff);
-            if (r.up < young && o.op != op_kind::on_recycle) {
+            // An end on_recycle finds is never young, unless is_valid stands
+            // in for it (it cannot tell a meant close from a drop).
+            const bool judged = o.op != op_kind::on_recycle || traits_.recycle_is_is_valid;
+            if (r.up < young && judged) {
               fail("normal_end",
                    format("slot %s: ended normally after %s up, younger than %s: not a failure",
                           slot_name(o.slot).c_str(), show(r.up).c_str(), show(young).c_str()));
             }
-            retry_[o.slot].immediate = true;
+            // Found on the way back from a failed on_acquire: that
+            // failure's backoff holds; else the connection is replaced at once.
+            const auto hold = acquire_hold_.find(o.slot);
+            if (o.op == op_kind::on_recycle && hold != acquire_hold_.end() && hold->second > now) {
+              retry_[o.slot].at = hold->second;
+            } else {
+              retry_[o.slot].immediate = true;
+            }
+            if (hold != acquire_hold_.end()) acquire_hold_.erase(hold);
           } else {
             retry_.erase(o.slot);
           }
@@ -1094,6 +1111,7 @@ class simulation {
   }
 
   void check_retry(std::uint64_t slot, time_point now) {
+    acquire_hold_.erase(slot);  // a new connection: the old one's hold is over
     const auto it = retry_.find(slot);
     if (it == retry_.end()) return;
     const retry_rule r = it->second;
@@ -1104,6 +1122,9 @@ class simulation {
     if (r.connect_failed) {
       if (!backoff_in_bounds(d))
         bad = "a reconnect after a failed connect outside [min, max + spread)";
+    } else if (r.at) {
+      if (now != *r.at)
+        bad = "an end after a failed on_acquire not reconnected when its backoff ends";
     } else if (r.immediate) {
       if (d != duration::zero())
         bad = "a connection that lived max_connection_backoff not replaced at once";
@@ -1699,6 +1720,7 @@ class simulation {
   std::size_t live_claimed_ = 0, live_wanted_ = 0, live_online_ = 0, live_offline_ = 0;
   const core::slot_set* short_set_ = nullptr;  // a live set with fewer slots than it wants
   std::map<std::uint64_t, retry_rule> retry_;
+  std::map<std::uint64_t, time_point> acquire_hold_;  // a failed on_acquire: until when it holds
   std::map<std::uint64_t, time_point> up_since_;
   std::map<std::uint64_t, time_point> idle_since_;
   core::slot* try_got_ = nullptr;

@@ -9,6 +9,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/release"
 # The suite's release flavour (scripts/test.sh) builds here with the same
 # options, so running one after the other rebuilds nothing.
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQORB_WERROR=ON >/dev/null
+args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DQORB_WERROR=ON)
+# As test.sh: through ccache when it is there (the suite's install-deps
+# installs it), so the two share one build.
+if command -v ccache >/dev/null; then
+  args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S "$root" -B "$build" "${args[@]}" >/dev/null
 cmake --build "$build" --target qorb_demo -j "$(nproc)"
 exec "$build/examples/demo/qorb_demo" "$@"

@@ -32,8 +32,8 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -85,7 +85,7 @@ namespace qorb {
 template <class Conn>
 class pool {
  public:
-  using connection_type = Conn;                ///< what a claim gives access to
+  using connection_type = Conn;                 ///< what a claim gives access to
   using executor_type = asio::any_io_executor;  ///< the pool's executor
   using handle_type = handle<Conn>;             ///< a claimed connection
 
@@ -142,9 +142,9 @@ class pool {
   /// objects take either. The context must outlive the pool's use of it
   /// (as for an executor).
   template <class ExecutionContext, class C>
-  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
-  pool(ExecutionContext& context, std::string name, std::shared_ptr<resolver> res, C connector,
-       const policy& p = {}, logger_ptr logger = default_logger())
+  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> pool(
+      ExecutionContext& context, std::string name, std::shared_ptr<resolver> res, C connector,
+      const policy& p = {}, logger_ptr logger = default_logger())
       : pool(executor_type(context.get_executor()), std::move(name), std::move(res),
              std::move(connector), p, std::move(logger)) {}
 
@@ -256,8 +256,8 @@ class pool {
   /// `asio::awaitable` (the handle, or a `system_error` thrown), or
   /// `pool.async_claim()(handler)`.
   template <class CompletionToken = asio::deferred_t>
-  requires(!std::is_convertible_v<CompletionToken, duration>)
-  auto async_claim(CompletionToken&& token = {}) {
+  requires(!std::is_convertible_v<CompletionToken, duration>) auto async_claim(
+      CompletionToken&& token = {}) {
     return async_claim(duration::zero(), std::forward<CompletionToken>(token));
   }
 
@@ -349,15 +349,15 @@ class pool {
       handle<Conn> h;
     };
     auto w = std::make_shared<waiter>();
-    async_claim(timeout, asio::bind_executor(asio::system_executor(),
-                                             [w](error_code e, handle<Conn> h) {
-                                               std::lock_guard lock(w->mu);
-                                               if (w->abandoned) return;  // h returns
-                                               w->ec = e;
-                                               w->h = std::move(h);
-                                               w->done = true;
-                                               w->cv.notify_one();
-                                             }));
+    async_claim(timeout,
+                asio::bind_executor(asio::system_executor(), [w](error_code e, handle<Conn> h) {
+                  std::lock_guard lock(w->mu);
+                  if (w->abandoned) return;  // h returns
+                  w->ec = e;
+                  w->h = std::move(h);
+                  w->done = true;
+                  w->cv.notify_one();
+                }));
     std::unique_lock lock(w->mu);
     const duration limit = timeout > duration::zero() ? timeout : claim_timeout_;
     // The pool fails the claim at its deadline; past that and a grace, the
@@ -605,8 +605,8 @@ class pool {
   // tracking): blocking it would stop the pool.
   template <class Inner>
   static bool runs_inner(const executor_type& ex) {
-    using tracked = std::decay_t<decltype(asio::prefer(
-        std::declval<Inner>(), asio::execution::outstanding_work.tracked))>;
+    using tracked = std::decay_t<decltype(asio::prefer(std::declval<Inner>(),
+                                                       asio::execution::outstanding_work.tracked))>;
     if (auto* e = ex.target<Inner>()) return e->running_in_this_thread();
     if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
     if (auto* e = ex.target<asio::strand<Inner>>()) {

@@ -27,17 +27,17 @@ struct backend_error {
 
 /// The slots of one backend, by state, and its counters.
 struct backend_stats {
-  asio::ip::tcp::endpoint address;  ///< where its connections go
-  std::size_t connecting = 0;  ///< connecting or waiting to reconnect
-  std::size_t unclaimed = 0;   ///< connected and idle: claimable now
-  std::size_t checking = 0;    ///< health check or recycle running
-  std::size_t claimed = 0;     ///< handed out (includes on_acquire running)
+  asio::ip::tcp::endpoint address;     ///< where its connections go
+  std::size_t connecting = 0;          ///< connecting or waiting to reconnect
+  std::size_t unclaimed = 0;           ///< connected and idle: claimable now
+  std::size_t checking = 0;            ///< health check or recycle running
+  std::size_t claimed = 0;             ///< handed out (includes on_acquire running)
   std::uint64_t total_claims = 0;      ///< claims it served since the start
   std::uint64_t connect_failures = 0;  ///< failed or timed-out connects
-  std::uint64_t check_failures = 0;  ///< is_valid, on_acquire, on_recycle
-  std::size_t recent_failures = 0;   ///< in the sliding failure window
-  bool online = false;               ///< some slot is connected
-  bool removed = false;              ///< no longer published; draining claimed slots
+  std::uint64_t check_failures = 0;    ///< is_valid, on_acquire, on_recycle
+  std::size_t recent_failures = 0;     ///< in the sliding failure window
+  bool online = false;                 ///< some slot is connected
+  bool removed = false;                ///< no longer published; draining claimed slots
   /// The backend's latest failed connect or check (kept after later
   /// successes, so a flapping backend still says why it flapped); empty
   /// while none has failed.
@@ -64,7 +64,7 @@ struct claim_wait_histogram {
   /// counts[i]: waits <= bounds_s[i] (and > the previous bound); the last
   /// one: longer than every bound.
   std::array<std::uint64_t, bounds_s.size() + 1> counts{};
-  double sum_s = 0;        ///< all waits added up, in seconds
+  double sum_s = 0;         ///< all waits added up, in seconds
   std::uint64_t count = 0;  ///< waits recorded
 
   /// Counts one wait of `seconds` (the pool does; not thread-safe).

@@ -8,7 +8,6 @@
 
 namespace qorb::core {
 
-
 void pool_state::open_slot(slot_set& set) {
   auto* s = new slot(set.next_slot_id(), set);
   set.adopt(*s);

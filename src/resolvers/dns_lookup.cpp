@@ -43,8 +43,7 @@ class section_index {
   }
 
   // The address records of type `type` for `names`, in section order per name.
-  std::vector<const record*> addresses(const std::vector<std::string>& names,
-                                       rr_type type) const {
+  std::vector<const record*> addresses(const std::vector<std::string>& names, rr_type type) const {
     std::vector<const record*> out;
     for (const auto& n : names) {
       const auto it = addresses_.find(n);

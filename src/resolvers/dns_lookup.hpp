@@ -92,8 +92,8 @@ inline constexpr std::size_t max_alias_names = 32;
 /// built, however many (port, address) pairs the answer multiplies out to.
 class server_lookup {
  public:
-  server_lookup(std::string name, address_family family,
-                std::optional<std::uint16_t> fallback_port, lookup_limits limits = {});
+  server_lookup(std::string name, address_family family, std::optional<std::uint16_t> fallback_port,
+                lookup_limits limits = {});
 
   /// The first question: the SRV records of the name.
   question first_question() const;
@@ -129,10 +129,10 @@ class server_lookup {
   address_family family_;
   std::optional<std::uint16_t> fallback_port_;
   lookup_limits limits_;
-  std::vector<std::string> targets_;              // in answer order
-  std::map<std::string, std::size_t> target_ids_;  // target -> index in targets_
+  std::vector<std::string> targets_;                           // in answer order
+  std::map<std::string, std::size_t> target_ids_;              // target -> index in targets_
   std::vector<std::map<std::uint16_t, std::uint32_t>> ports_;  // by target: port -> TTL
-  std::map<backend_key, std::size_t> built_;      // -> index in result_.backends
+  std::map<backend_key, std::size_t> built_;                   // -> index in result_.backends
   std::size_t outstanding_ = 1;
   bool done_ = false;
   lookup_result result_;

@@ -393,7 +393,7 @@ class dns_resolver::impl : public std::enable_shared_from_this<impl> {
     lookup_limits l;
     l.max_backends = std::max<std::size_t>(1, config_.max_backends_per_answer);
     const auto max_ttl = std::clamp<std::chrono::seconds::rep>(config_.max_ttl.count(), 0,
-                                                              0x7FFFFFFF);  // RFC 2181
+                                                               0x7FFFFFFF);  // RFC 2181
     l.max_ttl = static_cast<std::uint32_t>(max_ttl);
     return l;
   }
@@ -529,8 +529,8 @@ class dns_resolver::impl : public std::enable_shared_from_this<impl> {
           name(), server_name(server), limits().max_backends, looked_up, limits().max_backends);
     }
     if (log_ && result.port_zero > 0) {
-      log_->warn("dns resolver {}: {} listed {} SRV records with port 0 for the {}; skipped", name(),
-                 server_name(server), result.port_zero, looked_up);
+      log_->warn("dns resolver {}: {} listed {} SRV records with port 0 for the {}; skipped",
+                 name(), server_name(server), result.port_zero, looked_up);
     }
     if (log_ && result.ttls_clamped > 0) {
       log_->warn("dns resolver {}: {} gave {} backends a TTL above {} s (max_ttl); clamped", name(),

@@ -20,9 +20,9 @@ bool backend_table::merge(const std::vector<found_backend>& found, clock::time_p
                           std::optional<std::chrono::milliseconds> hardcoded_ttl) {
   bool changed = false;
   for (const auto& f : found) {
-    const auto expires = expiry_after(
-        now, hardcoded_ttl ? *hardcoded_ttl
-                           : std::chrono::milliseconds(std::chrono::seconds(f.ttl)));
+    const auto expires =
+        expiry_after(now, hardcoded_ttl ? *hardcoded_ttl
+                                        : std::chrono::milliseconds(std::chrono::seconds(f.ttl)));
     auto name = backend_name(f.target, f.address, f.port);
     auto it = entries_.find(name);
     if (it == entries_.end()) {

@@ -57,7 +57,7 @@ class connector_ops {
 
   bool has_is_valid = false;
   bool has_on_acquire = false;
-  bool has_on_recycle = false;  // on_recycle or is_valid: something to run on return
+  bool has_on_recycle = false;       // on_recycle or is_valid: something to run on return
   bool recycle_is_is_valid = false;  // no on_recycle: is_valid runs on return
 };
 

@@ -101,13 +101,13 @@ struct dns_resolver_config {
 /// What the resolver has counted for one DNS server.
 struct dns_server_stats {
   asio::ip::udp::endpoint server;  ///< the server's address.
-  bool discovered = false;       ///< found through `resolver_service`.
-  std::uint64_t lookups = 0;     ///< lookups started on this server.
-  std::uint64_t records = 0;     ///< lookups answered with records.
-  std::uint64_t no_records = 0;  ///< lookups answered "no such records".
-  std::uint64_t timeouts = 0;    ///< lookups that timed out.
-  std::uint64_t errors = 0;      ///< lookups that failed otherwise.
-  std::string last_error;        ///< why the last failure happened.
+  bool discovered = false;         ///< found through `resolver_service`.
+  std::uint64_t lookups = 0;       ///< lookups started on this server.
+  std::uint64_t records = 0;       ///< lookups answered with records.
+  std::uint64_t no_records = 0;    ///< lookups answered "no such records".
+  std::uint64_t timeouts = 0;      ///< lookups that timed out.
+  std::uint64_t errors = 0;        ///< lookups that failed otherwise.
+  std::string last_error;          ///< why the last failure happened.
   /// Answers that listed more than `max_backends_per_answer` backends.
   std::uint64_t capped_answers = 0;
   /// SRV records with port 0 (not a backend: skipped).
@@ -118,14 +118,14 @@ struct dns_server_stats {
 
 /// A snapshot of a `dns_resolver`'s counters.
 struct dns_resolver_stats {
-  std::uint64_t rounds = 0;  ///< lookup rounds of `service` completed.
+  std::uint64_t rounds = 0;               ///< lookup rounds of `service` completed.
   std::vector<dns_server_stats> servers;  ///< per server, configured then discovered.
 };
 
 /// One backend the DNS resolver currently publishes, with when it expires.
 struct dns_backend_info {
-  qorb::backend backend;  ///< as published to the pool.
-  std::string target;  ///< the SRV target (or host name) it came from.
+  qorb::backend backend;                          ///< as published to the pool.
+  std::string target;                             ///< the SRV target (or host name) it came from.
   std::chrono::steady_clock::time_point expires;  ///< unless an answer lists it again.
 };
 

@@ -20,7 +20,8 @@ namespace qorb {
 /// Example:
 /// @code
 /// auto resolver = std::make_shared<qorb::fixed_resolver>(
-///     std::vector{*qorb::parse_endpoint("10.0.0.7:5432"), *qorb::parse_endpoint("10.0.0.8:5432")});
+///     std::vector{*qorb::parse_endpoint("10.0.0.7:5432"),
+///     *qorb::parse_endpoint("10.0.0.8:5432")});
 /// qorb::pool<asio::ip::tcp::socket> pool(io.get_executor(), "db", resolver,
 ///                                        qorb::tcp_connector{});
 /// resolver->set_endpoints({*qorb::parse_endpoint("10.0.0.9:5432")});  // on a reload

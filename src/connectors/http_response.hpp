@@ -47,10 +47,14 @@ class reader {
   state parse(beast::flat_buffer& buffer) {
     while (state_ == state::need_more && buffer.size() != 0) {
       beast::error_code ec;
+      const bool in_header = !parser_->is_header_done();
       const auto used = parser_->put(buffer.data(), ec);
       buffer.consume(used);
-      if (ec == bhttp::error::need_more) break;
-      if (ec) return fail(failure::bad_response, ec);
+      if (ec && ec != bhttp::error::need_more) return fail(failure::bad_response, ec);
+      if (in_header && !header_within_limit(used, buffer.size())) {
+        return fail(failure::bad_response, bhttp::error::header_limit);
+      }
+      if (ec) break;  // need more
       if (parser_->is_done()) finished();
     }
     return state_;
@@ -103,7 +107,26 @@ class reader {
     parser_.emplace();
     parser_->body_limit(body_limit_);
     http_limits::bound(*parser_);
-    parser_->eager(true);
+    // Not eager until the header is whole, so that the put which ends the
+    // header returns where it ends (header_within_limit counts it).
+    parser_->eager(false);
+    header_bytes_ = 0;
+  }
+
+  // Beast 1.81 applies its header limit to what each put is given from
+  // where the previous one stopped, so a header over the limit passes or
+  // not depending on how the bytes arrived. The limit here is on the whole
+  // header (status line, fields and the empty line), wherever TCP split
+  // it: after a put that ended the header, on its size; after one that did
+  // not, on what the header already holds (consumed, and the unparsed rest
+  // of the buffer, which the header's end is not in).
+  bool header_within_limit(std::size_t used, std::size_t unparsed) {
+    header_bytes_ += used;
+    if (parser_->is_header_done()) {
+      parser_->eager(true);
+      return header_bytes_ <= http_limits::max_header;
+    }
+    return header_bytes_ + unparsed <= http_limits::max_header;
   }
 
   state fail(failure kind, const beast::error_code& ec) {
@@ -157,6 +180,7 @@ class reader {
   failure failure_ = failure::none;
   std::string why_;
   int interim_ = 0;
+  std::size_t header_bytes_ = 0;  // of the response being parsed
 };
 
 /// Why a connection cannot carry another request after a response read

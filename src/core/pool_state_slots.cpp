@@ -156,14 +156,16 @@ void pool_state::settle(slot& s) {
 // Reports a set's online and has-unclaimed changes; online changes move
 // the rebalance.
 void pool_state::finish(slot_set& set) {
-  if (set.removed || !report(set)) return;
+  // A claim or a return that changes neither costs two comparisons here.
+  if (set.removed || !set.unreported()) return;
+  report(set);
   conform(set);
 }
 
 bool pool_state::report(slot_set& set) {
+  if (!set.unreported()) return false;
   const bool online = set.online();
   const bool unclaimed = set.unclaimed() > 0;
-  if (online == set.reported_online && unclaimed == set.reported_unclaimed) return false;
   const bool went = online != set.reported_online;
   if (went) {
     online ? ++online_ : --online_;

@@ -49,8 +49,11 @@ class slot_set {
   /// Online: some slot holds a connection (idle, being checked or claimed)
   /// or replaces one that ended normally (a server's idle close is no
   /// reason to call the backend offline).
+  /// (Every slot is counted in exactly one state: online is "not all of
+  /// them are without a connection", three loads on the claim path.)
   bool online() const noexcept {
-    return unclaimed() + checking() + claimed() + count(slot_state::replacing) > 0;
+    return size_ > count(slot_state::backing_off) + count(slot_state::connecting) +
+                       count(slot_state::closed);
   }
   std::size_t connecting() const noexcept {
     return count(slot_state::connecting) + count(slot_state::replacing) +
@@ -83,6 +86,10 @@ class slot_set {
   bool removed = false;
   bool reported_online = false;
   bool reported_unclaimed = false;
+  /// Online or has-unclaimed differ from what was last reported.
+  bool unreported() const noexcept {
+    return online() != reported_online || (unclaimed() > 0) != reported_unclaimed;
+  }
   bool plan_pending = false;  // in the pool's list of sets whose wanted count is due
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;

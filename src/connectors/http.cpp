@@ -4,6 +4,7 @@
 
 #include "connectors/http_response.hpp"
 #include "connectors/tls_timeout.hpp"
+#include "detail/error_category.hpp"
 #include "http_limits.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -25,27 +26,23 @@ namespace bhttp = beast::http;
 
 namespace {
 
-class category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "qorb.http"; }
-  std::string message(int code) const override {
-    switch (static_cast<errc>(code)) {
-      case errc::request_timeout:
-        return "HTTP request timed out";
-      case errc::connection_closed:
-        return "the server closed the connection before the response was complete";
-      case errc::bad_response:
-        return "bad HTTP response";
-      case errc::ping_failed:
-        return "HTTP health check failed";
-      case errc::server_error:
-        return "the server answered with a 5xx status";
-      case errc::not_usable:
-        return "the HTTP connection is not usable";
-    }
-    return "unknown HTTP error";
+const char* message_of(errc code) noexcept {
+  switch (code) {
+    case errc::request_timeout:
+      return "HTTP request timed out";
+    case errc::connection_closed:
+      return "the server closed the connection before the response was complete";
+    case errc::bad_response:
+      return "bad HTTP response";
+    case errc::ping_failed:
+      return "HTTP health check failed";
+    case errc::server_error:
+      return "the server answered with a 5xx status";
+    case errc::not_usable:
+      return "the HTTP connection is not usable";
   }
-};
+  return nullptr;
+}
 
 [[noreturn]] void fail(errc code, const std::string& detail) {
   throw std::system_error(make_error_code(code), detail);
@@ -66,7 +63,8 @@ std::string host_header(const config& c, const backend& b, bool tls) {
 }  // namespace
 
 const std::error_category& category() noexcept {
-  static const category_impl instance;
+  static const qorb::detail::error_category<errc> instance(
+      "qorb.http", message_of, "unknown HTTP error", qorb::detail::unknown_value::omitted);
   return instance;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "connectors/postgres_protocol.hpp"
+#include "detail/error_category.hpp"
 
 #include <array>
 #include <charconv>
@@ -13,32 +14,30 @@ namespace qorb::connectors::postgres {
 
 namespace {
 
-class postgres_category final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "qorb.postgres"; }
-  std::string message(int value) const override {
-    switch (static_cast<errc>(value)) {
-      case errc::connect_failed:
-        return "could not connect to PostgreSQL";
-      case errc::connect_timeout:
-        return "connecting to PostgreSQL timed out";
-      case errc::connection_broken:
-        return "the PostgreSQL connection is broken";
-      case errc::server_error:
-        return "PostgreSQL reported an error";
-      case errc::unsupported:
-        return "unsupported by qorb's PostgreSQL query API";
-      case errc::busy:
-        return "another command is in progress on this PostgreSQL connection";
-    }
-    return "unknown PostgreSQL connector error " + std::to_string(value);
+const char* message_of(errc value) noexcept {
+  switch (value) {
+    case errc::connect_failed:
+      return "could not connect to PostgreSQL";
+    case errc::connect_timeout:
+      return "connecting to PostgreSQL timed out";
+    case errc::connection_broken:
+      return "the PostgreSQL connection is broken";
+    case errc::server_error:
+      return "PostgreSQL reported an error";
+    case errc::unsupported:
+      return "unsupported by qorb's PostgreSQL query API";
+    case errc::busy:
+      return "another command is in progress on this PostgreSQL connection";
   }
-};
+  return nullptr;
+}
 
 }  // namespace
 
 const std::error_category& category() noexcept {
-  static const postgres_category instance;
+  static const qorb::detail::error_category<errc> instance("qorb.postgres", message_of,
+                                                           "unknown PostgreSQL connector error",
+                                                           qorb::detail::unknown_value::appended);
   return instance;
 }
 

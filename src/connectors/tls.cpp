@@ -2,6 +2,8 @@
 #include <qorb/connectors/tls.hpp>
 #include <qorb/error.hpp>
 
+#include "detail/error_category.hpp"
+
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -23,25 +25,21 @@ namespace qorb {
 
 namespace {
 
-class tls_category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "qorb.tls"; }
-  std::string message(int code) const override {
-    switch (static_cast<tls_errc>(code)) {
-      case tls_errc::certificate_untrusted:
-        return "the server's certificate is not trusted";
-      case tls_errc::host_name_mismatch:
-        return "the server's certificate is for another name";
-      case tls_errc::not_tls:
-        return "the server does not speak TLS";
-      case tls_errc::handshake_closed:
-        return "the server closed the connection during the TLS handshake";
-      case tls_errc::handshake_failed:
-        return "TLS handshake failed";
-    }
-    return "unknown TLS error";
+const char* message_of(tls_errc code) noexcept {
+  switch (code) {
+    case tls_errc::certificate_untrusted:
+      return "the server's certificate is not trusted";
+    case tls_errc::host_name_mismatch:
+      return "the server's certificate is for another name";
+    case tls_errc::not_tls:
+      return "the server does not speak TLS";
+    case tls_errc::handshake_closed:
+      return "the server closed the connection during the TLS handshake";
+    case tls_errc::handshake_failed:
+      return "TLS handshake failed";
   }
-};
+  return nullptr;
+}
 
 // The latest session each (server name, address) gave, offered again on the
 // next connection to it. Shared by a connector's copies and kept alive by
@@ -144,7 +142,8 @@ bool is_ip_address(const std::string& host) {
 }  // namespace
 
 const std::error_category& tls_category() noexcept {
-  static const tls_category_impl category;
+  static const detail::error_category<tls_errc> category(
+      "qorb.tls", message_of, "unknown TLS error", detail::unknown_value::omitted);
   return category;
 }
 

@@ -1,44 +1,61 @@
 // SPDX-License-Identifier: BSL-1.0
-// The pool's decisions. Every public event opens an event_scope, which
-// points the slot port at the event's effects and, on the way out, does
-// what each event may have made due: room freed under max_slots goes to the
-// sets waiting for it, a rebalance if the demand or the online backends
-// changed, and the slots closed during the event are freed.
+// The pool's decisions. Every public event runs in in_event, which points
+// the slot port at the event's effects, runs the event's own steps, then
+// the named steps of end_event: room freed under max_slots goes to the sets
+// waiting for it, a rebalance if the demand or the online backends changed,
+// drained sets and the slots closed during the event are freed.
 #include "core/pool_state.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 namespace qorb::core {
 
-class pool_state::event_scope {
- public:
-  event_scope(pool_state& p, effects& fx) : p_(p) { p_.fx_ = &fx; }
-  event_scope(const event_scope&) = delete;
-  event_scope& operator=(const event_scope&) = delete;
-  // A claim or a return usually leaves nothing to do here: each step is
-  // checked before it is taken, so that case costs a few comparisons.
-  ~event_scope() {
-    if (!p_.terminated_) {
-      p_.make_room();
-      if (!p_.changed_.empty() ||
-          !p_.rebalancer_.quiet(p_.policy_, p_.claimed_live_, p_.queue_.size(), p_.online_,
-                                p_.sets_.size() - p_.online_)) {
-        p_.rebalance(false);
-        p_.make_room();
-      }
-    }
-    if (!p_.draining_.empty()) {
-      std::erase_if(p_.draining_, [](const auto& set) { return set->size() == 0; });
-    }
-    if (!p_.graveyard_.empty()) p_.graveyard_.clear();
-    p_.now_.reset();
-    p_.fx_ = nullptr;
+// Every public event runs through here: its own steps (`body`, a lambda
+// always inlined, as this is: a claim and a return pay no call for the
+// structure), then the steps of the end of an event, called explicitly (no
+// destructor plans).
+template <class Body>
+[[gnu::always_inline]] inline auto pool_state::in_event(effects& fx, Body&& body) {
+  fx_ = &fx;
+  if constexpr (std::is_void_v<std::invoke_result_t<Body&>>) {
+    body();
+    end_event();
+  } else {
+    auto result = body();
+    end_event();
+    return result;
   }
+}
 
- private:
-  pool_state& p_;
-};
+// What an event may have made due, in this order. A claim or a return
+// usually leaves nothing to do: each step is checked here before it is
+// taken, so that case costs a few comparisons.
+void pool_state::end_event() {
+  if (!terminated_) {
+    make_room();                                   // 1. room freed under max_slots
+    if (rebalance_due()) rebalance_after_event();  // 2. demand or online backends changed
+  }
+  if (!draining_.empty()) forget_drained_sets();  // 3. removed sets whose slots all came back
+  if (!graveyard_.empty()) graveyard_.clear();    // 4. the slots closed during the event
+  now_.reset();
+  fx_ = nullptr;
+}
+
+bool pool_state::rebalance_due() {
+  return !changed_.empty() ||
+         !rebalancer_.quiet(policy_, claimed_live_, queue_.size(), online_, sets_.size() - online_);
+}
+
+void pool_state::rebalance_after_event() {
+  rebalance(false);
+  make_room();
+}
+
+void pool_state::forget_drained_sets() {
+  std::erase_if(draining_, [](const auto& set) { return set->size() == 0; });
+}
 
 pool_state::pool_state(const policy& p, connector_traits traits, environment& env)
     : policy_(p),
@@ -60,21 +77,23 @@ time_point pool_state::now() {
 // ----- events ------------------------------------------------------------------
 
 void pool_state::backends_changed(const backend_map& backends, effects& fx) {
-  event_scope scope(*this, fx);
-  if (terminated_) return;
-  published_ = true;
-  for (auto it = sets_.begin(); it != sets_.end();) {
-    auto found = backends.find(it->first);
-    if (found == backends.end() || !(found->second == it->second->target())) {
-      remove_set(it++);
-    } else {
-      ++it;
-    }
-  }
-  for (const auto& [name, b] : backends) {
-    if (!sets_.contains(name)) add_set(name, b);
-  }
-  fail_fast_if_none();
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_) return;
+        published_ = true;
+        for (auto it = sets_.begin(); it != sets_.end();) {
+          auto found = backends.find(it->first);
+          if (found == backends.end() || !(found->second == it->second->target())) {
+            remove_set(it++);
+          } else {
+            ++it;
+          }
+        }
+        for (const auto& [name, b] : backends) {
+          if (!sets_.contains(name)) add_set(name, b);
+        }
+        fail_fast_if_none();
+      });
 }
 
 // The same outcome as publishing the changed set whole, at the cost of the
@@ -82,23 +101,25 @@ void pool_state::backends_changed(const backend_map& backends, effects& fx) {
 // make every claim on the pool wait for a pass over all of them.
 void pool_state::backends_delta(const backend_map& added, const std::vector<std::string>& removed,
                                 effects& fx) {
-  event_scope scope(*this, fx);
-  if (terminated_) return;
-  published_ = true;
-  for (const auto& name : removed) {
-    if (auto it = sets_.find(name); it != sets_.end()) remove_set(it);
-  }
-  // Every removal before any addition, as for a whole set: room a moved
-  // backend frees is there for the backends added with it.
-  for (const auto& [name, b] : added) {
-    if (auto it = sets_.find(name); it != sets_.end() && !(it->second->target() == b)) {
-      remove_set(it);
-    }
-  }
-  for (const auto& [name, b] : added) {
-    if (!sets_.contains(name)) add_set(name, b);
-  }
-  fail_fast_if_none();
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_) return;
+        published_ = true;
+        for (const auto& name : removed) {
+          if (auto it = sets_.find(name); it != sets_.end()) remove_set(it);
+        }
+        // Every removal before any addition, as for a whole set: room a moved
+        // backend frees is there for the backends added with it.
+        for (const auto& [name, b] : added) {
+          if (auto it = sets_.find(name); it != sets_.end() && !(it->second->target() == b)) {
+            remove_set(it);
+          }
+        }
+        for (const auto& [name, b] : added) {
+          if (!sets_.contains(name)) add_set(name, b);
+        }
+        fail_fast_if_none();
+      });
 }
 
 void pool_state::add_set(const std::string& name, const backend& b) {
@@ -122,188 +143,211 @@ void pool_state::fail_fast_if_none() {
 }
 
 void pool_state::claim(claim_node& c, effects& fx) {
-  event_scope scope(*this, fx);
-  c.id = ++claim_ids_;
-  trace([&] { return observation{.what = observation::kind::claim_started, .claim = c.id}; });
-  if (terminated_) return complete(c, claim_outcome::terminated);
-  if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
-    return complete(c, claim_outcome::no_backends);
-  }
-  if (slot* s = pick()) return serve(c, *s);
-  c.deadline.at = deadline_of(c);
-  if (c.deadline.at <= now()) return complete(c, timeout_reason());
-  c.waited = true;
-  c.waiting_since = now();
-  trace([&] { return observation{.what = observation::kind::claim_queued, .claim = c.id}; });
-  queue_.push(c, false);
-  queue_.watch(c);
-  fx_->rearm = true;
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        c.id = ++claim_ids_;
+        trace([&] { return observation{.what = observation::kind::claim_started, .claim = c.id}; });
+        if (terminated_) return complete(c, claim_outcome::terminated);
+        if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
+          return complete(c, claim_outcome::no_backends);
+        }
+        if (slot* s = pick()) return serve(c, *s);
+        c.deadline.at = deadline_of(c);
+        if (c.deadline.at <= now()) return complete(c, timeout_reason());
+        c.waited = true;
+        c.waiting_since = now();
+        trace([&] { return observation{.what = observation::kind::claim_queued, .claim = c.id}; });
+        queue_.push(c, false);
+        queue_.watch(c);
+        fx_->rearm = true;
+      });
 }
 
 slot* pool_state::try_claim(effects& fx, bool quiet) {
-  event_scope scope(*this, fx);
-  slot* s = terminated_ || slot_rules_.has_on_acquire ? nullptr : pick();
-  if (!s && quiet) return nullptr;  // not a claim: the caller claims next
-  const std::uint64_t id = ++claim_ids_;
-  trace([&] { return observation{.what = observation::kind::claim_started, .claim = id}; });
-  if (!s) {
-    trace([&] {
-      return observation{.what = observation::kind::claim_failed,
-                         .claim = id,
-                         .reason = "no idle connection (try_claim)"};
-    });
-    return nullptr;
-  }
-  claim_wait_.record(0.0);
-  priority_.served(s->set());
-  ++s->set().total_claims;
-  ++total_claims_;
-  // No claim node: the caller holds the slot from here (handed over).
-  s->resume(*this, {.what = slot_event::kind::claim});
-  finish(s->set());
-  trace([&] {
-    return observation{.what = observation::kind::claim_served,
-                       .claim = id,
-                       .slot = s->id(),
-                       .set = s->set().label()};
-  });
-  return s;
+  return in_event(
+      fx, [&]() __attribute__((always_inline))->slot * {
+        slot* s = terminated_ || slot_rules_.has_on_acquire ? nullptr : pick();
+        if (!s && quiet) return nullptr;  // not a claim: the caller claims next
+        const std::uint64_t id = ++claim_ids_;
+        trace([&] { return observation{.what = observation::kind::claim_started, .claim = id}; });
+        if (!s) {
+          trace([&] {
+            return observation{.what = observation::kind::claim_failed,
+                               .claim = id,
+                               .reason = "no idle connection (try_claim)"};
+          });
+          return nullptr;
+        }
+        claim_wait_.record(0.0);
+        priority_.served(s->set());
+        ++s->set().total_claims;
+        ++total_claims_;
+        // No claim node: the caller holds the slot from here (handed over).
+        s->resume(*this, {.what = slot_event::kind::claim});
+        finish(s->set());
+        trace([&] {
+          return observation{.what = observation::kind::claim_served,
+                             .claim = id,
+                             .slot = s->id(),
+                             .set = s->set().label()};
+        });
+        return s;
+      });
 }
 
 void pool_state::cancel(claim_node& c, effects& fx) {
-  event_scope scope(*this, fx);
-  if (c.where == claim_node::phase::queued) {
-    queue_.remove(c);
-  } else if (c.where == claim_node::phase::acquiring) {
-    slot* s = std::exchange(c.acquiring_on, nullptr);
-    handle(*s, s->resume(*this, {.what = slot_event::kind::cancel}));
-  } else {
-    return;  // completed already, or not submitted
-  }
-  complete(c, claim_outcome::cancelled);
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (c.where == claim_node::phase::queued) {
+          queue_.remove(c);
+        } else if (c.where == claim_node::phase::acquiring) {
+          slot* s = std::exchange(c.acquiring_on, nullptr);
+          handle(*s, s->resume(*this, {.what = slot_event::kind::cancel}));
+        } else {
+          return;  // completed already, or not submitted
+        }
+        complete(c, claim_outcome::cancelled);
+      });
 }
 
 void pool_state::release(slot& s, bool discard, effects& fx) {
-  event_scope scope(*this, fx);
-  trace([&] { return observation{.what = observation::kind::handle_returned, .slot = s.id()}; });
-  slot_set& set = s.set();
-  if (doomed(set)) {
-    close_slot(s);
-    return;
-  }
-  // (No text for a plain return: a string here would cost every return an
-  // allocation.)
-  handle(s, discard ? s.resume(*this, {.what = slot_event::kind::discard,
-                                       .why = "discarded by its handle"})
-                    : s.resume(*this, {.what = slot_event::kind::release}));
-  finish(set);
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        trace([&] {
+          return observation{.what = observation::kind::handle_returned, .slot = s.id()};
+        });
+        slot_set& set = s.set();
+        if (doomed(set)) {
+          close_slot(s);
+          return;
+        }
+        // (No text for a plain return: a string here would cost every return an
+        // allocation.)
+        handle(s, discard ? s.resume(*this, {.what = slot_event::kind::discard,
+                                             .why = "discarded by its handle"})
+                          : s.resume(*this, {.what = slot_event::kind::release}));
+        finish(set);
+      });
 }
 
 void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx) {
-  event_scope scope(*this, fx);
-  const auto it = ops_.find(op);
-  if (it == ops_.end()) {
-    if (box) close(std::move(box));  // an operation given up on
-    return;
-  }
-  slot& s = *it->second;
-  ops_.erase(it);
-  slot_set& set = s.set();
-  handle(s, s.resume(*this, {.what = ok ? slot_event::kind::op_ok : slot_event::kind::op_failed,
-                             .op = op,
-                             .box = std::move(box),
-                             .why = std::move(why)}));
-  finish(set);
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        const auto it = ops_.find(op);
+        if (it == ops_.end()) {
+          if (box) close(std::move(box));  // an operation given up on
+          return;
+        }
+        slot& s = *it->second;
+        ops_.erase(it);
+        slot_set& set = s.set();
+        handle(s,
+               s.resume(*this, {.what = ok ? slot_event::kind::op_ok : slot_event::kind::op_failed,
+                                .op = op,
+                                .box = std::move(box),
+                                .why = std::move(why)}));
+        finish(set);
+      });
 }
 
 void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx) {
-  event_scope scope(*this, fx);
-  const auto it = ops_.find(op);
-  if (it == ops_.end()) {
-    if (box) close(std::move(box));
-    return;
-  }
-  slot& s = *it->second;
-  ops_.erase(it);
-  slot_set& set = s.set();
-  handle(s, s.resume(*this, {.what = slot_event::kind::op_ended,
-                             .op = op,
-                             .box = std::move(box),
-                             .why = std::move(why)}));
-  finish(set);
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        const auto it = ops_.find(op);
+        if (it == ops_.end()) {
+          if (box) close(std::move(box));
+          return;
+        }
+        slot& s = *it->second;
+        ops_.erase(it);
+        slot_set& set = s.set();
+        handle(s, s.resume(*this, {.what = slot_event::kind::op_ended,
+                                   .op = op,
+                                   .box = std::move(box),
+                                   .why = std::move(why)}));
+        finish(set);
+      });
 }
 
 void pool_state::connection_lost(slot& s, std::string why, effects& fx) {
-  event_scope scope(*this, fx);
-  slot_set& set = s.set();
-  handle(s, s.resume(*this, {.what = slot_event::kind::lost, .why = std::move(why)}));
-  finish(set);
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        slot_set& set = s.set();
+        handle(s, s.resume(*this, {.what = slot_event::kind::lost, .why = std::move(why)}));
+        finish(set);
+      });
 }
 
 void pool_state::failure_reported(slot& s, effects& fx) {
-  event_scope scope(*this, fx);
-  s.set().failures.add(now());
-  ++s.set().check_failures;
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        s.set().failures.add(now());
+        ++s.set().check_failures;
+      });
 }
 
 void pool_state::timer_fired(effects& fx) {
-  event_scope scope(*this, fx);
-  fx.rearm = true;  // the driver's timer has fired: it needs the next one
-  const time_point t = now();
-  // Bounded: each pass handles what is due now; what an event re-arms is
-  // always later than now.
-  for (std::size_t budget = queue_.size() + ops_.size() + 64; budget-- > 0;) {
-    claim_node* c = queue_.expired(t);
-    if (!c) break;
-    expire(*c);
-  }
-  for (std::size_t budget = slot_timers_.size() + 64; budget-- > 0;) {
-    slot* s = slot_timers_.top();
-    if (!s || slot_timers_.top_time() > t) break;
-    slot_timers_.cancel(*s);
-    const auto at = s->wake_at();
-    if (!at) continue;
-    if (*at > t) {
-      slot_timers_.schedule(*s, *at);
-      continue;
-    }
-    slot_set& set = s->set();
-    handle(*s, s->resume(*this, {.what = slot_event::kind::timer}));
-    finish(set);
-  }
-  if (!terminated_ && rebalance_at_ && *rebalance_at_ <= t) {
-    rebalance_at_ = after(t, policy_.rebalance_interval);
-    for (const auto& [name, set] : sets_) {
-      set->priority.score =
-          double(set->failures.count(t)) + priority_list::jitter * env_.random01();
-    }
-    priority_.rescored();
-    rebalance(true);
-  }
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        fx.rearm = true;  // the driver's timer has fired: it needs the next one
+        const time_point t = now();
+        // Bounded: each pass handles what is due now; what an event re-arms is
+        // always later than now.
+        for (std::size_t budget = queue_.size() + ops_.size() + 64; budget-- > 0;) {
+          claim_node* c = queue_.expired(t);
+          if (!c) break;
+          expire(*c);
+        }
+        for (std::size_t budget = slot_timers_.size() + 64; budget-- > 0;) {
+          slot* s = slot_timers_.top();
+          if (!s || slot_timers_.top_time() > t) break;
+          slot_timers_.cancel(*s);
+          const auto at = s->wake_at();
+          if (!at) continue;
+          if (*at > t) {
+            slot_timers_.schedule(*s, *at);
+            continue;
+          }
+          slot_set& set = s->set();
+          handle(*s, s->resume(*this, {.what = slot_event::kind::timer}));
+          finish(set);
+        }
+        if (!terminated_ && rebalance_at_ && *rebalance_at_ <= t) {
+          rebalance_at_ = after(t, policy_.rebalance_interval);
+          for (const auto& [name, set] : sets_) {
+            set->priority.score =
+                double(set->failures.count(t)) + priority_list::jitter * env_.random01();
+          }
+          priority_.rescored();
+          rebalance(true);
+        }
+      });
 }
 
 bool pool_state::terminate(effects& fx) {
-  event_scope scope(*this, fx);
-  if (terminated_) return false;
-  terminated_ = true;
-  rebalance_at_.reset();
-  observe({.what = observation::kind::terminating});
-  while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);
-  while (!sets_.empty()) remove_set(sets_.begin());
-  // Claims whose on_acquire runs lose their slot now.
-  for (const auto& set : draining_) {
-    set->for_each([&](slot& s) {
-      if (s.state() != slot_state::acquiring) return;
-      if (claim_node* c = s.claim()) {
-        c->acquiring_on = nullptr;
-        complete(*c, claim_outcome::terminated);
-      }
-      close_slot(s);
-    });
-  }
-  short_head_ = short_tail_ = nullptr;
-  changed_.clear();
-  return true;
+  return in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_) return false;
+        terminated_ = true;
+        rebalance_at_.reset();
+        observe({.what = observation::kind::terminating});
+        while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);
+        while (!sets_.empty()) remove_set(sets_.begin());
+        // Claims whose on_acquire runs lose their slot now.
+        for (const auto& set : draining_) {
+          set->for_each([&](slot& s) {
+            if (s.state() != slot_state::acquiring) return;
+            if (claim_node* c = s.claim()) {
+              c->acquiring_on = nullptr;
+              complete(*c, claim_outcome::terminated);
+            }
+            close_slot(s);
+          });
+        }
+        short_head_ = short_tail_ = nullptr;
+        changed_.clear();
+        return true;
+      });
 }
 
 std::optional<time_point> pool_state::next_wakeup() const noexcept {

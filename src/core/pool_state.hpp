@@ -100,7 +100,12 @@ class pool_state final : private slot_port {
   }
 
  private:
-  class event_scope;
+  template <class Body>
+  auto in_event(effects& fx, Body&& body);
+  void end_event();
+  bool rebalance_due();
+  void rebalance_after_event();
+  void forget_drained_sets();
 
   // slot_port
   const slot_rules& rules() const noexcept override { return slot_rules_; }

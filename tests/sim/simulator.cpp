@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
 // The simulator: a driver for core::pool_state that acts at random (the
-// resolver, the connector, the claimers, the clock) and a checker that
-// holds the core to the promises of docs/behaviour.md and docs/policy.md
-// after every call into it.
+// resolver, the connector, the claimers, the clock) and, after every call
+// into it, the checks of invariants.cpp, which hold the core to the
+// promises of docs/behaviour.md and docs/policy.md (invariants.cpp lists
+// them by the name a failure gives).
 //
 // The driver is punctual: it fires timer_fired at every next_wakeup, never
 // later. Claims therefore time out exactly at their deadline, and a
@@ -14,63 +15,11 @@
 // test::manual_environment seeded with it too. Choices only ever pick from
 // containers in a deterministic order (vectors, the core's own lists),
 // never from anything ordered by address, so a seed replays exactly.
-//
-// The invariants, by the name a failure gives (checked after every call
-// unless said otherwise):
-//   max_slots, total_slots       slots in all sets <= max_slots; total_slots() counts them
-//   max_count                    no set holds more than set_config.max_count slots
-//   set_counts, slot_consistent  a set's counts match its slots; a slot runs an operation
-//                                iff it is connecting/checking/acquiring/recycling, holds a
-//                                connection iff idle/claimed/cooling
-//   one_claim_per_connection     no slot or connection is held by two live claims
-//   claimed_slot_stays           a held slot stays in its set, claimed, by its holder
-//   served_slot_exists, served_from_live_set
-//                                a served claim gets a claimed slot's connection, from a live
-//                                backend (or the one its on_acquire ran on when it left)
-//   claim_completes_once         once, never twice; all exactly once at the end
-//   claim_deadline               never after the deadline (submit + timeout, or claim_timeout
-//                                when 0); timeouts exactly at it; nothing pending past it;
-//                                next_wakeup no later than the earliest deadline
-//   claim_reason                 served; cancelled only by our cancel; terminated only after
-//                                terminate; no_backends when none is published, else
-//                                acquire_failed when an on_acquire failed for it last, else
-//                                all_claims_used when a live set was online, else
-//                                no_backends_online
-//   fail_fast                    with fail_fast_without_backends, nobody waits while the
-//                                published set is empty; claims then fail with no_backends
-//   fifo                         a claim is not served while an earlier one still waits (one
-//                                whose on_acquire failed goes first, the latest first)
-//   prefer_idle                  a live set with an idle slot means nobody waits; a new claim
-//                                or try_claim takes an idle slot when one exists
-//   grow_when_room               a set short of its wanted count waits only for room
-//   budget                       the live sets want min(claimed + waiting + spares,
-//                                max_slots), as far as they can take it
-//   backoff_bounds               a reconnect after a failed connect comes within [min, max +
-//                                spread); after a loss, at once if the connection had lived
-//                                max_connection_backoff, else within that range
-//   normal_end                   a check that says the connection ended normally
-//                                (errc::connection_ended) reconnects at once without a failure
-//                                only if the connection was up min(1 s, max_connection_backoff)
-//                                or on_recycle saw it; younger, it is a failure that backs off
-//   health_check_timing          is_valid on an idle connection health_interval (+ a share
-//                                of spread) after it became idle
-//   time_bounds                  no check outlives health_check_timeout, no connect
-//                                connect_timeout, without being cancelled
-//   rearm_when_earlier           next_wakeup moves earlier only in an event that sets rearm
-//   connections_closed_by_driver the core never destroys a connection: it hands it to close()
-//   connections_accounted        every open connection is held by a slot or an operation
-//   removed_sets_only_drain      a removed backend keeps only its claimed/acquiring slots
-//   terminate_*, nothing_starts_after_terminate, end_*
-//                                terminate completes every claim, starts nothing; after the
-//                                drain: no connection, operation, wakeup, slot or waiter
-//   stats_agree                  stats().claim_failures match what the claimers saw
-//   claim_tracked, ops_accounted, observations_complete, try_claim, timer_fired_progresses,
-//   drain_ends                   the core's counts and answers agree with what the driver saw
-//                                (waiting() is the claims queued, an operation has its
-//                                op_started, timer_fired makes progress, the drain ends)
+
 #include "sim/simulator.hpp"
 
 #include "core_support/harness.hpp"
+#include "sim/invariants.hpp"
 
 #include <algorithm>
 #include <array>
@@ -78,11 +27,9 @@
 #include <cstdarg>
 #include <cstdio>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <random>
-#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -108,58 +55,9 @@ void totals::add(const totals& t) {
 
 namespace {
 
-using core::claim_outcome;
-using core::op_kind;
-using core::slot_state;
-using core::time_point;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
-
-const char* outcome_name(claim_outcome o) {
-  switch (o) {
-    case claim_outcome::served:
-      return "served";
-    case claim_outcome::no_backends:
-      return "no_backends";
-    case claim_outcome::no_backends_online:
-      return "no_backends_online";
-    case claim_outcome::all_claims_used:
-      return "all_claims_used";
-    case claim_outcome::terminated:
-      return "terminated";
-    case claim_outcome::cancelled:
-      return "cancelled";
-    case claim_outcome::acquire_failed:
-      return "acquire_failed";
-  }
-  return "?";
-}
-
-std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-std::string format(const char* fmt, ...) {
-  char buf[512];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, args);
-  va_end(args);
-  return buf;
-}
-
-// A slot the driver cannot name: closed in the call that started its
-// operation, in a seed run untraced.
-constexpr std::uint64_t unknown_slot = UINT64_MAX;
-
-std::string slot_name(std::uint64_t id) {
-  if (id == unknown_slot) return "?";
-  return format("%" PRIu64 ".%" PRIu64, std::uint64_t(id >> 48),
-                std::uint64_t(id & 0xffffffffffffULL));
-}
-
-std::string show(duration d) {
-  if (d == duration::max()) return "forever";
-  return format("%.3fms", double(std::chrono::duration_cast<nanoseconds>(d).count()) / 1e6);
-}
 
 // ----- connections -----------------------------------------------------------
 
@@ -193,84 +91,10 @@ struct closing_scope {
   closing_scope& operator=(const closing_scope&) = delete;
 };
 
-// ----- what the driver keeps -------------------------------------------------
-
-struct sim_claim final : core::claim_node {
-  std::uint64_t serial = 0;
-  time_point submitted{};
-  time_point deadline{};  // submitted + (timeout, else claim_timeout), saturating
-  int completions = 0;
-  std::optional<claim_outcome> outcome;
-  time_point completed_at{};
-  phase before = phase::fresh;  // where it was before the current call
-  // Its place in the queue as the checker models it: (class, key), lower
-  // first. New claims go to the back (1, serial); a claim whose on_acquire
-  // failed goes to the front (0, -n), the latest first.
-  int key_class = 1;
-  std::int64_t key = 0;
-};
-
-/// A connection handed out: to a claim, or by try_claim (c == null).
-struct held_conn {
-  sim_claim* c;
-  core::slot* s;
-  std::uint64_t slot_id;
-  const detail::connection_box* conn;
-};
-
-struct pending_op {
-  core::op_id id;
-  op_kind kind;
-  std::uint64_t slot_id;
-  int backend;
-  detail::box_ptr box;  // checks take the connection with them
-  bool cancelled = false;
-  bool hang = false;  // never answers by itself: left to the core's timeout
-  time_point started{};
-  std::optional<time_point> due;  // when it answers as time passes (else a step picks it)
-};
-
-/// What the next connect of a slot must respect, from the event that
-/// ended its connection or its attempt (src/core/slot.cpp).
-struct retry_rule {
-  time_point since{};
-  bool connect_failed = false;  // else a lost/failed connection
-  bool immediate = false;       // the lost connection had lived max_connection_backoff
-  duration up{};
-  // The reconnect comes exactly then: the end of the backoff a failed
-  // on_acquire began, which an end found on the way back keeps.
-  std::optional<time_point> at{};
-};
+// ----- the driver ----------------------------------------------------------------
 
 struct violation : std::runtime_error {
   using std::runtime_error::runtime_error;
-};
-
-enum class call_kind : std::uint8_t {
-  backends,
-  claim,
-  try_claim,
-  cancel,
-  release,
-  op,
-  lost,
-  report,
-  timer,
-  terminate
-};
-
-struct call_ctx {
-  call_kind kind;
-  sim_claim* target = nullptr;  // claim, cancel
-  bool new_map_empty = false;   // backends
-};
-
-/// A slot as the post-call scan saw it.
-struct seen_slot {
-  core::slot* s;
-  std::uint64_t id;
-  slot_state st;
-  const core::slot_set* set;
 };
 
 enum step_kind : std::size_t {
@@ -307,13 +131,16 @@ constexpr std::array<double, k_count> base_weight = {
     1,   // failure_reported
 };
 
-class simulation {
+class simulation final : reporter {
  public:
   simulation(std::uint64_t seed, const options& opt)
       : seed_(seed), opt_(opt), rng_(seed), env_(seed) {
     choose_setup();
     state_ = std::make_unique<core::pool_state>(policy_, traits_, env_);
-    armed_ = state_->next_wakeup();  // a driver arms its timer once it made the state
+    mem_.armed = state_->next_wakeup();  // a driver arms its timer once it made the state
+    view_.emplace(view{*this, *state_, policy_, traits_, traced_, published_, published_empty_,
+                       live_, claims_, active_, held_, ops_, counts_.by_outcome, counts_.try_served,
+                       mem_});
     start_ = env_.now();
     counts_.seeds = 1;
   }
@@ -341,7 +168,7 @@ class simulation {
         ++counts_.events;
       }
       drain();
-      check_end();
+      check_end(*view_, env_.now());
     } catch (const violation& v) {
       r.ok = false;
       r.failure = v.what();
@@ -731,9 +558,8 @@ class simulation {
       if (at > env_.now()) {
         env_.set(at);
         at_same_time = 0;
-      } else if (!answer && ++at_same_time > 64) {
-        fatal("timer_fired_progresses",
-              "next_wakeup stays at or before now after 64 timer_fired calls at this time");
+      } else if (!answer) {
+        check_timer_fired_progresses(*view_, ++at_same_time);
       }
       if (answer) {
         pending_op done = std::move(ops_[op]);
@@ -793,10 +619,7 @@ class simulation {
     trace_step();
     bool first = false;
     call({call_kind::terminate}, [&](core::effects& fx) { first = state_->terminate(fx); });
-    if (first == terminated_before_) {
-      fail("terminate_once",
-           first ? "terminate said first twice" : "the first terminate said it was not");
-    }
+    check_terminate_once(*view_, first, terminated_before_);
     terminated_before_ = true;
   }
 
@@ -810,7 +633,7 @@ class simulation {
       step_release(coin(0.3));
     }
     for (int guard = 0; !ops_.empty(); ++guard) {
-      if (guard > 100000) fatal("drain_ends", "operations keep starting after terminate");
+      check_drain_ends(*view_, guard);
       ++event_;
       pending_op op = std::move(ops_.front());
       ops_.erase(ops_.begin());
@@ -821,47 +644,6 @@ class simulation {
     describe("drain done");
   }
 
-  void check_end() {
-    if (live_ != 0) fail("end_no_connections", format("%d connections still open", live_));
-    if (state_->ops_running() != 0) {
-      fail("end_no_operations", format("ops_running() == %zu", state_->ops_running()));
-    }
-    if (const auto next = state_->next_wakeup()) {
-      fail("end_no_wakeup", format("next_wakeup in %s", show(*next - env_.now()).c_str()));
-    }
-    if (state_->total_slots() != 0) {
-      fail("end_no_slots", format("total_slots() == %zu", state_->total_slots()));
-    }
-    if (state_->waiting() != 0)
-      fail("end_no_waiters", format("waiting() == %zu", state_->waiting()));
-    for (const sim_claim& c : claims_) {
-      if (c.completions != 1) {
-        fail("claim_completes_once",
-             format("claim #%" PRIu64 " completed %d times", c.serial, c.completions));
-      }
-    }
-    // The core's own counters agree with what its claimers saw.
-    const pool_stats st = state_->stats();
-    const auto& f = st.claim_failures;
-    const auto& mine = counts_.by_outcome;
-    auto n = [&](claim_outcome o) { return mine[std::size_t(o)]; };
-    if (f.no_backends != n(claim_outcome::no_backends) ||
-        f.no_backends_online != n(claim_outcome::no_backends_online) ||
-        f.all_claims_used != n(claim_outcome::all_claims_used) ||
-        f.terminated != n(claim_outcome::terminated) ||
-        f.cancelled != n(claim_outcome::cancelled) ||
-        f.acquire_failed != n(claim_outcome::acquire_failed)) {
-      fail("stats_agree", "stats().claim_failures differ from the completions the claimers saw");
-    }
-    // (total_claims counts picks: a claim whose on_acquire failed counts
-    // once per slot it tried.)
-    if (st.total_claims < n(claim_outcome::served) + counts_.try_served) {
-      fail("stats_agree", format("stats().total_claims %" PRIu64 " < %" PRIu64 " served",
-                                 std::uint64_t(st.total_claims),
-                                 std::uint64_t(n(claim_outcome::served) + counts_.try_served)));
-    }
-  }
-
   // ----- one call into the core, and the checks after it ----------------------
 
   template <class F>
@@ -869,191 +651,50 @@ class simulation {
     ++counts_.calls;
     ++call_no_;
     const time_point now = env_.now();
+    const view& v = *view_;
     // What the checker knows before the call.
-    pre_terminated_ = state_->terminated();
+    mem_.pre_terminated = state_->terminated();
     // Nothing changes between calls: the last call's scan is the state now.
-    pre_idle_ = post_idle_;
-    pre_online_ = post_online_;
-    pre_empty_ = !published_ || published_empty_;
+    mem_.pre_idle = mem_.post_idle;
+    mem_.pre_online = mem_.post_online;
+    mem_.pre_empty = !published_ || published_empty_;
     for (sim_claim* c : active_) c->before = c->where;
-    served_now_.clear();
-    retried_.clear();
+    mem_.served_now.clear();
+    mem_.retried.clear();
 
     core::effects fx;
     fx.trace = traced_;
     const std::uint64_t destroyed = g_boxes.destroyed_by_core;
     event(fx);
-    if (g_boxes.destroyed_by_core != destroyed) {
-      fail("connections_closed_by_driver",
-           format("%" PRIu64 " connection(s) destroyed inside the core, not handed to close()",
-                  g_boxes.destroyed_by_core - destroyed));
-    }
+    check_connections_closed_by_driver(v, g_boxes.destroyed_by_core - destroyed);
 
     if (opt_.trace) trace_effects(fx);
     {
       closing_scope closing;
       fx.closing.clear();
     }
-    observations(fx, now);
+    follow_observations(v, fx, now);
     starts(fx, now);
     for (core::op_id id : fx.cancels) {
       for (auto& op : ops_) {
         if (op.id == id) op.cancelled = true;
       }
     }
-    scan();
-    check_rearm(fx, now);
+    scan(v);
+    check_rearm_when_earlier(v, fx, now);
     for (const auto& c : fx.completions) completion(ctx, c, now);
     after_call(ctx, now);
   }
 
-  // Observations the checker follows: a slot's connection and its
-  // failures, for the backoff rules.
-  void observations(const core::effects& fx, time_point now) {
-    const auto& cfg = policy_.set_config;
-    for (const auto& o : fx.seen) {
-      using kind = core::observation::kind;
-      switch (o.what) {
-        case kind::op_succeeded:
-          if (o.op == op_kind::connect) {
-            up_since_[o.slot] = now;
-            retry_.erase(o.slot);
-          }
-          break;
-        case kind::op_failed:
-          if (o.op == op_kind::connect) {
-            if (!backoff_in_bounds(o.delay)) {
-              fail("backoff_bounds",
-                   format("slot %s: connect failed, delay %s outside [%s, %s + %s)",
-                          slot_name(o.slot).c_str(), show(o.delay).c_str(),
-                          show(cfg.min_connection_backoff).c_str(),
-                          show(cfg.max_connection_backoff).c_str(), show(cfg.spread).c_str()));
-            }
-            retry_[o.slot] = {now, true, false, {}};
-          } else if (!traced_) {
-            retry_.erase(o.slot);  // untraced: no connect successes seen, no up times
-          } else {
-            const retry_rule r = lost(o.slot, now);
-            if (o.op == op_kind::on_acquire &&
-                !(r.immediate ? o.delay == duration::zero() : backoff_in_bounds(o.delay))) {
-              fail("backoff_bounds",
-                   format("slot %s: on_acquire failed after %s up, delay %s",
-                          slot_name(o.slot).c_str(), show(r.up).c_str(), show(o.delay).c_str()));
-            }
-            if (o.op == op_kind::on_acquire) acquire_hold_[o.slot] = now + o.delay;
-          }
-          break;
-        case kind::discarded:
-        case kind::lost:
-          if (traced_) {
-            lost(o.slot, now);
-          } else {
-            retry_.erase(o.slot);
-          }
-          break;
-        case kind::acquire_failed:
-          retried_.push_back(o.claim);  // in the order the core put them back in line
-          // Refused by on_acquire, or passed on because its connection
-          // ended normally (flag): that is no refusal.
-          if (o.flag) {
-            refused_.erase(o.claim);
-          } else {
-            refused_.insert(o.claim);
-          }
-          break;
-        case kind::ended:
-          if (traced_) {
-            const retry_rule r = lost(o.slot, now);
-            const duration young =
-                std::min<duration>(core::normal_end_min_age, cfg.max_connection_backoff);
-            // An end on_recycle finds is never young, unless is_valid stands
-            // in for it (it cannot tell a meant close from a drop).
-            const bool judged = o.op != op_kind::on_recycle || traits_.recycle_is_is_valid;
-            if (r.up < young && judged) {
-              fail("normal_end",
-                   format("slot %s: ended normally after %s up, younger than %s: not a failure",
-                          slot_name(o.slot).c_str(), show(r.up).c_str(), show(young).c_str()));
-            }
-            // Found on the way back from a failed on_acquire: that
-            // failure's backoff holds; else the connection is replaced at once.
-            const auto hold = acquire_hold_.find(o.slot);
-            if (o.op == op_kind::on_recycle && hold != acquire_hold_.end() && hold->second > now) {
-              retry_[o.slot].at = hold->second;
-            } else {
-              retry_[o.slot].immediate = true;
-            }
-            if (hold != acquire_hold_.end()) acquire_hold_.erase(hold);
-          } else {
-            retry_.erase(o.slot);
-          }
-          break;
-        case kind::state_changed:
-          if (o.from == slot_state::idle) {
-            const auto it = idle_since_.find(o.slot);
-            if (o.to == slot_state::checking)
-              health_check_due(
-                  o.slot, it == idle_since_.end() ? std::nullopt : std::optional(it->second), now);
-            if (it != idle_since_.end()) idle_since_.erase(it);
-          }
-          if (o.to == slot_state::idle) idle_since_[o.slot] = now;
-          break;
-        default:
-          break;
-      }
-    }
-  }
-
-  /// An idle connection's is_valid comes health_interval (plus a share of
-  /// spread) after it became idle, never sooner, never later.
-  void health_check_due(std::uint64_t slot, std::optional<time_point> idle_since, time_point now) {
-    const auto& cfg = policy_.set_config;
-    if (!traits_.has_is_valid || !cfg.health_interval) {
-      fail("health_check_timing",
-           format("slot %s: a health check without is_valid and health_interval",
-                  slot_name(slot).c_str()));
-    }
-    if (!idle_since) return;
-    const duration d = now - *idle_since;
-    const duration lo = *cfg.health_interval;
-    if (d < lo || (d > lo && d >= lo + cfg.spread)) {
-      fail("health_check_timing",
-           format("slot %s: is_valid %s after it became idle (interval %s, spread %s)",
-                  slot_name(slot).c_str(), show(d).c_str(), show(lo).c_str(),
-                  show(cfg.spread).c_str()));
-    }
-  }
-
-  retry_rule lost(std::uint64_t slot, time_point now) {
-    const auto it = up_since_.find(slot);
-    const duration up = it == up_since_.end() ? duration::zero() : now - it->second;
-    up_since_[slot] = now;
-    retry_rule r{now, false, up >= policy_.set_config.max_connection_backoff, up};
-    retry_[slot] = r;
-    return r;
-  }
-
-  bool backoff_in_bounds(duration d) const {
-    const auto& cfg = policy_.set_config;
-    if (d < cfg.min_connection_backoff) return false;
-    if (cfg.spread == duration::zero()) return d <= cfg.max_connection_backoff;
-    return d < cfg.max_connection_backoff + cfg.spread;
-  }
-
+  /// Each operation started becomes one the driver answers later.
   void starts(core::effects& fx, time_point now) {
     // Traced, each start has its op_started observation, in the same order.
     std::vector<const core::observation*> started;
     for (const auto& o : fx.seen) {
       if (o.what == core::observation::kind::op_started) started.push_back(&o);
     }
-    if (traced_ ? started.size() != fx.starts.size() : !started.empty()) {
-      fatal("observations_complete",
-            format("%zu operations started, %zu op_started observations%s", fx.starts.size(),
-                   started.size(), traced_ ? "" : " (untraced)"));
-    }
-    if (!fx.starts.empty() && state_->terminated()) {
-      fail("nothing_starts_after_terminate",
-           format("%s started after terminate", core::to_string(fx.starts.front().kind)));
-    }
+    check_observations_complete_count(*view_, fx, started.size());
+    check_nothing_starts_after_terminate(*view_, fx);
     for (std::size_t i = 0; i < fx.starts.size(); ++i) {
       auto& st = fx.starts[i];
       // The slot may have been closed later in the same call. A slot closed
@@ -1070,25 +711,16 @@ class simulation {
       if (alive) {
         slot = alive->id();
         b = std::atoi(alive->set().target().name.c_str() + 1);
-        if (traced_ && started[i]->slot != slot) {
-          fatal("observations_complete",
-                format("op %" PRIu64 " started on slot %s, observed on %s", st.id,
-                       slot_name(slot).c_str(), slot_name(started[i]->slot).c_str()));
-        }
+        if (traced_) check_observations_complete_slot(*view_, st.id, slot, started[i]->slot);
       } else {
         if (traced_) slot = started[i]->slot;
         if (st.kind == op_kind::connect) b = std::atoi(st.target.name.c_str() + 1);
-        if (std::find(fx.cancels.begin(), fx.cancels.end(), st.id) == fx.cancels.end()) {
-          fail(
-              "closed_slot_ops_cancelled",
-              format("op %" PRIu64 " (%s) started on a slot closed in the same call, not cancelled",
-                     st.id, core::to_string(st.kind)));
-        }
+        check_closed_slot_ops_cancelled(*view_, fx, st);
       }
       bool hang;
       if (st.kind == op_kind::connect) {
         ++counts_.connects;
-        if (slot != unknown_slot) check_retry(slot, now);
+        if (slot != unknown_slot) check_backoff_bounds_on_connect(*view_, slot, now);
         hang = coin(policy_.set_config.connect_timeout ? hang_connect_ : hang_connect_ / 4);
       } else {
         ++counts_.checks;
@@ -1110,452 +742,33 @@ class simulation {
     }
   }
 
-  void check_retry(std::uint64_t slot, time_point now) {
-    acquire_hold_.erase(slot);  // a new connection: the old one's hold is over
-    const auto it = retry_.find(slot);
-    if (it == retry_.end()) return;
-    const retry_rule r = it->second;
-    retry_.erase(it);
-    const duration d = now - r.since;
-    const auto& cfg = policy_.set_config;
-    const char* bad = nullptr;
-    if (r.connect_failed) {
-      if (!backoff_in_bounds(d))
-        bad = "a reconnect after a failed connect outside [min, max + spread)";
-    } else if (r.at) {
-      if (now != *r.at)
-        bad = "an end after a failed on_acquire not reconnected when its backoff ends";
-    } else if (r.immediate) {
-      if (d != duration::zero())
-        bad = "a connection that lived max_connection_backoff not replaced at once";
-    } else if (!backoff_in_bounds(d)) {
-      bad = "a reconnect after a short-lived connection outside [min, max + spread)";
-    }
-    if (bad) {
-      fail("backoff_bounds",
-           format("slot %s: %s: connect %s after the %s (up %s; min %s max %s spread %s)",
-                  slot_name(slot).c_str(), bad, show(d).c_str(),
-                  r.connect_failed ? "failure" : "loss", show(r.up).c_str(),
-                  show(cfg.min_connection_backoff).c_str(),
-                  show(cfg.max_connection_backoff).c_str(), show(cfg.spread).c_str()));
-    }
-  }
-
-  /// A driver asks next_wakeup() again only when an event says `rearm`
-  /// (or its timer fired): the core must say so whenever the wakeup moved
-  /// earlier than the one the driver holds.
-  void check_rearm(const core::effects& fx, time_point now) {
-    const auto next = state_->next_wakeup();
-    if (fx.rearm) {
-      armed_ = next;
-      return;
-    }
-    if (next && (!armed_ || *next < *armed_)) {
-      fail(
-          "rearm_when_earlier",
-          format("next_wakeup moved to %s from now, the driver's timer is %s, and rearm is not set",
-                 show(*next - now).c_str(),
-                 armed_ ? ("at +" + show(*armed_ - now)).c_str() : "unset"));
-    }
-  }
-
-  /// Walks every set and slot: the caps, the counts, what each slot holds.
-  void scan() {
-    slots_.clear();
-    std::size_t total = 0;
-    post_idle_ = post_online_ = false;
-    live_claimed_ = live_wanted_ = live_online_ = live_offline_ = 0;
-    short_set_ = nullptr;
-    std::size_t boxes = 0;
-    const std::size_t max_count = policy_.set_config.max_count;
-    state_->for_each_set([&](const core::slot_set& set) {
-      std::array<std::size_t, std::size_t(slot_state::closed) + 1> by{};
-      std::size_t n = 0;
-      set.for_each([&](core::slot& s) {
-        ++n;
-        if (const std::size_t st = std::size_t(s.state()); st < by.size()) ++by[st];
-        slots_.push_back({&s, s.id(), s.state(), &set});
-        if (s.connection()) ++boxes;
-        check_slot(s);
-        if (set.removed && s.state() != slot_state::claimed && s.state() != slot_state::acquiring) {
-          fail("removed_sets_only_drain",
-               format("slot %s of removed %s is %s", slot_name(s.id()).c_str(),
-                      set.target().name.c_str(), core::to_string(s.state())));
-        }
-      });
-      total += n;
-      if (n != set.size())
-        fail("set_counts",
-             format("%s: size() %zu, %zu slots", set.target().name.c_str(), set.size(), n));
-      for (std::size_t st = 0; st < by.size(); ++st) {
-        if (by[st] != set.count(slot_state(st))) {
-          fail("set_counts",
-               format("%s: count(%s) %zu, %zu slots in it", set.target().name.c_str(),
-                      core::to_string(slot_state(st)), set.count(slot_state(st)), by[st]));
-        }
-      }
-      if (by.back() != 0)
-        fail("set_counts", format("a closed slot is still in %s", set.target().name.c_str()));
-      if ((set.idle_front() != nullptr) != (set.unclaimed() > 0)) {
-        fail("set_counts",
-             format("%s: idle list and unclaimed() disagree", set.target().name.c_str()));
-      }
-      if (set.size() > max_count) {
-        fail("max_count", format("%s has %zu slots, max_count %zu", set.target().name.c_str(),
-                                 set.size(), max_count));
-      }
-      if (!set.removed) {
-        post_idle_ = post_idle_ || set.unclaimed() > 0;
-        post_online_ = post_online_ || set.online();
-        live_claimed_ += set.claimed();
-        live_wanted_ += set.wanted;
-        (set.reported_online ? live_online_ : live_offline_) += 1;
-        if (set.size() < set.wanted && !short_set_) short_set_ = &set;
-      }
-    });
-    by_address_.clear();
-    for (std::size_t i = 0; i < slots_.size(); ++i) by_address_.push_back({slots_[i].s, i});
-    std::sort(by_address_.begin(), by_address_.end());
-    if (total != state_->total_slots()) {
-      fail("total_slots",
-           format("total_slots() %zu, %zu slots in the sets", state_->total_slots(), total));
-    }
-    if (total > policy_.max_slots) {
-      fail("max_slots", format("%zu slots, max_slots %zu", total, policy_.max_slots));
-    }
-    for (const auto& op : ops_) {
-      if (op.box) ++boxes;
-    }
-    if (std::size_t(live_) != boxes) {
-      fail("connections_accounted",
-           format("%d connections open, %zu held by slots and operations", live_, boxes));
-    }
-    if (state_->ops_running() > ops_.size()) {
-      fail("ops_accounted", format("ops_running() %zu, %zu operations outstanding",
-                                   state_->ops_running(), ops_.size()));
-    }
-  }
-
-  void check_slot(const core::slot& s) {
-    const slot_state st = s.state();
-    const bool busy = st == slot_state::connecting || st == slot_state::replacing ||
-                      st == slot_state::checking || st == slot_state::acquiring ||
-                      st == slot_state::recycling;
-    const char* bad = nullptr;
-    if (busy != s.running()) {
-      bad = busy ? "no operation running" : "an operation running";
-    } else if ((st == slot_state::idle || st == slot_state::claimed || st == slot_state::cooling) &&
-               !s.connection()) {
-      bad = "no connection";
-    } else if ((busy || st == slot_state::backing_off) && s.connection()) {
-      bad = busy ? "a connection while its operation has it"
-                 : "a connection while it waits to connect";
-    }
-    if (bad) {
-      fail("slot_consistent",
-           format("slot %s is %s with %s", slot_name(s.id()).c_str(), core::to_string(st), bad));
-    }
-  }
-
-  const seen_slot* find_slot(const core::slot* s) const {
-    const auto it = std::lower_bound(by_address_.begin(), by_address_.end(),
-                                     std::pair<const core::slot*, std::size_t>{s, 0});
-    return it != by_address_.end() && it->first == s ? &slots_[it->second] : nullptr;
-  }
-
   void completion(const call_ctx& ctx, const core::completion& comp, time_point now) {
     auto* c = static_cast<sim_claim*>(comp.claim);
-    if (c->completions++ > 0) {
-      fail("claim_completes_once",
-           format("claim #%" PRIu64 " completed again (%s, first %s)", c->serial,
-                  outcome_name(comp.outcome), c->outcome ? outcome_name(*c->outcome) : "?"));
-    }
+    check_claim_completes_once(*view_, *c, comp);
+    ++c->completions;
     c->outcome = comp.outcome;
     c->completed_at = now;
     active_.erase(std::find(active_.begin(), active_.end(), c));
     ++counts_.by_outcome[std::size_t(comp.outcome)];
-    auto bad = [&](const char* invariant, const std::string& why) {
-      fail(invariant,
-           format("claim #%" PRIu64 " (submitted %s ago, deadline in %s) %s: %s", c->serial,
-                  show(now - c->submitted).c_str(), show(c->deadline - now).c_str(),
-                  outcome_name(comp.outcome), why.c_str()));
-    };
-    if (now > c->deadline) bad("claim_deadline", "completed after its deadline");
-    switch (comp.outcome) {
-      case claim_outcome::served: {
-        ++counts_.served;
-        if (pre_terminated_ || ctx.kind == call_kind::terminate)
-          bad("claim_reason", "served after terminate");
-        const seen_slot* s = comp.s ? find_slot(comp.s) : nullptr;
-        if (!s) {
-          fatal("served_slot_exists",
-                format("claim #%" PRIu64 " served: its slot is not in any set", c->serial));
-        }
-        if (s->st != slot_state::claimed || comp.s->claim() != c) {
-          bad("served_slot_exists", format("its slot %s is %s, claimed by another",
-                                           slot_name(s->id).c_str(), core::to_string(s->st)));
-        }
-        if (!comp.box || comp.box != comp.s->connection())
-          bad("served_slot_exists", "not given the slot's connection");
-        // A claim is taken by live backends only; one whose on_acquire ran
-        // when its backend left may still get that connection.
-        if (s->set->removed && c->before != core::claim_node::phase::acquiring) {
-          bad("served_from_live_set", "served from a removed backend");
-        }
-        for (const auto& h : held_) {
-          if (h.s == comp.s || h.conn == comp.box) {
-            bad("one_claim_per_connection",
-                format("slot %s is held by claim #%" PRIu64 " already", slot_name(s->id).c_str(),
-                       h.c ? h.c->serial : 0));
-          }
-        }
-        held_.push_back({c, comp.s, s->id, comp.box});
-        served_now_.push_back(c);
-        break;
-      }
-      case claim_outcome::cancelled:
-        if (ctx.kind != call_kind::cancel || ctx.target != c)
-          bad("claim_reason", "cancelled, but not by us");
-        break;
-      case claim_outcome::terminated:
-        if (!pre_terminated_ && ctx.kind != call_kind::terminate)
-          bad("claim_reason", "terminated before terminate");
-        break;
-      default: {
-        // A timeout, or fail-fast without backends.
-        // (In any call: a claim whose on_acquire failed fails fast too.)
-        const bool fail_fast = policy_.fail_fast_without_backends && published_ && published_empty_;
-        if (fail_fast) {
-          if (comp.outcome != claim_outcome::no_backends)
-            bad("claim_reason", "fail-fast without backends is no_backends");
-          break;
-        }
-        if (now != c->deadline) bad("claim_deadline", "failed before its deadline");
-        const claim_outcome want = pre_empty_                 ? claim_outcome::no_backends
-                                   : refused_.contains(c->id) ? claim_outcome::acquire_failed
-                                   : pre_online_              ? claim_outcome::all_claims_used
-                                                              : claim_outcome::no_backends_online;
-        if (comp.outcome != want) {
-          bad("claim_reason",
-              format("the reason should be %s (backends published: %s, one online: %s)",
-                     outcome_name(want), pre_empty_ ? "none" : "some", pre_online_ ? "yes" : "no"));
-        }
-        break;
-      }
+    const bool served = comp.outcome == claim_outcome::served;
+    if (served) ++counts_.served;
+    check_completion(*view_, ctx, *c, comp, now);
+    if (served) {
+      held_.push_back({c, comp.s, find_slot(*view_, comp.s)->id, comp.box});
+      mem_.served_now.push_back(c);
     }
   }
 
   void after_call(const call_ctx& ctx, time_point now) {
-    // try_claim: a connection only when one was idle, and never with on_acquire.
     if (ctx.kind == call_kind::try_claim) {
+      check_try_claim(*view_, try_got_);
       if (try_got_) {
-        const seen_slot* s = find_slot(try_got_);
-        if (traits_.has_on_acquire)
-          fail("try_claim", "try_claim served though the connector has on_acquire");
-        if (!s || s->st != slot_state::claimed)
-          fatal("try_claim", "try_claim gave a slot that is not claimed");
-        for (const auto& h : held_) {
-          if (h.s == try_got_)
-            fail("one_claim_per_connection", "try_claim gave a slot held already");
-        }
-        held_.push_back({nullptr, try_got_, s->id, try_got_->connection()});
+        held_.push_back(
+            {nullptr, try_got_, find_slot(*view_, try_got_)->id, try_got_->connection()});
         ++counts_.try_served;
-      } else if (pre_idle_ && !pre_terminated_ && !traits_.has_on_acquire) {
-        fail("prefer_idle", "try_claim found nothing while a backend had an idle connection");
       }
     }
-    // Every connection handed out is still there, claimed, by its holder.
-    for (const auto& h : held_) {
-      const seen_slot* s = find_slot(h.s);
-      if (!s || s->id != h.slot_id) {
-        fatal("claimed_slot_stays", format("slot %s, held by claim #%" PRIu64 ", is gone",
-                                           slot_name(h.slot_id).c_str(), h.c ? h.c->serial : 0));
-      }
-      if (s->st != slot_state::claimed || h.s->connection() != h.conn ||
-          h.s->claim() != static_cast<core::claim_node*>(h.c)) {
-        fail("claimed_slot_stays",
-             format("slot %s, held by claim #%" PRIu64 ", is %s%s", slot_name(h.slot_id).c_str(),
-                    h.c ? h.c->serial : 0, core::to_string(s->st),
-                    h.s->connection() != h.conn ? " with another connection" : ""));
-      }
-    }
-    // The queue, as the claimers see it.
-    std::size_t queued = 0;
-    bool any_blocker = false;
-    int min_class = 2;
-    std::int64_t min_key = 0;
-    time_point earliest = time_point::max();
-    for (sim_claim* c : active_) {
-      if (c->where == core::claim_node::phase::queued) {
-        ++queued;
-        if (c->before == core::claim_node::phase::queued) {
-          if (!any_blocker || c->key_class < min_class ||
-              (c->key_class == min_class && c->key < min_key)) {
-            min_class = c->key_class;
-            min_key = c->key;
-          }
-          any_blocker = true;
-        }
-      }
-      if (c->where == core::claim_node::phase::fresh || c->where == core::claim_node::phase::done) {
-        fail("claim_tracked",
-             format("claim #%" PRIu64 " is pending but neither queued nor acquiring", c->serial));
-      }
-      earliest = std::min(earliest, c->deadline);
-      if (c->deadline <= now) {
-        fail("claim_deadline", format("claim #%" PRIu64 " is still pending %s after its deadline",
-                                      c->serial, show(now - c->deadline).c_str()));
-      }
-    }
-    if (queued != state_->waiting()) {
-      fail("claim_tracked", format("waiting() %zu, %zu claims queued", state_->waiting(), queued));
-    }
-    if (!active_.empty()) {
-      const auto next = state_->next_wakeup();
-      if (!next || *next > earliest) {
-        fail("claim_deadline",
-             format("a claim's deadline is in %s, next_wakeup %s", show(earliest - now).c_str(),
-                    next ? ("in " + show(*next - now)).c_str() : "none"));
-      }
-    }
-    // First come, first served: a claim taken from the queue (or a new
-    // one served) while an earlier one stays queued jumped the line.
-    if (any_blocker) {
-      auto jumped = [&](sim_claim* c) {
-        if (c->before == core::claim_node::phase::acquiring)
-          return;  // its on_acquire failed: first in line
-        const int cls = c->before == core::claim_node::phase::queued ? c->key_class : 1;
-        const std::int64_t key =
-            c->before == core::claim_node::phase::queued ? c->key : std::int64_t(c->serial);
-        if (cls > min_class || (cls == min_class && key > min_key)) {
-          fail("fifo", format("claim #%" PRIu64 " was served while an earlier claim still waits",
-                              c->serial));
-        }
-      };
-      for (sim_claim* c : served_now_) jumped(c);
-      for (sim_claim* c : active_) {
-        if (c->where == core::claim_node::phase::acquiring &&
-            c->before != core::claim_node::phase::acquiring) {
-          jumped(c);
-        }
-      }
-    }
-    // Places in the queue for the claims that joined it now: new ones at
-    // the back, those whose on_acquire failed at the front, the last one
-    // put back first.
-    for (sim_claim* c : active_) {
-      if (c->where != core::claim_node::phase::queued ||
-          c->before == core::claim_node::phase::queued)
-        continue;
-      if (c->before == core::claim_node::phase::acquiring) {
-        const auto at = std::find(retried_.begin(), retried_.end(), c->id);
-        if (at == retried_.end()) {
-          fail("claim_tracked",
-               format("claim #%" PRIu64 " went from acquiring back to the queue without "
-                      "an acquire_failed",
-                      c->serial));
-        }
-        c->key_class = 0;
-        c->key = -std::int64_t(front_pushes_ + std::uint64_t(at - retried_.begin()) + 1);
-      } else {
-        c->key_class = 1;
-        c->key = std::int64_t(c->serial);
-      }
-    }
-    front_pushes_ += retried_.size();
-    // A backend with an idle connection means nobody waits.
-    if (post_idle_ && state_->waiting() > 0) {
-      fail("prefer_idle",
-           format("%zu claims wait while a backend has an idle connection", state_->waiting()));
-    }
-    if (ctx.kind == call_kind::claim && !pre_terminated_ && pre_idle_ &&
-        ctx.target->where == core::claim_node::phase::queued) {
-      fail("prefer_idle", "a new claim was queued while a backend had an idle connection");
-    }
-    // fail_fast_without_backends: nobody waits while the set is empty.
-    if (policy_.fail_fast_without_backends && published_ && published_empty_ &&
-        !state_->terminated()) {
-      if (ctx.kind == call_kind::claim && ctx.target->completions == 0) {
-        fail("fail_fast", "a claim made while no backend is published did not fail at once");
-      }
-      if (ctx.kind == call_kind::backends && ctx.new_map_empty && state_->waiting() > 0) {
-        fail("fail_fast", "claims still wait after the set became empty");
-      }
-    }
-    // After terminate nothing waits, nothing acquires.
-    if (state_->terminated() && !active_.empty()) {
-      fail("terminate_completes",
-           format("claim #%" PRIu64 " still pending after terminate", active_.front()->serial));
-    }
-    // A set short of its wanted count waits only for room under max_slots.
-    if (!state_->terminated() && short_set_ && state_->total_slots() < policy_.max_slots) {
-      const core::slot_set& set = *short_set_;
-      fail("grow_when_room", format("%s has %zu slots, wants %zu, the pool has room (%zu of %zu)",
-                                    set.target().name.c_str(), set.size(), set.wanted,
-                                    state_->total_slots(), policy_.max_slots));
-    }
-    // Time bounds: the core gives up on a check after health_check_timeout
-    // and on a connect after connect_timeout (an operation it gave up on is
-    // cancelled).
-    for (const auto& op : ops_) {
-      if (op.cancelled) continue;
-      const bool connect = op.kind == op_kind::connect;
-      const std::optional<duration> bound =
-          connect ? policy_.set_config.connect_timeout
-                  : std::optional(policy_.set_config.health_check_timeout);
-      if (bound && now - op.started >= *bound) {
-        fail("time_bounds",
-             format("op %" PRIu64 " (%s, slot %s) still runs %s after it started, bound %s", op.id,
-                    core::to_string(op.kind), slot_name(op.slot_id).c_str(),
-                    show(now - op.started).c_str(), show(*bound).c_str()));
-      }
-    }
-    // The budget: the live sets want min(claimed + waiting + spares,
-    // max_slots) in all, as far as they can take them (a probe for each
-    // offline set, max_count for each online one).
-    if (!state_->terminated()) {
-      const std::size_t claimed = live_claimed_, wanted = live_wanted_, offline = live_offline_,
-                        online = live_online_;
-      const std::size_t needed =
-          std::min(claimed + state_->waiting() + policy_.spares_wanted, policy_.max_slots);
-      const std::size_t can_take = offline + online * policy_.set_config.max_count;
-      if (wanted < std::min(needed, can_take)) {
-        fail("budget",
-             format("the sets want %zu slots; claimed %zu + waiting %zu + spares %zu "
-                    "(max_slots %zu) asks for %zu, and %zu online + %zu offline sets can take %zu",
-                    wanted, claimed, state_->waiting(), policy_.spares_wanted, policy_.max_slots,
-                    needed, online, offline, can_take));
-      }
-    }
-    // fail_fast_without_backends: nobody waits while the published set is empty.
-    if (policy_.fail_fast_without_backends && published_ && published_empty_ &&
-        !state_->terminated() && state_->waiting() > 0) {
-      fail("fail_fast",
-           format("%zu claims wait while the resolver's set is empty", state_->waiting()));
-    }
-    // Forget the backoff rules of slots that are gone or hold a connection
-    // again (a hold after a failed on_acquire keeps its connection: no
-    // connect follows).
-    if (!retry_.empty()) {
-      for (const auto& x : slots_) {
-        if (x.st != slot_state::backing_off || x.s->connection()) retry_.erase(x.id);
-      }
-      if (retry_.size() > slots_.size() + 64) {  // slots gone (ids are never reused)
-        for (auto it = retry_.begin(); it != retry_.end();) {
-          const bool present = std::any_of(slots_.begin(), slots_.end(),
-                                           [&](const seen_slot& x) { return x.id == it->first; });
-          it = present ? std::next(it) : retry_.erase(it);
-        }
-      }
-    }
-    for (auto* m : {&up_since_, &idle_since_}) {
-      if (m->size() <= 4 * slots_.size() + 64) continue;
-      for (auto it = m->begin(); it != m->end();) {
-        const bool present = std::any_of(slots_.begin(), slots_.end(),
-                                         [&](const seen_slot& x) { return x.id == it->first; });
-        it = present ? std::next(it) : m->erase(it);
-      }
-    }
+    check_after_call(*view_, ctx, now);
   }
 
   // ----- reporting -----------------------------------------------------------
@@ -1579,7 +792,7 @@ class simulation {
 
   /// A broken promise: the run stops here, unless `--skip` named it (then
   /// it is counted and the run goes on).
-  void fail(const char* invariant, const std::string& why) {
+  void fail(const char* invariant, const std::string& why) override {
     if (opt_.skip.contains(invariant)) {
       ++counts_.skipped[invariant];
       return;
@@ -1587,7 +800,7 @@ class simulation {
     fatal(invariant, why);
   }
   /// A broken promise after which the checker cannot go on.
-  [[noreturn]] void fatal(const char* invariant, const std::string& why) {
+  [[noreturn]] void fatal(const char* invariant, const std::string& why) override {
     throw violation(format("FAIL seed %" PRIu64 " event %" PRIu64 "%s (call %" PRIu64
                            ", t=+%s): %s\n"
                            "  invariant %s: %s\n"
@@ -1692,7 +905,6 @@ class simulation {
   std::vector<double> connect_ok_, check_ok_;
   double hang_connect_ = 0, hang_check_ = 0, lose_box_ = 0, ok_without_box_ = 0, acquire_ok_ = 1;
   double ended_ = 0;  // of failed checks, the share that say the connection ended normally
-  std::set<std::uint64_t> refused_;  // claims whose last on_acquire failed
   std::size_t claim_cap_ = 16;
   double timed_ = 0.5;  // operations that answer by themselves as time passes
   std::array<double, k_count> weight_{};
@@ -1713,26 +925,14 @@ class simulation {
   std::vector<pending_op> ops_;
   std::vector<held_conn> held_;
   std::vector<sim_claim*> active_;  // submitted, not completed, oldest first
-  std::vector<sim_claim*> served_now_;
-  std::vector<std::uint64_t> retried_;  // core claim ids, from acquire_failed
-  std::vector<seen_slot> slots_;
-  std::vector<std::pair<const core::slot*, std::size_t>> by_address_;  // slots_, by address
-  std::size_t live_claimed_ = 0, live_wanted_ = 0, live_online_ = 0, live_offline_ = 0;
-  const core::slot_set* short_set_ = nullptr;  // a live set with fewer slots than it wants
-  std::map<std::uint64_t, retry_rule> retry_;
-  std::map<std::uint64_t, time_point> acquire_hold_;  // a failed on_acquire: until when it holds
-  std::map<std::uint64_t, time_point> up_since_;
-  std::map<std::uint64_t, time_point> idle_since_;
   core::slot* try_got_ = nullptr;
-  std::optional<time_point> armed_;  // the driver's timer, as fx.rearm told it
-  std::uint64_t front_pushes_ = 0;
 
   time_point start_{};
   std::uint64_t event_ = 0, call_no_ = 0;
   std::string desc_;
-  bool pre_terminated_ = false, pre_idle_ = false, pre_online_ = false, pre_empty_ = true;
-  bool post_idle_ = false, post_online_ = false;
   totals counts_;
+  memory mem_;                // what the checks remember between calls
+  std::optional<view> view_;  // what they read: set once the core is made
 };
 
 }  // namespace

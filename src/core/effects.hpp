@@ -27,10 +27,15 @@ enum class slot_state : std::uint8_t {
   idle,  // connected and claimable
   checking,
   acquiring,  // on_acquire runs for a claim
+  abandoned,  // on_acquire runs for a claim that went away (counted with the claims until it
+              // answers: the slot is not free before)
   claimed,
   recycling,  // on_recycle runs after a return
   cooling,    // holds a healthy connection, not claimable for a backoff after on_acquire failed
   replacing,  // connecting again after its connection ended normally: still online
+  ready,      // a healthy connection and no operation, within an event: the pool makes it idle,
+              // gives it to a claim or closes it before the event ends (never seen between events;
+              // counted in the state it came from until then)
   closed,
   count_,  // the number of states, not one
 };
@@ -39,8 +44,11 @@ const char* to_string(op_kind k) noexcept;
 /// Whether a slot in state `st` belongs to a claim (on_acquire runs for it,
 /// or it is claimed).
 constexpr bool is_claimed(slot_state st) noexcept {
-  return st == slot_state::claimed || st == slot_state::acquiring;
+  // acquiring, abandoned, claimed: consecutive, one comparison on the claim path.
+  return st >= slot_state::acquiring && st <= slot_state::claimed;
 }
+static_assert(int(slot_state::abandoned) == int(slot_state::acquiring) + 1 &&
+              int(slot_state::claimed) == int(slot_state::abandoned) + 1);
 
 enum class claim_outcome : std::uint8_t {
   served,

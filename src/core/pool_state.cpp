@@ -336,7 +336,7 @@ bool pool_state::terminate(effects& fx) {
         // Claims whose on_acquire runs lose their slot now.
         for (const auto& set : draining_) {
           set->for_each([&](slot& s) {
-            if (s.state() != slot_state::acquiring) return;
+            if (s.state() != slot_state::acquiring && s.state() != slot_state::abandoned) return;
             if (claim_node* c = s.claim()) {
               c->acquiring_on = nullptr;
               complete(*c, claim_outcome::terminated);

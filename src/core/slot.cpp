@@ -6,6 +6,7 @@
 //        +--------------------+
 //   idle --claim--> acquiring --ok--> claimed --release--> recycling --ok--> [ready]
 //     |  (on_acquire)   | fail: the claim retries; recycle, then cooling
+//     |                 | the claim went away: abandoned, then as a failure without a retry
 //     |                 |       (holds the connection for a backoff) --timer--> [ready]
 //     +--timer--> checking --ok--> [ready]
 //   checking/recycling fail, discard, lost: drop the connection, reconnect
@@ -39,6 +40,8 @@ const char* to_string(slot_state s) noexcept {
       return "checking";
     case slot_state::acquiring:
       return "acquiring";
+    case slot_state::abandoned:
+      return "abandoned";
     case slot_state::claimed:
       return "claimed";
     case slot_state::recycling:
@@ -47,6 +50,8 @@ const char* to_string(slot_state s) noexcept {
       return "cooling";
     case slot_state::replacing:
       return "replacing";
+    case slot_state::ready:
+      return "ready";
     case slot_state::closed:
     case slot_state::count_:
       break;
@@ -96,7 +101,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       return timed_out(port);
     case kind::claim:
       // Idle, or ready (see slot_result) and handed on within the event.
-      if (state_ != slot_state::idle && !ready_) return {};
+      if (state_ != slot_state::idle && state_ != slot_state::ready) return {};
       wake_at_.reset();
       claim_ = ev.claim;
       if (port.rules().has_on_acquire) {
@@ -107,7 +112,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       return {slot_result::next::handed_over};
     case kind::release:
     case kind::discard:
-      if (state_ != slot_state::claimed || ready_) return {};
+      if (state_ != slot_state::claimed) return {};
       claim_ = nullptr;
       if (ev.what == kind::release) return recycle(port);
       port.close(std::move(conn_));
@@ -124,8 +129,9 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
     case kind::cancel:
       // The operation keeps running until it answers (cancelled, we hope):
       // then the connection it gives back is recycled, not lost.
-      if (state_ == slot_state::acquiring && claim_) {
+      if (state_ == slot_state::acquiring) {
         claim_ = nullptr;
+        to(port, slot_state::abandoned);
         port.cancel(op_, false);
       }
       return {};
@@ -142,7 +148,7 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
         port.ended(*this, op_kind::connect, verdict::ok, {}, {});
         conn_ = std::move(box);
         up_since_ = port.now();
-        return ready();
+        return ready(port);
       }
       {
         const duration delay = retry_.next(*rules.cfg, port.random01());
@@ -166,6 +172,7 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
       return {};
     }
     case slot_state::acquiring:
+    case slot_state::abandoned:
       return acquire_over(port, ok, std::move(box), why, false);
     default:
       if (box) port.close(std::move(box));
@@ -182,7 +189,7 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
 slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std::string& why) {
   const set_config& cfg = *port.rules().cfg;
   if (state_ != slot_state::checking && state_ != slot_state::recycling &&
-      state_ != slot_state::acquiring) {
+      state_ != slot_state::acquiring && state_ != slot_state::abandoned) {
     return finished(port, false, std::move(box), why);  // a connect cannot end normally
   }
   const duration up = port.now() - up_since_;
@@ -255,7 +262,7 @@ slot_result slot::timed_out(slot_port& port) {
       begin_connect(port);
       return {};
     case slot_state::cooling:
-      return ready();
+      return ready(port);
     case slot_state::idle:  // time for a health check
       start_check(port, slot_state::checking, op_kind::is_valid);
       return {};
@@ -276,6 +283,7 @@ slot_result slot::timed_out(slot_port& port) {
       reconnect_after_loss(port);
       return {};
     case slot_state::acquiring:
+    case slot_state::abandoned:
       port.cancel(std::exchange(op_, 0), true);
       return acquire_over(port, false, nullptr, "timed out", true);
     default:
@@ -297,7 +305,7 @@ slot_result slot::ready_or_hold(slot_port& port) {
     wake(port, hold_until_);
     return {};
   }
-  return ready();
+  return ready(port);
 }
 
 void slot::make_idle(slot_port& port) {
@@ -361,16 +369,16 @@ void slot::wake(slot_port& port, time_point at) {
   port.arm(*this);
 }
 
-slot_result slot::ready() noexcept {
-  ready_ = true;
+slot_result slot::ready(slot_port& port) {
+  to(port, slot_state::ready);
   return {slot_result::next::ready};
 }
 
 void slot::to(slot_port& port, slot_state st) {
-  ready_ = false;
-  if (state_ == st) return;
-  const slot_state from = state_;
   state_ = st;
+  if (st == slot_state::ready || st == counted_) return;
+  const slot_state from = counted_;
+  counted_ = st;
   port.moved(*this, from);
 }
 

@@ -149,11 +149,15 @@ class slot {
   duration loss_delay(slot_port& port);
   void wake(slot_port& port, time_point at);
   void to(slot_port& port, slot_state st);
-  slot_result ready() noexcept;
+  slot_result ready(slot_port& port);
 
   const std::uint64_t id_;
   slot_set* set_;
   slot_state state_ = slot_state::closed;
+  // The state the set counts this slot in: state_, but for `ready`, which
+  // lasts only within an event and leaves the counts where they were (a
+  // return goes claimed -> ready -> idle and moves the counts once).
+  slot_state counted_ = slot_state::closed;
   op_id op_ = 0;
   detail::box_ptr conn_;
   claim_node* claim_ = nullptr;  // acquiring for, or claimed by
@@ -161,10 +165,6 @@ class slot {
   time_point up_since_{};    // the connection's health clock (connect, or last failure)
   time_point hold_until_{};  // after a failed on_acquire: not claimable before
   std::optional<time_point> wake_at_;
-  // Ready: a healthy connection and no operation, in whatever state it was;
-  // the pool makes it idle, gives it to a claim or closes it in the same
-  // event, and the next transition clears this.
-  bool ready_ = false;
 };
 
 }  // namespace qorb::core

@@ -44,7 +44,7 @@ class slot_set {
   std::size_t count(slot_state st) const noexcept { return by_state_[std::size_t(st)]; }
   std::size_t unclaimed() const noexcept { return count(slot_state::idle); }
   std::size_t claimed() const noexcept {
-    return count(slot_state::claimed) + count(slot_state::acquiring);
+    return count(slot_state::claimed) + count(slot_state::acquiring) + count(slot_state::abandoned);
   }
   /// Online: some slot holds a connection (idle, being checked or claimed)
   /// or replaces one that ended normally (a server's idle close is no

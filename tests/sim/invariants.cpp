@@ -12,8 +12,10 @@
 //   max_count                     no set holds more than set_config.max_count slots
 //   set_counts                    a set's size(), count(state) and idle list match its slots
 //   slot_consistent               a slot runs an operation iff connecting/replacing/checking/
-//                                 acquiring/recycling, holds a connection iff idle/claimed/cooling
-//   removed_sets_only_drain       a removed backend keeps only its claimed/acquiring slots
+//                                 acquiring/abandoned/recycling, holds a connection iff
+//                                 idle/claimed/cooling; none is ready between events
+//   removed_sets_only_drain       a removed backend keeps only its claimed/acquiring/abandoned
+//                                 slots
 //   connections_accounted         every open connection is held by a slot or an operation
 //   ops_accounted                 ops_running() is no more than the operations outstanding
 // Connections and operations:
@@ -368,9 +370,11 @@ void check_slot_consistent(const view& v, const core::slot& s) {
   const slot_state st = s.state();
   const bool busy = st == slot_state::connecting || st == slot_state::replacing ||
                     st == slot_state::checking || st == slot_state::acquiring ||
-                    st == slot_state::recycling;
+                    st == slot_state::abandoned || st == slot_state::recycling;
   const char* bad = nullptr;
-  if (busy != s.running()) {
+  if (st == slot_state::ready) {
+    bad = "the pool's decision left for after the event";
+  } else if (busy != s.running()) {
     bad = busy ? "no operation running" : "an operation running";
   } else if ((st == slot_state::idle || st == slot_state::claimed || st == slot_state::cooling) &&
              !s.connection()) {
@@ -385,9 +389,9 @@ void check_slot_consistent(const view& v, const core::slot& s) {
   }
 }
 
-// removed_sets_only_drain: a removed backend keeps only claimed and acquiring slots.
+// removed_sets_only_drain: a removed backend keeps only claimed, acquiring and abandoned slots.
 void check_removed_sets_only_drain(const view& v, const core::slot_set& set, const core::slot& s) {
-  if (set.removed && s.state() != slot_state::claimed && s.state() != slot_state::acquiring) {
+  if (set.removed && !core::is_claimed(s.state())) {
     v.report.fail("removed_sets_only_drain",
                   format("slot %s of removed %s is %s", slot_name(s.id()).c_str(),
                          set.target().name.c_str(), core::to_string(s.state())));

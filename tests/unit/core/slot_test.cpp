@@ -112,7 +112,10 @@ TEST_F(slot_test, a_connect_that_succeeds_makes_the_slot_ready_and_the_pool_make
   ASSERT_EQ(port.ends.size(), 1u);
   EXPECT_EQ(port.ends[0].kind, op_kind::connect);
   EXPECT_EQ(port.ends[0].v, verdict::ok);
-  EXPECT_EQ(s.state(), slot_state::connecting) << "ready: the pool decides what comes next";
+  EXPECT_EQ(s.state(), slot_state::ready) << "the pool decides what comes next";
+  EXPECT_EQ(set.count(slot_state::connecting), 1u)
+      << "counted where it came from until the pool decides (within the event)";
+  EXPECT_EQ(set.count(slot_state::ready), 0u);
   s.make_idle(port);
   EXPECT_EQ(s.state(), slot_state::idle);
   EXPECT_EQ(set.unclaimed(), 1u);
@@ -538,8 +541,11 @@ TEST_F(slot_test, a_cancelled_claim_keeps_on_acquire_running_and_recycles_what_i
   EXPECT_EQ(port.cancels[0].id, op);
   EXPECT_FALSE(port.cancels[0].abandon) << "the slot still waits for the answer";
   EXPECT_EQ(s.claim(), nullptr);
-  EXPECT_EQ(s.state(), slot_state::acquiring);
+  EXPECT_EQ(s.state(), slot_state::abandoned) << "on_acquire runs for a claim that went away";
+  EXPECT_EQ(set.claimed(), 1u) << "not free before on_acquire answers";
   EXPECT_TRUE(s.running());
+  EXPECT_EQ(event(ev::cancel).then, next::nothing);
+  EXPECT_EQ(port.cancels.size(), 1u) << "a second cancel does nothing";
   // The operation answers the cancellation, giving the connection back.
   const auto r = check_answer(false);
   EXPECT_EQ(r.retry, nullptr) << "no claim to retry";
@@ -1005,6 +1011,12 @@ class slot_close_test : public slot_test, public ::testing::WithParamInterface<s
         up();
         claim(&c);
         break;
+      case slot_state::abandoned:
+        port.hooks.has_on_acquire = true;
+        up();
+        claim(&c);
+        event(ev::cancel);
+        break;
       case slot_state::claimed:
         up();
         claim(&c);
@@ -1026,6 +1038,10 @@ class slot_close_test : public slot_test, public ::testing::WithParamInterface<s
         up();
         fire();
         ended_answer();
+        break;
+      case slot_state::ready:
+        s.open(port);
+        connect_answer(true);
         break;
       case slot_state::closed:
       case slot_state::count_:
@@ -1076,8 +1092,9 @@ TEST_P(slot_close_test, cancels_the_operation_and_closes_the_connection) {
 INSTANTIATE_TEST_SUITE_P(
     every_state, slot_close_test,
     ::testing::Values(slot_state::backing_off, slot_state::connecting, slot_state::idle,
-                      slot_state::checking, slot_state::acquiring, slot_state::claimed,
-                      slot_state::recycling, slot_state::cooling, slot_state::replacing),
+                      slot_state::checking, slot_state::acquiring, slot_state::abandoned,
+                      slot_state::claimed, slot_state::recycling, slot_state::cooling,
+                      slot_state::replacing, slot_state::ready),
     [](const auto& param) { return std::string(core::to_string(param.param)); });
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "core/pool_state.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <type_traits>
 #include <utility>
 
@@ -41,6 +42,8 @@ void pool_state::end_event() {
   if (!graveyard_.empty()) graveyard_.clear();    // 4. the slots closed during the event
   now_.reset();
   fx_ = nullptr;
+  // The cap, after every event (debug builds; the simulator checks it in all).
+  assert(total_slots_ <= policy_.max_slots);
 }
 
 bool pool_state::rebalance_due() {

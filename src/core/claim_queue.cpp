@@ -5,30 +5,16 @@ namespace qorb::core {
 
 void claim_queue::push(claim_node& c, bool front) noexcept {
   c.where = claim_node::phase::queued;
-  if (front) {
-    c.prev = nullptr;
-    c.next = head_;
-    (head_ ? head_->prev : tail_) = &c;
-    head_ = &c;
-  } else {
-    c.next = nullptr;
-    c.prev = tail_;
-    (tail_ ? tail_->next : head_) = &c;
-    tail_ = &c;
-  }
-  ++size_;
+  front ? waiting_.push_front(c) : waiting_.push_back(c);
 }
 
 void claim_queue::remove(claim_node& c) noexcept {
-  (c.prev ? c.prev->next : head_) = c.next;
-  (c.next ? c.next->prev : tail_) = c.prev;
-  c.prev = c.next = nullptr;
+  waiting_.remove(c);
   c.where = claim_node::phase::fresh;
-  --size_;
 }
 
 claim_node* claim_queue::pop_front() noexcept {
-  claim_node* c = head_;
+  claim_node* c = waiting_.front();
   if (c) remove(*c);
   return c;
 }

@@ -7,6 +7,7 @@
 #include <qorb/detail/core_port.hpp>
 
 #include "core/deadline_heap.hpp"
+#include "core/intrusive_list.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -15,10 +16,10 @@ namespace qorb::core {
 
 class claim_queue {
  public:
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept { return waiting_.empty(); }
   /// Claims waiting (not those acquiring).
-  std::size_t size() const noexcept { return size_; }
-  claim_node* front() const noexcept { return head_; }
+  std::size_t size() const noexcept { return waiting_.size(); }
+  claim_node* front() const noexcept { return waiting_.front(); }
 
   /// At the back; `front`: at the head (a claim whose on_acquire failed
   /// goes first in line again).
@@ -34,9 +35,7 @@ class claim_queue {
   std::optional<time_point> next_deadline() const noexcept;
 
  private:
-  claim_node* head_ = nullptr;
-  claim_node* tail_ = nullptr;
-  std::size_t size_ = 0;
+  intrusive_list<claim_node, &claim_node::in_queue> waiting_;
   deadline_heap<claim_node, &claim_node::deadline> deadlines_;
 };
 

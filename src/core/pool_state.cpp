@@ -347,7 +347,7 @@ bool pool_state::terminate(effects& fx) {
             close_slot(s);
           });
         }
-        short_head_ = short_tail_ = nullptr;
+        assert(short_.empty());  // remove_set took every set out of it
         changed_.clear();
         return true;
       });

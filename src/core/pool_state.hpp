@@ -14,6 +14,7 @@
 #include "core/deadline_heap.hpp"
 #include "core/effects.hpp"
 #include "core/environment.hpp"
+#include "core/intrusive_list.hpp"
 #include "core/priority_list.hpp"
 #include "core/rebalancer.hpp"
 #include "core/slot.hpp"
@@ -166,9 +167,8 @@ class pool_state final : private slot_port {
   rebalancer rebalancer_;
   deadline_heap<slot, &slot::timer> slot_timers_;
   std::unordered_map<op_id, slot*> ops_;
-  std::vector<slot_set*> changed_;  // sets whose wanted count is due
-  slot_set* short_head_ = nullptr;  // sets waiting for room under max_slots
-  slot_set* short_tail_ = nullptr;
+  std::vector<slot_set*> changed_;                       // sets whose wanted count is due
+  intrusive_list<slot_set, &slot_set::in_short> short_;  // sets waiting for room under max_slots
 
   effects* fx_ = nullptr;  // the current event's
   std::optional<time_point> now_;

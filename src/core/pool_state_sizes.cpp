@@ -50,28 +50,17 @@ void pool_state::shrink(slot_set& set) {
 void pool_state::grow(slot_set& set) {
   while (!doomed(set) && set.size() < set.wanted) {
     if (total_slots_ >= policy_.max_slots) {
-      if (!set.short_queued) {
-        set.short_queued = true;
-        set.short_next = nullptr;
-        set.short_prev = short_tail_;
-        (short_tail_ ? short_tail_->short_next : short_head_) = &set;
-        short_tail_ = &set;
-      }
+      if (!short_.contains(set)) short_.push_back(set);
       return;
     }
     open_slot(set);
   }
-  if (set.short_queued) {
-    (set.short_prev ? set.short_prev->short_next : short_head_) = set.short_next;
-    (set.short_next ? set.short_next->short_prev : short_tail_) = set.short_prev;
-    set.short_prev = set.short_next = nullptr;
-    set.short_queued = false;
-  }
+  if (short_.contains(set)) short_.remove(set);
 }
 
 void pool_state::give_room() {
   room_freed_ = false;
-  while (short_head_ && total_slots_ < policy_.max_slots) grow(*short_head_);
+  while (!short_.empty() && total_slots_ < policy_.max_slots) grow(*short_.front());
 }
 
 void pool_state::remove_set(

@@ -10,10 +10,10 @@
 // O(log n) adjustment, however many backends there are.
 #pragma once
 
+#include "core/indexed_heap.hpp"
 #include "core/slot_set.hpp"
 
 #include <cstddef>
-#include <vector>
 
 namespace qorb::core {
 
@@ -26,7 +26,7 @@ class priority_list {
   bool empty() const noexcept { return heap_.empty(); }
   std::size_t size() const noexcept { return heap_.size(); }
   /// The best set with an unclaimed slot, or null.
-  slot_set* best() const noexcept { return heap_.empty() ? nullptr : heap_.front().set; }
+  slot_set* best() const noexcept { return heap_.top(); }
 
   /// `set` has an unclaimed slot again (or for the first time).
   void insert(slot_set& set);
@@ -41,15 +41,12 @@ class priority_list {
   void rescored() noexcept;
 
  private:
-  struct entry {
-    double score;
-    slot_set* set;
+  struct position {
+    static std::size_t& of(slot_set& set) noexcept { return set.priority.pos; }
   };
-  void place(std::size_t i, entry e) noexcept;
-  void up(std::size_t i) noexcept;
-  void down(std::size_t i) noexcept;
-
-  std::vector<entry> heap_;
+  using heap = indexed_heap<slot_set, double, position>;
+  static_assert(priority_hook::absent == heap::absent);
+  heap heap_;
 };
 
 }  // namespace qorb::core

@@ -128,10 +128,8 @@ class slot {
   bool running() const noexcept { return op_ != 0; }
 
   // Owned by the slot_set and the pool's timer heap.
-  slot* set_prev = nullptr;
-  slot* set_next = nullptr;
-  slot* idle_prev = nullptr;
-  slot* idle_next = nullptr;
+  list_hook<slot> in_set;
+  list_hook<slot> in_idle;
   deadline_hook timer;
 
  private:

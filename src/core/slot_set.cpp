@@ -15,48 +15,32 @@ std::uint64_t slot_set::next_slot_id() noexcept {
 }
 
 void slot_set::adopt(slot& s) noexcept {
-  s.set_prev = nullptr;
-  s.set_next = head_;
-  if (head_) head_->set_prev = &s;
-  head_ = &s;
-  ++size_;
+  slots_.push_front(s);
   ++by_state_[std::size_t(s.state())];
 }
 
 void slot_set::forget(slot& s) noexcept {
-  (s.set_prev ? s.set_prev->set_next : head_) = s.set_next;
-  if (s.set_next) s.set_next->set_prev = s.set_prev;
-  s.set_prev = s.set_next = nullptr;
-  --size_;
+  slots_.remove(s);
   --by_state_[std::size_t(s.state())];
 }
 
 void slot_set::moved(slot& s, slot_state from) noexcept {
   --by_state_[std::size_t(from)];
   ++by_state_[std::size_t(s.state())];
-  if (from == slot_state::idle) {
-    (s.idle_prev ? s.idle_prev->idle_next : idle_head_) = s.idle_next;
-    (s.idle_next ? s.idle_next->idle_prev : idle_tail_) = s.idle_prev;
-    s.idle_prev = s.idle_next = nullptr;
-  }
-  if (s.state() == slot_state::idle) {
-    s.idle_prev = nullptr;
-    s.idle_next = idle_head_;
-    (idle_head_ ? idle_head_->idle_prev : idle_tail_) = &s;
-    idle_head_ = &s;
-  }
+  if (from == slot_state::idle) idle_.remove(s);
+  if (s.state() == slot_state::idle) idle_.push_front(s);
 }
 
 slot* slot_set::shrink_victim() const noexcept {
-  for (slot* s = head_; s; s = s->set_next) {
+  for (slot* s = slots_.front(); s; s = slots_.next(*s)) {
     if (s->state() == slot_state::backing_off || s->state() == slot_state::connecting) return s;
   }
   // Then one replacing a connection that ended normally: about to hold one
   // again, but holding none yet.
-  for (slot* s = head_; s; s = s->set_next) {
+  for (slot* s = slots_.front(); s; s = slots_.next(*s)) {
     if (s->state() == slot_state::replacing) return s;
   }
-  return idle_tail_;
+  return idle_.back();  // unused the longest
 }
 
 set_counts slot_set::counts() const noexcept {

@@ -8,6 +8,7 @@
 
 #include "core/effects.hpp"
 #include "core/failure_window.hpp"
+#include "core/intrusive_list.hpp"
 #include "core/slot.hpp"
 
 #include <array>
@@ -40,7 +41,7 @@ class slot_set {
   /// Keeps the counts and the idle list in step with a slot's state.
   void moved(slot& s, slot_state from) noexcept;
 
-  std::size_t size() const noexcept { return size_; }
+  std::size_t size() const noexcept { return slots_.size(); }
   std::size_t count(slot_state st) const noexcept { return by_state_[std::size_t(st)]; }
   std::size_t unclaimed() const noexcept { return count(slot_state::idle); }
   std::size_t claimed() const noexcept {
@@ -52,8 +53,8 @@ class slot_set {
   /// (Every slot is counted in exactly one state: online is "not all of
   /// them are without a connection", three loads on the claim path.)
   bool online() const noexcept {
-    return size_ > count(slot_state::backing_off) + count(slot_state::connecting) +
-                       count(slot_state::closed);
+    return size() > count(slot_state::backing_off) + count(slot_state::connecting) +
+                        count(slot_state::closed);
   }
   std::size_t connecting() const noexcept {
     return count(slot_state::connecting) + count(slot_state::replacing) +
@@ -65,7 +66,7 @@ class slot_set {
   set_counts counts() const noexcept;
 
   /// The most recently used idle slot (warm connections first).
-  slot* idle_front() const noexcept { return idle_head_; }
+  slot* idle_front() const noexcept { return idle_.front(); }
   /// A slot to close when the set shrinks: one not connected first (one
   /// replacing a connection after those), then the idle one unused the longest (claims take the
   /// warmest); none while only busy slots are left (they settle first).
@@ -73,11 +74,7 @@ class slot_set {
   /// Calls `f` on every slot; `f` may remove it.
   template <class F>
   void for_each(F&& f) const {
-    for (slot* s = head_; s;) {
-      slot* following = s->set_next;
-      f(*s);
-      s = following;
-    }
+    slots_.for_each(f);
   }
 
   backend_stats stats(time_point now) const;
@@ -94,20 +91,15 @@ class slot_set {
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
   priority_hook priority;
-  // In the pool's queue of sets waiting for room under max_slots.
-  slot_set* short_prev = nullptr;
-  slot_set* short_next = nullptr;
-  bool short_queued = false;
+  list_hook<slot_set> in_short;  // the pool's queue of sets waiting for room under max_slots
 
  private:
   const std::uint16_t id_;
   const backend backend_;
   const label_ptr label_;
   std::uint64_t next_slot_ = 0;
-  slot* head_ = nullptr;
-  slot* idle_head_ = nullptr;
-  slot* idle_tail_ = nullptr;  // the idle slot unused the longest
-  std::size_t size_ = 0;
+  intrusive_list<slot, &slot::in_set> slots_;
+  intrusive_list<slot, &slot::in_idle> idle_;  // most recently used first
   std::array<std::size_t, std::size_t(slot_state::count_)> by_state_{};
 };
 

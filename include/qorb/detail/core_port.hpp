@@ -40,6 +40,13 @@ struct deadline_hook {
   bool queued() const noexcept { return pos != unqueued; }
 };
 
+/// Where an object sits in an intrusive_list (src/core/intrusive_list.hpp).
+template <class T>
+struct list_hook {
+  T* prev = nullptr;
+  T* next = nullptr;
+};
+
 class slot;  // src/core/slot.hpp
 
 /// A claim, as the core keeps it: the driver's claim op derives from this
@@ -52,8 +59,7 @@ class claim_node {
   duration timeout{};
 
   // Owned by the core (under the driver's lock).
-  claim_node* prev = nullptr;
-  claim_node* next = nullptr;
+  list_hook<claim_node> in_queue;
   deadline_hook deadline;
   time_point waiting_since{};  // set once it had to wait
   bool waited = false;

@@ -19,8 +19,8 @@ const time_point t0{std::chrono::seconds(100)};
 std::vector<claim_node*> order(const claim_queue& q) {
   std::vector<claim_node*> out;
   claim_node* prev = nullptr;
-  for (claim_node* c = q.front(); c && out.size() < 100; c = c->next) {
-    EXPECT_EQ(c->prev, prev) << "the links agree both ways";
+  for (claim_node* c = q.front(); c && out.size() < 100; c = c->in_queue.next) {
+    EXPECT_EQ(c->in_queue.prev, prev) << "the links agree both ways";
     out.push_back(c);
     prev = c;
   }
@@ -49,7 +49,7 @@ TEST(claim_queue, is_first_come_first_served) {
   EXPECT_EQ(order(q), (std::vector<claim_node*>{&a, &b, &c}));
   EXPECT_EQ(q.pop_front(), &a);
   EXPECT_EQ(a.where, phase::fresh);
-  EXPECT_EQ(a.next, nullptr);
+  EXPECT_EQ(a.in_queue.next, nullptr);
   EXPECT_EQ(q.pop_front(), &b);
   EXPECT_EQ(q.pop_front(), &c);
   EXPECT_EQ(q.pop_front(), nullptr);
@@ -85,8 +85,8 @@ TEST(claim_queue, claims_leave_from_anywhere) {
   for (auto* n : {&a, &b, &c}) q.push(*n, false);
   q.remove(b);  // the middle
   EXPECT_EQ(b.where, phase::fresh);
-  EXPECT_EQ(b.prev, nullptr);
-  EXPECT_EQ(b.next, nullptr);
+  EXPECT_EQ(b.in_queue.prev, nullptr);
+  EXPECT_EQ(b.in_queue.next, nullptr);
   EXPECT_EQ(q.size(), 2u);
   EXPECT_EQ(order(q), (std::vector<claim_node*>{&a, &c}));
   q.remove(c);  // the tail
@@ -94,7 +94,7 @@ TEST(claim_queue, claims_leave_from_anywhere) {
   EXPECT_EQ(order(q), (std::vector<claim_node*>{&a, &d})) << "the tail moved back";
   q.remove(a);  // the head
   EXPECT_EQ(q.front(), &d);
-  EXPECT_EQ(d.prev, nullptr);
+  EXPECT_EQ(d.in_queue.prev, nullptr);
   q.remove(d);
   EXPECT_TRUE(q.empty());
   EXPECT_EQ(q.front(), nullptr);

@@ -77,8 +77,8 @@ class slot_set_test : public ::testing::Test {
   std::vector<const core::slot*> idle_list() const {
     std::vector<const core::slot*> out;
     const core::slot* prev = nullptr;
-    for (const core::slot* s = set.idle_front(); s && out.size() < 100; s = s->idle_next) {
-      EXPECT_EQ(s->idle_prev, prev) << "the links agree both ways";
+    for (const core::slot* s = set.idle_front(); s && out.size() < 100; s = s->in_idle.next) {
+      EXPECT_EQ(s->in_idle.prev, prev) << "the links agree both ways";
       out.push_back(s);
       prev = s;
     }
@@ -214,8 +214,8 @@ TEST_F(slot_set_test, the_idle_list_is_last_in_first_out) {
   b.resume(port, {.what = ev::claim, .claim = &claim});
   ASSERT_EQ(b.state(), slot_state::claimed);
   EXPECT_EQ(idle_list(), (std::vector<const core::slot*>{&c, &a}));
-  EXPECT_EQ(b.idle_prev, nullptr);
-  EXPECT_EQ(b.idle_next, nullptr);
+  EXPECT_EQ(b.in_idle.prev, nullptr);
+  EXPECT_EQ(b.in_idle.next, nullptr);
   EXPECT_EQ(set.shrink_victim(), &a);
   // A returned slot goes to the front.
   ASSERT_EQ(b.resume(port, {.what = ev::release}).then, core::slot_result::next::ready);

@@ -45,6 +45,7 @@ run_flavour() {
   echo "=== $flavour: test"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export QORB_REQUIRE_TOOLS=1  # a test skipped for a missing tool fails (tests/README.md)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 "$@")
 }

@@ -4,6 +4,7 @@
 // one is killed, one registers late, one is stopped cleanly; the summary
 // prints the figures and the run exits 0 with every process stopped.
 #include "support/etcd_server.hpp"
+#include "support/require_tool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +16,7 @@ using namespace qorb::test;
 
 TEST(EtcdDemo, TellsTheStoryWithSelfRegisteringServers) {
   std::string why;
-  if (!etcd_cluster::available(why)) GTEST_SKIP() << why;
+  if (!etcd_cluster::available(why)) QORB_MISSING_TOOL("etcd") << ": " << why;
   std::string out;
   const int rc = run_command(
       {QORB_DEMO_PATH, "--discovery", "etcd", "--duration", "6", "--plain", "--claimers", "4"},

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "support/etcd_server.hpp"
+#include "support/require_tool.hpp"
 #include "support/wait.hpp"
 
 #include <qorb/resolvers/etcd.hpp>
@@ -210,11 +211,12 @@ class cut_proxy {
   std::list<std::weak_ptr<session>> sessions_;
 };
 
-/// Skips the test (with the reason) when etcd is not installed.
+/// Skips the test (with the reason) when etcd is not installed; fails
+/// instead under QORB_REQUIRE_TOOLS=1 (tests/support/require_tool.hpp).
 #define QORB_REQUIRE_ETCD()                                    \
   do {                                                         \
     std::string why_;                                          \
-    if (!::qorb::test::etcd_cluster::available(why_)) GTEST_SKIP() << why_; \
+    if (!::qorb::test::etcd_cluster::available(why_)) QORB_MISSING_TOOL("etcd") << ": " << why_; \
   } while (false)
 
 }  // namespace qorb::test

@@ -13,6 +13,7 @@
 
 #include "knot_server.hpp"
 #include "support/echo_server.hpp"
+#include "support/require_tool.hpp"
 #include "support/tmux.hpp"
 #include "support/wait.hpp"
 
@@ -111,7 +112,7 @@ std::vector<claimer_row> claimers_on(const std::string& screen) {
 }
 
 TEST_F(Workload, KeysAddAndRemoveClaimersSelectThemAndChangeTheirHold) {
-  if (!tmux_installed()) GTEST_SKIP() << "tmux is not installed (scripts/install-deps.sh adds it)";
+  if (!tmux_installed()) QORB_MISSING_TOOL("tmux");
   temp_dir dir("qorb-workload");
   const std::string status_file = dir.path() + "/status";
   tmux_server tmux("workload");

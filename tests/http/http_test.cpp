@@ -4,6 +4,7 @@
 // $connection_requests), Connection: close, idle timeouts, failing health
 // checks, 5xx reported as backend failures, reloads and restarts.
 #include "support/nginx_server.hpp"
+#include "support/require_tool.hpp"
 #include "support/test_policy.hpp"
 #include "support/tls_certs.hpp"
 
@@ -69,7 +70,7 @@ class HttpTest : public ::testing::TestWithParam<bool> {
   static void TearDownTestSuite() { pki_.reset(); }
 
   void SetUp() override {
-    if (!pki_) GTEST_SKIP() << "nginx is not installed";
+    if (!pki_) QORB_MISSING_TOOL("nginx");
   }
 
   bool tls() const { return GetParam(); }
@@ -434,7 +435,7 @@ INSTANTIATE_TEST_SUITE_P(PlainAndTls, HttpTest, ::testing::Values(false, true),
 class HttpTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!qorb::test::have_nginx()) GTEST_SKIP() << "nginx is not installed";
+    if (!qorb::test::have_nginx()) QORB_MISSING_TOOL("nginx");
     pki_ = std::make_unique<test_pki>();
     server_ = std::make_unique<nginx_server>(qorb::test::tls_options(*pki_));
   }

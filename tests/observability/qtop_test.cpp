@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "live_pool.hpp"
+#include "support/require_tool.hpp"
 #include "support/tmux.hpp"
 
 namespace qorb::test {
@@ -92,7 +93,7 @@ std::map<std::string, std::uint64_t> claimed_on_screen(const std::string& screen
 }
 
 TEST(qtop_screen, shows_each_backend_follows_resizes_reports_outages_and_quits_on_q) {
-  if (!tmux_installed()) GTEST_SKIP() << "tmux is not installed (scripts/install-deps.sh adds it)";
+  if (!tmux_installed()) QORB_MISSING_TOOL("tmux");
   observed_pool live;
   ASSERT_TRUE(wait_until([&] { return settled(*live.pool, 2); }));
   std::vector<handle<fake_conn>> held;
@@ -248,7 +249,7 @@ TEST(qtop_once, takes_two_updates_an_interval_apart_and_shows_the_rate_between_t
 }
 
 TEST(qtop_screen, claims_per_second_over_a_five_second_window_match_a_steady_workload) {
-  if (!tmux_installed()) GTEST_SKIP() << "tmux is not installed (scripts/install-deps.sh adds it)";
+  if (!tmux_installed()) QORB_MISSING_TOOL("tmux");
   observed_pool live;
   ASSERT_TRUE(wait_until([&] { return settled(*live.pool, 2); }));
   steady_claimer claimer(*live.pool, 20);
@@ -311,7 +312,7 @@ std::set<std::string> hidden_on(const std::string& screen) {
 }
 
 TEST(qtop_screen, a_narrow_terminal_names_the_columns_it_hides) {
-  if (!tmux_installed()) GTEST_SKIP() << "tmux is not installed (scripts/install-deps.sh adds it)";
+  if (!tmux_installed()) QORB_MISSING_TOOL("tmux");
   observed_pool live;
   ASSERT_TRUE(wait_until([&] { return settled(*live.pool, 2); }));
   tmux_server tmux("qtop");
@@ -356,7 +357,7 @@ TEST(qtop_screen, a_narrow_terminal_names_the_columns_it_hides) {
 }
 
 TEST(qtop_screen, shows_claimed_of_max_slots_and_the_claims_waiting) {
-  if (!tmux_installed()) GTEST_SKIP() << "tmux is not installed (scripts/install-deps.sh adds it)";
+  if (!tmux_installed()) QORB_MISSING_TOOL("tmux");
   observed_pool live;
   ASSERT_TRUE(wait_until([&] { return settled(*live.pool, 2); }));
   std::vector<handle<fake_conn>> held;
@@ -401,7 +402,7 @@ TEST(qtop_screen, shows_claimed_of_max_slots_and_the_claims_waiting) {
 }
 
 TEST(qtop_screen, shows_each_backends_last_connect_error) {
-  if (!tmux_installed()) GTEST_SKIP() << "tmux is not installed (scripts/install-deps.sh adds it)";
+  if (!tmux_installed()) QORB_MISSING_TOOL("tmux");
   observed_pool live(2, observed_pool::quiet(), {"127.0.0.1:2"});
   ASSERT_TRUE(wait_until([&] { return first_up_second_failing(*live.pool); }, 10s));
   tmux_server tmux("qtop");

@@ -13,6 +13,7 @@
 
 #include "support/fake_connector.hpp"
 #include "support/io_threads.hpp"
+#include "support/require_tool.hpp"
 #include "support/wait.hpp"
 
 extern "C" unsigned short qorb_handle_claimed_semaphore;
@@ -52,7 +53,7 @@ TEST(probes, bpftrace_counts_the_claims_a_live_pool_makes) {
   if (::geteuid() != 0) GTEST_SKIP() << "attaching bpftrace needs root";
   std::string version;
   if (run_command({"bpftrace", "--version"}, &version) != 0) {
-    GTEST_SKIP() << "bpftrace is not installed: " << version;
+    QORB_MISSING_TOOL("bpftrace") << ": " << version;
   }
   io_threads io(2);
   fake_connector c;

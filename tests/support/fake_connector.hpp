@@ -40,6 +40,10 @@ struct fake_state {
   std::atomic<int> stalled{0};  // calls stalled right now
   // Which on_acquire calls (by call number, from 1) stall.
   std::function<bool(int)> stall_acquire = nullptr;
+  // Called under `watch_mu` at the start of every connect call while set;
+  // set and cleared under it too (tests/support/slot_watch.hpp).
+  std::mutex watch_mu;
+  std::function<void()> on_connect = nullptr;
 
   std::mutex mu;
   std::set<std::string> failing_backends;  // connect fails for these names
@@ -117,6 +121,10 @@ struct basic_fake_connector {
 
   asio::awaitable<fake_conn> connect(const backend& b) {
     ++state->connect_calls;
+    {
+      std::lock_guard lock(state->watch_mu);
+      if (state->on_connect) state->on_connect();
+    }
     {
       std::lock_guard lock(state->mu);
       ++state->connect_calls_by_backend[b.name];

@@ -5,6 +5,7 @@
 
 #include "support/io_threads.hpp"
 #include "support/nginx_server.hpp"
+#include "support/require_tool.hpp"
 #include "support/test_policy.hpp"
 #include "support/tls_certs.hpp"
 
@@ -69,7 +70,7 @@ class TlsTest : public ::testing::Test {
     pki_.reset();
   }
   void SetUp() override {
-    if (!tls_server_) GTEST_SKIP() << "nginx is not installed";
+    if (!tls_server_) QORB_MISSING_TOOL("nginx");
   }
 
   qorb::tls_connector_config trusting() const {

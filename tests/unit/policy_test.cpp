@@ -14,6 +14,7 @@
 
 #include "support/fake_connector.hpp"
 #include "support/io_threads.hpp"
+#include "support/slot_watch.hpp"
 #include "support/test_policy.hpp"
 #include "support/wait.hpp"
 
@@ -212,13 +213,13 @@ TEST_F(policy_pool_test, huge_spares_wanted_stays_within_max_slots) {
   p.set_config.max_count = max_policy_count;
   test::fake_connector c;
   pool<fake_conn> pool(io.executor(), "spares", resolver, c, p);
+  const test::slot_watch watch(c.state, pool);  // looks at every slot opened
   resolver->set_endpoints({local(1), local(2)});
   ASSERT_TRUE(test::wait_until([&] { return c.state->live == 4; }, 10s)) << c.state->live;
-  // Sampled a while: never more than max_slots.
-  for (int i = 0; i < 50; ++i) {
-    ASSERT_LE(c.state->live.load(), 4);
-    std::this_thread::sleep_for(2ms);
-  }
+  // Every slot the pool opened was looked at (one connect each): never more
+  // than max_slots, and max_slots once the pool had grown.
+  EXPECT_GE(watch.looks(), 4);
+  EXPECT_EQ(watch.most(), 4u);
   pool.terminate();
 }
 

@@ -311,11 +311,18 @@ void pool_driver::close_connections(core::effects& fx) noexcept {
 }
 
 void pool_driver::register_ops(const core::effects& fx) {
-  if (fx.starts.empty()) return;
+  if (fx.starts.empty() && fx.cancels.empty()) return;
   std::lock_guard lock(ops_mu_);
   for (const auto& op : fx.starts) {
-    running_.emplace(
-        op.id, running_op{asio::make_strand(ex_), std::make_shared<asio::cancellation_signal>()});
+    running_.emplace(op.id, running_op{asio::make_strand(ex_), std::make_shared<op_signal>()});
+  }
+  // Marked here, under the pool's lock: once anyone can see the event's
+  // outcome (a backend gone, a slot closed), a call it cancelled and that
+  // has not begun will not begin.
+  for (const auto id : fx.cancels) {
+    if (auto it = running_.find(id); it != running_.end()) {
+      it->second.signal->cancelled.store(true, std::memory_order_release);
+    }
   }
 }
 

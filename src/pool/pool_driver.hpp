@@ -64,7 +64,7 @@ class pool_driver final : public pool_core {
   // order: a cancel that comes before the start is carried out by it.
   struct running_op {
     asio::strand<asio::any_io_executor> strand;
-    std::shared_ptr<asio::cancellation_signal> signal;
+    std::shared_ptr<op_signal> signal;
     bool started = false;
     bool cancelled = false;
   };

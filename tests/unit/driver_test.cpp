@@ -150,5 +150,27 @@ TEST(driver, async_terminate_on_a_moved_from_pool_completes) {
   EXPECT_FALSE(second.terminate()) << "the pool it moved to is untouched";
 }
 
+// A connect the core cancels before its call begins (its backend went away
+// while the start was still queued on the executor) never reaches the
+// connector: a removed backend is not dialled. (Seen as a rare extra
+// connect to a removed backend in pool_test, with two io threads.)
+TEST(driver, a_connect_cancelled_before_it_begins_never_reaches_the_connector) {
+  fake_connector c;
+  asio::io_context io;  // not running yet: every start stays queued
+  auto res = std::make_shared<fixed_resolver>();
+  {
+    pool<fake_conn> p(io.get_executor(), "queued", res, c, quick_policy());
+    res->set_endpoints({ep(1)});  // the listener runs here: connects decided
+    ASSERT_GT(p.stats().backends.at("127.0.0.1:1").connecting, 0u);
+    res->set_endpoints({ep(2)});  // ... and cancelled, still queued
+    for (int i = 0; i < 100 && c.state->connect_calls_to("127.0.0.1:2") == 0; ++i) io.poll();
+    EXPECT_GT(c.state->connect_calls_to("127.0.0.1:2"), 0) << "the queued starts ran";
+    EXPECT_EQ(c.state->connect_calls_to("127.0.0.1:1"), 0) << "a cancelled start dialled";
+    EXPECT_FALSE(p.terminate());
+  }
+  io.poll();
+  EXPECT_EQ(c.state->live, 0);
+}
+
 }  // namespace
 }  // namespace qorb::test

@@ -16,6 +16,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -38,11 +39,19 @@ struct check_result {
 /// Where a connector operation runs and whom it reports to. The operation's
 /// completion handler owns a copy, so the cancellation signal outlives every
 /// use the operation makes of it.
+/// An operation's cancellation: the signal the connector's call is bound
+/// to, and whether the core has cancelled it (set under the pool's lock, in
+/// the event that decided it), read before the call is made: a call
+/// cancelled before it starts never reaches the connector.
+struct op_signal : asio::cancellation_signal {
+  std::atomic<bool> cancelled{false};
+};
+
 struct op_context {
   std::shared_ptr<pool_core> core;
   std::uint64_t op;  // the core's operation id; a stale one's result is closed
   asio::strand<asio::any_io_executor> executor;
-  std::shared_ptr<asio::cancellation_signal> signal;
+  std::shared_ptr<op_signal> signal;
 };
 
 /// The user's connector behind a virtual face.

@@ -7,7 +7,9 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
 
 namespace qorb::detail {
 
@@ -109,6 +111,10 @@ class typed_connector_ops final : public connector_ops {
   void start_connect(op_context ctx, const backend& b) override {
     auto ex = ctx.executor;
     asio::post(ex, [c = connector_, ctx = std::move(ctx), b]() mutable {
+      if (ctx.signal->cancelled.load(std::memory_order_acquire)) {
+        ctx.core->connect_done(ctx, cancelled_before_start(), nullptr);
+        return;
+      }
       auto where = ctx.executor;
       auto cancel = ctx.signal->slot();
       asio::co_spawn(where, run_connect(std::move(c), std::move(b)),
@@ -122,6 +128,10 @@ class typed_connector_ops final : public connector_ops {
   void start_check(op_context ctx, check_kind kind, box_ptr box) override {
     auto ex = ctx.executor;
     asio::post(ex, [c = connector_, ctx = std::move(ctx), kind, box = std::move(box)]() mutable {
+      if (ctx.signal->cancelled.load(std::memory_order_acquire)) {
+        ctx.core->check_done(ctx, kind, cancelled_before_start(), check_result{std::move(box), {}});
+        return;
+      }
       auto where = ctx.executor;
       auto cancel = ctx.signal->slot();
       asio::co_spawn(
@@ -134,6 +144,11 @@ class typed_connector_ops final : public connector_ops {
   }
 
  private:
+  static std::exception_ptr cancelled_before_start() {
+    return std::make_exception_ptr(
+        boost::system::system_error(asio::error::operation_aborted, "cancelled before it began"));
+  }
+
   static asio::awaitable<box_ptr> run_connect(std::shared_ptr<C> c, backend b) {
     // Not `new typed_box(co_await ...)`: GCC 12 leaks the allocation when
     // the awaited call throws inside a new-expression.

@@ -5,8 +5,10 @@
 #include <qorb/backend.hpp>
 #include <qorb/claim.hpp>
 #include <qorb/connector.hpp>
+#include <qorb/detail/blocking_waiter.hpp>
 #include <qorb/detail/claim_op.hpp>
 #include <qorb/detail/connector_diagnostics.hpp>
+#include <qorb/detail/executor_thread.hpp>
 #include <qorb/detail/pool_core.hpp>
 #include <qorb/detail/typed_connector.hpp>
 #include <qorb/error.hpp>
@@ -17,23 +19,17 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/system_executor.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -336,43 +332,16 @@ class pool {
     ec.clear();
     // An idle connection: served here, without a wake-up of any thread.
     if (auto h = try_claim_quietly()) return h;
-    // Else an async_claim, completed on the system executor (so that it
-    // needs no thread of the pool's), and waited for up to its deadline:
-    // if the pool's executor cannot run (every thread of a thread_pool
-    // blocked in this call, say), the timeout still holds.
-    struct waiter {
-      std::mutex mu;
-      std::condition_variable cv;
-      bool done = false;
-      bool abandoned = false;  // the caller gave up: a late handle goes back
-      error_code ec;
-      handle<Conn> h;
-    };
-    auto w = std::make_shared<waiter>();
-    async_claim(timeout,
-                asio::bind_executor(asio::system_executor(), [w](error_code e, handle<Conn> h) {
-                  std::lock_guard lock(w->mu);
-                  if (w->abandoned) return;  // h returns
-                  w->ec = e;
-                  w->h = std::move(h);
-                  w->done = true;
-                  w->cv.notify_one();
-                }));
-    std::unique_lock lock(w->mu);
-    const duration limit = timeout > duration::zero() ? timeout : claim_timeout_;
-    // The pool fails the claim at its deadline; past that and a grace, the
-    // pool cannot have run: give up on it here.
-    constexpr duration grace = std::chrono::milliseconds(50);
-    const auto now = std::chrono::steady_clock::now();
-    if (limit >= std::chrono::steady_clock::time_point::max() - now - grace) {
-      w->cv.wait(lock, [&] { return w->done; });
-    } else if (!w->cv.wait_until(lock, now + limit + grace, [&] { return w->done; })) {
-      w->abandoned = true;
+    // Else an async_claim, completed on the system executor and waited
+    // for here up to its deadline (see detail/blocking_waiter.hpp).
+    auto w = std::make_shared<detail::blocking_waiter<Conn>>();
+    async_claim(timeout, detail::blocking_waiter<Conn>::handler(w));
+    handle<Conn> h;
+    if (!w->wait(timeout > duration::zero() ? timeout : claim_timeout_, ec, h)) {
       ec = core_->timeout_error();
       return {};
     }
-    ec = w->ec;
-    return std::move(w->h);
+    return h;
   }
   /// As `claim(timeout, ec)`, but throws instead of setting an error:
   /// `boost::system::system_error` (as Asio throws) with the error code
@@ -600,32 +569,9 @@ class pool {
     return held(checked_core()->try_claim(true));
   }
 
-  // Whether this thread runs the execution context behind `ex` (an
-  // io_context or a thread_pool; also through a strand, or with work
-  // tracking): blocking it would stop the pool.
-  template <class Inner>
-  static bool runs_inner(const executor_type& ex) {
-    using tracked = std::decay_t<decltype(asio::prefer(std::declval<Inner>(),
-                                                       asio::execution::outstanding_work.tracked))>;
-    if (auto* e = ex.target<Inner>()) return e->running_in_this_thread();
-    if (auto* e = ex.target<tracked>()) return e->running_in_this_thread();
-    if (auto* e = ex.target<asio::strand<Inner>>()) {
-      return e->get_inner_executor().running_in_this_thread();
-    }
-    if (auto* e = ex.target<asio::strand<tracked>>()) {
-      return e->get_inner_executor().running_in_this_thread();
-    }
-    return false;
-  }
-  static bool runs_here(const executor_type& ex) {
-    if (runs_inner<asio::io_context::executor_type>(ex)) return true;
-    if (runs_inner<asio::thread_pool::executor_type>(ex)) return true;
-    if (auto* s = ex.target<asio::strand<executor_type>>())
-      return runs_here(s->get_inner_executor());
-    return false;
-  }
-
-  bool on_executor_thread() const { return runs_here(executor_); }
+  // Whether this thread runs the pool's executor (blocking it would stop
+  // the pool; see detail/executor_thread.hpp).
+  bool on_executor_thread() const { return detail::runs_here(executor_); }
 
   executor_type executor_;
   std::shared_ptr<detail::pool_core> core_;

@@ -9,12 +9,20 @@
 // The scale/ benchmarks are the exception to "one backend": they claim from
 // pools of 1 to 10,000 backends (127.0.0.1:1..N). Figures and how they
 // compare with their targets: BENCHMARKS.md.
+//
+// Linked with bench/support/: heap_meter (global operator new/delete
+// replaced to count live heap bytes, for the memory benchmarks) and
+// syscall_meter (the syscalls_per_claim counter of every claim benchmark).
+//
+// Why one file over ~500 lines: it is the catalogue of the benchmarks that
+// BENCHMARKS.md names, one function each and registered in one place at the
+// end; the pool under test and its helpers are the only shared code left
+// here, and the reusable meters are in bench/support/.
 
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>
 
 #include <benchmark/benchmark.h>
-#include <linux/perf_event.h>
 #include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -27,6 +35,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "support/heap_meter.hpp"
+#include "support/syscall_meter.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,12 +45,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,164 +56,9 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-// ----- heap accounting --------------------------------------------------------
-//
-// Global operator new/delete are replaced to count live heap bytes (as
-// malloc_usable_size sees them, so allocator rounding is included). Each
-// thread counts into its own cache line with plain loads and stores, so the
-// timed benchmarks pay almost nothing for it; the live total is the sum.
-namespace heap {
-
-struct alignas(64) thread_count {
-  std::atomic<std::int64_t> bytes{0};
-};
-
-constexpr std::size_t max_threads = 256;
-thread_count per_thread[max_threads];
-thread_count shared;  // threads beyond max_threads share this one
-std::atomic<std::size_t> threads_seen{0};
-thread_local thread_count* mine = nullptr;
-
-void add(std::int64_t n) noexcept {
-  if (!mine) {
-    const std::size_t i = threads_seen.fetch_add(1, std::memory_order_relaxed);
-    mine = i < max_threads ? &per_thread[i] : &shared;
-  }
-  if (mine == &shared) {
-    shared.bytes.fetch_add(n, std::memory_order_relaxed);
-  } else {
-    mine->bytes.store(mine->bytes.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-}
-
-std::int64_t live_bytes() noexcept {
-  std::int64_t sum = shared.bytes.load(std::memory_order_relaxed);
-  for (const auto& t : per_thread) sum += t.bytes.load(std::memory_order_relaxed);
-  return sum;
-}
-
-void* allocate(std::size_t n, std::size_t align) noexcept {
-  void* p = nullptr;
-  if (align <= alignof(std::max_align_t)) {
-    p = std::malloc(n ? n : 1);
-  } else {
-    p = std::aligned_alloc(align, (n + align - 1) / align * align);
-  }
-  if (p) add(static_cast<std::int64_t>(malloc_usable_size(p)));
-  return p;
-}
-
-void* allocate_or_throw(std::size_t n, std::size_t align) {
-  void* p = allocate(n, align);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-
-void release(void* p) noexcept {
-  if (!p) return;
-  add(-static_cast<std::int64_t>(malloc_usable_size(p)));
-  std::free(p);
-}
-
-}  // namespace heap
-
-void* operator new(std::size_t n) { return heap::allocate_or_throw(n, 0); }
-void* operator new[](std::size_t n) { return heap::allocate_or_throw(n, 0); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return heap::allocate(n, 0); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return heap::allocate(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  return heap::allocate_or_throw(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  return heap::allocate_or_throw(n, static_cast<std::size_t>(a));
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return heap::allocate(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return heap::allocate(n, static_cast<std::size_t>(a));
-}
-void operator delete(void* p) noexcept { heap::release(p); }
-void operator delete[](void* p) noexcept { heap::release(p); }
-void operator delete(void* p, std::size_t) noexcept { heap::release(p); }
-void operator delete[](void* p, std::size_t) noexcept { heap::release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { heap::release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { heap::release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { heap::release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { heap::release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { heap::release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { heap::release(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  heap::release(p);
-}
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  heap::release(p);
-}
-
 namespace {
 
 // ----- the pool under test ----------------------------------------------------
-
-// ----- system calls -------------------------------------------------------------
-//
-// Every claim benchmark reports syscalls_per_claim: the system calls the
-// whole process (every thread) made during the timed loop, per claim. They
-// are counted by the kernel (the raw_syscalls:sys_enter tracepoint, through
-// perf_event_open, opened in main() before any thread starts and inherited
-// by every thread started later). Where the kernel does not allow it
-// (perf_event_paranoid, no tracefs), the counter reads -1; then count them
-// from outside: strace -c -f, or perf stat -e raw_syscalls:sys_enter.
-namespace syscalls {
-
-int fd = -1;
-
-// Counting costs every system call a trip through the kernel's tracepoint
-// (about a microsecond here), which slows the benchmarks that make system
-// calls: QORB_BENCH_SYSCALLS=0 turns the counter off (the figures read -1)
-// for timing runs such as scripts/bench-compare.sh.
-void open_counter() {
-  if (const char* env = std::getenv("QORB_BENCH_SYSCALLS"); env && std::string(env) == "0") return;
-  long id = -1;
-  for (const char* path : {"/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
-                           "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id"}) {
-    std::ifstream in(path);
-    if (in >> id) break;
-    id = -1;
-  }
-  if (id < 0) return;
-  perf_event_attr attr{};
-  attr.type = PERF_TYPE_TRACEPOINT;
-  attr.size = sizeof(attr);
-  attr.config = static_cast<std::uint64_t>(id);
-  attr.inherit = 1;
-  attr.exclude_kernel = 0;
-  fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC));
-}
-
-// The count so far (every thread of the process), or -1.
-std::int64_t now() {
-  if (fd < 0) return -1;
-  std::uint64_t value = 0;
-  if (::read(fd, &value, sizeof(value)) != static_cast<ssize_t>(sizeof(value))) return -1;
-  return static_cast<std::int64_t>(value);
-}
-
-// Counts across a benchmark's timed loop: start() before it, report()
-// after it, with the number of claims the loop made.
-class meter {
- public:
-  void start() { begin_ = now(); }
-  void report(benchmark::State& state, double claims) const {
-    const std::int64_t end = now();
-    state.counters["syscalls_per_claim"] =
-        begin_ < 0 || end < 0 || claims <= 0 ? -1.0 : static_cast<double>(end - begin_) / claims;
-  }
-
- private:
-  std::int64_t begin_ = -1;
-};
-
-}  // namespace syscalls
 
 struct bench_conn {
   std::uint64_t serial = 0;

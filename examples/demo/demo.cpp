@@ -26,11 +26,15 @@
 //
 //   qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain] [--stats-addr IP:PORT]
 //             [--discovery dns|etcd]
+//
+// This file is the story (its options, its steps in run(), the lines it
+// prints on the way); the servers it starts are in servers.hpp, the summary
+// at the end in summary.hpp, the picture in timeline.hpp, the child
+// processes in processes.hpp.
 #include <qorb/backend.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/udp.hpp>
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -43,13 +47,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,9 @@
 #include "common/echo_workload.hpp"
 #include "common/workload_view.hpp"
 #include "processes.hpp"
+#include "say.hpp"
+#include "servers.hpp"
+#include "summary.hpp"
 #include "timeline.hpp"
 
 #if QORB_DEMO_ETCD
@@ -73,6 +77,17 @@ namespace demo = qorb::demo;
 using namespace std::chrono_literals;
 using examples::steady_clock;
 using ms = std::chrono::milliseconds;
+using demo::echo_process;
+using demo::etcd_prefix;
+using demo::etcd_ttl_s;
+using demo::knot_dns;
+using demo::millis;
+using demo::say;
+using demo::scratch_dir;
+using demo::seconds;
+using demo::start_echo_server;
+using demo::story;
+using demo::summarize;
 
 constexpr const char* usage_text =
     "usage: qorb_demo [--duration S] [--claimers N] [--hold MS] [--plain]\n"
@@ -151,363 +166,6 @@ options parse(int argc, char** argv) {
 
 std::atomic<int> interrupted{0};
 extern "C" void on_signal(int signal) { interrupted = signal; }
-
-// Prints a line at once (the output may be a pipe read by a test).
-template <class... Args>
-void say(fmt::format_string<Args...> format, Args&&... args) {
-  std::fputs(fmt::format(format, std::forward<Args>(args)...).c_str(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-}
-
-// A directory of the demo's own, removed at the end.
-class scratch_dir {
- public:
-  scratch_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "qorb-demo-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~scratch_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct echo_process {
-  std::string host;  // echo001, ...
-  unsigned short port = 0;
-  std::unique_ptr<demo::child> process;
-};
-
-// The etcd story: the servers' key prefix and lease TTL.
-constexpr const char* etcd_prefix = "/services/echo/";
-constexpr int etcd_ttl_s = 3;
-
-// With `register_at` (an etcd client URL) the server registers itself under
-// etcd_prefix; `listening` is when it said it listens (its registration
-// starts then), and the call returns once it said `registered`.
-echo_process start_echo_server(const std::string& host, const std::string& register_at = "",
-                               steady_clock::time_point* listening = nullptr,
-                               steady_clock::time_point* registered = nullptr) {
-  std::vector<std::string> argv{QORB_DEMO_ECHO_SERVER, "127.0.0.1:0"};
-  if (!register_at.empty()) {
-    argv = {QORB_DEMO_ECHO_SERVER,      "--register", register_at + etcd_prefix, "--ttl",
-            std::to_string(etcd_ttl_s), "127.0.0.1:0"};
-  }
-  echo_process e{host, 0, std::make_unique<demo::child>(argv, true)};
-  const auto line = e.process->read_line(5s);
-  const std::string prefix = "listening on ";
-  const auto at = line && line->starts_with(prefix)
-                      ? qorb::parse_endpoint(line->substr(prefix.size()))
-                      : std::nullopt;
-  if (!at)
-    throw std::runtime_error("tcp_echo_server did not start (" + line.value_or("no output") + ")");
-  e.port = at->port();
-  if (listening) *listening = steady_clock::now();
-  if (!register_at.empty()) {
-    const auto reg = e.process->read_line(10s);
-    if (!reg || !reg->starts_with("registered "))
-      throw std::runtime_error("tcp_echo_server did not register (" + reg.value_or("no output") +
-                               ")");
-    if (registered) *registered = steady_clock::now();
-  }
-  return e;
-}
-
-// Knot DNS on 127.0.0.1, serving test.com from the demo's directory, edited
-// live with knotc.
-class knot_dns {
- public:
-  /// Serves an SRV record (and an A record) for each (host, port).
-  knot_dns(const std::string& dir,
-           const std::vector<std::pair<std::string, unsigned short>>& served)
-      : dir_(dir) {
-    std::filesystem::create_directories(dir_ + "/db");
-    {
-      std::ofstream zone(dir_ + "/test.com.zone");
-      zone << "$ORIGIN test.com.\n"
-           << "@ 3600 IN SOA ns1 admin 1 3600 600 86400 5\n"
-           << "@ 3600 IN NS ns1\n"
-           << "ns1 3600 IN A 127.0.0.1\n";
-      for (const auto& [host, port] : served) {
-        zone << host << " 5 IN A 127.0.0.1\n"
-             << "_echo._tcp 5 IN SRV 0 0 " << port << " " << host << "\n";
-      }
-    }
-    // A free port can be taken by someone else before knotd binds it: retry.
-    for (int attempt = 0; attempt < 5 && !process_; ++attempt) {
-      port_ = free_udp_port();
-      std::ofstream(dir_ + "/knot.conf")
-          << "server:\n    rundir: \"" << dir_ << "\"\n"
-          << "    listen: 127.0.0.1@" << port_ << "\n"
-          << "log:\n  - target: stderr\n    any: warning\n"
-          << "database:\n    storage: \"" << dir_ << "/db\"\n"
-          << "control:\n    listen: \"" << dir_ << "/knot.sock\"\n"
-          << "zone:\n  - domain: test.com\n    storage: \"" << dir_ << "\"\n"
-          << "    file: \"test.com.zone\"\n    zonefile-sync: -1\n"
-          << "    zonefile-load: difference-no-serial\n    journal-content: all\n";
-      process_ = std::make_unique<demo::child>(
-          std::vector<std::string>{"knotd", "-c", dir_ + "/knot.conf"}, false, dir_ + "/knot.log");
-      if (!answers()) process_.reset();  // stopped by its destructor
-    }
-    if (!process_) {
-      throw std::runtime_error("knotd did not start; its log:\n" + read_file(dir_ + "/knot.log"));
-    }
-  }
-
-  unsigned short port() const { return port_; }
-  pid_t pid() const { return process_->pid(); }
-  void stop() { process_->stop(); }
-
-  /// One atomic change of the zone; throws with knotc's words on failure.
-  void add(const std::vector<std::string>& records) {
-    knotc({"zone-begin", "test.com"});
-    try {
-      for (const auto& r : records) {
-        std::vector<std::string> args{"zone-set", "test.com"};
-        std::istringstream words(r);
-        for (std::string w; words >> w;) args.push_back(w);
-        knotc(args);
-      }
-      knotc({"zone-commit", "test.com"});
-    } catch (...) {
-      std::string ignored;
-      demo::run({"knotc", "-s", dir_ + "/knot.sock", "zone-abort", "test.com"}, ignored);
-      throw;
-    }
-  }
-
- private:
-  static unsigned short free_udp_port() {
-    asio::io_context io;
-    asio::ip::udp::socket s(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    return s.local_endpoint().port();
-  }
-
-  static std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  }
-
-  // Whether knotd answers for the zone, within 5 s.
-  bool answers() {
-    const auto deadline = steady_clock::now() + 5s;
-    while (steady_clock::now() < deadline && process_->running()) {
-      std::string out;
-      if (demo::run({"kdig", "@127.0.0.1", "-p", std::to_string(port_), "+short", "+timeout=1",
-                     "+retry=0", "SOA", "test.com."},
-                    out, 3s) == 0 &&
-          out.find("test.com") != std::string::npos) {
-        return true;
-      }
-      ::usleep(50'000);  // knotd loads the zone in a few ms; ask again shortly
-    }
-    return false;
-  }
-
-  void knotc(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"knotc", "-s", dir_ + "/knot.sock"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string out;
-    if (demo::run(argv, out) != 0) throw std::runtime_error("knotc " + args.front() + ": " + out);
-  }
-
-  std::string dir_;
-  unsigned short port_ = 0;
-  std::unique_ptr<demo::child> process_;
-};
-
-double seconds(steady_clock::time_point from, steady_clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
-long long millis(steady_clock::time_point from, steady_clock::time_point to) {
-  return std::chrono::duration_cast<ms>(to - from).count();
-}
-
-// The backend the workload knows under `host`, if it saw it.
-const qorb::examples::backend_record* find_backend(const examples::workload_snapshot& s,
-                                                   const echo_process& e, std::string* name) {
-  if (e.port == 0) return nullptr;  // not started
-  const auto address = "127.0.0.1:" + std::to_string(e.port);
-  const auto suffix = "@" + address;
-  for (const auto& [n, b] : s.backends) {
-    // DNS names it after its host (echo001.test.com@...), etcd after its key.
-    if ((n.starts_with(e.host + ".") || n.starts_with(address + "@")) && n.ends_with(suffix)) {
-      *name = n;
-      return &b;
-    }
-  }
-  return nullptr;
-}
-
-struct story {
-  steady_clock::time_point start;
-  std::optional<steady_clock::time_point> killed, dns_changed;
-  bool dns_attempted = false;
-  bool etcd = false;  // dns_changed is then when echo004 started registering
-  std::optional<steady_clock::time_point> stopped_clean;  // etcd: echo003's SIGTERM
-  std::optional<steady_clock::time_point> registered;     // etcd: echo004 said `registered`
-  std::string failure;                                    // why a step could not be done
-};
-
-// Prints the table and the figures; returns the reasons the story did not
-// happen (empty: it did).
-std::vector<std::string> summarize(const examples::workload_snapshot& s,
-                                   const std::vector<echo_process>& echo, const story& st,
-                                   std::vector<std::string>& headlines) {
-  // A figure's line, and its details one per line under it: every line fits
-  // 100 columns.
-  const auto figure = [&](std::string_view label, long millis_value, const std::string& details) {
-    std::string line = fmt::format("{:<48} {:>6} ms", label, millis_value);
-    say("{}", line);
-    headlines.push_back(std::move(line));
-    std::string_view rest = details;
-    while (!rest.empty()) {
-      const auto end = rest.find("; ");
-      say("      {}", rest.substr(0, end));
-      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
-    }
-  };
-  const auto t = [&](steady_clock::time_point at) {
-    return fmt::format("{:.2f}", seconds(st.start, at));
-  };
-  say("");
-  say("=== Summary: {:.1f} s, {} backends seen, {} claims served, {} failed on a broken "
-      "connection,",
-      seconds(st.start, s.taken), s.backends.size(), s.ok, s.server_failures);
-  say("    {} claims failed", s.claim_failures);
-  // Times are seconds since the start; CLAIMS is the first and last claim.
-  say("{:<34} {:>6} {:>6} {:>6} {:>7} {:>12}  {}", "BACKEND", "SERVED", "FAILED", "ADDED",
-      "REMOVED", "CLAIMS", "WHAT (t in s)");
-  std::vector<std::string> problems;
-  if (s.ok == 0) problems.push_back("no claim was served");
-  for (std::size_t i = 0; i < echo.size(); ++i) {
-    std::string name;
-    const auto* b = find_backend(s, echo[i], &name);
-    if (b == nullptr) {
-      say("{:<34} {:>6} {:>6} {:>6} {:>7} {:>12}  {}",
-          echo[i].host + " (127.0.0.1:" + std::to_string(echo[i].port) + ")", 0, 0, "-", "-", "-",
-          i == 3 ? "never seen by the pool" : "never seen by the pool (!)");
-      if (i == 3 && st.dns_changed)
-        problems.push_back(st.etcd ? "the pool never found the backend that registered"
-                                   : "the pool never found the backend added to DNS");
-      if (i < 3) problems.push_back(echo[i].host + " was never seen by the pool");
-      continue;
-    }
-    const std::string added = b->listed_at ? t(*b->listed_at) : "-";
-    std::optional<steady_clock::time_point> removed;
-    if (!b->listed)
-      removed = b->unlisted_at;
-    else if (!b->pool.online)
-      removed = b->offline_at;
-    std::string what;
-    if (i == 1) {
-      what = st.killed ? "killed t=" + t(*st.killed) : "to be killed (not reached)";
-    } else if (i == 3) {
-      const std::string how = st.etcd ? "registered" : "added to DNS";
-      what = st.dns_changed ? how + " t=" + t(*st.dns_changed) : "to be " + how + " (not reached)";
-    } else if (i == 2 && st.etcd) {
-      what = st.stopped_clean ? "stopped t=" + t(*st.stopped_clean) : "to be stopped (not reached)";
-    } else {
-      what = "in service throughout";
-    }
-    std::string claims = "-";
-    if (b->first_ok) {
-      claims = t(*b->first_ok);
-      claims += '-';
-      claims += b->last_claim ? t(*b->last_claim) : std::string("?");
-    }
-    // The story needs the servers in DNS from the start to serve: the one
-    // to be killed before its kill (else routing around it proves nothing).
-    if (i < 3 && !b->first_ok) {
-      problems.push_back(echo[i].host + " never served a claim");
-    } else if (i == 1 && st.killed && *b->first_ok >= *st.killed) {
-      problems.push_back("echo002 served no claim before it was killed");
-    }
-    say("{:<34.34} {:>6} {:>6} {:>6} {:>7} {:>12}  {}", name, b->ok, b->server_failures, added,
-        removed ? t(*removed) : "-", claims, what);
-  }
-  say("");
-
-  // Figure 1: from the kill until no claim went to the dead backend.
-  if (st.killed) {
-    std::string name;
-    const auto* dead = find_backend(s, echo[1], &name);
-    const auto kill = *st.killed;
-    const bool after = dead != nullptr && dead->last_claim && *dead->last_claim > kill;
-    const auto last = after ? millis(kill, *dead->last_claim) : 0;
-    std::string detail = after ? fmt::format("its last claim at t={}", t(*dead->last_claim))
-                               : "no claim went to it after the kill";
-    if (dead != nullptr) {
-      detail += fmt::format("; {} claims met its closed connections", dead->server_failures);
-      if (dead->offline_at && *dead->offline_at > kill) {
-        detail += fmt::format("; the pool marked it offline after {} ms",
-                              millis(kill, *dead->offline_at));
-      }
-    }
-    figure("kill -> no more claims to the dead backend:", last, detail);
-    const auto deadline = st.dns_changed ? *st.dns_changed : s.taken;
-    if (after && *dead->last_claim >= deadline) {
-      problems.push_back(
-          "the dead backend kept getting claims (the last at t=" + t(*dead->last_claim) + ")");
-    }
-    if (st.etcd && dead != nullptr) {
-      if (!dead->listed && dead->unlisted_at) {
-        say("kill -> the dead backend left the set:        {:>6} ms   (its lease expired; TTL {} "
-            "s)",
-            millis(kill, *dead->unlisted_at), etcd_ttl_s);
-      } else {
-        say("kill -> the dead backend left the set:         never");
-        problems.push_back("the killed backend stayed registered");
-      }
-    }
-  }
-  // Figure 2: from the DNS change until the new backend served a claim.
-  if (st.dns_changed) {
-    std::string name;
-    const auto* fresh = find_backend(s, echo[3], &name);
-    const char* label = st.etcd ? "registration -> the new backend served a claim:"
-                                : "DNS change -> the new backend served a claim:";
-    if (fresh != nullptr && fresh->first_ok) {
-      std::string detail = "the resolver asks DNS every second; the pool listed it after ";
-      if (st.etcd) {
-        // Appended: GCC 12 -O3 misjudges "literal" + a temporary string.
-        detail = "from the start of its registration (lease grant and put, done after ";
-        detail.append(st.registered ? std::to_string(millis(*st.dns_changed, *st.registered))
-                                    : std::string("?"));
-        detail.append(" ms); etcd's watch pushed it; the pool listed it after ");
-      }
-      detail += fresh->listed_at
-                    ? std::to_string(millis(*st.dns_changed, *fresh->listed_at)) + " ms"
-                    : std::string("?");
-      figure(label, millis(*st.dns_changed, *fresh->first_ok), detail);
-    } else {
-      say("{}  never", label);
-      if (fresh != nullptr) problems.push_back("the new backend never served a claim");
-    }
-  }
-  // etcd, figure 3: from the clean stop until the pool's set lost it.
-  if (st.etcd && st.stopped_clean) {
-    std::string name;
-    const auto* gone = find_backend(s, echo[2], &name);
-    if (gone != nullptr && !gone->listed && gone->unlisted_at) {
-      say("clean stop -> the backend left the set:       {:>6} ms   (its lease revoked at once)",
-          millis(*st.stopped_clean, *gone->unlisted_at));
-    } else {
-      say("clean stop -> the backend left the set:        never");
-      problems.push_back("the cleanly stopped backend stayed registered");
-    }
-  }
-  return problems;
-}
 
 // Lines to paste into another terminal while the demo runs, with its ports
 // and the tools' paths in this build (tests/examples/demo_test.cpp runs them

@@ -10,6 +10,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -162,6 +164,11 @@ int run(const std::vector<std::string>& argv, std::string& output,
   while (c.running() && steady::now() < deadline_exit) ::usleep(2000);
   const int status = c.stop();
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace qorb::demo

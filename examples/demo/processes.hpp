@@ -47,6 +47,9 @@ class child {
 /// The full path of `program` (PATH, then /usr/sbin and /sbin), or empty.
 std::string find_program(const std::string& program);
 
+/// The whole of the file at `path` (a child's log), empty if unreadable.
+std::string read_file(const std::string& path);
+
 /// Runs `argv` to completion, at most `timeout` (then killed); returns the
 /// exit status (-1 when it did not exit by itself) and its output.
 int run(const std::vector<std::string>& argv, std::string& output,

@@ -7,6 +7,11 @@ find_package(Boost 1.81 CONFIG REQUIRED COMPONENTS json)
 find_package(prometheus-cpp CONFIG REQUIRED)
 qorb_component(observability SOURCES
   src/observability/stats_server.cpp
+  src/observability/stats_session.cpp
+  src/observability/stats_registry.cpp
+  src/observability/stats_json.cpp
+  src/observability/stats_prometheus.cpp
+  src/observability/stats_limits.cpp
   src/observability/stats_request.cpp)
 qorb_private_dependency(observability Boost::json boost_json "")
 qorb_private_dependency(observability prometheus-cpp::core prometheus-cpp-core prometheus-cpp-core)

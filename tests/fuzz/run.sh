@@ -24,12 +24,14 @@ declare -A sources=(
   [dns_message]="src/resolvers/dns_message.cpp src/resolvers/dns_lookup.cpp src/backend.cpp"
   [postgres_protocol]="src/connectors/postgres_protocol.cpp src/backend.cpp src/log.cpp"
   [stats_request]="src/observability/stats_request.cpp"
+  [stats_render]="src/observability/stats_json.cpp src/observability/stats_prometheus.cpp src/backend.cpp"
   [http_response]=""
   [etcd_reply]="src/resolvers/etcd_codec.cpp src/backend.cpp"
 )
 # target: extra compile and link flags
 declare -A extra=(
   [etcd_reply]="-lboost_json"
+  [stats_render]="-lboost_json -lprometheus-cpp-core"
   [postgres_protocol]="$(pkg-config --cflags --libs spdlog 2>/dev/null || echo -lspdlog -lfmt)"
 )
 for target in "${!sources[@]}"; do

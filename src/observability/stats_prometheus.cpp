@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: BSL-1.0
+#include "observability/stats_prometheus.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <cstdint>
+#include <utility>
+
+namespace qorb::detail::stats_prometheus {
+
+std::string render(const std::vector<const pool_stats*>& pools) {
+  namespace prom = prometheus;
+  prom::Registry registry;
+  auto& connections = prom::BuildGauge()
+                          .Name("qorb_connections")
+                          .Help("Connections (slots) of a backend by state")
+                          .Register(registry);
+  auto& online = prom::BuildGauge()
+                     .Name("qorb_backend_online")
+                     .Help("1 when some connection to the backend is up")
+                     .Register(registry);
+  auto& backend_claims = prom::BuildCounter()
+                             .Name("qorb_backend_claims_total")
+                             .Help("Claims served by a backend since the pool started")
+                             .Register(registry);
+  auto& pool_claims = prom::BuildCounter()
+                          .Name("qorb_claims_total")
+                          .Help("Claims served by the pool since it started")
+                          .Register(registry);
+  auto& max_slots = prom::BuildGauge()
+                        .Name("qorb_max_slots")
+                        .Help("The pool's cap on connections (policy max_slots)")
+                        .Register(registry);
+  auto& last_error = prom::BuildGauge()
+                         .Name("qorb_backend_last_error_timestamp_seconds")
+                         .Help("When a backend's last connect or check failed (Unix time)")
+                         .Register(registry);
+  auto& waiting = prom::BuildGauge()
+                      .Name("qorb_claims_waiting")
+                      .Help("Claims queued for a connection right now")
+                      .Register(registry);
+  auto& failures = prom::BuildCounter()
+                       .Name("qorb_claim_failures_total")
+                       .Help("Claims that failed, by reason")
+                       .Register(registry);
+  auto& wait = prom::BuildHistogram()
+                   .Name("qorb_claim_wait_seconds")
+                   .Help("Time from a claim to its completion, served or failed")
+                   .Register(registry);
+  auto& connect_failures = prom::BuildCounter()
+                               .Name("qorb_connect_failures_total")
+                               .Help("Failed connection attempts to a backend")
+                               .Register(registry);
+  auto& check_failures = prom::BuildCounter()
+                             .Name("qorb_check_failures_total")
+                             .Help("Failed health checks, on_acquire and on_recycle calls")
+                             .Register(registry);
+
+  const auto as_double = [](auto n) { return static_cast<double>(n); };
+  for (const auto* pool : pools) {
+    const auto& p = *pool;
+    for (const auto& [name, b] : p.backends) {
+      const prom::Labels labels{{"pool", p.name}, {"backend", name}};
+      const std::pair<const char*, std::size_t> states[] = {{"connecting", b.connecting},
+                                                            {"unclaimed", b.unclaimed},
+                                                            {"checking", b.checking},
+                                                            {"claimed", b.claimed}};
+      for (const auto& [state, count] : states) {
+        auto with_state = labels;
+        with_state.emplace("state", state);
+        connections.Add(with_state).Set(as_double(count));
+      }
+      online.Add(labels).Set(b.online ? 1.0 : 0.0);
+      if (b.last_error) {
+        auto with_operation = labels;
+        with_operation.emplace("operation", b.last_error->operation);
+        last_error.Add(with_operation)
+            .Set(std::chrono::duration<double>(b.last_error->at.time_since_epoch()).count());
+      }
+      backend_claims.Add(labels).Increment(as_double(b.total_claims));
+      connect_failures.Add(labels).Increment(as_double(b.connect_failures));
+      check_failures.Add(labels).Increment(as_double(b.check_failures));
+    }
+    const prom::Labels labels{{"pool", p.name}};
+    pool_claims.Add(labels).Increment(as_double(p.total_claims));
+    waiting.Add(labels).Set(as_double(p.claims_waiting));
+    max_slots.Add(labels).Set(as_double(p.max_slots));
+    const auto& f = p.claim_failures;
+    const std::pair<const char*, std::uint64_t> reasons[] = {
+        {"no_backends", f.no_backends},
+        {"no_backends_online", f.no_backends_online},
+        {"all_claims_used", f.all_claims_used},
+        {"terminated", f.terminated},
+        {"cancelled", f.cancelled},
+        {"acquire_failed", f.acquire_failed}};
+    for (const auto& [reason, count] : reasons) {
+      failures.Add({{"pool", p.name}, {"reason", reason}}).Increment(as_double(count));
+    }
+    const auto& bounds = claim_wait_histogram::bounds_s;
+    std::vector<double> increments;
+    for (std::uint64_t count : p.claim_wait.counts) increments.push_back(as_double(count));
+    wait.Add(labels, prom::Histogram::BucketBoundaries(bounds.begin(), bounds.end()))
+        .ObserveMultiple(increments, p.claim_wait.sum_s);
+  }
+  return prom::TextSerializer().Serialize(registry.Collect());
+}
+
+}  // namespace qorb::detail::stats_prometheus

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: BSL-1.0
+// The stats server's two renderers on their own (no server, no pool): the
+// JSON of /stats and of /qtop/stats pushes, and the Prometheus text of
+// /metrics, each read back and compared with the snapshot it was given.
+#include <boost/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "observability/stats_json.hpp"
+#include "observability/stats_prometheus.hpp"
+
+namespace qorb::detail {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+const auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+
+pool_stats small_pool(std::string name) {
+  pool_stats p;
+  p.name = std::move(name);
+  p.total_claims = 42;
+  p.claims_waiting = 3;
+  p.max_slots = 16;
+  p.claim_failures.no_backends_online = 5;
+  p.claim_failures.cancelled = 2;
+  p.claim_wait.record(0.00005);  // the first bucket
+  p.claim_wait.record(0.002);    // <= 0.005
+  p.claim_wait.record(0.002);
+  p.claim_wait.record(60);  // above every bound
+  backend_stats b;
+  b.address = {asio::ip::make_address("127.0.0.1"), 5432};
+  b.connecting = 1;
+  b.unclaimed = 2;
+  b.checking = 0;
+  b.claimed = 4;
+  b.total_claims = 40;
+  b.connect_failures = 7;
+  b.check_failures = 1;
+  b.online = true;
+  b.last_error = backend_error{"connect", "connection refused", t0 - 30s};
+  p.backends.emplace("127.0.0.1:5432", b);
+  return p;
+}
+
+// The Prometheus samples as "name{labels}" -> value text.
+std::map<std::string, std::string> samples(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto space = line.rfind(' ');
+    EXPECT_NE(space, std::string::npos) << line;
+    out[line.substr(0, space)] = line.substr(space + 1);
+  }
+  return out;
+}
+
+TEST(stats_render, no_pools_render_as_an_empty_object_and_no_samples) {
+  EXPECT_EQ(stats_json::render_stats({}, t0), "{\"pools\":{}}\n");
+  EXPECT_TRUE(samples(stats_prometheus::render({})).empty());
+}
+
+TEST(stats_render, stats_json_carries_every_count_of_the_snapshot) {
+  const auto p = small_pool("db");
+  const auto text = stats_json::render_stats({&p}, t0);
+  ASSERT_TRUE(text.ends_with("\n"));
+  const auto doc = json::parse(text);
+  const auto& pool = doc.at("pools").at("db").as_object();
+  EXPECT_EQ(pool.at("total_claims").to_number<std::uint64_t>(), 42u);
+  EXPECT_EQ(pool.at("claims_waiting").to_number<std::uint64_t>(), 3u);
+  EXPECT_EQ(pool.at("max_slots").to_number<std::uint64_t>(), 16u);
+  const auto& b = pool.at("backends").at("127.0.0.1:5432").as_object();
+  EXPECT_EQ(b.at("connecting").to_number<std::uint64_t>(), 1u);
+  EXPECT_EQ(b.at("unclaimed").to_number<std::uint64_t>(), 2u);
+  EXPECT_EQ(b.at("claimed").to_number<std::uint64_t>(), 4u);
+  EXPECT_EQ(b.at("total_claims").to_number<std::uint64_t>(), 40u);
+  EXPECT_EQ(b.at("connect_failures").to_number<std::uint64_t>(), 7u);
+  EXPECT_TRUE(b.at("online").as_bool());
+  const auto& err = b.at("last_error").as_object();
+  EXPECT_EQ(err.at("operation").as_string(), "connect");
+  EXPECT_EQ(err.at("message").as_string(), "connection refused");
+  EXPECT_EQ(err.at("seconds_ago").to_number<double>(), 30.0) << "counted to the time given";
+}
+
+TEST(stats_render, a_later_pool_of_the_same_name_replaces_the_earlier) {
+  auto first = small_pool("db");
+  auto second = small_pool("db");
+  second.total_claims = 7;
+  const auto doc = json::parse(stats_json::render_stats({&first, &second}, t0));
+  EXPECT_EQ(doc.at("pools").as_object().size(), 1u);
+  EXPECT_EQ(doc.at("pools").at("db").at("total_claims").to_number<std::uint64_t>(), 7u);
+}
+
+TEST(stats_render, names_with_quotes_backslashes_and_newlines_come_back_as_given) {
+  const std::string name = "a\"b\\c\nd";
+  auto p = small_pool(name);
+  auto b = p.backends.begin()->second;
+  p.backends.emplace(name, b);
+  const auto doc = json::parse(stats_json::render_stats({&p}, t0));
+  const auto& pool = doc.at("pools").at(name);
+  EXPECT_TRUE(pool.at("backends").as_object().contains(name));
+
+  const auto metrics = samples(stats_prometheus::render({&p}));
+  // The text format escapes \, " and newline in label values.
+  const std::string escaped = "a\\\"b\\\\c\\nd";
+  EXPECT_EQ(metrics.at("qorb_claims_total{pool=\"" + escaped + "\"}"), "42");
+  EXPECT_EQ(metrics.at("qorb_backend_online{backend=\"" + escaped + "\",pool=\"" + escaped + "\"}"),
+            "1");
+  std::istringstream in(stats_prometheus::render({&p}));
+  for (std::string line; std::getline(in, line);) {
+    EXPECT_EQ(line.find('\n'), std::string::npos);
+    if (!line.empty() && line[0] != '#') {
+      EXPECT_TRUE(line.starts_with("qorb_")) << line;
+    }
+  }
+}
+
+TEST(stats_render, metrics_carry_the_counts_and_the_wait_histogram_cumulatively) {
+  const auto p = small_pool("db");
+  const auto m = samples(stats_prometheus::render({&p}));
+  const std::string pool = "pool=\"db\"";
+  const std::string backend = "backend=\"127.0.0.1:5432\"," + pool;
+  EXPECT_EQ(m.at("qorb_connections{" + backend + ",state=\"claimed\"}"), "4");
+  EXPECT_EQ(m.at("qorb_connections{" + backend + ",state=\"unclaimed\"}"), "2");
+  EXPECT_EQ(m.at("qorb_backend_claims_total{" + backend + "}"), "40");
+  EXPECT_EQ(m.at("qorb_connect_failures_total{" + backend + "}"), "7");
+  EXPECT_EQ(m.at("qorb_max_slots{" + pool + "}"), "16");
+  EXPECT_EQ(m.at("qorb_claims_waiting{" + pool + "}"), "3");
+  EXPECT_EQ(m.at("qorb_claim_failures_total{" + pool + ",reason=\"no_backends_online\"}"), "5");
+  EXPECT_EQ(m.at("qorb_claim_failures_total{" + pool + ",reason=\"cancelled\"}"), "2");
+  EXPECT_EQ(m.at("qorb_backend_last_error_timestamp_seconds{backend=\"127.0.0.1:5432\","
+                 "operation=\"connect\",pool=\"db\"}"),  // labels in name order
+            "1699999970");
+  // Buckets are cumulative: 1 wait <= 0.0001 s, 3 <= 0.005 s, all 4 in +Inf.
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"0.0001\"}"), "1");
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"0.001\"}"), "1");
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"0.005\"}"), "3");
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"30\"}"), "3");
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"+Inf\"}"), "4");
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_count{" + pool + "}"), "4");
+}
+
+TEST(stats_render, a_push_message_is_claims_then_the_sets_fields) {
+  const auto p = small_pool("db");
+  const auto sets = stats_json::render_sets(p);
+  const auto sets_doc = json::parse(sets);
+  ASSERT_TRUE(sets_doc.is_object());
+  const auto push = json::parse(stats_json::push_message(9, sets)).as_object();
+  EXPECT_EQ(push.at("claims").to_number<std::uint64_t>(), 9u);
+  for (const auto& [key, value] : sets_doc.as_object()) {
+    ASSERT_TRUE(push.contains(key)) << key;
+    EXPECT_EQ(push.at(key), value) << key;
+  }
+  EXPECT_EQ(push.size(), sets_doc.as_object().size() + 1);
+}
+
+}  // namespace
+}  // namespace qorb::detail

@@ -10,6 +10,10 @@
 // pools of 1 to 10,000 backends (127.0.0.1:1..N). Figures and how they
 // compare with their targets: BENCHMARKS.md.
 //
+// Over 500 lines on purpose: one function per benchmark, each read on its
+// own against its row in BENCHMARKS.md; the measuring tools they share
+// (heap accounting, the syscall counter) live in bench/support/.
+//
 // Linked with bench/support/: heap_meter (global operator new/delete
 // replaced to count live heap bytes, for the memory benchmarks) and
 // syscall_meter (the syscalls_per_claim counter of every claim benchmark).

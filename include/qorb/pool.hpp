@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: BSL-1.0
 // qorb: pool<Conn>, the connection pool.
+//
+// Over 500 lines on purpose: it is the public class a user reads, and most
+// of it is the documentation of each operation (claim, try_claim, co_claim,
+// async_claim, terminate, stats) beside its few lines of code. What is not
+// the class's own lives in detail/ (the blocking claim's waiter, the
+// executor-thread test, the claim operation, the connector checks).
 #pragma once
 
 #include <qorb/backend.hpp>

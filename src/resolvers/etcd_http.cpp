@@ -149,15 +149,6 @@ asio::awaitable<std::string> call(http_connection& connection, asio::ip::tcp::en
   co_return std::string();
 }
 
-void callback_gate::close() {
-  if (inside_.load() == std::this_thread::get_id()) {
-    closed_ = true;
-    return;
-  }
-  std::lock_guard lock(mutex_);
-  closed_ = true;
-}
-
 std::chrono::milliseconds retry_delay(std::size_t failures, std::size_t members,
                                       std::chrono::milliseconds first,
                                       std::chrono::milliseconds most) {

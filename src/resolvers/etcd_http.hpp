@@ -14,13 +14,10 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include <atomic>
 #include <chrono>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 namespace qorb::detail::etcd {
 
@@ -75,30 +72,6 @@ class http_connection {
 asio::awaitable<std::string> call(http_connection& connection, asio::ip::tcp::endpoint member,
                                   std::string_view path, std::string body,
                                   std::chrono::milliseconds timeout, reply& out);
-
-/// Runs user callbacks so that, once `close` has returned, none starts;
-/// `close` waits for one in progress (unless called from inside it).
-class callback_gate {
- public:
-  template <class F>
-  void run(F&& f) {
-    std::lock_guard lock(mutex_);
-    if (closed_) return;
-    inside_ = std::this_thread::get_id();
-    struct reset {
-      std::atomic<std::thread::id>& id;
-      ~reset() { id = std::thread::id(); }
-    } r{inside_};
-    f();
-  }
-  void close();
-  bool closed() const { return closed_; }
-
- private:
-  std::mutex mutex_;
-  std::atomic<bool> closed_{false};
-  std::atomic<std::thread::id> inside_{};
-};
 
 /// The delay after `failures` consecutive failed attempts over `members`
 /// members: none while another member is still untried in this sweep,

@@ -4,6 +4,7 @@
 #include <qorb/resolvers/etcd.hpp>
 
 #include "log_limiter.hpp"
+#include "resolvers/callback_gate.hpp"
 #include "resolvers/etcd_codec.hpp"
 #include "resolvers/etcd_http.hpp"
 #include "resolvers/etcd_policy.hpp"
@@ -435,7 +436,7 @@ class etcd_resolver::impl : public std::enable_shared_from_this<impl> {
   mutable std::mutex stats_mutex_;
   etcd_resolver_stats stats_;
 
-  callback_gate gate_;
+  detail::callback_gate gate_;
 };
 
 etcd_resolver::etcd_resolver(etcd_resolver_config config)

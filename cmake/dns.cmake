@@ -7,5 +7,6 @@ qorb_component(dns SOURCES
   src/resolvers/dns_message.cpp
   src/resolvers/dns_lookup.cpp
   src/resolvers/dns_state.cpp
+  src/resolvers/ares_transport.cpp
   src/resolvers/dns_resolver.cpp)
 qorb_private_dependency(dns PkgConfig::CARES cares libcares)

@@ -182,4 +182,53 @@ std::chrono::milliseconds delay_after(dns_lookup_outcome outcome,
   return query_interval;
 }
 
+lookup_limits limits_of(const dns_resolver_config& config) {
+  lookup_limits l;
+  l.max_backends = std::max<std::size_t>(1, config.max_backends_per_answer);
+  const auto max_ttl =
+      std::clamp<std::chrono::seconds::rep>(config.max_ttl.count(), 0, 0x7FFFFFFF);  // RFC 2181
+  l.max_ttl = static_cast<std::uint32_t>(max_ttl);
+  return l;
+}
+
+round_decision end_round(backend_table& table, dns_lookup_outcome outcome,
+                         const std::optional<lookup_result>& winner,
+                         const dns_resolver_config& config, clock::time_point now) {
+  round_decision out;
+  switch (outcome) {
+    case dns_lookup_outcome::records:
+      table.hold(false);
+      out.changed = table.merge(winner->backends, now, config.hardcoded_ttl);
+      break;
+    case dns_lookup_outcome::no_records:
+      table.hold(false);
+      out.changed = table.expire(now);
+      break;
+    case dns_lookup_outcome::failed:
+      table.hold(true);
+      break;
+  }
+  std::optional<std::chrono::milliseconds> shortest_ttl = config.hardcoded_ttl;
+  if (outcome == dns_lookup_outcome::records && !shortest_ttl) {
+    for (const auto& b : winner->backends) {
+      const std::chrono::milliseconds ttl = std::chrono::seconds(b.ttl);
+      if (!shortest_ttl || ttl < *shortest_ttl) shortest_ttl = ttl;
+    }
+  }
+  out.next_round = delay_after(outcome, config.query_interval,
+                               config.query_retry_if_no_records_found, shortest_ttl);
+  return out;
+}
+
+std::string describe_change(const backend_map& before, const backend_map& after) {
+  std::string out;
+  for (const auto& [name, b] : after) {
+    if (!before.contains(name)) out.append(" +").append(name);
+  }
+  for (const auto& [name, b] : before) {
+    if (!after.contains(name)) out.append(" -").append(name);
+  }
+  return out;
+}
+
 }  // namespace qorb::detail::dns

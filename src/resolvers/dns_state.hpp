@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace qorb::detail::dns {
@@ -117,5 +118,30 @@ std::chrono::milliseconds delay_after(
     dns_lookup_outcome outcome, std::chrono::milliseconds query_interval,
     std::chrono::milliseconds retry_if_no_records,
     std::optional<std::chrono::milliseconds> shortest_ttl = std::nullopt);
+
+/// The limits a lookup applies, from the resolver's settings: at least one
+/// backend per answer, TTLs at most max_ttl and never above 2^31 - 1 s
+/// (RFC 2181).
+lookup_limits limits_of(const dns_resolver_config& config);
+
+/// What the end of a service round decided.
+struct round_decision {
+  bool changed = false;                    // the set of backends changed: publish it
+  std::chrono::milliseconds next_round{};  // when to start the next round
+};
+
+/// Ends a service round that came to `outcome` (`winner`: its answer, when
+/// the outcome is `records`) at `now`. Records: the backends listed are
+/// added or refreshed, the others keep their expiry. No records: whatever
+/// is due expires. Failed (every server failed): the table is held as it
+/// is. The next round comes before the shortest TTL of the answer runs out
+/// (see delay_after).
+round_decision end_round(backend_table& table, dns_lookup_outcome outcome,
+                         const std::optional<lookup_result>& winner,
+                         const dns_resolver_config& config, clock::time_point now);
+
+/// How `after` differs from `before`, as logged: " +name" for each backend
+/// added, then " -name" for each removed; "" when they are the same.
+std::string describe_change(const backend_map& before, const backend_map& after);
 
 }  // namespace qorb::detail::dns

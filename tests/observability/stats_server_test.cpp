@@ -22,7 +22,6 @@
 #include <regex>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "live_pool.hpp"
 
@@ -134,6 +133,15 @@ bool peer_closes(tcp::socket& socket, std::chrono::milliseconds timeout) {
 
 class stats_server_test : public ::testing::Test {
  protected:
+  // Snapshots that last 1 ms instead of 100: a test that needs output newer
+  // than the pool's last change waits for the next snapshot (the
+  // `snapshots` counter moving), not out a fixed interval.
+  static stats_server_config short_snapshots() {
+    stats_server_config c = observed_pool::quiet();
+    c.snapshot_interval = 1ms;
+    return c;
+  }
+
   void SetUp() override {
     ASSERT_TRUE(wait_until([&] { return settled(*live.pool, 2); }));
   }
@@ -144,7 +152,7 @@ class stats_server_test : public ::testing::Test {
     return out;
   }
 
-  observed_pool live;
+  observed_pool live{2, short_snapshots()};
 };
 
 // Compares the JSON of one pool with its pool_stats, every field.
@@ -217,27 +225,25 @@ TEST_F(stats_server_test, stats_json_matches_the_pools_own_stats) {
 
   auto held = claim_n(3);
   held.pop_back();  // one returned: total 3, claimed 2
-  // The pool may still be rebalancing: compare with a snapshot that did not
-  // change while the endpoint was read.
-  bool compared = false;
-  for (int attempt = 0; attempt < 50 && !compared; ++attempt) {
-    // A retry waits out the server's snapshot (snapshot_interval, 100 ms),
-    // which may predate the pool's last change.
-    if (attempt > 0) std::this_thread::sleep_for(150ms);
+  // The pool may still be rebalancing: compare with a fresh snapshot (the
+  // server took one for this read, not an older one that may predate the
+  // pool's last change) of a pool that did not change while it was read.
+  pool_stats after;
+  json::object doc;
+  ASSERT_TRUE(wait_until([&] {
     const auto before = live.pool->stats();
-    const auto doc = get_json(live.port());
-    const auto after = live.pool->stats();
-    if (!same(before, after)) continue;
-    const auto& pools = doc.at("pools").as_object();
-    ASSERT_EQ(pools.size(), 2u);
-    expect_matches(pools.at("web").as_object(), after);
-    EXPECT_EQ(num(pools.at("web").at("total_claims")), 3u);
-    EXPECT_EQ(num(pools.at("web").at("totals").at("claimed")), 2u);
-    expect_matches(pools.at("empty").as_object(), empty.stats());
-    EXPECT_EQ(num(pools.at("empty").at("claim_failures").at("no_backends")), 1u);
-    compared = true;
-  }
-  EXPECT_TRUE(compared);
+    const auto taken = live.server->counters().snapshots;
+    doc = get_json(live.port());
+    after = live.pool->stats();
+    return live.server->counters().snapshots > taken && same(before, after);
+  })) << "no fresh snapshot of a pool standing still within 10 s";
+  const auto& pools = doc.at("pools").as_object();
+  ASSERT_EQ(pools.size(), 2u);
+  expect_matches(pools.at("web").as_object(), after);
+  EXPECT_EQ(num(pools.at("web").at("total_claims")), 3u);
+  EXPECT_EQ(num(pools.at("web").at("totals").at("claimed")), 2u);
+  expect_matches(pools.at("empty").as_object(), empty.stats());
+  EXPECT_EQ(num(pools.at("empty").at("claim_failures").at("no_backends")), 1u);
 
   const auto one = get_json(live.port(), "/stats?pool=empty").at("pools").as_object();
   EXPECT_EQ(one.size(), 1u);

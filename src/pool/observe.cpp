@@ -161,10 +161,19 @@ void pool_driver::observe(const core::observation& o) const {
   }
 }
 
+// Under the pool's lock, in the event that saw the failure: a stats()
+// snapshot that counts a failure also shows it as the backend's last error.
+void pool_driver::record_errors(const core::effects& fx) {
+  for (const auto& o : fx.seen) {
+    if (o.what == core::observation::kind::op_failed && o.set) {
+      errors_.record(o.set->name, core::to_string(o.op), o.flag ? "timed out" : o.reason);
+    }
+  }
+}
+
 void pool_driver::log_op_failed(const core::observation& o) const {
   const char* pool = name_.c_str();
   const char* why = o.reason.c_str();
-  if (o.set) errors_.record(o.set->name, core::to_string(o.op), o.flag ? "timed out" : o.reason);
   switch (o.op) {
     case core::op_kind::connect:
       QORB_PROBE(connect_failed, pool, o.slot, address(o), why);

@@ -166,6 +166,7 @@ void pool_driver::run(Event&& event) noexcept {
   {
     std::lock_guard lock(mu_);
     event(fx);
+    if (!fx.seen.empty()) record_errors(fx);
     if (fx.rearm) wake = state_.next_wakeup();
     register_ops(fx);
     if (self_ && state_.drained()) last = std::move(self_);

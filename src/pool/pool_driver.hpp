@@ -86,6 +86,7 @@ class pool_driver final : public pool_core {
   void on_backend_changes(const backend_changes& changes);
   void observe(const core::observation& o) const;
   void log_op_failed(const core::observation& o) const;
+  void record_errors(const core::effects& fx);
   template <class... Args>
   void log(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
            Args&&... args) const;

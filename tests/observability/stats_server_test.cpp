@@ -584,8 +584,9 @@ TEST_F(stats_server_test, stop_closes_every_client_promptly) {
   EXPECT_TRUE(peer_closes(idle, 2s));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   // The server no longer listens (a connect could reach another test's
-  // server on the freed port).
-  EXPECT_FALSE(this_process_listens_on(port));
+  // server on the freed port). The listener is closed on its executor,
+  // which may run after the sessions' closes on another thread: wait for it.
+  EXPECT_TRUE(wait_until([&] { return !this_process_listens_on(port); }, 2s));
   live.server->stop();  // idempotent
   EXPECT_THROW(live.server->start(), std::logic_error);
 }

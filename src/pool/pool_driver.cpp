@@ -168,7 +168,9 @@ void pool_driver::run(Event&& event) noexcept {
     event(fx);
     if (!fx.seen.empty()) record_errors(fx);
     if (fx.rearm) wake = state_.next_wakeup();
-    register_ops(fx);
+    // Guarded here, not inside: the claim path (nothing to start or cancel)
+    // must not pay for a call.
+    if (!fx.starts.empty() || !fx.cancels.empty()) register_ops(fx);
     if (self_ && state_.drained()) last = std::move(self_);
   }
   apply(fx, wake);
@@ -312,7 +314,6 @@ void pool_driver::close_connections(core::effects& fx) noexcept {
 }
 
 void pool_driver::register_ops(const core::effects& fx) {
-  if (fx.starts.empty() && fx.cancels.empty()) return;
   std::lock_guard lock(ops_mu_);
   for (const auto& op : fx.starts) {
     running_.emplace(op.id, running_op{asio::make_strand(ex_), std::make_shared<op_signal>()});

@@ -125,11 +125,15 @@ class cut_proxy {
 
   asio::ip::tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
 
-  void cut() { run([this] {
-    cut_ = true;
-    close_all();
-  }); }
-  void restore() { run([this] { cut_ = false; }); }
+  void cut() {
+    run([this] {
+      cut_ = true;
+      close_all();
+    });
+  }
+  void restore() {
+    run([this] { cut_ = false; });
+  }
 
  private:
   struct session {
@@ -184,8 +188,8 @@ class cut_proxy {
 
   void pump(const std::shared_ptr<session>& s, asio::ip::tcp::socket& from,
             asio::ip::tcp::socket& to, std::array<char, 16384>& buf) {
-    from.async_read_some(asio::buffer(buf), [this, s, &from, &to, &buf](boost::system::error_code ec,
-                                                                        std::size_t n) {
+    from.async_read_some(asio::buffer(buf), [this, s, &from, &to, &buf](
+                                                boost::system::error_code ec, std::size_t n) {
       if (ec) {
         to.close(ec);
         from.close(ec);
@@ -213,9 +217,9 @@ class cut_proxy {
 
 /// Skips the test (with the reason) when etcd is not installed; fails
 /// instead under QORB_REQUIRE_TOOLS=1 (tests/support/require_tool.hpp).
-#define QORB_REQUIRE_ETCD()                                    \
-  do {                                                         \
-    std::string why_;                                          \
+#define QORB_REQUIRE_ETCD()                                                                      \
+  do {                                                                                           \
+    std::string why_;                                                                            \
     if (!::qorb::test::etcd_cluster::available(why_)) QORB_MISSING_TOOL("etcd") << ": " << why_; \
   } while (false)
 

@@ -23,9 +23,9 @@ using namespace qorb::test;
 
 const std::string prefix = "/services/echo/";
 
-#define REQUIRE_ETCD()                                        \
-  do {                                                        \
-    std::string why_;                                         \
+#define REQUIRE_ETCD()                                                             \
+  do {                                                                             \
+    std::string why_;                                                              \
     if (!etcd_cluster::available(why_)) QORB_MISSING_TOOL("etcd") << ": " << why_; \
   } while (false)
 

@@ -42,6 +42,6 @@ inline std::string missing_tool_message(std::string_view tool) {
 /// Ends the test (or its SetUp) because `tool` is missing: a skip, or a
 /// fatal failure under QORB_REQUIRE_TOOLS=1. More detail may be streamed
 /// after it, as after GTEST_SKIP().
-#define QORB_MISSING_TOOL(tool)                                                       \
-  return GTEST_MESSAGE_(::qorb::test::missing_tool_message(tool).c_str(),             \
+#define QORB_MISSING_TOOL(tool)                                           \
+  return GTEST_MESSAGE_(::qorb::test::missing_tool_message(tool).c_str(), \
                         ::qorb::test::missing_tool_result())

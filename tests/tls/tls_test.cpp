@@ -50,8 +50,8 @@ asio::awaitable<std::string> get(qorb::tls_stream& s, std::string target) {
   char buf[1024];
   for (;;) {
     boost::system::error_code ec;
-    const auto n = co_await s.async_read_some(
-        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    const auto n = co_await s.async_read_some(asio::buffer(buf),
+                                              asio::redirect_error(asio::use_awaitable, ec));
     text.append(buf, n);
     if (ec) break;
   }
@@ -189,8 +189,8 @@ TEST_F(TlsTest, ServerThatClosesDuringTheHandshake) {
     asio::ip::tcp::socket s(io_.io);
     acceptor.accept(s);
   });
-  const auto ec = connect_error(qorb::tls_connector(trusting()),
-                                backend_of(acceptor.local_endpoint()));
+  const auto ec =
+      connect_error(qorb::tls_connector(trusting()), backend_of(acceptor.local_endpoint()));
   closer.join();
   EXPECT_EQ(ec, qorb::tls_errc::handshake_closed) << last_message_;
 }
@@ -300,7 +300,7 @@ TEST_F(TlsTest, StreamsAreCheckedForAClosedPeer) {
   qorb::tls_connector connector(trusting());
   auto stream = run(io_, connector.connect(backend_of(stopping.endpoint())));
   run(io_, connector.is_valid(stream));  // open, maybe with tickets waiting
-  stopping.stop();                         // nginx closes its connections
+  stopping.stop();                       // nginx closes its connections
   EXPECT_TRUE(qorb::test::wait_until(
       [&] {
         try {

@@ -174,7 +174,7 @@ TEST_F(policy_pool_test, endless_backoff_check_and_timeouts_do_not_overflow) {
   auto p = test::quick_policy();
   p.rebalance_interval = duration::max();
   p.set_config.max_connection_backoff = duration::max();  // 2 x this overflowed
-  p.set_config.health_interval = duration::max();          // + spread overflowed
+  p.set_config.health_interval = duration::max();         // + spread overflowed
   p.set_config.health_check_timeout = duration::max();
   p.set_config.connect_timeout = duration::max();
   test::checked_fake_connector c;  // has is_valid: health checks are scheduled

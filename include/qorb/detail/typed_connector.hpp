@@ -128,10 +128,9 @@ class typed_connector_ops final : public connector_ops {
   void start_check(op_context ctx, check_kind kind, box_ptr box) override {
     auto ex = ctx.executor;
     asio::post(ex, [c = connector_, ctx = std::move(ctx), kind, box = std::move(box)]() mutable {
-      if (ctx.signal->cancelled.load(std::memory_order_acquire)) {
-        ctx.core->check_done(ctx, kind, cancelled_before_start(), check_result{std::move(box), {}});
-        return;
-      }
+      // No early exit here, unlike a connect: a check cancelled before it
+      // starts (an abandoned claim's on_acquire) still runs and hands its
+      // connection back, so a good connection is not counted as failed.
       auto where = ctx.executor;
       auto cancel = ctx.signal->slot();
       asio::co_spawn(

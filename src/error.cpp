@@ -23,6 +23,9 @@ const char* message_of(errc value) noexcept {
              "(the backend's last error says why)";
     case errc::connection_ended:
       return "the server ended the connection normally";
+    case errc::pool_failed:
+      return "pool failed: no backend can be connected (every known backend's connects "
+             "failed, or failed permanently)";
   }
   return nullptr;
 }

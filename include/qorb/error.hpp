@@ -4,6 +4,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <string>
 #include <system_error>
 
 namespace qorb {
@@ -40,6 +41,10 @@ enum class errc {
   /// connection normally (closed an idle keep-alive connection, or asked
   /// to close it after a whole response). See `qorb::connector`.
   connection_ended,
+  /// The pool is `failed` (no backend online for `policy::failed_after`, or
+  /// every known backend's last connect failed permanently): claims fail at
+  /// once instead of waiting (unless `policy::wait_when_failed`).
+  pool_failed,
 };
 
 /// The category of `qorb::errc` values (name "qorb"; `message()` says what
@@ -51,6 +56,19 @@ const std::error_category& category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
+
+/// Thrown by a connector's `connect` to say retrying will not help:
+/// authentication refused, a certificate that cannot be trusted, an
+/// unknown database. The backend backs off at `max_connection_backoff` at
+/// once; when every known backend's last connect failed permanently the
+/// pool becomes `failed` and claims fail with `errc::pool_failed`.
+/// `code()` is the underlying error (e.g. a TLS verification error).
+class permanent_error : public std::system_error {
+ public:
+  permanent_error(std::error_code ec, const std::string& what) : std::system_error(ec, what) {}
+  permanent_error(std::error_code ec, const char* what) : std::system_error(ec, what) {}
+  explicit permanent_error(std::error_code ec) : std::system_error(ec) {}
+};
 
 }  // namespace qorb
 

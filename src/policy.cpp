@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 #include <qorb/policy.hpp>
+#include <qorb/stats.hpp>
 
 #include <string>
 
@@ -40,6 +41,51 @@ void validate(const policy& p) {
   if (s.connect_timeout && *s.connect_timeout <= duration::zero())
     throw invalid_policy("set_config.connect_timeout",
                          "must be positive (std::nullopt means none)");
+  if (p.min_idle > p.max_slots)
+    throw invalid_policy("min_idle", std::string("must be at most max_slots (")
+                                         .append(std::to_string(p.max_slots))
+                                         .append("), not ")
+                                         .append(std::to_string(p.min_idle)));
+  if (s.max_lifetime && *s.max_lifetime <= duration::zero())
+    throw invalid_policy("set_config.max_lifetime",
+                         "must be positive (std::nullopt means forever)");
+  if (s.max_lifetime_jitter) {
+    if (!s.max_lifetime)
+      throw invalid_policy("set_config.max_lifetime_jitter", "needs set_config.max_lifetime");
+    if (*s.max_lifetime_jitter < duration::zero() || *s.max_lifetime_jitter > *s.max_lifetime)
+      throw invalid_policy("set_config.max_lifetime_jitter",
+                           "must be between zero and set_config.max_lifetime");
+  }
+  if (s.idle_timeout && *s.idle_timeout <= duration::zero())
+    throw invalid_policy("set_config.idle_timeout", "must be positive (std::nullopt means never)");
+}
+
+const char* to_string(close_reason r) noexcept {
+  switch (r) {
+    case close_reason::lifetime:
+      return "lifetime";
+    case close_reason::idle:
+      return "idle";
+    case close_reason::evicted:
+      return "evicted";
+    case close_reason::check_failed:
+      return "check_failed";
+    case close_reason::recycle_failed:
+      return "recycle_failed";
+    case close_reason::discarded:
+      return "discarded";
+    case close_reason::lost:
+      return "lost";
+    case close_reason::ended:
+      return "ended";
+    case close_reason::removed:
+      return "removed";
+    case close_reason::resized:
+      return "resized";
+    case close_reason::terminated:
+      return "terminated";
+  }
+  return "unknown";
 }
 
 }  // namespace qorb

@@ -65,8 +65,11 @@ inline std::error_code make_error_code(errc e) noexcept {
 /// `code()` is the underlying error (e.g. a TLS verification error).
 class permanent_error : public std::system_error {
  public:
+  /// `ec`, and what went wrong (the connector's text for the failure).
   permanent_error(std::error_code ec, const std::string& what) : std::system_error(ec, what) {}
+  /// `ec`, and what went wrong.
   permanent_error(std::error_code ec, const char* what) : std::system_error(ec, what) {}
+  /// `ec` alone (`what()` is its message).
   explicit permanent_error(std::error_code ec) : std::system_error(ec) {}
 };
 

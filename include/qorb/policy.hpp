@@ -44,9 +44,26 @@ struct set_config {
   /// Time bound for `is_valid`, `on_acquire` and `on_recycle`. Valid:
   /// positive.
   duration health_check_timeout = std::chrono::seconds(3);
-  /// Time bound for `connect`; `std::nullopt` means none (qorb's default).
-  /// Valid: positive, or `std::nullopt`.
-  std::optional<duration> connect_timeout = std::nullopt;
+  /// Time bound for `connect` (10 s by default, so a backend that never
+  /// answers does not hold a slot in `connecting`); `std::nullopt` means
+  /// none. Valid: positive, or `std::nullopt`.
+  std::optional<duration> connect_timeout = std::chrono::seconds(10);
+  /// How long a connection may live (HikariCP's `maxLifetime`): an idle
+  /// connection older than its lifetime is closed and replaced; a claimed
+  /// one when it comes back, never while claimed. `std::nullopt` (the
+  /// default): forever. Valid: positive, or `std::nullopt`.
+  std::optional<duration> max_lifetime = std::nullopt;
+  /// Each connection's lifetime is drawn uniformly from
+  /// [max_lifetime - jitter, max_lifetime], so connections opened together
+  /// do not expire together. `std::nullopt` (the default): 10% of
+  /// `max_lifetime`. Valid: zero to `max_lifetime`, or `std::nullopt`.
+  std::optional<duration> max_lifetime_jitter = std::nullopt;
+  /// An idle connection unused (neither claimed nor connected) for this
+  /// long is closed while the pool holds more idle connections than the
+  /// larger of `policy::min_idle` and `policy::spares_wanted` (a backend's
+  /// last connection stays: closing it would take the backend offline).
+  /// `std::nullopt` (the default): never. Valid: positive, or `std::nullopt`.
+  std::optional<duration> idle_timeout = std::nullopt;
 };
 
 /// Policy for the whole pool. Defaults are qorb's; each field says its valid
@@ -70,6 +87,11 @@ struct policy {
   std::size_t spares_wanted = 8;
   /// Hard cap on slots pool-wide. Valid: 1 to `max_policy_count`.
   std::size_t max_slots = 16;
+  /// Idle connections the pool keeps at all times, topped up while others
+  /// are claimed (HikariCP's `minimumIdle`), within `max_slots`. With
+  /// `spares_wanted`, the pool's idle target is the larger of the two.
+  /// Valid: 0 (the default) to `max_slots`.
+  std::size_t min_idle = 0;
   /// How often slots are redistributed over backends (also done whenever a
   /// backend goes online or offline). Valid: positive.
   duration rebalance_interval = std::chrono::seconds(60);

@@ -25,6 +25,41 @@ struct backend_error {
   std::chrono::system_clock::time_point at;
 };
 
+/// Why the pool closed a connection (`connection_counts::closed`).
+enum class close_reason : std::uint8_t {
+  lifetime,        ///< older than its `set_config::max_lifetime` (replaced)
+  idle,            ///< unused for `set_config::idle_timeout` while spare
+  evicted,         ///< `pool::evict_all` (replaced)
+  check_failed,    ///< `is_valid` or `on_acquire` failed or timed out
+  recycle_failed,  ///< `on_recycle` failed or timed out
+  discarded,       ///< a handle said it was broken
+  lost,            ///< an idle connection was seen to die
+  ended,           ///< the server ended it normally (replaced, no failure)
+  removed,         ///< its backend left the resolver's set
+  resized,         ///< the pool wanted fewer connections to its backend
+  terminated,      ///< the pool was terminated or drained
+};
+/// How many close reasons there are.
+inline constexpr std::size_t close_reason_count = 11;
+/// "lifetime", "idle", "evicted", ... (the enumerator's name).
+const char* to_string(close_reason r) noexcept;
+
+/// Connections opened and closed since the start (Go's `DBStats`,
+/// HikariCP's metrics): opened minus closed is how many are held now.
+struct connection_counts {
+  std::uint64_t opened = 0;  ///< connects that gave a connection the pool kept
+  /// closed[std::size_t(reason)]: connections closed for that reason.
+  std::array<std::uint64_t, close_reason_count> closed{};
+  /// Closed for `r`.
+  std::uint64_t closed_for(close_reason r) const noexcept { return closed[std::size_t(r)]; }
+  /// Closed for any reason.
+  std::uint64_t closed_total() const noexcept {
+    std::uint64_t n = 0;
+    for (auto c : closed) n += c;
+    return n;
+  }
+};
+
 /// The slots of one backend, by state, and its counters.
 struct backend_stats {
   asio::ip::tcp::endpoint address;     ///< where its connections go
@@ -36,6 +71,7 @@ struct backend_stats {
   std::uint64_t connect_failures = 0;  ///< failed or timed-out connects
   std::uint64_t check_failures = 0;    ///< is_valid, on_acquire, on_recycle
   std::size_t recent_failures = 0;     ///< in the sliding failure window
+  connection_counts connections;       ///< opened, and closed by reason
   bool online = false;                 ///< some slot is connected
   bool removed = false;                ///< no longer published; draining claimed slots
   /// The backend's latest failed connect or check (kept after later
@@ -89,7 +125,9 @@ struct pool_stats {
   std::size_t max_slots = 0;
   claim_failure_stats claim_failures;  ///< failed claims, by reason
   claim_wait_histogram claim_wait;     ///< how long claims waited
-  bool terminated = false;             ///< the pool was terminated
+  /// Every backend's connections opened and closed, removed backends' too.
+  connection_counts connections;
+  bool terminated = false;  ///< the pool was terminated
 };
 
 }  // namespace qorb

@@ -131,7 +131,7 @@ void pool_state::add_set(const std::string& name, const backend& b) {
   const duration window = backoff > duration::max() / 2 ? duration::max() : 2 * backoff;
   auto set = std::make_unique<slot_set>(next_set_id_++, b, window);
   set->priority.score = priority_list::jitter * env_.random01();
-  set->wanted = 1;  // a probe; the rebalance after the event gives it its share
+  want(*set, 1);  // a probe; the rebalance after the event gives it its share
   slot_set& ref = *set;
   sets_.emplace(name, std::move(set));
   observe({.what = observation::kind::backend_added, .set = ref.label()});
@@ -327,6 +327,17 @@ void pool_state::timer_fired(effects& fx) {
       });
 }
 
+void pool_state::evict_all(effects& fx) {
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_) return;
+        for (const auto& [name, set] : sets_) {
+          set->for_each([&](slot& s) { handle(s, s.evict(*this)); });
+          finish(*set);
+        }
+      });
+}
+
 bool pool_state::terminate(effects& fx) {
   return in_event(
       fx, [&]() __attribute__((always_inline)) {
@@ -361,28 +372,6 @@ std::optional<time_point> pool_state::next_wakeup() const noexcept {
   if (!slot_timers_.empty()) earlier(slot_timers_.top_time());
   if (rebalance_at_) earlier(*rebalance_at_);
   return next;
-}
-
-pool_stats pool_state::stats() const {
-  pool_stats out;
-  out.total_claims = total_claims_;
-  out.claims_waiting = queue_.size();
-  out.claim_failures = claim_failures_;
-  out.claim_wait = claim_wait_;
-  out.terminated = terminated_;
-  const time_point t = env_.now();
-  for (const auto& [name, set] : sets_) out.backends.emplace(name, set->stats(t));
-  for (const auto& set : draining_) {
-    // Two removed sets of one name (removed, added, removed again) keep
-    // their own rows.
-    std::string key = set->target().name;
-    if (out.backends.contains(key)) key += " (removed)";
-    for (int n = 2; out.backends.contains(key); ++n) {
-      key = set->target().name + " (removed " + std::to_string(n) + ")";
-    }
-    out.backends.emplace(std::move(key), set->stats(t));
-  }
-  return out;
 }
 
 }  // namespace qorb::core

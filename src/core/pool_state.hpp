@@ -73,6 +73,9 @@ class pool_state final : private slot_port {
   /// The caller of a claimed connection saw its backend fail (counts
   /// against the backend's score; the connection stays).
   void failure_reported(slot& s, effects& fx);
+  /// Every idle connection is closed and replaced now, every other one
+  /// when it is next ready (a claimed one when it comes back).
+  void evict_all(effects& fx);
   /// Time passed: deadlines, slot timers and the periodic rebalance due
   /// by now are handled.
   void timer_fired(effects& fx);
@@ -92,6 +95,8 @@ class pool_state final : private slot_port {
   std::size_t total_slots() const noexcept { return total_slots_; }
   std::size_t waiting() const noexcept { return queue_.size(); }
   std::size_t ops_running() const noexcept { return ops_.size(); }
+  /// Connections opened and closed by reason, every set's.
+  const connection_counts& connections() const noexcept { return connections_; }
   const policy& config() const noexcept { return policy_; }
   /// Every set, live then removed-but-draining, for observers and checks.
   template <class F>
@@ -119,6 +124,8 @@ class pool_state final : private slot_port {
   void moved(slot& s, slot_state from) override;
   void ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) override;
   void dropped(slot& s, bool discarded, std::string_view why) override;
+  void closed(slot& s, close_reason why) override;
+  bool idle_expired(slot& s) override;
 
   slot* pick();
   time_point deadline_of(const claim_node& c);
@@ -134,7 +141,9 @@ class pool_state final : private slot_port {
   bool doomed(const slot_set& set) const noexcept { return terminated_ || set.removed; }
 
   void open_slot(slot_set& set);
-  void close_slot(slot& s);
+  /// Closes `s`, counting its connection for `why` (by default: removed or
+  /// terminated for a doomed set, else resized).
+  void close_slot(slot& s, std::optional<close_reason> why = std::nullopt);
   void conform(slot_set& set);
   void shrink(slot_set& set);
   void grow(slot_set& set);
@@ -146,6 +155,8 @@ class pool_state final : private slot_port {
   void add_set(const std::string& name, const backend& b);
   void fail_fast_if_none();
   void mark_changed(slot_set& set);
+  /// Sets a set's wanted count (kept summed over live sets).
+  void want(slot_set& set, std::size_t n);
   void rebalance(bool periodic);
   void plan_all();
   void observe(observation o);
@@ -176,6 +187,8 @@ class pool_state final : private slot_port {
   std::size_t total_slots_ = 0;
   std::size_t claimed_live_ = 0;  // claimed slots of live sets
   std::size_t online_ = 0;        // live sets reported online
+  std::size_t idle_live_ = 0;     // idle slots of live sets
+  std::size_t wanted_live_ = 0;   // live sets' wanted counts, summed
   bool room_freed_ = false;
   bool terminated_ = false;
   bool published_ = false;
@@ -185,6 +198,7 @@ class pool_state final : private slot_port {
   std::uint64_t total_claims_ = 0;
   claim_failure_stats claim_failures_;
   claim_wait_histogram claim_wait_;
+  connection_counts connections_;  // every set's, removed ones' too
 };
 
 }  // namespace qorb::core

@@ -15,9 +15,13 @@ void pool_state::open_slot(slot_set& set) {
   s->open(*this);
 }
 
-void pool_state::close_slot(slot& s) {
+void pool_state::close_slot(slot& s, std::optional<close_reason> why) {
   slot_set& set = s.set();
-  s.close(*this);
+  if (!why)
+    why = terminated_   ? close_reason::terminated
+          : set.removed ? close_reason::removed
+                        : close_reason::resized;
+  s.close(*this, *why);
   slot_timers_.cancel(s);
   set.forget(s);
   graveyard_.emplace_back(&s);
@@ -68,10 +72,11 @@ void pool_state::remove_set(
   std::unique_ptr<slot_set> set = std::move(it->second);
   sets_.erase(it);
   priority_.remove(*set);
-  set->wanted = 0;
+  want(*set, 0);
   grow(*set);  // leaves the queue for room
   set->removed = true;
   claimed_live_ -= set->claimed();
+  idle_live_ -= set->unclaimed();
   if (set->reported_online) --online_;
   observe(
       {.what = observation::kind::backend_removed, .count = set->claimed(), .set = set->label()});
@@ -99,7 +104,7 @@ void pool_state::rebalance(bool periodic) {
     const std::size_t share = *rebalancer_.share();
     for (slot_set* set : changed) {
       if (set->removed) continue;
-      set->wanted = set->reported_online ? share : 1;
+      want(*set, set->reported_online ? share : 1);
       conform(*set);
     }
   } else {
@@ -114,7 +119,7 @@ void pool_state::plan_all() {
   for (const auto& [name, set] : sets_) inputs.push_back({set->reported_online, set->size()});
   const auto wanted = plan(policy_, inputs, rebalancer_.budget());
   std::size_t i = 0;
-  for (const auto& [name, set] : sets_) set->wanted = wanted[i++];
+  for (const auto& [name, set] : sets_) want(*set, wanted[i++]);
   // Shrink everywhere before growing anywhere, so the room one set frees
   // can go to another in the same rebalance.
   for (const auto& [name, set] : sets_) shrink(*set);

@@ -220,6 +220,8 @@ void pool_state::moved(slot& s, slot_state from) {
   if (!set.removed) {
     if (is_claimed(from) != is_claimed(s.state()))
       is_claimed(from) ? --claimed_live_ : ++claimed_live_;
+    if ((from == slot_state::idle) != (s.state() == slot_state::idle))
+      from == slot_state::idle ? --idle_live_ : ++idle_live_;
     if (from == slot_state::idle && set.unclaimed() == 0) priority_.exhausted(set);
     if (s.state() == slot_state::idle && set.unclaimed() == 1) priority_.insert(set);
   }
@@ -236,6 +238,10 @@ void pool_state::moved(slot& s, slot_state from) {
 void pool_state::ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) {
   slot_set& set = s.set();
   if (v == verdict::ok) {
+    if (kind == op_kind::connect) {
+      ++set.connections.opened;
+      ++connections_.opened;
+    }
     trace([&] {
       return observation{
           .what = observation::kind::op_succeeded, .op = kind, .slot = s.id(), .set = set.label()};

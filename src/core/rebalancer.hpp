@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
 // How many slots the pool wants in all, and how many each backend gets.
 //
-// The budget is min(claimed + waiting + spares_wanted, max_slots): claims
-// that wait are demand too, so a pool whose claims queue grows at once
-// instead of at the next periodic rebalance. Event-driven rebalances only
+// The budget is min(claimed + waiting + max(spares_wanted, min_idle),
+// max_slots): claims that wait are demand too, so a pool whose claims
+// queue grows at once instead of at the next periodic rebalance. Event-driven rebalances only
 // raise the budget; the periodic one may lower it, so a burst of claims
 // does not make the pool close and reopen connections over and over.
 //
@@ -26,10 +26,12 @@ struct rebalance_input {
   std::size_t slots = 0;  // slots it has now
 };
 
-/// min(claimed + waiting + spares_wanted, max_slots), without overflow.
+/// min(claimed + waiting + max(spares_wanted, min_idle), max_slots), without
+/// overflow: the idle target is the larger of the spares and the floor.
 inline std::size_t slot_budget(const policy& p, std::size_t claimed, std::size_t waiting) noexcept {
   const auto add = [](std::size_t a, std::size_t b) { return b > SIZE_MAX - a ? SIZE_MAX : a + b; };
-  const std::size_t demand = add(add(claimed, waiting), p.spares_wanted);
+  const std::size_t idle = p.spares_wanted > p.min_idle ? p.spares_wanted : p.min_idle;
+  const std::size_t demand = add(add(claimed, waiting), idle);
   return demand < p.max_slots ? demand : p.max_slots;
 }
 
@@ -67,6 +69,13 @@ class rebalancer {
   }
   step next(const policy& p, std::size_t claimed, std::size_t waiting, std::size_t online,
             std::size_t questionable, bool some_changed, bool periodic) noexcept;
+  /// Slots were closed outside a plan (idle_timeout): the budget is at
+  /// most `b` now, and the sets' counts are no longer one share, so demand
+  /// above it plans every set again.
+  void lower_to(std::size_t b) noexcept {
+    if (b < budget_) budget_ = b;
+    share_.reset();
+  }
   /// What the pool wants in all, after `next`.
   std::size_t budget() const noexcept { return budget_; }
   /// Every online backend's share, after `next`, where it is uniform.

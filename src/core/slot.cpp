@@ -28,51 +28,6 @@
 
 namespace qorb::core {
 
-const char* to_string(slot_state s) noexcept {
-  switch (s) {
-    case slot_state::backing_off:
-      return "backing_off";
-    case slot_state::connecting:
-      return "connecting";
-    case slot_state::idle:
-      return "unclaimed";
-    case slot_state::checking:
-      return "checking";
-    case slot_state::acquiring:
-      return "acquiring";
-    case slot_state::abandoned:
-      return "abandoned";
-    case slot_state::claimed:
-      return "claimed";
-    case slot_state::recycling:
-      return "recycling";
-    case slot_state::cooling:
-      return "cooling";
-    case slot_state::replacing:
-      return "replacing";
-    case slot_state::ready:
-      return "ready";
-    case slot_state::closed:
-    case slot_state::count_:
-      break;
-  }
-  return "closed";
-}
-
-const char* to_string(op_kind k) noexcept {
-  switch (k) {
-    case op_kind::connect:
-      return "connect";
-    case op_kind::is_valid:
-      return "health check";
-    case op_kind::on_acquire:
-      return "on_acquire";
-    case op_kind::on_recycle:
-      return "on_recycle";
-  }
-  return "operation";
-}
-
 void slot::open(slot_port& port) { begin_connect(port); }
 
 slot_result slot::resume(slot_port& port, slot_event ev) {
@@ -85,7 +40,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
         return {};
       }
       op_ = 0;
-      wake_at_.reset();
+      disarm(slot_timer::step);
       return finished(port, ev.what == kind::op_ok, std::move(ev.box), ev.why);
     case kind::op_ended:
       if (op_ == 0 || ev.op != op_) {
@@ -93,16 +48,18 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
         return {};
       }
       op_ = 0;
-      wake_at_.reset();
+      disarm(slot_timer::step);
       return ended_normally(port, std::move(ev.box), ev.why);
-    case kind::timer:
-      if (!wake_at_ || *wake_at_ > port.now()) return {};
-      wake_at_.reset();
-      return timed_out(port);
+    case kind::timer: {
+      slot_result r = on_timer(port);
+      if (state_ != slot_state::closed) port.arm(*this);  // the timers still armed
+      return r;
+    }
     case kind::claim:
       // Idle, or ready (see slot_result) and handed on within the event.
       if (state_ != slot_state::idle && state_ != slot_state::ready) return {};
-      wake_at_.reset();
+      disarm(slot_timer::step);
+      disarm(slot_timer::idle);
       claim_ = ev.claim;
       if (port.rules().has_on_acquire) {
         start_check(port, slot_state::acquiring, op_kind::on_acquire);
@@ -114,15 +71,21 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
     case kind::discard:
       if (state_ != slot_state::claimed) return {};
       claim_ = nullptr;
-      if (ev.what == kind::release) return recycle(port);
+      if (ev.what == kind::release) {
+        last_used_ = port.now();
+        return recycle(port);
+      }
       port.close(std::move(conn_));
+      port.closed(*this, close_reason::discarded);
       port.dropped(*this, true, ev.why);
       reconnect_after_loss(port);
       return {};
     case kind::lost:
       if (state_ != slot_state::idle) return {};
-      wake_at_.reset();
+      disarm(slot_timer::step);
+      disarm(slot_timer::idle);
       port.close(std::move(conn_));
+      port.closed(*this, close_reason::lost);
       port.dropped(*this, false, ev.why);
       reconnect_after_loss(port);
       return {};
@@ -147,7 +110,13 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
       if (ok && box) {
         port.ended(*this, op_kind::connect, verdict::ok, {}, {});
         conn_ = std::move(box);
-        up_since_ = port.now();
+        up_since_ = last_used_ = port.now();
+        retire_why_ = close_reason::lifetime;
+        retire_at_ = never;
+        if (const auto life = draw_lifetime(*rules.cfg, port.random01())) {
+          retire_at_ = after(port.now(), *life);
+          wake(port, retire_at_, slot_timer::lifetime);
+        }
         return ready(port);
       }
       {
@@ -167,6 +136,8 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
         return ready_or_hold(port);
       }
       if (box) port.close(std::move(box));
+      port.closed(*this, kind == op_kind::is_valid ? close_reason::check_failed
+                                                   : close_reason::recycle_failed);
       port.ended(*this, kind, verdict::failed, why, {});
       reconnect_after_loss(port);
       return {};
@@ -200,6 +171,7 @@ slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std
                     why + " (" + std::to_string(ms) + " ms after it connected: too young)");
   }
   if (box) port.close(std::move(box));
+  port.closed(*this, close_reason::ended);
   const op_kind kind = state_ == slot_state::checking    ? op_kind::is_valid
                        : state_ == slot_state::recycling ? op_kind::on_recycle
                                                          : op_kind::on_acquire;
@@ -246,6 +218,7 @@ slot_result slot::acquire_over(slot_port& port, bool ok, detail::box_ptr box, st
   }
   if (!box) {
     // Timed out: the operation still holds the connection. Start over.
+    port.closed(*this, close_reason::check_failed);
     reconnect_in(port, delay);
     return result;
   }
@@ -278,6 +251,8 @@ slot_result slot::timed_out(slot_port& port) {
     case slot_state::checking:
     case slot_state::recycling:
       port.cancel(std::exchange(op_, 0), true);
+      port.closed(*this, state_ == slot_state::checking ? close_reason::check_failed
+                                                        : close_reason::recycle_failed);
       port.ended(*this, state_ == slot_state::checking ? op_kind::is_valid : op_kind::on_recycle,
                  verdict::timed_out, "timed out", {});
       reconnect_after_loss(port);
@@ -292,6 +267,7 @@ slot_result slot::timed_out(slot_port& port) {
 }
 
 slot_result slot::recycle(slot_port& port) {
+  if (retire_due(port)) return retire(port);
   if (port.rules().has_on_recycle) {
     start_check(port, slot_state::recycling, op_kind::on_recycle);
     return {};
@@ -311,6 +287,8 @@ slot_result slot::ready_or_hold(slot_port& port) {
 void slot::make_idle(slot_port& port) {
   to(port, slot_state::idle);
   const slot_rules& rules = port.rules();
+  if (rules.cfg->idle_timeout)
+    wake(port, after(last_used_, *rules.cfg->idle_timeout), slot_timer::idle);
   if (rules.has_is_valid && rules.cfg->health_interval) {
     // Two saturating steps: either may be duration::max() ("never").
     wake(port, after(after(port.now(), *rules.cfg->health_interval),
@@ -318,15 +296,21 @@ void slot::make_idle(slot_port& port) {
   }
 }
 
-void slot::close(slot_port& port) {
+void slot::close(slot_port& port, close_reason why) {
+  if (holds_connection()) port.closed(*this, why);
   if (op_ != 0) port.cancel(std::exchange(op_, 0), true);
   if (conn_) port.close(std::move(conn_));
   claim_ = nullptr;
-  wake_at_.reset();
+  timers_.fill(never);
+  retire_at_ = never;
   to(port, slot_state::closed);
 }
 
 void slot::begin_connect(slot_port& port, slot_state st) {
+  // A new connection is coming: the old one's timers and lifetime are over.
+  disarm(slot_timer::lifetime);
+  disarm(slot_timer::idle);
+  retire_at_ = never;
   to(port, st);
   op_ = port.start(*this, op_kind::connect, nullptr);
   if (const auto& limit = port.rules().cfg->connect_timeout) wake(port, after(port.now(), *limit));
@@ -364,12 +348,13 @@ void slot::reconnect_in(slot_port& port, duration delay) {
   wake(port, after(port.now(), delay));
 }
 
-void slot::wake(slot_port& port, time_point at) {
-  wake_at_ = at;
+void slot::wake(slot_port& port, time_point at, slot_timer t) {
+  timers_[std::size_t(t)] = at;
   port.arm(*this);
 }
 
 slot_result slot::ready(slot_port& port) {
+  if (retire_due(port)) return retire(port);
   to(port, slot_state::ready);
   return {slot_result::next::ready};
 }

@@ -8,6 +8,9 @@
 #include "core/backoff.hpp"
 #include "core/effects.hpp"
 
+#include <qorb/stats.hpp>
+
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +43,20 @@ enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled, ended };
 /// the connection served a claim, so such reconnects are bounded by claims.
 inline constexpr duration normal_end_min_age = std::chrono::seconds(1);
 
+/// A slot's named timers (quinn's TimerTable): each is armed or not, and
+/// the earliest armed one is what the pool's timer heap holds for the slot.
+enum class slot_timer : std::uint8_t {
+  step,      // what the state waits for: an operation's deadline, the end of a
+             // backoff or of a cooling hold, the next health check
+  lifetime,  // the connection's lifetime ends (acted on while idle; else when ready)
+  idle,      // an idle connection has been unused for idle_timeout
+  count_,
+};
+
+/// A connection's lifetime: drawn uniformly from [max - jitter, max], the
+/// jitter 10% of max unless set; none without a max_lifetime.
+std::optional<duration> draw_lifetime(const set_config& cfg, double random01) noexcept;
+
 /// The pool, as a slot sees it.
 class slot_port {
  public:
@@ -60,6 +77,11 @@ class slot_port {
   virtual void ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) = 0;
   /// A handle discarded the connection, or an idle one was lost.
   virtual void dropped(slot& s, bool discarded, std::string_view why) = 0;
+  /// The slot closed (or gave up) its connection for `why` (counted).
+  virtual void closed(slot& s, close_reason why) = 0;
+  /// An idle slot's idle_timeout passed: whether the pool closed it (it
+  /// holds more idle connections than it keeps).
+  virtual bool idle_expired(slot& s) = 0;
 
  protected:
   ~slot_port() = default;
@@ -114,16 +136,24 @@ class slot {
   /// The pool decided: the ready slot becomes claimable.
   void make_idle(slot_port& port);
   /// Removed (the set shrank, the backend left, the pool terminated): the
-  /// operation is cancelled and the connection closed. Never while claimed,
-  /// but for terminate, which takes acquiring slots too.
-  void close(slot_port& port);
+  /// operation is cancelled and the connection closed, counted for `why`.
+  /// Never while claimed, but for terminate, which takes acquiring slots too.
+  void close(slot_port& port, close_reason why);
+  /// evict_all: an idle connection is closed and replaced now; one claimed,
+  /// checked or cooling when it is next ready.
+  slot_result evict(slot_port& port);
 
   std::uint64_t id() const noexcept { return id_; }
   slot_set& set() const noexcept { return *set_; }
   slot_state state() const noexcept { return state_; }
   detail::connection_box* connection() const noexcept { return conn_.get(); }
   claim_node* claim() const noexcept { return claim_; }
-  std::optional<time_point> wake_at() const noexcept { return wake_at_; }
+  /// The earliest armed timer, if any.
+  std::optional<time_point> wake_at() const noexcept;
+  /// When timer `t` fires; none if it is not armed.
+  std::optional<time_point> timer_at(slot_timer t) const noexcept;
+  /// Whether the slot holds a connection (itself, or the operation it runs).
+  bool holds_connection() const noexcept;
   const backoff& retries() const noexcept { return retry_; }
   bool running() const noexcept { return op_ != 0; }
 
@@ -133,6 +163,11 @@ class slot {
   deadline_hook timer;
 
  private:
+  slot_result on_timer(slot_port& port);
+  bool due(slot_timer t, time_point now) noexcept;
+  void disarm(slot_timer t) noexcept { timers_[std::size_t(t)] = never; }
+  bool retire_due(slot_port& port) { return retire_at_ != never && retire_at_ <= port.now(); }
+  slot_result retire(slot_port& port);
   slot_result finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why);
   slot_result timed_out(slot_port& port);
   slot_result acquire_over(slot_port& port, bool ok, detail::box_ptr box, std::string_view why,
@@ -145,7 +180,7 @@ class slot {
   void reconnect_after_loss(slot_port& port);
   void reconnect_in(slot_port& port, duration delay);
   duration loss_delay(slot_port& port);
-  void wake(slot_port& port, time_point at);
+  void wake(slot_port& port, time_point at, slot_timer t = slot_timer::step);
   void to(slot_port& port, slot_state st);
   slot_result ready(slot_port& port);
 
@@ -162,7 +197,13 @@ class slot {
   backoff retry_;
   time_point up_since_{};    // the connection's health clock (connect, or last failure)
   time_point hold_until_{};  // after a failed on_acquire: not claimable before
-  std::optional<time_point> wake_at_;
+  time_point last_used_{};   // connected, or last returned (idle_timeout counts from it)
+  static constexpr time_point never = time_point::max();
+  // The connection is closed and replaced once ready at or after this
+  // (its lifetime's end; time_point::min() once evicted).
+  time_point retire_at_ = never;
+  close_reason retire_why_ = close_reason::lifetime;
+  std::array<time_point, std::size_t(slot_timer::count_)> timers_{never, never, never};
 };
 
 }  // namespace qorb::core

@@ -57,6 +57,7 @@ backend_stats slot_set::stats(time_point now) const {
   b.total_claims = total_claims;
   b.connect_failures = connect_failures;
   b.check_failures = check_failures;
+  b.connections = connections;
   b.recent_failures = failures.count(now);
   b.online = online();
   b.removed = removed;

@@ -90,6 +90,7 @@ class slot_set {
   bool plan_pending = false;  // in the pool's list of sets whose wanted count is due
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
+  connection_counts connections;
   priority_hook priority;
   list_hook<slot_set> in_short;  // the pool's queue of sets waiting for room under max_slots
 

@@ -73,11 +73,14 @@ class fake_slot_port final : public core::slot_port {
   int live = 0;  // counted_boxes alive (held anywhere)
   std::vector<start_call> starts;
   std::vector<cancel_call> cancels;
-  std::vector<detail::box_ptr> closed;
+  std::vector<detail::box_ptr> closed_boxes;
   std::vector<ended_call> ends;
   std::vector<dropped_call> drops;
   std::vector<moved_call> moves;
   int arms = 0;
+  std::vector<close_reason> close_reasons;  // every connection the slot counted closed
+  int idle_expiries = 0;
+  bool close_when_idle_expires = false;  // what idle_expired answers
 
   detail::box_ptr make_box() { return std::make_unique<counted_box>(&live, ++made_); }
   /// The connection the latest check took with it.
@@ -92,7 +95,7 @@ class fake_slot_port final : public core::slot_port {
     return ops_;
   }
   void cancel(core::op_id op, bool abandon) override { cancels.push_back({op, abandon}); }
-  void close(detail::box_ptr box) override { closed.push_back(std::move(box)); }
+  void close(detail::box_ptr box) override { closed_boxes.push_back(std::move(box)); }
   void arm(core::slot&) override { ++arms; }
   void moved(core::slot& s, core::slot_state from) override {
     moves.push_back({from, s.state()});
@@ -104,6 +107,11 @@ class fake_slot_port final : public core::slot_port {
   }
   void dropped(core::slot&, bool discarded, std::string_view why) override {
     drops.push_back({discarded, std::string(why)});
+  }
+  void closed(core::slot&, close_reason why) override { close_reasons.push_back(why); }
+  bool idle_expired(core::slot&) override {
+    ++idle_expiries;
+    return close_when_idle_expires;
   }
 
  private:

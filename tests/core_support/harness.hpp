@@ -139,6 +139,9 @@ class core_harness {
     core::slot* s = std::exchange(c.s, nullptr);
     if (s) release(s, discard);
   }
+  void evict_all() {
+    run([&](core::effects& fx) { state_.evict_all(fx); });
+  }
   bool terminate() {
     bool first = false;
     run([&](core::effects& fx) { first = state_.terminate(fx); });

@@ -18,6 +18,8 @@
 //                                 slots
 //   connections_accounted         every open connection is held by a slot or an operation
 //   ops_accounted                 ops_running() is no more than the operations outstanding
+//   connections_counted           stats' connections opened minus closed (by every reason) is
+//                                 the connections slots hold (themselves or in an operation)
 // Connections and operations:
 //   connections_closed_by_driver  the core never destroys a connection: it hands it to close()
 //   observations_complete         traced, each started operation has its op_started, same slot
@@ -59,7 +61,8 @@
 //   fail_fast                     with fail_fast_without_backends, nobody waits while the
 //                                 published set is empty; claims then fail with no_backends
 //   grow_when_room                a set short of its wanted count waits only for room
-//   budget                        the live sets want min(claimed + waiting + spares,
+//   budget                        the live sets want min(claimed + waiting + max(spares,
+//                                 min_idle),
 //                                 max_slots), as far as they can take it
 // Terminate and the end of a run:
 //   terminate_once                terminate says "first" once, the first time
@@ -451,6 +454,22 @@ void check_connections_accounted(const view& v, std::size_t boxes) {
   }
 }
 
+// connections_counted: what stats() counts opened and closed matches what
+// the slots hold; a connection closed for no counted reason (or counted
+// twice) shows here.
+void check_connections_counted(const view& v) {
+  std::size_t held = 0;
+  v.state.for_each_set([&](const core::slot_set& set) {
+    set.for_each([&](core::slot& s) { held += s.holds_connection() ? 1 : 0; });
+  });
+  const connection_counts& c = v.state.connections();
+  if (c.opened < c.closed_total() || c.opened - c.closed_total() != held) {
+    v.report.fail("connections_counted",
+                  format("opened %" PRIu64 ", closed %" PRIu64 ", slots hold %zu", c.opened,
+                         c.closed_total(), held));
+  }
+}
+
 // ops_accounted: the core runs no more operations than the driver has outstanding.
 void check_ops_accounted(const view& v) {
   if (v.state.ops_running() > v.ops.size()) {
@@ -502,6 +521,7 @@ void scan(const view& v) {
   }
   check_connections_accounted(v, boxes);
   check_ops_accounted(v);
+  check_connections_counted(v);
 }
 
 // rearm_when_earlier: the core sets rearm whenever next_wakeup moved earlier than the timer.
@@ -851,8 +871,8 @@ void check_budget(const view& v) {
   const memory& m = v.mem;
   const std::size_t claimed = m.live_claimed, wanted = m.live_wanted, offline = m.live_offline,
                     online = m.live_online;
-  const std::size_t needed =
-      std::min(claimed + v.state.waiting() + v.pol.spares_wanted, v.pol.max_slots);
+  const std::size_t idle_target = std::max(v.pol.spares_wanted, v.pol.min_idle);
+  const std::size_t needed = std::min(claimed + v.state.waiting() + idle_target, v.pol.max_slots);
   const std::size_t can_take = offline + online * v.pol.set_config.max_count;
   if (wanted < std::min(needed, can_take)) {
     v.report.fail("budget",

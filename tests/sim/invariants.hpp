@@ -84,7 +84,8 @@ enum class call_kind : std::uint8_t {
   lost,
   report,
   timer,
-  terminate
+  terminate,
+  evict
 };
 
 struct call_ctx {

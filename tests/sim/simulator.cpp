@@ -112,23 +112,25 @@ enum step_kind : std::size_t {
   k_spurious,
   k_lost,
   k_report,
+  k_evict,
   k_count
 };
 constexpr std::array<double, k_count> base_weight = {
-    3,   // resolver update
-    2,   // a backend's health changes
-    30,  // an operation ends
-    3,   // a hung or cancelled operation ends late
-    15,  // claim
-    2,   // try_claim
-    4,   // cancel a claim
-    9,   // return a handle
-    3,   // discard a handle
-    8,   // to the next wakeup
-    6,   // the clock moves a random amount
-    1,   // a spurious timer_fired
-    2,   // connection_lost
-    1,   // failure_reported
+    3,    // resolver update
+    2,    // a backend's health changes
+    30,   // an operation ends
+    3,    // a hung or cancelled operation ends late
+    15,   // claim
+    2,    // try_claim
+    4,    // cancel a claim
+    9,    // return a handle
+    3,    // discard a handle
+    8,    // to the next wakeup
+    6,    // the clock moves a random amount
+    1,    // a spurious timer_fired
+    2,    // connection_lost
+    1,    // failure_reported
+    0.3,  // evict_all
 };
 
 class simulation final : reporter {
@@ -213,6 +215,12 @@ class simulation final : reporter {
     } else {
       s.connect_timeout = milliseconds(uni(1, 1000));
     }
+    // A connection's life (issue: lifecycle): floors, lifetimes, idle timeouts.
+    policy_.min_idle = coin(0.3) ? uni(0, policy_.max_slots) : 0;
+    if (coin(0.3)) s.max_lifetime = milliseconds(uni(20, 5000));
+    if (s.max_lifetime && coin(0.5))
+      s.max_lifetime_jitter = std::chrono::duration_cast<duration>(*s.max_lifetime * real(0, 1));
+    if (coin(0.3)) s.idle_timeout = milliseconds(uni(5, 3000));
     validate(policy_);
     traits_.has_is_valid = coin(0.5);
     traits_.has_on_acquire = coin(0.5);
@@ -302,6 +310,10 @@ class simulation final : reporter {
         return step_lost();
       case k_report:
         return step_report();
+      case k_evict:
+        describe("evict_all");
+        trace_step();
+        return call({call_kind::evict}, [&](core::effects& fx) { state_->evict_all(fx); });
     }
   }
 

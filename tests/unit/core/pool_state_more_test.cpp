@@ -414,8 +414,21 @@ TEST(pool_state_more, connect_timeout_bounds_each_connect) {
   EXPECT_EQ(h.idle(), 1u);
 }
 
-TEST(pool_state_more, connects_have_no_time_bound_by_default) {
+TEST(pool_state_more, connects_time_out_after_10_s_by_default) {
   core_harness h(small_policy());
+  ASSERT_EQ(h.config().set_config.connect_timeout, std::chrono::seconds(10));
+  h.backends({"a"});
+  h.advance(9999ms);
+  EXPECT_EQ(h.cancels(), 0u);
+  h.advance(1ms);
+  EXPECT_EQ(h.cancels(), 1u);
+  EXPECT_EQ(h.state().stats().backends.at("a").connect_failures, 1u);
+}
+
+TEST(pool_state_more, connects_have_no_time_bound_without_connect_timeout) {
+  policy p = small_policy();
+  p.set_config.connect_timeout = std::nullopt;
+  core_harness h(p);
   h.backends({"a"});
   h.advance(2h);
   ASSERT_TRUE(h.find(op_kind::connect));

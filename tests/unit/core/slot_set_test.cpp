@@ -70,7 +70,7 @@ class slot_set_test : public ::testing::Test {
   core::slot& make(slot_state st) { return make(st, set); }
   /// Closes a slot and takes it out of its set.
   void drop(core::slot& s) {
-    s.close(port);
+    s.close(port, close_reason::resized);
     s.set().forget(s);
     std::erase_if(slots, [&](const auto& p) { return p.get() == &s; });
   }
@@ -132,7 +132,7 @@ TEST_F(slot_set_test, counts_follow_every_state) {
   // Closing moves a slot to `closed`; forgetting it takes it out.
   core::slot& claimed = *slots[5];
   ASSERT_EQ(claimed.state(), slot_state::claimed);
-  claimed.close(port);
+  claimed.close(port, close_reason::terminated);
   EXPECT_EQ(set.claimed(), 1u);
   EXPECT_EQ(set.count(slot_state::closed), 1u);
   EXPECT_EQ(set.size(), 8u);

@@ -122,7 +122,7 @@ TEST_F(slot_test, a_connect_that_succeeds_makes_the_slot_ready_and_the_pool_make
   EXPECT_EQ(set.idle_front(), &s);
   EXPECT_FALSE(s.wake_at()) << "no is_valid: no health check";
   EXPECT_EQ(port.live, 1);
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
 }
 
 TEST_F(slot_test, a_connect_that_returns_no_connection_is_a_failure) {
@@ -204,7 +204,7 @@ TEST_F(slot_test, a_connect_timeout_abandons_the_connect_and_backs_off) {
   EXPECT_EQ(*s.wake_at(), port.t + 10ms);
   // The abandoned connect answers late: its connection is closed.
   EXPECT_EQ(answer(op, true, port.make_box()).then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(s.connection(), nullptr);
   EXPECT_EQ(s.state(), slot_state::backing_off);
   // The next attempt has its own deadline.
@@ -263,7 +263,7 @@ TEST_F(slot_test, a_health_check_is_due_health_interval_after_the_slot_became_id
   EXPECT_EQ(box_id(s.connection()), conn);
   s.make_idle(port);
   EXPECT_EQ(*s.wake_at(), port.t + 5s) << "and again after each check it passed";
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
 }
 
 TEST_F(slot_test, no_health_checks_without_is_valid) {
@@ -287,7 +287,7 @@ TEST_F(slot_test, a_failed_health_check_on_an_old_connection_reconnects_at_once)
   fire();  // 5 s after connecting: longer than max_connection_backoff
   const auto before = port.starts.size();
   EXPECT_EQ(check_answer(false).then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u) << "the connection is closed";
+  EXPECT_EQ(port.closed_boxes.size(), 1u) << "the connection is closed";
   EXPECT_EQ(port.ends.back().kind, op_kind::is_valid);
   EXPECT_EQ(port.ends.back().v, verdict::failed);
   EXPECT_EQ(port.ends.back().why, "bad");
@@ -303,7 +303,7 @@ TEST_F(slot_test, a_failed_health_check_on_a_young_connection_backs_off) {
   fire();
   const auto before = port.starts.size();
   check_answer(false);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(s.state(), slot_state::backing_off);
   EXPECT_EQ(started(op_kind::connect, before), 0u);
   EXPECT_EQ(*s.wake_at(), port.t + 10ms);
@@ -316,7 +316,7 @@ TEST_F(slot_test, a_failed_health_check_that_lost_the_connection_closes_nothing)
   fire();
   const auto lost = port.take_box();  // the check kept it
   answer(port.last_op(), false, nullptr);
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
   EXPECT_EQ(s.connection(), nullptr);
   EXPECT_EQ(s.state(), slot_state::connecting);
 }
@@ -336,7 +336,7 @@ TEST_F(slot_test, a_health_check_that_times_out_is_abandoned_and_its_late_answer
   EXPECT_EQ(s.state(), slot_state::connecting) << "old connection: at once";
   const auto before = port.starts.size();
   EXPECT_EQ(answer(op, true, std::move(box)).then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(s.state(), slot_state::connecting);
   EXPECT_EQ(port.starts.size(), before);
   EXPECT_EQ(s.connection(), nullptr);
@@ -425,7 +425,7 @@ TEST_F(slot_test, a_failed_on_acquire_on_a_young_connection_retries_the_claim_an
   EXPECT_EQ(fire().then, next::ready);
   s.make_idle(port);
   EXPECT_EQ(s.state(), slot_state::idle);
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
   EXPECT_EQ(s.retries().failures(), 1u);
 }
 
@@ -505,7 +505,7 @@ TEST_F(slot_test, an_on_acquire_that_times_out_retries_the_claim_and_replaces_th
   EXPECT_EQ(s.connection(), nullptr);
   EXPECT_EQ(s.claim(), nullptr);
   EXPECT_EQ(answer(op, true, std::move(box)).then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u) << "the late answer is closed";
+  EXPECT_EQ(port.closed_boxes.size(), 1u) << "the late answer is closed";
   EXPECT_EQ(s.state(), slot_state::backing_off);
 }
 
@@ -553,7 +553,7 @@ TEST_F(slot_test, a_cancelled_claim_keeps_on_acquire_running_and_recycles_what_i
   EXPECT_EQ(port.ends.back().kind, op_kind::on_acquire);
   EXPECT_EQ(port.ends.back().v, verdict::cancelled);
   EXPECT_EQ(box_id(s.connection()), 1);
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
   EXPECT_EQ(s.retries().failures(), 0u) << "no fault of the backend's";
   s.make_idle(port);
   EXPECT_EQ(s.state(), slot_state::idle);
@@ -639,7 +639,7 @@ TEST_F(slot_test, a_failed_recycle_closes_the_connection_and_reconnects) {
   claim(&c);
   event(ev::release);
   check_answer(false);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(port.ends.back().kind, op_kind::on_recycle);
   EXPECT_EQ(port.ends.back().v, verdict::failed);
   EXPECT_EQ(s.state(), slot_state::connecting);
@@ -660,7 +660,7 @@ TEST_F(slot_test, a_recycle_that_times_out_is_abandoned) {
   EXPECT_EQ(port.ends.back().v, verdict::timed_out);
   EXPECT_EQ(s.state(), slot_state::backing_off) << "100 ms old: young";
   answer(op, true, std::move(box));
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
 }
 
 TEST_F(slot_test, release_and_discard_of_a_slot_not_claimed_are_ignored) {
@@ -668,7 +668,7 @@ TEST_F(slot_test, release_and_discard_of_a_slot_not_claimed_are_ignored) {
   EXPECT_EQ(event(ev::release).then, next::nothing);
   EXPECT_EQ(event(ev::discard).then, next::nothing);
   EXPECT_EQ(s.state(), slot_state::idle);
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
   EXPECT_TRUE(port.drops.empty());
 }
 
@@ -676,7 +676,7 @@ TEST_F(slot_test, a_discard_drops_the_connection_and_backs_off_when_young) {
   up();
   claim(&c);
   EXPECT_EQ(event(ev::discard, "broken").then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(s.connection(), nullptr);
   EXPECT_EQ(s.claim(), nullptr);
   ASSERT_EQ(port.drops.size(), 1u);
@@ -700,7 +700,7 @@ TEST_F(slot_test, a_lost_idle_connection_is_closed_and_replaced) {
   up();
   port.t += 1h;
   EXPECT_EQ(event(ev::lost, "reset by peer").then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   ASSERT_EQ(port.drops.size(), 1u);
   EXPECT_FALSE(port.drops[0].discarded);
   EXPECT_EQ(port.drops[0].why, "reset by peer");
@@ -714,7 +714,7 @@ TEST_F(slot_test, lost_is_ignored_unless_idle) {
   event(ev::lost);
   EXPECT_EQ(s.state(), slot_state::claimed);
   EXPECT_TRUE(port.drops.empty());
-  EXPECT_TRUE(port.closed.empty());
+  EXPECT_TRUE(port.closed_boxes.empty());
 }
 
 // ----- the young-connection rule ------------------------------------------------
@@ -762,7 +762,7 @@ TEST_F(slot_test, a_health_check_that_finds_a_normal_end_replaces_the_connection
   fire();  // 5 s after connecting: older than normal_end_min_age (1 s)
   const auto before = port.starts.size();
   EXPECT_EQ(ended_answer().then, next::nothing);
-  EXPECT_EQ(port.closed.size(), 1u) << "the connection is closed";
+  EXPECT_EQ(port.closed_boxes.size(), 1u) << "the connection is closed";
   ASSERT_EQ(port.ends.size(), 2u);
   EXPECT_EQ(port.ends.back().kind, op_kind::is_valid);
   EXPECT_EQ(port.ends.back().v, verdict::ended) << "not a failure";
@@ -775,7 +775,7 @@ TEST_F(slot_test, a_health_check_that_finds_a_normal_end_replaces_the_connection
   EXPECT_EQ(connect_answer(true).then, next::ready);
   s.make_idle(port);
   EXPECT_EQ(s.state(), slot_state::idle);
-  EXPECT_EQ(port.live - int(port.closed.size()), 1) << "one connection open";
+  EXPECT_EQ(port.live - int(port.closed_boxes.size()), 1) << "one connection open";
 }
 
 TEST_F(slot_test, a_normal_end_keeps_the_backoff_streak_of_a_connection_younger_than_max) {
@@ -833,7 +833,7 @@ TEST_F(slot_test, a_recycle_that_finds_a_normal_end_replaces_the_connection) {
   EXPECT_EQ(port.ends.back().kind, op_kind::on_recycle);
   EXPECT_EQ(port.ends.back().v, verdict::ended);
   EXPECT_EQ(s.state(), slot_state::replacing);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
 }
 
 // A server that answers `Connection: close` ends each connection after one
@@ -874,7 +874,7 @@ TEST_F(slot_test, an_on_acquire_that_finds_a_normal_end_passes_the_claim_on_with
   EXPECT_EQ(port.ends.back().kind, op_kind::on_acquire);
   EXPECT_EQ(port.ends.back().v, verdict::ended);
   EXPECT_EQ(s.state(), slot_state::replacing) << "no cooling: the connection is gone";
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(s.retries().failures(), 0u);
 }
 
@@ -960,7 +960,7 @@ TEST_F(slot_test, a_stale_normal_end_is_closed_and_changes_nothing) {
             next::nothing);
   EXPECT_EQ(s.state(), st);
   EXPECT_EQ(port.ends.size(), ends);
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
 }
 
 // ----- stale results ------------------------------------------------------------
@@ -970,14 +970,14 @@ TEST_F(slot_test, results_for_operations_it_gave_up_on_are_closed) {
   up();
   const op_id connect = port.starts[0].id;
   EXPECT_EQ(answer(connect, true, port.make_box()).then, next::nothing) << "answered already";
-  EXPECT_EQ(port.closed.size(), 1u);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
   EXPECT_EQ(s.state(), slot_state::idle);
   EXPECT_EQ(box_id(s.connection()), 1);
   fire();
   const op_id check = port.last_op();
   EXPECT_EQ(answer(check + 1000, true, port.make_box()).then, next::nothing) << "unknown id";
   EXPECT_EQ(answer(connect, false, port.make_box()).then, next::nothing) << "stale failure";
-  EXPECT_EQ(port.closed.size(), 3u);
+  EXPECT_EQ(port.closed_boxes.size(), 3u);
   EXPECT_EQ(s.state(), slot_state::checking);
   EXPECT_TRUE(s.running());
   EXPECT_EQ(port.ends.size(), 1u) << "no stale answer counts";
@@ -1057,8 +1057,8 @@ TEST_P(slot_close_test, cancels_the_operation_and_closes_the_connection) {
   const op_id op = port.last_op();
   const bool held = s.connection() != nullptr;
   detail::box_ptr in_flight = running && !port.starts.empty() ? port.take_box() : nullptr;
-  const auto closed_before = port.closed.size();
-  s.close(port);
+  const auto closed_before = port.closed_boxes.size();
+  s.close(port, close_reason::resized);
   EXPECT_EQ(s.state(), slot_state::closed);
   EXPECT_FALSE(s.running());
   EXPECT_FALSE(s.wake_at());
@@ -1071,7 +1071,7 @@ TEST_P(slot_close_test, cancels_the_operation_and_closes_the_connection) {
   } else {
     EXPECT_TRUE(port.cancels.empty());
   }
-  EXPECT_EQ(port.closed.size(), closed_before + (held ? 1 : 0));
+  EXPECT_EQ(port.closed_boxes.size(), closed_before + (held ? 1 : 0));
   EXPECT_EQ(set.count(slot_state::closed), 1u);
   EXPECT_EQ(set.unclaimed() + set.claimed() + set.checking() + set.connecting(), 0u);
   // Whatever the operation answers later is closed; nothing starts.
@@ -1079,14 +1079,14 @@ TEST_P(slot_close_test, cancels_the_operation_and_closes_the_connection) {
   if (running) {
     if (!in_flight && port.starts.back().kind == op_kind::connect) in_flight = port.make_box();
     EXPECT_EQ(answer(op, true, std::move(in_flight)).then, next::nothing);
-    EXPECT_EQ(port.closed.size(), closed_before + (held ? 1 : 0) + 1);
+    EXPECT_EQ(port.closed_boxes.size(), closed_before + (held ? 1 : 0) + 1);
   }
   port.t += 1h;
   EXPECT_EQ(timer().then, next::nothing);
   EXPECT_EQ(claim(&other).then, next::nothing);
   EXPECT_EQ(s.state(), slot_state::closed);
   EXPECT_EQ(port.starts.size(), starts);
-  EXPECT_EQ(port.live, int(port.closed.size())) << "every connection went to close()";
+  EXPECT_EQ(port.live, int(port.closed_boxes.size())) << "every connection went to close()";
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -2,7 +2,10 @@
 // The PostgreSQL connector's I/O: libpq in non-blocking mode, every wait for
 // the network an asio wait on libpq's socket.
 #include <qorb/connectors/postgres.hpp>
+#include "connectors/postgres_connect_failure.hpp"
 #include "connectors/postgres_protocol.hpp"
+
+#include <qorb/error.hpp>
 
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
@@ -337,10 +340,13 @@ asio::awaitable<connection> connector::connect(const backend& b) {
   const deadline until = cfg->connect_timeout.count() > 0
                              ? deadline(clock::now() + cfg->connect_timeout)
                              : std::nullopt;
-  const auto fail = [&](errc code, const std::string& message) {
-    const std::string text = detail::sanitize_message(where + ": " + message, cfg->password);
+  const auto failure_text = [&](const std::string& message) {
+    std::string text = detail::sanitize_message(where + ": " + message, cfg->password);
     if (cfg->logger) cfg->logger->debug("postgres: connect failed: {}", text);
-    return error(code, text);
+    return text;
+  };
+  const auto fail = [&](errc code, const std::string& message) {
+    return error(code, failure_text(message));
   };
 
   // Owned from the start: every way out of this function closes it.
@@ -359,19 +365,31 @@ asio::awaitable<connection> connector::connect(const backend& b) {
     throw fail(errc::connect_failed,
                detail::sanitize_message(PQerrorMessage(native), cfg->password));
   }
+  // The server's SQLSTATE says whether a refusal is permanent; libpq puts
+  // it into the error text only at this verbosity (see
+  // postgres_connect_failure.hpp), restored once connected.
+  PQsetErrorVerbosity(native, PQERRORS_VERBOSE);
   try {
     // Before the first PQconnectPoll, libpq waits for the socket to be
     // writable (the TCP connection to be established).
     for (PostgresPollingStatusType status = PGRES_POLLING_WRITING; status != PGRES_POLLING_OK;
          status = PQconnectPoll(native)) {
       if (status == PGRES_POLLING_FAILED) {
-        throw fail(errc::connect_failed,
-                   detail::sanitize_message(PQerrorMessage(native), cfg->password));
+        const auto failure = detail::read_connect_failure(PQerrorMessage(native));
+        // Authentication refused, an unknown database, no password for a
+        // server that wants one: retrying will not help. The code and the
+        // message are those of the ordinary error.
+        if (detail::is_permanent(failure, PQconnectionNeedsPassword(native) == 1)) {
+          throw qorb::permanent_error(make_error_code(errc::connect_failed),
+                                      failure_text(failure.message));
+        }
+        throw fail(errc::connect_failed, failure.message);
       }
       co_await wait_socket(
           native, status == PGRES_POLLING_READING ? wait_type::wait_read : wait_type::wait_write,
           until);
     }
+    PQsetErrorVerbosity(native, PQERRORS_DEFAULT);
     if (PQsetnonblocking(native, 1) != 0) {
       throw fail(errc::connect_failed, "cannot enter non-blocking mode: " + libpq_message(native));
     }

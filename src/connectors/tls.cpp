@@ -91,12 +91,24 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
   return 1;  // the cache owns the reference now
 }
 
-[[noreturn]] void throw_tls(tls_errc code, const backend& b, const std::string& detail) {
+// `permanent`: retrying will not help (qorb::permanent_error), as for a
+// certificate that is not trusted or not for the name, or a name that
+// cannot be checked: that stays so until the server's certificate or this
+// connector's configuration changes. A handshake the server closed, or
+// answered with something else than TLS, may pass on the next try.
+[[noreturn]] void throw_tls(tls_errc code, const backend& b, const std::string& detail,
+                            bool permanent) {
   std::string what = "TLS to ";
   what += b.name;
   what += ": ";
   what += detail;
+  if (permanent) throw permanent_error(make_error_code(code), what);
   throw std::system_error(make_error_code(code), what);
+}
+
+[[noreturn]] void throw_tls(tls_errc code, const backend& b, const std::string& detail) {
+  throw_tls(code, b, detail,
+            code == tls_errc::certificate_untrusted || code == tls_errc::host_name_mismatch);
 }
 
 bool is_ip_address(const std::string& host) {
@@ -266,7 +278,7 @@ asio::awaitable<tls_stream> tls_connector::connect(backend target, std::string s
   if (!ip && SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                       const_cast<char*>(name.c_str())) != 1) {
     throw_tls(tls_errc::handshake_failed, target,
-              std::string("bad server name '").append(name) + "'");
+              std::string("bad server name '").append(name) + "'", true);
   }
   if (s->config.verify) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -274,7 +286,7 @@ asio::awaitable<tls_stream> tls_connector::connect(backend target, std::string s
                       : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     if (ok != 1) {
       throw_tls(tls_errc::handshake_failed, target,
-                std::string("cannot verify against the name '").append(name) + "'");
+                std::string("cannot verify against the name '").append(name) + "'", true);
     }
   }
   if (s->config.session_resumption) {

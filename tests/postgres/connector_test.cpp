@@ -2,6 +2,7 @@
 // The PostgreSQL connector on its own (no pool) against real PostgreSQL
 // servers started by the test on loopback.
 #include <qorb/connectors/postgres.hpp>
+#include <qorb/error.hpp>
 
 #include "support/postgres_server.hpp"
 #include "support/wait.hpp"
@@ -74,6 +75,26 @@ class PostgresConnector : public ::testing::Test {
     return run(c.connect(backend_of(server.endpoint())));
   }
 
+  // How a connect failed: `permanent` when it threw qorb::permanent_error
+  // (retrying will not help).
+  struct failure {
+    bool permanent = false;
+    std::error_code code;
+    std::string what;
+  };
+  failure connect_failure(pg::connector& c, const asio::ip::tcp::endpoint& server,
+                          std::chrono::milliseconds limit = 20s) {
+    try {
+      run(c.connect(backend_of(server)), limit);
+      ADD_FAILURE() << "connected";
+    } catch (const qorb::permanent_error& e) {
+      return {true, e.code(), e.what()};
+    } catch (const std::system_error& e) {
+      return {false, e.code(), e.what()};
+    }
+    return {};
+  }
+
   asio::io_context io_;
   asio::strand<asio::io_context::executor_type> strand_ = asio::make_strand(io_);
 };
@@ -84,6 +105,8 @@ TEST_F(PostgresConnector, ConnectsAndQueriesWithParameters) {
   ASSERT_TRUE(conn.is_open());
   EXPECT_FALSE(conn.is_broken());
   EXPECT_GT(PQbackendPID(conn.native_handle()), 0);
+  // The verbosity the connect reads SQLSTATEs with is not left behind.
+  EXPECT_EQ(PQsetErrorVerbosity(conn.native_handle(), PQERRORS_DEFAULT), PQERRORS_DEFAULT);
   EXPECT_EQ(conn.description(),
             "postgres://postgres@" + qorb::to_string(shared_server().endpoint()) + "/postgres");
 
@@ -297,12 +320,9 @@ TEST_F(PostgresConnector, ServerRestartBreaksConnectionsAndNewOnesWork) {
   server.stop();
   EXPECT_THROW(run(connector.is_valid(conn)), pg::error);
   EXPECT_TRUE(conn.is_broken());
-  try {
-    connect(connector, server);
-    FAIL() << "connected to a stopped server";
-  } catch (const pg::error& e) {
-    EXPECT_EQ(e.code(), pg::errc::connect_failed);
-  }
+  const failure stopped = connect_failure(connector, server.endpoint());
+  EXPECT_EQ(stopped.code, pg::errc::connect_failed) << stopped.what;
+  EXPECT_FALSE(stopped.permanent) << "a stopped server may come back";
   server.start();
   pg::connection again = connect(connector, server);
   EXPECT_NO_THROW(run(connector.is_valid(again)));
@@ -317,16 +337,12 @@ TEST_F(PostgresConnector, BadPasswordIsAClearErrorWithoutThePassword) {
       "pg-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*stream));
   cfg.logger->set_level(spdlog::level::trace);
   pg::connector connector(cfg);
-  try {
-    connect(connector, shared_server());
-    FAIL() << "connected with a wrong password";
-  } catch (const pg::error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(e.code(), pg::errc::connect_failed);
-    EXPECT_NE(what.find("password authentication failed"), std::string::npos) << what;
-    EXPECT_NE(what.find(qorb::to_string(shared_server().endpoint())), std::string::npos) << what;
-    EXPECT_EQ(what.find(wrong), std::string::npos) << what;
-  }
+  const failure f = connect_failure(connector, shared_server().endpoint());
+  EXPECT_TRUE(f.permanent) << "a wrong password stays wrong: " << f.what;
+  EXPECT_EQ(f.code, pg::errc::connect_failed);
+  EXPECT_NE(f.what.find("password authentication failed"), std::string::npos) << f.what;
+  EXPECT_NE(f.what.find(qorb::to_string(shared_server().endpoint())), std::string::npos) << f.what;
+  EXPECT_EQ(f.what.find(wrong), std::string::npos) << f.what;
   cfg.logger->flush();
   const std::string log = stream->str();
   EXPECT_NE(log.find("password authentication failed"), std::string::npos) << log;
@@ -354,14 +370,73 @@ TEST_F(PostgresConnector, UnknownDatabaseIsAClearError) {
   pg::config cfg = test_config();
   cfg.database = "no_such_db";
   pg::connector connector(cfg);
-  try {
-    connect(connector, shared_server());
-    FAIL() << "connected to a missing database";
-  } catch (const pg::error& e) {
-    EXPECT_EQ(e.code(), pg::errc::connect_failed);
-    EXPECT_NE(std::string(e.what()).find("\"no_such_db\" does not exist"), std::string::npos)
-        << e.what();
-  }
+  const failure f = connect_failure(connector, shared_server().endpoint());
+  EXPECT_TRUE(f.permanent) << "3D000: " << f.what;
+  EXPECT_EQ(f.code, pg::errc::connect_failed);
+  EXPECT_NE(f.what.find("\"no_such_db\" does not exist"), std::string::npos) << f.what;
+}
+
+TEST_F(PostgresConnector, UnknownRoleIsPermanent) {
+  // With password authentication the server says 28P01 without telling
+  // that the role does not exist.
+  pg::config cfg = test_config();
+  cfg.user = "qorb_no_such_role";
+  pg::connector connector(cfg);
+  const failure f = connect_failure(connector, shared_server().endpoint());
+  EXPECT_TRUE(f.permanent) << f.what;
+  EXPECT_EQ(f.code, pg::errc::connect_failed);
+  EXPECT_NE(f.what.find("qorb_no_such_role"), std::string::npos) << f.what;
+}
+
+TEST_F(PostgresConnector, MissingPasswordIsPermanent) {
+  pg::config cfg = test_config();
+  cfg.password.clear();
+  cfg.parameters.emplace_back("passfile", "/nonexistent");  // no ~/.pgpass either
+  pg::connector connector(cfg);
+  const failure f = connect_failure(connector, shared_server().endpoint());
+  EXPECT_TRUE(f.permanent) << f.what;
+  EXPECT_EQ(f.code, pg::errc::connect_failed);
+}
+
+TEST_F(PostgresConnector, PermanentFailureKeepsLibpqsDefaultMessage) {
+  // The connector reads the SQLSTATE from a verbose message; what it throws
+  // is what libpq says at its default verbosity, word for word.
+  const auto ep = shared_server().endpoint();
+  const std::string address = ep.address().to_string();
+  const std::string port = std::to_string(ep.port());
+  const char* keys[] = {"host",   "hostaddr", "port",       "user", "password",
+                        "dbname", "sslmode",  "gssencmode", nullptr};
+  const char* values[] = {address.c_str(), address.c_str(), port.c_str(), "postgres", "wrong-pw",
+                          "postgres",      "disable",       "disable",    nullptr};
+  PGconn* plain = PQconnectdbParams(keys, values, 0);
+  ASSERT_EQ(PQstatus(plain), CONNECTION_BAD);
+  std::string expected = PQerrorMessage(plain);
+  PQfinish(plain);
+  while (!expected.empty() && expected.back() == '\n') expected.pop_back();
+
+  pg::config cfg = test_config();
+  cfg.password = "wrong-pw";
+  pg::connector connector(cfg);
+  const failure f = connect_failure(connector, ep);
+  EXPECT_TRUE(f.permanent) << f.what;
+  EXPECT_EQ(f.what, "postgres://postgres@" + qorb::to_string(ep) + "/postgres: " + expected + ": " +
+                        make_error_code(pg::errc::connect_failed).message());
+}
+
+TEST_F(PostgresConnector, TooManyConnectionsIsNotPermanent) {
+  // 53300 comes after authentication succeeded: a slot may free up.
+  auto& server = shared_server();
+  server.query("DROP ROLE IF EXISTS qorb_limited");
+  server.query("CREATE ROLE qorb_limited LOGIN PASSWORD 'limited-pw-1' CONNECTION LIMIT 0");
+  pg::config cfg = test_config();
+  cfg.user = "qorb_limited";
+  cfg.password = "limited-pw-1";
+  pg::connector connector(cfg);
+  const failure f = connect_failure(connector, server.endpoint());
+  EXPECT_FALSE(f.permanent) << f.what;
+  EXPECT_EQ(f.code, pg::errc::connect_failed);
+  EXPECT_NE(f.what.find("too many connections"), std::string::npos) << f.what;
+  server.query("DROP ROLE qorb_limited");
 }
 
 TEST_F(PostgresConnector, ConnectTimesOutOnASilentServer) {
@@ -419,12 +494,9 @@ TEST_F(PostgresConnector, RefusedPortFailsFast) {
   pg::connector connector(test_config());
   const asio::ip::tcp::endpoint closed(asio::ip::make_address_v4("127.0.0.1"),
                                        qorb::test::free_port());
-  try {
-    run(connector.connect(backend_of(closed)), 5s);
-    FAIL() << "connected to a closed port";
-  } catch (const pg::error& e) {
-    EXPECT_EQ(e.code(), pg::errc::connect_failed);
-  }
+  const failure f = connect_failure(connector, closed, 5s);
+  EXPECT_EQ(f.code, pg::errc::connect_failed) << f.what;
+  EXPECT_FALSE(f.permanent) << "a server may listen there later";
 }
 
 // Several sessions used at once from a two-thread pool, each on its own

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // The PostgreSQL connector's decisions, without a server.
 #include <qorb/connectors/postgres.hpp>
+#include "connectors/postgres_connect_failure.hpp"
 #include "connectors/postgres_protocol.hpp"
 
 #include <gtest/gtest.h>
@@ -173,4 +174,93 @@ TEST(PostgresResult, ScalarIsTheFirstValueAndThrowsWhenThereIsNone) {
   EXPECT_THROW((void)r.scalar(), pg::error);
   r.rows.push_back({std::string("1"), std::nullopt});
   EXPECT_EQ(r.scalar(), "1");
+}
+
+// --- why a connect failed (qorb::permanent_error) ----------------------------
+// The texts are libpq 15's PQerrorMessage after connects made with
+// PQERRORS_VERBOSE to a PostgreSQL 15 server.
+
+using pg::detail::is_permanent;
+using pg::detail::is_permanent_sqlstate;
+using pg::detail::read_connect_failure;
+
+TEST(PostgresConnectFailure, VerboseTextIsReadBackToTheDefaultText) {
+  const auto f = read_connect_failure(
+      "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  28P01: password "
+      "authentication failed for user \"postgres\"\nLOCATION:  auth_failed, auth.c:334\n");
+  EXPECT_EQ(f.message,
+            "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  password "
+            "authentication failed for user \"postgres\"\n");
+  EXPECT_EQ(f.sqlstates, std::vector<std::string>{"28P01"});
+  EXPECT_TRUE(is_permanent(f, false));
+}
+
+TEST(PostgresConnectFailure, AuthenticationAndUnknownDatabaseArePermanent) {
+  for (const char* state : {"28000", "28P01", "3D000"}) {
+    EXPECT_TRUE(is_permanent_sqlstate(state)) << state;
+  }
+  // Starting up or shutting down, too many clients, terminated, a lost
+  // connection, an unknown SQLSTATE: worth retrying.
+  for (const char* state : {"57P03", "53300", "57P01", "08006", "XX000", "", "28"}) {
+    EXPECT_FALSE(is_permanent_sqlstate(state)) << state;
+  }
+  const auto busy = read_connect_failure(
+      "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  53300: too many "
+      "connections for role \"limited\"\nLOCATION:  InitializeSessionUserId, miscinit.c:842\n");
+  EXPECT_EQ(busy.sqlstates, std::vector<std::string>{"53300"});
+  EXPECT_FALSE(is_permanent(busy, false));
+  const auto starting = read_connect_failure(
+      "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  57P03: the database "
+      "system is starting up\nLOCATION:  ProcessStartupPacket, postmaster.c:2352\n");
+  EXPECT_FALSE(is_permanent(starting, false));
+}
+
+TEST(PostgresConnectFailure, NoServerErrorIsNotPermanentUnlessAPasswordIsMissing) {
+  const std::string refused =
+      "connection to server at \"127.0.0.1\", port 1 failed: Connection refused\n\tIs the "
+      "server running on that host and accepting TCP/IP connections?\n";
+  const auto f = read_connect_failure(refused);
+  EXPECT_EQ(f.message, refused);
+  EXPECT_TRUE(f.sqlstates.empty());
+  EXPECT_FALSE(is_permanent(f, false));
+  // "fe_sendauth: no password supplied": the server wants a password the
+  // configuration does not have.
+  EXPECT_TRUE(is_permanent(read_connect_failure("fe_sendauth: no password supplied\n"), true));
+}
+
+TEST(PostgresConnectFailure, EveryAttemptMustBeRefusedPermanently) {
+  // sslmode=prefer: libpq tries again without TLS after a refusal.
+  const std::string tls =
+      "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  57P03: the database "
+      "system is starting up\nLOCATION:  ProcessStartupPacket, postmaster.c:2352\n";
+  const std::string plain =
+      "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  28P01: password "
+      "authentication failed for user \"u\"\nLOCATION:  auth_failed, auth.c:334\n";
+  const auto mixed = read_connect_failure(tls + plain);
+  EXPECT_EQ(mixed.sqlstates, (std::vector<std::string>{"57P03", "28P01"}));
+  EXPECT_FALSE(is_permanent(mixed, false));
+  EXPECT_TRUE(is_permanent(read_connect_failure(plain + plain), false));
+}
+
+TEST(PostgresConnectFailure, LocalizedServerMessagesAreReadByTheirSqlstate) {
+  // lc_messages = 'fr_FR': only the SQLSTATE is the same in every language.
+  const auto f = read_connect_failure(
+      "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  3D000: la base de "
+      "donn\xc3\xa9"
+      "es \xc2\xab nodb \xc2\xbb n'existe pas\nLOCATION:  InitPostgres, "
+      "postinit.c:948\n");
+  EXPECT_EQ(f.sqlstates, std::vector<std::string>{"3D000"});
+  EXPECT_TRUE(is_permanent(f, false));
+  EXPECT_EQ(f.message.find("3D000"), std::string::npos) << f.message;
+  EXPECT_EQ(f.message.find("LOCATION"), std::string::npos) << f.message;
+}
+
+TEST(PostgresConnectFailure, DetailAndHintLinesAreKept) {
+  const auto f = read_connect_failure(
+      "FATAL:  28000: role \"x\" is not permitted to log in\nDETAIL:  kept: as it "
+      "is\nHINT:  ask: someone\nLOCATION:  InitializeSessionUserId, miscinit.c:727\n");
+  EXPECT_EQ(f.message,
+            "FATAL:  role \"x\" is not permitted to log in\nDETAIL:  kept: as it "
+            "is\nHINT:  ask: someone\n");
+  EXPECT_EQ(f.sqlstates, std::vector<std::string>{"28000"});
 }

@@ -8,8 +8,10 @@
 #include "support/require_tool.hpp"
 #include "support/test_policy.hpp"
 #include "support/tls_certs.hpp"
+#include "support/wait.hpp"
 
 #include <qorb/connectors/tls.hpp>
+#include <qorb/error.hpp>
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>
 
@@ -58,6 +60,29 @@ asio::awaitable<std::string> get(qorb::tls_stream& s, std::string target) {
   co_return text;
 }
 
+// How a connect failed, read on the thread that ran it (as data: see
+// qorb::test::run_failure): `permanent` when it threw qorb::permanent_error.
+struct connect_outcome {
+  bool failed = false;
+  bool permanent = false;
+  std::error_code code;
+  std::string what;
+};
+
+asio::awaitable<connect_outcome> try_connect(qorb::tls_connector connector, qorb::backend b) {
+  connect_outcome out;
+  try {
+    co_await connector.connect(b);
+  } catch (const qorb::permanent_error& e) {
+    out = {true, true, e.code(), e.what()};
+  } catch (const std::system_error& e) {
+    out = {true, false, e.code(), e.what()};
+  } catch (const boost::system::system_error& e) {  // the TCP connect's
+    out = {true, false, e.code(), e.what()};
+  }
+  co_return out;
+}
+
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -79,21 +104,28 @@ class TlsTest : public ::testing::Test {
     return c;
   }
 
-  // The error connect fails with.
+  // The error connect fails with; `last_permanent_` says whether it was a
+  // qorb::permanent_error (retrying will not help).
   std::error_code connect_error(qorb::tls_connector connector, const qorb::backend& b) {
-    try {
-      run(io_, connector.connect(b));
-    } catch (const std::system_error& e) {
-      last_message_ = e.what();
-      return e.code();
-    }
-    return {};
+    const auto outcome = run(io_, try_connect(std::move(connector), b));
+    last_message_ = outcome.what;
+    last_permanent_ = outcome.permanent;
+    return outcome.code;
+  }
+
+  // The error connect to the TLS server fails with when its certificate is
+  // checked against `name`.
+  std::error_code connect_as(const std::string& name) {
+    auto config = trusting();
+    config.server_name = name;
+    return connect_error(qorb::tls_connector(config), backend_of(tls_server_->endpoint()));
   }
 
   static std::unique_ptr<test_pki> pki_;
   static std::unique_ptr<nginx_server> tls_server_;
   qorb::test::io_threads io_;
   std::string last_message_;
+  bool last_permanent_ = false;
 };
 
 std::unique_ptr<test_pki> TlsTest::pki_;
@@ -143,27 +175,37 @@ TEST_F(TlsTest, WrongCaIsRejected) {
   EXPECT_EQ(ec, qorb::tls_errc::certificate_untrusted) << last_message_;
   EXPECT_NE(last_message_.find("certificate verification failed"), std::string::npos)
       << last_message_;
+  EXPECT_TRUE(last_permanent_) << "an untrusted certificate stays untrusted";
 }
 
 TEST_F(TlsTest, SystemStoreDoesNotTrustTheTestCa) {
   const auto ec = connect_error(qorb::tls_connector(), backend_of(tls_server_->endpoint()));
   EXPECT_EQ(ec, qorb::tls_errc::certificate_untrusted) << last_message_;
+  EXPECT_TRUE(last_permanent_);
 }
 
 TEST_F(TlsTest, WrongHostNameIsRejected) {
-  auto config = trusting();
-  config.server_name = "db.example.com";
-  const auto ec = connect_error(qorb::tls_connector(config), backend_of(tls_server_->endpoint()));
+  const auto ec = connect_as("db.example.com");
   EXPECT_EQ(ec, qorb::tls_errc::host_name_mismatch) << last_message_;
   EXPECT_NE(last_message_.find("db.example.com"), std::string::npos) << last_message_;
+  EXPECT_TRUE(last_permanent_) << "a certificate for another name stays so";
 }
 
 TEST_F(TlsTest, WrongIpAddressIsRejected) {
   // The certificate names 127.0.0.1 and ::1, not 127.0.0.2.
-  auto config = trusting();
-  config.server_name = "127.0.0.2";
-  const auto ec = connect_error(qorb::tls_connector(config), backend_of(tls_server_->endpoint()));
+  const auto ec = connect_as("127.0.0.2");
   EXPECT_EQ(ec, qorb::tls_errc::host_name_mismatch) << last_message_;
+  EXPECT_TRUE(last_permanent_);
+}
+
+TEST_F(TlsTest, NameThatCannotBeCheckedIsPermanent) {
+  // An IPv6 address with a zone: an IP address to asio, none OpenSSL can
+  // verify a certificate against.
+  const auto ec = connect_as("fe80::1%1");
+  EXPECT_EQ(ec, qorb::tls_errc::handshake_failed) << last_message_;
+  EXPECT_NE(last_message_.find("cannot verify against the name"), std::string::npos)
+      << last_message_;
+  EXPECT_TRUE(last_permanent_);
 }
 
 TEST_F(TlsTest, VerificationCanBeTurnedOff) {
@@ -180,6 +222,7 @@ TEST_F(TlsTest, PlainTcpServerIsRecognised) {
   const auto ec = connect_error(qorb::tls_connector(trusting()), backend_of(plain.endpoint()));
   EXPECT_EQ(ec, qorb::tls_errc::not_tls) << last_message_;
   EXPECT_NE(last_message_.find("plain TCP"), std::string::npos) << last_message_;
+  EXPECT_FALSE(last_permanent_) << "the server may speak TLS after a restart";
 }
 
 TEST_F(TlsTest, ServerThatClosesDuringTheHandshake) {
@@ -193,6 +236,15 @@ TEST_F(TlsTest, ServerThatClosesDuringTheHandshake) {
       connect_error(qorb::tls_connector(trusting()), backend_of(acceptor.local_endpoint()));
   closer.join();
   EXPECT_EQ(ec, qorb::tls_errc::handshake_closed) << last_message_;
+  EXPECT_FALSE(last_permanent_) << "a closed handshake may pass on the next try";
+}
+
+TEST_F(TlsTest, RefusedTcpConnectIsNotPermanent) {
+  const asio::ip::tcp::endpoint closed(asio::ip::make_address("127.0.0.1"),
+                                       qorb::test::free_port());
+  const auto ec = connect_error(qorb::tls_connector(trusting()), backend_of(closed));
+  EXPECT_TRUE(ec) << "connected to a closed port";
+  EXPECT_FALSE(last_permanent_) << last_message_;
 }
 
 TEST_F(TlsTest, SessionsAreResumed) {

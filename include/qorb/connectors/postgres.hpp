@@ -38,7 +38,8 @@ namespace asio = boost::asio;
 enum class errc {
   /// The server could not be reached or refused the session (bad
   /// credentials, unknown database, too many clients...). The message is
-  /// libpq's, which never contains the password.
+  /// libpq's, which never contains the password. Thrown as
+  /// `qorb::permanent_error` when the refusal is one no retry changes.
   connect_failed = 1,
   /// `config::connect_timeout` passed before the session was ready.
   connect_timeout,
@@ -62,7 +63,9 @@ inline std::error_code make_error_code(errc e) noexcept {
 
 /// The exception every operation of this connector throws (except
 /// `boost::system::system_error` with `asio::error::operation_aborted` when
-/// an operation is cancelled). Server errors carry PostgreSQL's fields.
+/// an operation is cancelled, and `qorb::permanent_error` from `connect`
+/// when retrying will not help: see `connector::connect`). Server errors
+/// carry PostgreSQL's fields.
 class error : public std::system_error {
  public:
   /// Fields of an error reported by the server.
@@ -310,7 +313,11 @@ class connector {
   /// failed connect closes its session before the exception leaves. Lifetimes: the connector's
   /// config is shared by its copies; `b` is copied before the first suspension. Thread safety:
   /// concurrent calls on different connections are safe. Exceptions: `error`,
-  /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
+  /// `qorb::permanent_error` (code `errc::connect_failed`, the same message:
+  /// the server refused the user or password (SQLSTATE class 28), the
+  /// database does not exist (3D000), or it wants a password and none is
+  /// configured; the pool stops retrying), `boost::system::system_error`
+  /// (cancelled), `std::bad_alloc`.
   asio::awaitable<connection> connect(const backend& b);
 
   /// `SELECT 1` on an idle session; fails at once when it is broken.

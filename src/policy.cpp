@@ -41,6 +41,10 @@ void validate(const policy& p) {
   if (s.connect_timeout && *s.connect_timeout <= duration::zero())
     throw invalid_policy("set_config.connect_timeout",
                          "must be positive (std::nullopt means none)");
+  if (p.max_connecting == 0) throw invalid_policy("max_connecting", "must be at least 1");
+  at_most("max_connecting", p.max_connecting);
+  if (p.failed_after <= duration::zero())
+    throw invalid_policy("failed_after", "must be positive");
   if (p.min_idle > p.max_slots)
     throw invalid_policy("min_idle", std::string("must be at most max_slots (")
                                          .append(std::to_string(p.max_slots))
@@ -58,6 +62,22 @@ void validate(const policy& p) {
   }
   if (s.idle_timeout && *s.idle_timeout <= duration::zero())
     throw invalid_policy("set_config.idle_timeout", "must be positive (std::nullopt means never)");
+}
+
+const char* to_string(pool_status s) noexcept {
+  switch (s) {
+    case pool_status::starting:
+      return "starting";
+    case pool_status::running:
+      return "running";
+    case pool_status::failed:
+      return "failed";
+    case pool_status::stopping:
+      return "stopping";
+    case pool_status::stopped:
+      return "stopped";
+  }
+  return "unknown";
 }
 
 const char* to_string(close_reason r) noexcept {

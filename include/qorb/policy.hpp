@@ -102,6 +102,18 @@ struct policy {
   /// Fail claims at once with `errc::no_backends` when the resolver has
   /// published an empty set, instead of waiting (cueball's errorOnEmpty).
   bool fail_fast_without_backends = false;
+  /// Connects in flight at most, pool-wide (MongoDB's `maxConnecting`): the
+  /// rest wait their turn, first come first served, so warming up many
+  /// slots or a fleet restart does not open them all at once. Valid: 1 to
+  /// `max_policy_count`.
+  std::size_t max_connecting = 8;
+  /// The pool is `failed` once no backend has been online for this long
+  /// while every known backend's connects failed (or the resolver knew
+  /// none). Valid: positive.
+  duration failed_after = std::chrono::seconds(10);
+  /// In `failed`, claims wait (until their timeout) instead of failing at
+  /// once with `errc::pool_failed`.
+  bool wait_when_failed = false;
   /// The policy for each backend's slots.
   qorb::set_config set_config{};
 };

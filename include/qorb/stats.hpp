@@ -25,6 +25,18 @@ struct backend_error {
   std::chrono::system_clock::time_point at;
 };
 
+/// Where a pool is in its life (cueball's states).
+enum class pool_status : std::uint8_t {
+  starting,  ///< no backend has been online yet
+  running,   ///< some backend is (or was, since the pool last failed) online
+  failed,    ///< no backend online for `policy::failed_after`, or every known
+             ///< backend's last connect failed permanently
+  stopping,  ///< `async_drain` waits for claims, or terminated with claims out
+  stopped,   ///< terminated, and no claim is out
+};
+/// "starting", "running", "failed", "stopping", "stopped".
+const char* to_string(pool_status s) noexcept;
+
 /// Why the pool closed a connection (`connection_counts::closed`).
 enum class close_reason : std::uint8_t {
   lifetime,        ///< older than its `set_config::max_lifetime` (replaced)
@@ -92,7 +104,7 @@ struct claim_failure_stats {
 
 /// How long claims waited (from the call to its completion, served or
 /// failed), as a histogram with fixed bounds in seconds; a claim served at
-/// once counts as 0.
+/// once counts as 0. (`pool_stats::connect_time` uses it for connects.)
 struct claim_wait_histogram {
   /// The upper bounds of the buckets, in seconds.
   static constexpr std::array<double, 12> bounds_s{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05,
@@ -127,6 +139,15 @@ struct pool_stats {
   claim_wait_histogram claim_wait;     ///< how long claims waited
   /// Every backend's connections opened and closed, removed backends' too.
   connection_counts connections;
+  /// How long connects that gave a connection took (same buckets as
+  /// `claim_wait`).
+  claim_wait_histogram connect_time;
+  pool_status status = pool_status::starting;  ///< where the pool is in its life
+  std::size_t min_idle = 0;        ///< `policy::min_idle`
+  std::size_t spares_wanted = 0;   ///< `policy::spares_wanted`
+  std::size_t max_connecting = 0;  ///< `policy::max_connecting` (connects in flight at most)
+  std::size_t connects_in_flight = 0;  ///< connects running now
+  std::size_t connects_waiting = 0;    ///< connects waiting for a turn under max_connecting
   bool terminated = false;  ///< the pool was terminated
 };
 

@@ -45,6 +45,9 @@ pool_stats pool_state::stats() const {
   out.claim_failures = claim_failures_;
   out.claim_wait = claim_wait_;
   out.connections = connections_;
+  out.min_idle = policy_.min_idle;
+  out.spares_wanted = policy_.spares_wanted;
+  out.max_connecting = policy_.max_connecting;
   out.terminated = terminated_;
   const time_point t = env_.now();
   for (const auto& [name, set] : sets_) out.backends.emplace(name, set->stats(t));

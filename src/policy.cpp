@@ -43,8 +43,7 @@ void validate(const policy& p) {
                          "must be positive (std::nullopt means none)");
   if (p.max_connecting == 0) throw invalid_policy("max_connecting", "must be at least 1");
   at_most("max_connecting", p.max_connecting);
-  if (p.failed_after <= duration::zero())
-    throw invalid_policy("failed_after", "must be positive");
+  if (p.failed_after <= duration::zero()) throw invalid_policy("failed_after", "must be positive");
   if (p.min_idle > p.max_slots)
     throw invalid_policy("min_idle", std::string("must be at most max_slots (")
                                          .append(std::to_string(p.max_slots))

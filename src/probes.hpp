@@ -34,7 +34,8 @@
   X(recycle_done)          /* pool, slot_id */                             \
   X(recycle_failed)        /* pool, slot_id, reason */                     \
   X(rebalance_start)       /* pool */                                      \
-  X(rebalance_done)        /* pool */
+  X(rebalance_done)        /* pool */                                      \
+  X(pool_status_change)    /* pool, from, to */
 
 #if QORB_PROBES
 

@@ -3,7 +3,8 @@
 //
 // Over 500 lines on purpose: it is the public class a user reads, and most
 // of it is the documentation of each operation (claim, try_claim, co_claim,
-// async_claim, terminate, stats) beside its few lines of code. What is not
+// async_claim, terminate, stats, the lifecycle) beside its few lines of
+// code. What is not
 // the class's own lives in detail/ (the blocking claim's waiter, the
 // executor-thread test, the claim operation, the connector checks).
 #pragma once
@@ -15,6 +16,7 @@
 #include <qorb/detail/claim_op.hpp>
 #include <qorb/detail/connector_diagnostics.hpp>
 #include <qorb/detail/executor_thread.hpp>
+#include <qorb/detail/lifecycle_ops.hpp>
 #include <qorb/detail/pool_core.hpp>
 #include <qorb/detail/typed_connector.hpp>
 #include <qorb/error.hpp>
@@ -506,6 +508,108 @@ class pool {
   error_code terminate() noexcept {
     return core_ ? core_->terminate() : error_code(errc::terminated);
   }
+
+  // ----- the pool's life (docs/lifecycle.md) ---------------------------------
+
+  /// Where the pool is in its life: `starting` (no backend online yet),
+  /// `running`, `failed` (no backend online for `policy::failed_after`, or
+  /// every known backend's last connect failed permanently: claims fail at
+  /// once with `errc::pool_failed` unless `policy::wait_when_failed`),
+  /// `stopping` (a drain waits, or terminated with claims out), `stopped`.
+  /// A moved-from pool says `stopped`. Any thread; no exceptions.
+  pool_status status() const noexcept {
+    try {
+      return core_ ? core_->status() : pool_status::stopped;
+    } catch (...) {
+      return pool_status::stopped;
+    }
+  }
+
+  /// Adds `f`, called as `f(from, to)` at every status change after this
+  /// call (not for the status the pool has now), in order, never under the
+  /// pool's lock, on the thread that carried the change out (do not block
+  /// in it; an exception it throws is logged and dropped). It may call the
+  /// pool. Also a probe (`pool_status_change`), a log line (info; warn for
+  /// `failed`) and the `/metrics` gauge `qorb_pool_status` follow each
+  /// change. Throws `std::logic_error` on a moved-from pool.
+  void on_status_change(std::function<void(pool_status from, pool_status to)> f) {
+    checked_core()->on_status_change(std::move(f));
+  }
+
+  /// Waits until `min_online_backends` backends are online (at least one
+  /// is needed, so 0 acts as 1): the start-up gate (bb8's `build`,
+  /// HikariCP's `initializationFailTimeout`).
+  ///
+  /// Handler: `void(qorb::error_code ec)`.
+  ///
+  /// Errors: none once enough backends are online; `errc::pool_failed` as
+  /// soon as the pool is `failed`; `errc::terminated` when it is stopping
+  /// or stopped, or is moved-from; `asio::error::timed_out` at `timeout`.
+  ///
+  /// Executor: the handler runs on its associated executor (or the
+  /// pool's), never inside this call; it completes at once (posted) when
+  /// the pool is already ready.
+  ///
+  /// Cancellation: none; `timeout` bounds it (`duration::max()`: no bound).
+  ///
+  /// Lifetimes: the pool may be terminated while it waits (the handler then
+  /// gets `errc::terminated`); destroying the pool terminates it.
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `std::bad_alloc`.
+  template <class CompletionToken = asio::deferred_t>
+  auto async_wait_ready(std::size_t min_online_backends, duration timeout,
+                        CompletionToken&& token = {}) {
+    return asio::async_initiate<CompletionToken, void(error_code)>(
+        detail::initiate_wait_ready{}, token, core_, min_online_backends, timeout);
+  }
+
+  /// Shuts the pool down gracefully: new claims (and those waiting) fail
+  /// with `errc::terminated` at once; claimed connections come back as
+  /// usual; then the pool terminates (as `terminate()`). The status is
+  /// `stopping` meanwhile.
+  ///
+  /// Handler: `void(qorb::error_code ec, std::size_t still_claimed)`.
+  ///
+  /// Errors: none (`still_claimed` 0) once every claim is back;
+  /// `asio::error::timed_out` at `timeout`, with how many are still out
+  /// (they close when they return); `errc::terminated` for a second drain,
+  /// one after terminate, or a moved-from pool.
+  ///
+  /// Executor: the handler runs on its associated executor (or the
+  /// pool's), never inside this call.
+  ///
+  /// Cancellation: none; `timeout` bounds it (`duration::max()`: no bound).
+  ///
+  /// Lifetimes: destroying the pool meanwhile terminates it; the handler
+  /// still runs (with `errc::terminated` unless the drain ended first).
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `std::bad_alloc`.
+  template <class CompletionToken = asio::deferred_t>
+  auto async_drain(duration timeout, CompletionToken&& token = {}) {
+    return asio::async_initiate<CompletionToken, void(error_code, std::size_t)>(
+        detail::initiate_drain{}, token, core_, timeout);
+  }
+
+  /// Replaces the policy at run time; every field takes effect. Validated
+  /// as the constructor's (`invalid_policy` naming the field; the pool is
+  /// unchanged then). A smaller cap closes idle connections now and
+  /// claimed ones when they return (never while claimed); a larger one, or
+  /// more spares, grows now. Claims already waiting keep their deadline.
+  void set_policy(const policy& p) {
+    validate(p);
+    checked_core()->set_policy(p);
+    claim_timeout_ = p.claim_timeout;
+  }
+
+  /// Closes every idle connection now and every claimed one when it
+  /// returns, opening replacements (HikariCP's soft evict; after a
+  /// failover, rotated credentials, a moved primary). Connections opened
+  /// after this call are kept. Counted as `close_reason::evicted`.
+  void evict_all() { checked_core()->evict_all(); }
 
   /// A snapshot of the pool: per backend, its slots by state (connecting,
   /// unclaimed, checking, claimed), claims served, connect and check

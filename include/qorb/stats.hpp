@@ -100,6 +100,7 @@ struct claim_failure_stats {
   std::uint64_t terminated = 0;          ///< `errc::terminated`
   std::uint64_t cancelled = 0;           ///< cancelled by the caller (`operation_aborted`)
   std::uint64_t acquire_failed = 0;      ///< `errc::acquire_failed`
+  std::uint64_t pool_failed = 0;         ///< `errc::pool_failed`
 };
 
 /// How long claims waited (from the call to its completion, served or
@@ -143,12 +144,12 @@ struct pool_stats {
   /// `claim_wait`).
   claim_wait_histogram connect_time;
   pool_status status = pool_status::starting;  ///< where the pool is in its life
-  std::size_t min_idle = 0;        ///< `policy::min_idle`
-  std::size_t spares_wanted = 0;   ///< `policy::spares_wanted`
-  std::size_t max_connecting = 0;  ///< `policy::max_connecting` (connects in flight at most)
+  std::size_t min_idle = 0;                    ///< `policy::min_idle`
+  std::size_t spares_wanted = 0;               ///< `policy::spares_wanted`
+  std::size_t max_connecting = 0;      ///< `policy::max_connecting` (connects in flight at most)
   std::size_t connects_in_flight = 0;  ///< connects running now
   std::size_t connects_waiting = 0;    ///< connects waiting for a turn under max_connecting
-  bool terminated = false;  ///< the pool was terminated
+  bool terminated = false;             ///< the pool was terminated
 };
 
 }  // namespace qorb

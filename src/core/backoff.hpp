@@ -14,6 +14,12 @@ class backoff {
   /// [min_connection_backoff, max_connection_backoff + spread).
   /// `random01` is in [0, 1).
   duration next(const set_config& cfg, double random01) noexcept;
+  /// A failure that will not pass (a permanent error): the longest delay
+  /// at once, and every failure after it too until a reset.
+  duration give_up(const set_config& cfg, double random01) noexcept {
+    failures_ = 64;
+    return next(cfg, random01);
+  }
   void reset() noexcept { failures_ = 0; }
   unsigned failures() const noexcept { return failures_; }
 

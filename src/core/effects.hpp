@@ -7,6 +7,7 @@
 
 #include <qorb/backend.hpp>
 #include <qorb/detail/core_port.hpp>
+#include <qorb/stats.hpp>
 
 #include <boost/container/small_vector.hpp>
 
@@ -58,6 +59,7 @@ enum class claim_outcome : std::uint8_t {
   terminated,
   cancelled,
   acquire_failed,  // timed out after on_acquire failed on the last connection offered
+  pool_failed,     // the pool is failed (and policy::wait_when_failed is not set)
 };
 
 /// A backend's name and printed address, shared by the observations that
@@ -104,17 +106,20 @@ struct observation {
     state_changed,    // traced only
     op_started,       // traced only (connect_start, health_check_start, recycle_start)
     op_succeeded,     // traced only
-    op_failed,        // `op`, `reason`; `timed_out`; connect: `delay`, `first`
+    op_failed,        // `op`, `reason`; `timed_out`; connect: `delay`, `first`, `count` 1:
+                      // failed permanently
     discarded,        // a handle said its connection was broken
     lost,             // an idle connection was lost
     ended,            // `op` said the connection ended normally (`reason`): replaced, no failure
-    set_online,       // `flag`: has an unclaimed slot
+    set_online,       // `flag`: has an unclaimed slot; `count`: backends online now
     set_offline,
     backend_added,
     backend_removed,  // `count`: claimed slots still out
     rebalance_started,
     rebalance_done,
     terminating,
+    status_changed,  // `status_from` -> `status_to`; `seq` orders them
+    drained,         // async_drain: every claim came back
   };
   kind what;
   op_kind op = op_kind::connect;
@@ -129,6 +134,8 @@ struct observation {
   set_counts counts{};
   label_ptr set = nullptr;
   std::string reason = {};
+  pool_status status_from = pool_status::starting, status_to = pool_status::starting;
+  std::uint64_t seq = 0;  // status_changed: 1, 2, ... per pool
 };
 
 struct effects {

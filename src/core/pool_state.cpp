@@ -5,6 +5,7 @@
 // waiting for it, a rebalance if the demand or the online backends changed,
 // drained sets and the slots closed during the event are freed.
 #include "core/pool_state.hpp"
+#include "core/pool_state_event.hpp"
 
 #include <algorithm>
 #include <cassert>
@@ -12,23 +13,6 @@
 #include <utility>
 
 namespace qorb::core {
-
-// Every public event runs through here: its own steps (`body`, a lambda
-// always inlined, as this is: a claim and a return pay no call for the
-// structure), then the steps of the end of an event, called explicitly (no
-// destructor plans).
-template <class Body>
-[[gnu::always_inline]] inline auto pool_state::in_event(effects& fx, Body&& body) {
-  fx_ = &fx;
-  if constexpr (std::is_void_v<std::invoke_result_t<Body&>>) {
-    body();
-    end_event();
-  } else {
-    auto result = body();
-    end_event();
-    return result;
-  }
-}
 
 // What an event may have made due, in this order. A claim or a return
 // usually leaves nothing to do: each step is checked here before it is
@@ -38,12 +22,15 @@ void pool_state::end_event() {
     make_room();                                   // 1. room freed under max_slots
     if (rebalance_due()) rebalance_after_event();  // 2. demand or online backends changed
   }
-  if (!draining_.empty()) forget_drained_sets();  // 3. removed sets whose slots all came back
-  if (!graveyard_.empty()) graveyard_.clear();    // 4. the slots closed during the event
+  if (!connect_turns_.empty()) start_connect_turns();  // 3. connects waiting under max_connecting
+  if (!draining_.empty()) forget_drained_sets();       // 4. removed sets whose slots all came back
+  if (status_due_) update_status();                    // 5. the pool's status, a drain's end
+  if (!graveyard_.empty()) graveyard_.clear();         // 6. the slots closed during the event
   now_.reset();
   fx_ = nullptr;
   // The cap, after every event (debug builds; the simulator checks it in all).
-  assert(total_slots_ <= policy_.max_slots);
+  if (cap_ > total_slots_) cap_ = total_slots_;
+  assert(total_slots_ <= cap());
 }
 
 bool pool_state::rebalance_due() {
@@ -65,7 +52,10 @@ pool_state::pool_state(const policy& p, connector_traits traits, environment& en
       slot_rules_{&policy_.set_config, traits.has_is_valid, traits.has_on_acquire,
                   traits.has_on_recycle, traits.recycle_is_is_valid},
       env_(env),
-      rebalance_at_(after(env.now(), p.rebalance_interval)) {}
+      status_(env.now()),
+      rebalance_at_(after(env.now(), p.rebalance_interval)) {
+  status_at_ = status_.deadline(policy_);
+}
 
 pool_state::~pool_state() {
   // Slots left (claimed at destruction) belong to nobody now.
@@ -135,6 +125,7 @@ void pool_state::add_set(const std::string& name, const backend& b) {
   slot_set& ref = *set;
   sets_.emplace(name, std::move(set));
   observe({.what = observation::kind::backend_added, .set = ref.label()});
+  status_due_ = true;
   mark_changed(ref);
   grow(ref);
 }
@@ -150,11 +141,14 @@ void pool_state::claim(claim_node& c, effects& fx) {
       fx, [&]() __attribute__((always_inline)) {
         c.id = ++claim_ids_;
         trace([&] { return observation{.what = observation::kind::claim_started, .claim = c.id}; });
-        if (terminated_) return complete(c, claim_outcome::terminated);
+        if (no_new_claims_) return complete(c, claim_outcome::terminated);
         if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
           return complete(c, claim_outcome::no_backends);
         }
         if (slot* s = pick()) return serve(c, *s);
+        if (status_.status() == pool_status::failed && !policy_.wait_when_failed) {
+          return complete(c, claim_outcome::pool_failed);
+        }
         c.deadline.at = deadline_of(c);
         if (c.deadline.at <= now()) return complete(c, timeout_reason());
         c.waited = true;
@@ -169,7 +163,7 @@ void pool_state::claim(claim_node& c, effects& fx) {
 slot* pool_state::try_claim(effects& fx, bool quiet) {
   return in_event(
       fx, [&]() __attribute__((always_inline))->slot * {
-        slot* s = terminated_ || slot_rules_.has_on_acquire ? nullptr : pick();
+        slot* s = no_new_claims_ || slot_rules_.has_on_acquire ? nullptr : pick();
         if (!s && quiet) return nullptr;  // not a claim: the caller claims next
         const std::uint64_t id = ++claim_ids_;
         trace([&] { return observation{.what = observation::kind::claim_started, .claim = id}; });
@@ -222,6 +216,7 @@ void pool_state::release(slot& s, bool discard, effects& fx) {
         slot_set& set = s.set();
         if (doomed(set)) {
           close_slot(s);
+          status_due_ = true;  // the last claim back: stopped
           return;
         }
         // (No text for a plain return: a string here would cost every return an
@@ -233,7 +228,8 @@ void pool_state::release(slot& s, bool discard, effects& fx) {
       });
 }
 
-void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx) {
+void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx,
+                             bool permanent) {
   in_event(
       fx, [&]() __attribute__((always_inline)) {
         const auto it = ops_.find(op);
@@ -241,14 +237,16 @@ void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string
           if (box) close(std::move(box));  // an operation given up on
           return;
         }
-        slot& s = *it->second;
+        slot& s = *it->second.s;
+        if (it->second.connect) --connects_running_;
         ops_.erase(it);
         slot_set& set = s.set();
         handle(s,
                s.resume(*this, {.what = ok ? slot_event::kind::op_ok : slot_event::kind::op_failed,
                                 .op = op,
                                 .box = std::move(box),
-                                .why = std::move(why)}));
+                                .why = std::move(why),
+                                .permanent = permanent}));
         finish(set);
       });
 }
@@ -261,7 +259,8 @@ void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effect
           if (box) close(std::move(box));
           return;
         }
-        slot& s = *it->second;
+        slot& s = *it->second.s;
+        if (it->second.connect) --connects_running_;
         ops_.erase(it);
         slot_set& set = s.set();
         handle(s, s.resume(*this, {.what = slot_event::kind::op_ended,
@@ -315,6 +314,7 @@ void pool_state::timer_fired(effects& fx) {
           handle(*s, s->resume(*this, {.what = slot_event::kind::timer}));
           finish(set);
         }
+        if (status_at_ && *status_at_ <= t) status_due_ = true;
         if (!terminated_ && rebalance_at_ && *rebalance_at_ <= t) {
           rebalance_at_ = after(t, policy_.rebalance_interval);
           for (const auto& [name, set] : sets_) {
@@ -327,22 +327,13 @@ void pool_state::timer_fired(effects& fx) {
       });
 }
 
-void pool_state::evict_all(effects& fx) {
-  in_event(
-      fx, [&]() __attribute__((always_inline)) {
-        if (terminated_) return;
-        for (const auto& [name, set] : sets_) {
-          set->for_each([&](slot& s) { handle(s, s.evict(*this)); });
-          finish(*set);
-        }
-      });
-}
-
 bool pool_state::terminate(effects& fx) {
   return in_event(
       fx, [&]() __attribute__((always_inline)) {
         if (terminated_) return false;
         terminated_ = true;
+        no_new_claims_ = true;
+        status_due_ = true;
         rebalance_at_.reset();
         observe({.what = observation::kind::terminating});
         while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);
@@ -371,6 +362,7 @@ std::optional<time_point> pool_state::next_wakeup() const noexcept {
   };
   if (!slot_timers_.empty()) earlier(slot_timers_.top_time());
   if (rebalance_at_) earlier(*rebalance_at_);
+  if (status_at_) earlier(*status_at_);
   return next;
 }
 

@@ -19,7 +19,9 @@
 #include "core/rebalancer.hpp"
 #include "core/slot.hpp"
 #include "core/slot_set.hpp"
+#include "core/status_tracker.hpp"
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,7 +66,9 @@ class pool_state final : private slot_port {
   /// A handle gives its slot back; `discard`: the connection is broken.
   void release(slot& s, bool discard, effects& fx);
   /// A connector operation ended (`box`: the connection, if it gave one).
-  void op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx);
+  /// `permanent`: a connect failed with qorb::permanent_error.
+  void op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx,
+                   bool permanent = false);
   /// A connector operation said the connection ended normally (a hook threw
   /// errc::connection_ended): it is replaced without counting a failure.
   void op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx);
@@ -81,6 +85,14 @@ class pool_state final : private slot_port {
   void timer_fired(effects& fx);
   /// False if it already was terminated.
   bool terminate(effects& fx);
+  /// async_drain: new claims fail (terminated), waiting ones too; the pool
+  /// is stopping until every claim is back, then says `drained` (the driver
+  /// terminates it).
+  void begin_drain(effects& fx);
+  /// Replaces the policy (valid: qorb::validate): every set is planned
+  /// again; a smaller cap closes idle slots now and claimed ones as they
+  /// return, a larger one grows now.
+  void set_policy(const policy& p, effects& fx);
 
   /// When timer_fired is next needed; none when nothing waits for time.
   std::optional<time_point> next_wakeup() const noexcept;
@@ -90,11 +102,26 @@ class pool_state final : private slot_port {
   /// ... for claim `c` (which may have been refused by on_acquire).
   claim_outcome timeout_reason(const claim_node& c) const noexcept;
   bool terminated() const noexcept { return terminated_; }
+  /// begin_drain was called: new claims are refused.
+  bool draining() const noexcept { return drain_; }
+  pool_status status() const noexcept { return status_.status(); }
+  /// The last status change's sequence number (0: none yet).
+  std::uint64_t status_seq() const noexcept { return status_seq_; }
+  /// Live backends online now.
+  std::size_t online_backends() const noexcept { return online_; }
+  /// Slots claimed (or acquiring) now, removed backends' too.
+  std::size_t claims_out() const noexcept;
+  std::size_t connects_running() const noexcept { return connects_running_; }
+  std::size_t connects_waiting() const noexcept { return connects_waiting_; }
+  /// What total_slots() may be at most: max_slots, or, after set_policy
+  /// lowered it, the slots still busy above it (they close as they settle).
+  std::size_t cap() const noexcept { return cap_ > policy_.max_slots ? cap_ : policy_.max_slots; }
   /// Terminated, and no slot is left (none claimed, none recycling).
   bool drained() const noexcept { return terminated_ && sets_.empty() && draining_.empty(); }
   std::size_t total_slots() const noexcept { return total_slots_; }
   std::size_t waiting() const noexcept { return queue_.size(); }
-  std::size_t ops_running() const noexcept { return ops_.size(); }
+  /// Operations started and not ended (connects waiting for a turn are not).
+  std::size_t ops_running() const noexcept { return ops_.size() - connects_waiting_; }
   /// Connections opened and closed by reason, every set's.
   const connection_counts& connections() const noexcept { return connections_; }
   const policy& config() const noexcept { return policy_; }
@@ -112,12 +139,17 @@ class pool_state final : private slot_port {
   bool rebalance_due();
   void rebalance_after_event();
   void forget_drained_sets();
+  void start_connect_turns();
+  void update_status();
+  void emit_start(slot& s, op_id id, op_kind kind, detail::box_ptr box);
+  void note_connect(slot_set& set, verdict v);
 
   // slot_port
   const slot_rules& rules() const noexcept override { return slot_rules_; }
   time_point now() override;
   double random01() override { return env_.random01(); }
   op_id start(slot& s, op_kind kind, detail::box_ptr box) override;
+  bool running(op_id op) const noexcept override;
   void cancel(op_id op, bool abandon) override;
   void close(detail::box_ptr box) override;
   void arm(slot& s) override;
@@ -166,7 +198,7 @@ class pool_state final : private slot_port {
     if (fx_->trace) observe(make());
   }
 
-  const policy policy_;
+  policy policy_;  // set_policy replaces it; slot_rules_.cfg points into it
   const slot_rules slot_rules_;
   environment& env_;
 
@@ -177,7 +209,20 @@ class pool_state final : private slot_port {
   claim_queue queue_;
   rebalancer rebalancer_;
   deadline_heap<slot, &slot::timer> slot_timers_;
-  std::unordered_map<op_id, slot*> ops_;
+  struct op_entry {
+    slot* s;
+    bool connect;
+    bool waiting;  // a connect waiting for a turn under max_connecting (not started)
+  };
+  std::unordered_map<op_id, op_entry> ops_;
+  std::deque<op_id> connect_turns_;  // waiting connects, first come first served
+  std::size_t connects_running_ = 0, connects_waiting_ = 0;
+  status_tracker status_;
+  std::optional<time_point> status_at_;  // when failed_after may pass
+  std::uint64_t status_seq_ = 0;
+  std::size_t failing_sets_ = 0;                         // live sets whose last connect failed
+  std::size_t refused_sets_ = 0;                         // ... failed permanently
+  std::size_t cap_ = 0;                                  // see cap()
   std::vector<slot_set*> changed_;                       // sets whose wanted count is due
   intrusive_list<slot_set, &slot_set::in_short> short_;  // sets waiting for room under max_slots
 
@@ -191,6 +236,9 @@ class pool_state final : private slot_port {
   std::size_t wanted_live_ = 0;   // live sets' wanted counts, summed
   bool room_freed_ = false;
   bool terminated_ = false;
+  bool no_new_claims_ = false;  // terminated or draining
+  bool drain_ = false, drain_reported_ = false;
+  bool status_due_ = true;
   bool published_ = false;
   std::uint16_t next_set_id_ = 0;
   std::uint64_t claim_ids_ = 0;
@@ -198,7 +246,8 @@ class pool_state final : private slot_port {
   std::uint64_t total_claims_ = 0;
   claim_failure_stats claim_failures_;
   claim_wait_histogram claim_wait_;
-  connection_counts connections_;  // every set's, removed ones' too
+  claim_wait_histogram connect_time_;  // connects that gave a connection
+  connection_counts connections_;      // every set's, removed ones' too
 };
 
 }  // namespace qorb::core

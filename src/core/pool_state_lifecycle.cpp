@@ -1,21 +1,13 @@
 // SPDX-License-Identifier: BSL-1.0
-// pool_state, continued: what it counts and reports — connections closed
-// by reason, idle ones closed when spare too long — and its stats.
+// pool_state, continued: the pool's life — idle connections closed when
+// spare too long, evict_all, a drain, a new policy, connects taking turns
+// under max_connecting, and the pool's status (status_tracker decides it).
 #include "core/pool_state.hpp"
+#include "core/pool_state_event.hpp"
 
 #include <algorithm>
 
 namespace qorb::core {
-
-void pool_state::want(slot_set& set, std::size_t n) {
-  if (!set.removed) wanted_live_ = wanted_live_ - set.wanted + n;
-  set.wanted = n;
-}
-
-void pool_state::closed(slot& s, close_reason why) {
-  ++s.set().connections.closed[std::size_t(why)];
-  ++connections_.closed[std::size_t(why)];
-}
 
 // The idle target is the larger of min_idle and spares_wanted: above it,
 // an idle connection unused for idle_timeout goes (the one unused longest
@@ -38,30 +30,101 @@ bool pool_state::idle_expired(slot& s) {
   return true;
 }
 
-pool_stats pool_state::stats() const {
-  pool_stats out;
-  out.total_claims = total_claims_;
-  out.claims_waiting = queue_.size();
-  out.claim_failures = claim_failures_;
-  out.claim_wait = claim_wait_;
-  out.connections = connections_;
-  out.min_idle = policy_.min_idle;
-  out.spares_wanted = policy_.spares_wanted;
-  out.max_connecting = policy_.max_connecting;
-  out.terminated = terminated_;
-  const time_point t = env_.now();
-  for (const auto& [name, set] : sets_) out.backends.emplace(name, set->stats(t));
-  for (const auto& set : draining_) {
-    // Two removed sets of one name (removed, added, removed again) keep
-    // their own rows.
-    std::string key = set->target().name;
-    if (out.backends.contains(key)) key += " (removed)";
-    for (int n = 2; out.backends.contains(key); ++n) {
-      key = set->target().name + " (removed " + std::to_string(n) + ")";
-    }
-    out.backends.emplace(std::move(key), set->stats(t));
+void pool_state::evict_all(effects& fx) {
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_) return;
+        for (const auto& [name, set] : sets_) {
+          set->for_each([&](slot& s) { handle(s, s.evict(*this)); });
+          finish(*set);
+        }
+      });
+}
+
+void pool_state::begin_drain(effects& fx) {
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_ || drain_) return;
+        drain_ = true;
+        no_new_claims_ = true;
+        status_due_ = true;
+        while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);
+      });
+}
+
+// The sets are planned again as by a periodic rebalance, under the new
+// sizes; a cap below the slots open now is held by closing idle slots now
+// and busy ones as they settle (cap() says how far above it the pool is).
+void pool_state::set_policy(const policy& p, effects& fx) {
+  in_event(
+      fx, [&]() __attribute__((always_inline)) {
+        if (terminated_) return;
+        cap_ = total_slots_;
+        policy_ = p;
+        rebalance_at_ = after(now(), p.rebalance_interval);
+        status_due_ = true;
+        rebalance(true);
+        make_room();
+      });
+}
+
+void pool_state::start_connect_turns() {
+  while (connects_running_ < policy_.max_connecting && !connect_turns_.empty()) {
+    const op_id id = connect_turns_.front();
+    connect_turns_.pop_front();
+    const auto it = ops_.find(id);
+    if (it == ops_.end() || !it->second.waiting) continue;  // cancelled while it waited
+    it->second.waiting = false;
+    --connects_waiting_;
+    ++connects_running_;
+    slot& s = *it->second.s;
+    emit_start(s, id, op_kind::connect, nullptr);
+    s.connect_began(*this);
   }
-  return out;
+  if (connects_waiting_ == 0) connect_turns_.clear();
+}
+
+void pool_state::note_connect(slot_set& set, verdict v) {
+  const bool failing = v != verdict::ok;
+  const bool refused = v == verdict::refused;
+  if (!set.removed) {
+    if (failing != set.connect_failing) failing ? ++failing_sets_ : --failing_sets_;
+    if (refused != set.connect_refused) refused ? ++refused_sets_ : --refused_sets_;
+  }
+  set.connect_failing = failing;
+  set.connect_refused = refused;
+  status_due_ = true;
+}
+
+// A drain watches every event until its claims are back.
+void pool_state::update_status() {
+  const std::size_t out = claims_out();
+  status_due_ = drain_ && !drain_reported_;
+  if (status_due_ && out == 0) {
+    drain_reported_ = true;
+    status_due_ = false;
+    observe({.what = observation::kind::drained});
+  }
+  const status_inputs in{online_,       sets_.size(),           failing_sets_,
+                         refused_sets_, drain_ && !terminated_, terminated_,
+                         out > 0};
+  if (const auto was = status_.update(policy_, in, now())) {
+    observe({.what = observation::kind::status_changed,
+             .status_from = *was,
+             .status_to = status_.status(),
+             .seq = ++status_seq_});
+    if (status_.status() == pool_status::failed && !policy_.wait_when_failed) {
+      while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::pool_failed);
+    }
+  }
+  auto at = status_.deadline(policy_);
+  // Past it, what could still make the pool failed is a connect's failure:
+  // an event of its own (no timer needed).
+  if (at && *at <= now()) at.reset();
+  if (at != status_at_) {
+    status_at_ = at;
+    fx_->rearm = true;
+  }
 }
 
 }  // namespace qorb::core

@@ -76,6 +76,9 @@ void pool_state::remove_set(
   grow(*set);  // leaves the queue for room
   set->removed = true;
   claimed_live_ -= set->claimed();
+  if (set->connect_failing) --failing_sets_;
+  if (set->connect_refused) --refused_sets_;
+  status_due_ = true;
   idle_live_ -= set->unclaimed();
   if (set->reported_online) --online_;
   observe(

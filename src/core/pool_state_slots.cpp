@@ -52,7 +52,10 @@ void pool_state::retry(claim_node& c, bool after_end) {
            .reason = after_end ? "the connection ended normally" : "on_acquire failed"});
   if (c.deadline.at <= now()) return complete(c, timeout_reason(c));
   if (slot* s = pick()) return serve(c, *s);
-  if (terminated_) return complete(c, claim_outcome::terminated);
+  if (no_new_claims_) return complete(c, claim_outcome::terminated);
+  if (status_.status() == pool_status::failed && !policy_.wait_when_failed) {
+    return complete(c, claim_outcome::pool_failed);
+  }
   if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
     return complete(c, claim_outcome::no_backends);
   }
@@ -105,6 +108,9 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
       break;
     case claim_outcome::acquire_failed:
       ++claim_failures_.acquire_failed;
+      break;
+    case claim_outcome::pool_failed:
+      ++claim_failures_.pool_failed;
       break;
   }
   if (outcome != claim_outcome::served) {
@@ -170,6 +176,7 @@ bool pool_state::report(slot_set& set) {
   if (went) {
     online ? ++online_ : --online_;
     mark_changed(set);
+    status_due_ = true;
   }
   set.reported_online = online;
   set.reported_unclaimed = unclaimed;
@@ -178,6 +185,7 @@ bool pool_state::report(slot_set& set) {
   observation o{.what = online ? observation::kind::set_online : observation::kind::set_offline,
                 .flag = unclaimed,
                 .first = went,
+                .count = online_,
                 .set = set.label()};
   if (went || fx_->trace) observe(std::move(o));
   return true;
@@ -185,21 +193,50 @@ bool pool_state::report(slot_set& set) {
 
 // ----- the slot port -----------------------------------------------------------
 
+// A connect beyond max_connecting (or behind others waiting) waits for a
+// turn: it has an id, but the driver hears of it only when it starts.
 op_id pool_state::start(slot& s, op_kind kind, detail::box_ptr box) {
   const op_id id = ++op_ids_;
-  ops_.emplace(id, &s);
+  const bool connect = kind == op_kind::connect;
+  const bool wait =
+      connect && (connects_running_ >= policy_.max_connecting || connects_waiting_ > 0);
+  ops_.emplace(id, op_entry{&s, connect, wait});
+  if (wait) {
+    connect_turns_.push_back(id);
+    ++connects_waiting_;
+    return id;
+  }
+  if (connect) ++connects_running_;
+  emit_start(s, id, kind, std::move(box));
+  return id;
+}
+
+bool pool_state::running(op_id op) const noexcept {
+  const auto it = ops_.find(op);
+  return it != ops_.end() && !it->second.waiting;
+}
+
+void pool_state::emit_start(slot& s, op_id id, op_kind kind, detail::box_ptr box) {
   fx_->starts.push_back(
       {&s, id, kind, std::move(box), kind == op_kind::connect ? s.set().target() : backend{}});
   trace([&] {
     return observation{
         .what = observation::kind::op_started, .op = kind, .slot = s.id(), .set = s.set().label()};
   });
-  return id;
 }
 
 void pool_state::cancel(op_id op, bool abandon) {
+  const auto it = ops_.find(op);
+  if (it != ops_.end() && it->second.waiting) {  // never started: nothing to cancel
+    --connects_waiting_;
+    ops_.erase(it);
+    return;
+  }
   fx_->cancels.push_back(op);
-  if (abandon) ops_.erase(op);
+  if (abandon && it != ops_.end()) {
+    if (it->second.connect) --connects_running_;
+    ops_.erase(it);
+  }
 }
 
 void pool_state::close(detail::box_ptr box) { fx_->closing.push_back(std::move(box)); }
@@ -237,10 +274,12 @@ void pool_state::moved(slot& s, slot_state from) {
 
 void pool_state::ended(slot& s, op_kind kind, verdict v, std::string_view why, duration retry) {
   slot_set& set = s.set();
+  if (kind == op_kind::connect && v != verdict::cancelled) note_connect(set, v);
   if (v == verdict::ok) {
     if (kind == op_kind::connect) {
       ++set.connections.opened;
       ++connections_.opened;
+      connect_time_.record(std::chrono::duration<double>(now() - s.connect_started()).count());
     }
     trace([&] {
       return observation{
@@ -259,11 +298,13 @@ void pool_state::ended(slot& s, op_kind kind, verdict v, std::string_view why, d
   }
   set.failures.add(now());
   kind == op_kind::connect ? ++set.connect_failures : ++set.check_failures;
+  // (refused: a connect that failed permanently, observed as a failure.)
   observe({.what = observation::kind::op_failed,
            .op = kind,
            .flag = v == verdict::timed_out,
-           .first = s.retries().failures() <= 1,
+           .first = s.retries().failures() <= 1 || v == verdict::refused,
            .slot = s.id(),
+           .count = v == verdict::refused ? 1u : 0u,
            .delay = retry,
            .set = set.label(),
            .reason = std::string(why)});

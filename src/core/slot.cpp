@@ -41,7 +41,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       }
       op_ = 0;
       disarm(slot_timer::step);
-      return finished(port, ev.what == kind::op_ok, std::move(ev.box), ev.why);
+      return finished(port, ev.what == kind::op_ok, std::move(ev.box), ev.why, ev.permanent);
     case kind::op_ended:
       if (op_ == 0 || ev.op != op_) {
         if (ev.box) port.close(std::move(ev.box));
@@ -102,7 +102,8 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
   return {};
 }
 
-slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why) {
+slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why,
+                           bool permanent) {
   const slot_rules& rules = port.rules();
   switch (state_) {
     case slot_state::connecting:
@@ -120,9 +121,11 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
         return ready(port);
       }
       {
-        const duration delay = retry_.next(*rules.cfg, port.random01());
-        port.ended(*this, op_kind::connect, verdict::failed, ok ? "no connection returned" : why,
-                   delay);
+        const bool refused = !ok && permanent;
+        const duration delay = refused ? retry_.give_up(*rules.cfg, port.random01())
+                                       : retry_.next(*rules.cfg, port.random01());
+        port.ended(*this, op_kind::connect, refused ? verdict::refused : verdict::failed,
+                   ok ? "no connection returned" : why, delay);
         to(port, slot_state::backing_off);
         wake(port, after(port.now(), delay));
       }
@@ -313,6 +316,11 @@ void slot::begin_connect(slot_port& port, slot_state st) {
   retire_at_ = never;
   to(port, st);
   op_ = port.start(*this, op_kind::connect, nullptr);
+  if (port.running(op_)) connect_began(port);  // else when its turn comes
+}
+
+void slot::connect_began(slot_port& port) {
+  connect_began_ = port.now();
   if (const auto& limit = port.rules().cfg->connect_timeout) wake(port, after(port.now(), *limit));
 }
 

@@ -32,7 +32,9 @@ struct slot_rules {
 
 /// `ended`: the connector said the connection ended normally (a server's
 /// close of an idle keep-alive connection): not the backend's fault.
-enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled, ended };
+/// `refused`: a connect failed permanently (the connector threw
+/// qorb::permanent_error): retrying will not help soon.
+enum class verdict : std::uint8_t { ok, failed, timed_out, cancelled, ended, refused };
 
 /// A connection a health check or on_acquire finds ended normally younger
 /// than this (or than max_connection_backoff, if that is shorter) counts as
@@ -65,6 +67,8 @@ class slot_port {
   virtual double random01() = 0;
   /// Starts a connector operation (a check takes `box`); its id.
   virtual op_id start(slot& s, op_kind kind, detail::box_ptr box) = 0;
+  /// Whether operation `op` runs (a connect may wait for a turn first).
+  virtual bool running(op_id op) const noexcept = 0;
   /// Cancels an operation. `abandon`: its result, whenever it comes, is
   /// stale; otherwise the slot still waits for it (and what it gives back).
   virtual void cancel(op_id op, bool abandon) = 0;
@@ -122,6 +126,7 @@ struct slot_event {
   detail::box_ptr box = nullptr;
   std::string why = {};
   claim_node* claim = nullptr;
+  bool permanent = false;  // op_failed of a connect: qorb::permanent_error
 };
 
 class slot {
@@ -132,6 +137,9 @@ class slot {
 
   /// A new slot: starts connecting.
   void open(slot_port& port);
+  /// The pool started the connect it held back for a turn (max_connecting):
+  /// its time bound starts now.
+  void connect_began(slot_port& port);
   slot_result resume(slot_port& port, slot_event ev);
   /// The pool decided: the ready slot becomes claimable.
   void make_idle(slot_port& port);
@@ -156,6 +164,8 @@ class slot {
   bool holds_connection() const noexcept;
   const backoff& retries() const noexcept { return retry_; }
   bool running() const noexcept { return op_ != 0; }
+  /// When its latest connect started (after any wait for a turn).
+  time_point connect_started() const noexcept { return connect_began_; }
 
   // Owned by the slot_set and the pool's timer heap.
   list_hook<slot> in_set;
@@ -168,7 +178,8 @@ class slot {
   void disarm(slot_timer t) noexcept { timers_[std::size_t(t)] = never; }
   bool retire_due(slot_port& port) { return retire_at_ != never && retire_at_ <= port.now(); }
   slot_result retire(slot_port& port);
-  slot_result finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why);
+  slot_result finished(slot_port& port, bool ok, detail::box_ptr box, const std::string& why,
+                       bool permanent = false);
   slot_result timed_out(slot_port& port);
   slot_result acquire_over(slot_port& port, bool ok, detail::box_ptr box, std::string_view why,
                            bool timed_out);
@@ -197,7 +208,8 @@ class slot {
   backoff retry_;
   time_point up_since_{};    // the connection's health clock (connect, or last failure)
   time_point hold_until_{};  // after a failed on_acquire: not claimable before
-  time_point last_used_{};   // connected, or last returned (idle_timeout counts from it)
+  time_point connect_began_{};
+  time_point last_used_{};  // connected, or last returned (idle_timeout counts from it)
   static constexpr time_point never = time_point::max();
   // The connection is closed and replaced once ready at or after this
   // (its lifetime's end; time_point::min() once evicted).

@@ -87,7 +87,9 @@ class slot_set {
   bool unreported() const noexcept {
     return online() != reported_online || (unclaimed() > 0) != reported_unclaimed;
   }
-  bool plan_pending = false;  // in the pool's list of sets whose wanted count is due
+  bool plan_pending = false;     // in the pool's list of sets whose wanted count is due
+  bool connect_failing = false;  // its last connect failed
+  bool connect_refused = false;  // ... permanently
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
   connection_counts connections;

@@ -60,6 +60,8 @@ const char* reason_of(std::size_t outcome) {
       return "cancelled";
     case core::claim_outcome::acquire_failed:
       return "on_acquire failed";
+    case core::claim_outcome::pool_failed:
+      return "pool failed";
     case core::claim_outcome::served:
       break;
   }
@@ -158,6 +160,14 @@ void pool_driver::observe(const core::observation& o) const {
     case kind::terminating:
       log(spdlog::level::info, "terminating");
       break;
+    case kind::status_changed:
+      QORB_PROBE(pool_status_change, pool, to_string(o.status_from), to_string(o.status_to));
+      log(o.status_to == pool_status::failed ? spdlog::level::warn : spdlog::level::info,
+          "status {} -> {}", to_string(o.status_from), to_string(o.status_to));
+      break;
+    case kind::drained:
+      log(spdlog::level::info, "drained: every claim is back");
+      break;
   }
 }
 
@@ -182,7 +192,11 @@ void pool_driver::log_op_failed(const core::observation& o) const {
       } else {
         // The first failure of a streak is news; the retries are not.
         const auto retry = std::chrono::duration_cast<std::chrono::milliseconds>(o.delay).count();
-        if (o.first) {
+        if (o.count == 1) {
+          log_repeated(spdlog::level::warn, o, "connect",
+                       "{}: connect failed permanently (retry in {} ms): {}", backend_name(o),
+                       retry, why);
+        } else if (o.first) {
           log_repeated(spdlog::level::warn, o, "connect", "{}: connect failed (retry in {} ms): {}",
                        backend_name(o), retry, why);
         } else {

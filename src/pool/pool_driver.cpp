@@ -33,6 +33,18 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
+// A connector's way of saying a connect will never succeed.
+bool permanent(const std::exception_ptr& e) {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const permanent_error&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
 // A hook's way of saying the server ended the connection normally.
 bool ended_normally(const std::exception_ptr& e) {
   if (!e) return false;
@@ -61,6 +73,8 @@ error_code to_error(core::claim_outcome o) {
       return make_error_code(errc::terminated);
     case core::claim_outcome::acquire_failed:
       return make_error_code(errc::acquire_failed);
+    case core::claim_outcome::pool_failed:
+      return make_error_code(errc::pool_failed);
     case core::claim_outcome::cancelled:
       break;
   }
@@ -199,11 +213,16 @@ void pool_driver::release(core::slot* s, bool discard) noexcept {
 
 error_code pool_driver::terminate() noexcept {
   bool first = false;
+  std::size_t still_claimed = 0;
   run([&](core::effects& fx) {
     first = state_.terminate(fx);
     if (first && !state_.drained()) self_ = shared_from_this();
+    still_claimed = state_.claims_out();
   });
   if (!first) return make_error_code(errc::terminated);
+  // A drain still waiting ends here (when the drain ended by itself, it
+  // is what called this, and its handler is gone already).
+  end_drain(make_error_code(errc::terminated), still_claimed);
   {
     // No timer after terminate: handles may be returned after the
     // io_context is gone, and must not touch it.
@@ -213,6 +232,19 @@ error_code pool_driver::terminate() noexcept {
   }
   resolver_->stop();
   return {};
+}
+
+// The lifecycle's events (lifecycle.cpp has the rest).
+void pool_driver::begin_drain() {
+  run([&](core::effects& fx) { state_.begin_drain(fx); });
+}
+
+void pool_driver::set_policy(const policy& p) {
+  run([&](core::effects& fx) { state_.set_policy(p, fx); });
+}
+
+void pool_driver::evict_all() {
+  run([&](core::effects& fx) { state_.evict_all(fx); });
 }
 
 error_code pool_driver::timeout_error() const {
@@ -248,8 +280,8 @@ void pool_driver::timer_fired() {
 
 void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) {
   const bool ok = !e && box;
-  finished(ctx.op, ok ? outcome::ok : outcome::failed, std::move(box),
-           ok ? std::string() : describe(e));
+  const outcome how = ok ? outcome::ok : permanent(e) ? outcome::refused : outcome::failed;
+  finished(ctx.op, how, std::move(box), ok ? std::string() : describe(e));
 }
 
 void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_ptr e,
@@ -269,7 +301,8 @@ void pool_driver::finished(std::uint64_t op, outcome how, box_ptr box, std::stri
     if (how == outcome::ended) {
       state_.op_ended(op, std::move(box), std::move(why), fx);
     } else {
-      state_.op_finished(op, how == outcome::ok, std::move(box), std::move(why), fx);
+      state_.op_finished(op, how == outcome::ok, std::move(box), std::move(why), fx,
+                         how == outcome::refused);
     }
   });
 }
@@ -284,7 +317,12 @@ void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake)
   if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
   if (wake) arm_timer(wake);
   if (!fx.seen.empty()) {
-    for (const auto& o : fx.seen) observe(o);
+    bool lifecycle = false;
+    for (const auto& o : fx.seen) {
+      observe(o);
+      lifecycle = lifecycle || is_lifecycle(o.what);
+    }
+    if (lifecycle) after_lifecycle(fx);
   }
   for (const auto& c : fx.completions) {
     static_cast<claim_request*>(c.claim)->complete(to_error(c.outcome), c.s, c.box);

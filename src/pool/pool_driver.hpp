@@ -16,10 +16,12 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <vector>
 
 namespace qorb::detail {
 
@@ -52,6 +54,14 @@ class pool_driver final : public pool_core {
   error_code terminate() noexcept override;
   error_code timeout_error() const override;
   pool_stats stats() const override;
+  pool_status status() const override;
+  void on_status_change(std::function<void(pool_status, pool_status)> f) override;
+  void wait_ready(std::size_t min_online, duration timeout,
+                  asio::any_completion_handler<void(error_code)> h) override;
+  void drain(duration timeout,
+             asio::any_completion_handler<void(error_code, std::size_t)> h) override;
+  void set_policy(const policy& p) override;
+  void evict_all() override;
   const asio::any_io_executor& executor() const noexcept override { return ex_; }
   const std::string& name() const noexcept override { return name_; }
   void connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) override;
@@ -80,11 +90,22 @@ class pool_driver final : public pool_core {
   void start_ops(core::effects& fx);
   void arm_timer(std::optional<core::time_point> wake);
   void timer_fired();
-  enum class outcome : std::uint8_t { ok, failed, ended };
+  enum class outcome : std::uint8_t { ok, failed, ended, refused };
   void finished(std::uint64_t op, outcome how, box_ptr box, std::string why) noexcept;
   void on_backends(const backend_map& backends);
   void on_backend_changes(const backend_changes& changes);
   void observe(const core::observation& o) const;
+  static bool is_lifecycle(core::observation::kind k) noexcept {
+    using kind = core::observation::kind;
+    return k == kind::status_changed || k == kind::set_online || k == kind::set_offline ||
+           k == kind::drained;
+  }
+  /// Status callbacks in order, ready waiters, a drain's end (lifecycle.cpp).
+  void after_lifecycle(const core::effects& fx) noexcept;
+  void deliver_status(std::uint64_t seq, pool_status from, pool_status to) noexcept;
+  void check_ready_waiters(std::size_t online, pool_status status) noexcept;
+  void end_drain(error_code ec, std::size_t still_claimed) noexcept;
+  void begin_drain();
   void log_op_failed(const core::observation& o) const;
   void record_errors(const core::effects& fx);
   template <class... Args>
@@ -121,6 +142,31 @@ class pool_driver final : public pool_core {
 
   std::mutex ops_mu_;  // leaf lock: operations that can still be cancelled
   std::unordered_map<std::uint64_t, running_op> running_;
+
+  // Lifecycle (lifecycle.cpp). Leaf locks, never taken with mu_ held.
+  struct ready_waiter {
+    std::uint64_t id;
+    std::size_t min_online;
+    asio::any_completion_handler<void(error_code)> handler;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+  std::mutex life_mu_;  // ready_waiters_, drain_
+  std::vector<ready_waiter> ready_waiters_;
+  std::uint64_t waiter_ids_ = 0;
+  struct drain_state {
+    asio::any_completion_handler<void(error_code, std::size_t)> handler;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+  std::optional<drain_state> drain_;
+  std::mutex status_mu_;  // the status callbacks and their delivery order
+  struct status_callback {
+    std::uint64_t after_seq;  // changes up to this one happened before it was added
+    std::function<void(pool_status, pool_status)> f;
+  };
+  std::vector<status_callback> status_callbacks_;
+  std::map<std::uint64_t, std::pair<pool_status, pool_status>> status_pending_;
+  std::uint64_t status_next_ = 1;
+  bool status_delivering_ = false;
 
   std::mutex timer_mu_;  // leaf lock: the one timer
   std::optional<asio::steady_timer> timer_;

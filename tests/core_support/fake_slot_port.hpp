@@ -94,6 +94,7 @@ class fake_slot_port final : public core::slot_port {
     starts.push_back({&s, ++ops_, kind, std::move(box)});
     return ops_;
   }
+  bool running(core::op_id op) const noexcept override { return op != 0; }
   void cancel(core::op_id op, bool abandon) override { cancels.push_back({op, abandon}); }
   void close(detail::box_ptr box) override { closed_boxes.push_back(std::move(box)); }
   void arm(core::slot&) override { ++arms; }

@@ -18,6 +18,9 @@
 //                                 slots
 //   connections_accounted         every open connection is held by a slot or an operation
 //   ops_accounted                 ops_running() is no more than the operations outstanding
+//   max_connecting                connects in flight <= max_connecting (or what ran when
+//                                 set_policy lowered it); the core's count is the driver's
+//   status_order                  status changes are numbered in order, each from the last
 //   connections_counted           stats' connections opened minus closed (by every reason) is
 //                                 the connections slots hold (themselves or in an operation)
 // Connections and operations:
@@ -94,8 +97,8 @@ const char* outcome_name(claim_outcome o) {
   // In the order of core::claim_outcome.
   static constexpr const char* names[] = {"served",          "no_backends", "no_backends_online",
                                           "all_claims_used", "terminated",  "cancelled",
-                                          "acquire_failed"};
-  static_assert(std::size(names) == std::size_t(claim_outcome::acquire_failed) + 1);
+                                          "acquire_failed",  "pool_failed"};
+  static_assert(std::size(names) == std::size_t(claim_outcome::pool_failed) + 1);
   return std::size_t(o) < std::size(names) ? names[std::size_t(o)] : "?";
 }
 
@@ -441,17 +444,12 @@ void check_total_slots(const view& v, std::size_t total) {
 
 // max_slots: the sets hold no more than max_slots slots in all.
 void check_max_slots(const view& v, std::size_t total) {
-  if (total > v.pol.max_slots) {
-    v.report.fail("max_slots", format("%zu slots, max_slots %zu", total, v.pol.max_slots));
+  if (total > std::max(v.pol.max_slots, v.mem.slot_cap)) {
+    v.report.fail("max_slots", format("%zu slots, max_slots %zu (%zu open when set_policy lowered "
+                                      "it)",
+                                      total, v.pol.max_slots, v.mem.slot_cap));
   }
-}
-
-// connections_accounted: every open connection is held by a slot or an operation.
-void check_connections_accounted(const view& v, std::size_t boxes) {
-  if (std::size_t(v.live) != boxes) {
-    v.report.fail("connections_accounted",
-                  format("%d connections open, %zu held by slots and operations", v.live, boxes));
-  }
+  v.mem.slot_cap = std::min(v.mem.slot_cap, total);
 }
 
 // connections_counted: what stats() counts opened and closed matches what
@@ -479,6 +477,51 @@ void check_ops_accounted(const view& v) {
 }
 
 }  // namespace
+
+// max_connecting: connects in flight never pass max_connecting (those
+// running when set_policy lowered it finish); the core counts what the
+// driver runs (started, not cancelled).
+void check_max_connecting(const view& v, std::size_t before, std::size_t outstanding) {
+  const std::size_t now = v.state.connects_running();
+  if (now > std::max(v.pol.max_connecting, before)) {
+    v.report.fail("max_connecting",
+                  format("%zu connects in flight, max_connecting %zu (%zu before)", now,
+                         v.pol.max_connecting, before));
+  }
+  if (now != outstanding) {
+    v.report.fail("max_connecting", format("the core counts %zu connects in flight, the driver "
+                                           "runs %zu",
+                                           now, outstanding));
+  }
+}
+
+// status_order: status changes come numbered 1, 2, ... each from the status
+// the last one went to; pool_failed claims only in failed (claim_reason).
+void check_status(const view& v, const core::effects& fx) {
+  for (const auto& o : fx.seen) {
+    if (o.what != core::observation::kind::status_changed) continue;
+    if (o.seq != v.mem.status_seq + 1 || o.status_from != v.mem.status) {
+      v.report.fail("status_order",
+                    format("status change #%" PRIu64 " %s -> %s after #%" PRIu64 " to %s", o.seq,
+                           to_string(o.status_from), to_string(o.status_to), v.mem.status_seq,
+                           to_string(v.mem.status)));
+    }
+    v.mem.status_seq = o.seq;
+    v.mem.status = o.status_to;
+  }
+  if (v.mem.status != v.state.status()) {
+    v.report.fail("status_order", format("the pool is %s, its last change said %s",
+                                         to_string(v.state.status()), to_string(v.mem.status)));
+  }
+}
+
+// connections_accounted: every open connection is held by a slot or an operation.
+void check_connections_accounted(const view& v, std::size_t boxes) {
+  if (std::size_t(v.live) != boxes) {
+    v.report.fail("connections_accounted",
+                  format("%d connections open, %zu held by slots and operations", v.live, boxes));
+  }
+}
 
 void scan(const view& v) {
   memory& m = v.mem;
@@ -577,7 +620,8 @@ void check_claim_deadline_at_completion(const view& v, const sim_claim& c,
   if (now > c.deadline)
     fail_claim(v, "claim_deadline", c, comp, now, "completed after its deadline");
   // (In any call: a claim whose on_acquire failed fails fast too.)
-  if (is_failure(comp.outcome) && !failing_fast(v) && now != c.deadline)
+  if (is_failure(comp.outcome) && comp.outcome != claim_outcome::pool_failed && !failing_fast(v) &&
+      now != c.deadline)
     fail_claim(v, "claim_deadline", c, comp, now, "failed before its deadline");
 }
 
@@ -587,7 +631,7 @@ void check_claim_reason(const view& v, const call_ctx& ctx, const sim_claim& c,
   const memory& m = v.mem;
   switch (comp.outcome) {
     case claim_outcome::served:
-      if (m.pre_terminated || ctx.kind == call_kind::terminate)
+      if (m.pre_killed || ctx.kind == call_kind::terminate)
         fail_claim(v, "claim_reason", c, comp, now, "served after terminate");
       return;
     case claim_outcome::cancelled:
@@ -595,8 +639,13 @@ void check_claim_reason(const view& v, const call_ctx& ctx, const sim_claim& c,
         fail_claim(v, "claim_reason", c, comp, now, "cancelled, but not by us");
       return;
     case claim_outcome::terminated:
-      if (!m.pre_terminated && ctx.kind != call_kind::terminate)
-        fail_claim(v, "claim_reason", c, comp, now, "terminated before terminate");
+      if (!m.pre_terminated && ctx.kind != call_kind::terminate && ctx.kind != call_kind::drain)
+        fail_claim(v, "claim_reason", c, comp, now, "terminated before terminate or a drain");
+      return;
+    case claim_outcome::pool_failed:
+      if (v.state.status() != pool_status::failed || v.pol.wait_when_failed)
+        fail_claim(v, "claim_reason", c, comp, now,
+                   "pool_failed while the pool is not failed (or waits when failed)");
       return;
     default:
       break;

@@ -85,7 +85,9 @@ enum class call_kind : std::uint8_t {
   report,
   timer,
   terminate,
-  evict
+  evict,
+  drain,
+  set_policy
 };
 
 struct call_ctx {
@@ -119,7 +121,11 @@ struct seen_slot {
 struct memory {
   // Before the call (nothing changes between calls: the last call's scan
   // is the state before this one).
+  // pre_terminated: terminated or draining (new claims refused); a claim
+  // whose on_acquire ran before a drain may still be served, not after a
+  // terminate (pre_killed).
   bool pre_terminated = false, pre_idle = false, pre_online = false, pre_empty = true;
+  bool pre_killed = false;
   // The scan after the call.
   bool post_idle = false, post_online = false;
   std::vector<seen_slot> slots;
@@ -136,6 +142,11 @@ struct memory {
   std::vector<sim_claim*> served_now;  // claims served in this call
   std::optional<time_point> armed;     // the driver's timer, as fx.rearm told it
   std::uint64_t front_pushes = 0;
+  // set_policy lowered max_slots below the slots open: they may stay above
+  // it (busy), never grow; this follows them down.
+  std::size_t slot_cap = 0;
+  std::uint64_t status_seq = 0;  // the last status_changed seen
+  pool_status status = pool_status::starting;
 };
 
 // ----- the view --------------------------------------------------------------------
@@ -166,7 +177,7 @@ struct view {
   const std::vector<sim_claim*>& active;  // submitted, not completed, oldest first
   const std::vector<held_conn>& held;
   const std::vector<pending_op>& ops;
-  const std::uint64_t (&by_outcome)[std::size_t(claim_outcome::acquire_failed) + 1];
+  const std::uint64_t (&by_outcome)[std::size_t(claim_outcome::pool_failed) + 1];
   const std::uint64_t& try_served;
   memory& mem;
 };
@@ -207,5 +218,7 @@ void check_terminate_once(const view& v, bool first, bool terminated_before);
 void check_timer_fired_progresses(const view& v, int timer_fired_at_same_time);
 void check_drain_ends(const view& v, int answered);
 void check_end(const view& v, time_point now);
+void check_max_connecting(const view& v, std::size_t before, std::size_t outstanding);
+void check_status(const view& v, const core::effects& fx);
 
 }  // namespace qorb::sim

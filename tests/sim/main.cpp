@@ -104,16 +104,17 @@ int main(int argc, char** argv) {
               " core calls%s; claims %" PRIu64 ": served %" PRIu64 " (+%" PRIu64
               " try_claim), no_backends %" PRIu64 ", no_backends_online %" PRIu64
               ", all_claims_used %" PRIu64 ", terminated %" PRIu64 ", cancelled %" PRIu64
-              ", acquire_failed %" PRIu64 "; connects %" PRIu64 ", checks %" PRIu64
-              ", failed ops %" PRIu64 " (ended normally %" PRIu64 "), hung %" PRIu64
-              ", late %" PRIu64 "; %.2f s\n",
+              ", acquire_failed %" PRIu64 ", pool_failed %" PRIu64 "; connects %" PRIu64
+              ", checks %" PRIu64 ", failed ops %" PRIu64 " (ended normally %" PRIu64
+              "), hung %" PRIu64 ", late %" PRIu64 "; %.2f s\n",
               failed                ? "FAILED"
               : all.skipped.empty() ? "all invariants held"
                                     : "FAILED (skipped invariants broke)",
               all.seeds, all.events, all.calls, traced.c_str(), all.claims, n(o::served),
               all.try_served, n(o::no_backends), n(o::no_backends_online), n(o::all_claims_used),
-              n(o::terminated), n(o::cancelled), n(o::acquire_failed), all.connects, all.checks,
-              all.ops_failed, all.ops_ended, all.ops_hung, all.late_finishes, secs);
+              n(o::terminated), n(o::cancelled), n(o::acquire_failed), n(o::pool_failed),
+              all.connects, all.checks, all.ops_failed, all.ops_ended, all.ops_hung,
+              all.late_finishes, secs);
   for (const auto& [name, times] : all.skipped) {
     std::printf("qorb_sim: skipped invariant %s broken %" PRIu64 " times\n", name.c_str(), times);
   }

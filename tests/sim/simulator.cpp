@@ -113,6 +113,8 @@ enum step_kind : std::size_t {
   k_lost,
   k_report,
   k_evict,
+  k_drain,
+  k_set_policy,
   k_count
 };
 constexpr std::array<double, k_count> base_weight = {
@@ -131,6 +133,8 @@ constexpr std::array<double, k_count> base_weight = {
     2,    // connection_lost
     1,    // failure_reported
     0.3,  // evict_all
+    0,    // async_drain (at drain_at_, in some seeds)
+    0.3,  // set_policy (the sizes: max_slots, spares, min_idle, max_connecting)
 };
 
 class simulation final : reporter {
@@ -159,8 +163,12 @@ class simulation final : reporter {
     try {
       if (opt_.trace) trace_setup();
       for (event_ = 1; event_ <= opt_.events; ++event_) {
-        if (event_ == terminate_at_) {
-          step_terminate();
+        if (event_ == terminate_at_ || (drained_ && !terminated_before_)) {
+          step_terminate();  // (a driver terminates a drained pool at once)
+        } else if (event_ == drain_at_) {
+          describe("async_drain");
+          trace_step();
+          call({call_kind::drain}, [&](core::effects& fx) { state_->begin_drain(fx); });
         } else if (event_ == 1 && publish_first_) {
           step_resolver(true);
         } else {
@@ -221,6 +229,9 @@ class simulation final : reporter {
     if (s.max_lifetime && coin(0.5))
       s.max_lifetime_jitter = std::chrono::duration_cast<duration>(*s.max_lifetime * real(0, 1));
     if (coin(0.3)) s.idle_timeout = milliseconds(uni(5, 3000));
+    policy_.max_connecting = coin(0.5) ? uni(1, 16) : 8;
+    policy_.failed_after = milliseconds(uni(1, 5000));
+    policy_.wait_when_failed = coin(0.3);
     validate(policy_);
     traits_.has_is_valid = coin(0.5);
     traits_.has_on_acquire = coin(0.5);
@@ -233,6 +244,7 @@ class simulation final : reporter {
     for (int i = 0; i < backends_; ++i) ports_[std::size_t(i)] = std::uint16_t(1000 + i);
     in_set_.assign(std::size_t(backends_), false);
     connect_ok_.assign(std::size_t(backends_), 0.9);
+    refuses_.assign(std::size_t(backends_), false);
     check_ok_.assign(std::size_t(backends_), 0.95);
     for (int i = 0; i < backends_; ++i) health(i);
 
@@ -253,6 +265,8 @@ class simulation final : reporter {
       const std::uint64_t n = opt_.events;
       terminate_at_ = coin(0.15) ? uni(n / 2 + 1, n) : uni(n - n / 10, n);
       if (terminate_at_ == 0) terminate_at_ = 1;
+      // Some seeds drain first: claims refused, then terminated once all are back.
+      if (coin(0.2)) drain_at_ = uni(n / 2 + 1, n);
     }
   }
 
@@ -260,6 +274,8 @@ class simulation final : reporter {
   void health(int b) {
     static constexpr double levels[] = {1.0, 0.97, 0.8, 0.5, 0.1, 0.0};
     connect_ok_[std::size_t(b)] = levels[uni(0, std::size(levels) - 1)];
+    // Some backends that refuse refuse for good (qorb::permanent_error).
+    refuses_[std::size_t(b)] = connect_ok_[std::size_t(b)] < 0.5 && coin(0.3);
     check_ok_[std::size_t(b)] = levels[uni(0, 3)];
   }
 
@@ -314,6 +330,12 @@ class simulation final : reporter {
         describe("evict_all");
         trace_step();
         return call({call_kind::evict}, [&](core::effects& fx) { state_->evict_all(fx); });
+      case k_drain:
+        describe("async_drain");
+        trace_step();
+        return call({call_kind::drain}, [&](core::effects& fx) { state_->begin_drain(fx); });
+      case k_set_policy:
+        return step_set_policy();
     }
   }
 
@@ -447,7 +469,12 @@ class simulation final : reporter {
       if (ended) {
         state_->op_ended(op.id, std::move(box), "ended (sim)", fx);
       } else {
-        state_->op_finished(op.id, ok, std::move(box), ok ? std::string() : "failed (sim)", fx);
+        const bool permanent = !ok && op.kind == op_kind::connect && refuses_[b];
+        state_->op_finished(op.id, ok, std::move(box),
+                            ok          ? std::string()
+                            : permanent ? "refused (sim)"
+                                        : "failed (sim)",
+                            fx, permanent);
       }
     });
   }
@@ -626,6 +653,23 @@ class simulation final : reporter {
     call({call_kind::report}, [&](core::effects& fx) { state_->failure_reported(*s, fx); });
   }
 
+  // New sizes; the slots' own rules (set_config) stay, so the timing
+  // invariants keep their meaning.
+  void step_set_policy() {
+    policy p = policy_;
+    p.max_slots = uni(1, 32);
+    p.spares_wanted = uni(0, 16);
+    p.min_idle = coin(0.3) ? uni(0, p.max_slots) : 0;
+    p.max_connecting = uni(1, 16);
+    validate(p);
+    describe("set_policy: max_slots %zu, spares %zu, min_idle %zu, max_connecting %zu", p.max_slots,
+             p.spares_wanted, p.min_idle, p.max_connecting);
+    trace_step();
+    mem_.slot_cap = state_->total_slots();
+    policy_ = p;  // what the invariants read from now
+    call({call_kind::set_policy}, [&](core::effects& fx) { state_->set_policy(policy_, fx); });
+  }
+
   void step_terminate() {
     describe("terminate");
     trace_step();
@@ -665,7 +709,9 @@ class simulation final : reporter {
     const time_point now = env_.now();
     const view& v = *view_;
     // What the checker knows before the call.
-    mem_.pre_terminated = state_->terminated();
+    mem_.pre_terminated = state_->terminated() || state_->draining();
+    mem_.pre_killed = state_->terminated();
+    const std::size_t connects_before = state_->connects_running();
     // Nothing changes between calls: the last call's scan is the state now.
     mem_.pre_idle = mem_.post_idle;
     mem_.pre_online = mem_.post_online;
@@ -693,6 +739,15 @@ class simulation final : reporter {
       }
     }
     scan(v);
+    std::size_t outstanding = 0;
+    for (const auto& op : ops_) {
+      if (op.kind == op_kind::connect && !op.cancelled) ++outstanding;
+    }
+    check_max_connecting(v, connects_before, outstanding);
+    check_status(v, fx);
+    for (const auto& o : fx.seen) {
+      if (o.what == core::observation::kind::drained) drained_ = true;
+    }
     check_rearm_when_earlier(v, fx, now);
     for (const auto& c : fx.completions) completion(ctx, c, now);
     after_call(ctx, now);
@@ -915,12 +970,15 @@ class simulation final : reporter {
   std::vector<std::uint16_t> ports_;
   std::vector<bool> in_set_;
   std::vector<double> connect_ok_, check_ok_;
+  std::vector<bool> refuses_;  // its failed connects are permanent
   double hang_connect_ = 0, hang_check_ = 0, lose_box_ = 0, ok_without_box_ = 0, acquire_ok_ = 1;
   double ended_ = 0;  // of failed checks, the share that say the connection ended normally
   std::size_t claim_cap_ = 16;
   double timed_ = 0.5;  // operations that answer by themselves as time passes
   std::array<double, k_count> weight_{};
   std::uint64_t terminate_at_ = 0;
+  bool drained_ = false;  // the core said a drain ended: terminate next
+  std::uint64_t drain_at_ = 0;
   bool terminated_before_ = false;
   bool publish_first_ = true;
   bool traced_ = true;  // effects::trace for every call of this seed

@@ -28,8 +28,8 @@ struct options {
 struct totals {
   std::uint64_t seeds = 0, events = 0, calls = 0;
   std::uint64_t claims = 0, served = 0, try_served = 0;
-  // Indexed by core::claim_outcome (acquire_failed is the last).
-  std::uint64_t by_outcome[std::size_t(core::claim_outcome::acquire_failed) + 1] = {};
+  // Indexed by core::claim_outcome (pool_failed is the last).
+  std::uint64_t by_outcome[std::size_t(core::claim_outcome::pool_failed) + 1] = {};
   std::uint64_t connects = 0, checks = 0, ops_failed = 0, ops_hung = 0, late_finishes = 0;
   std::uint64_t ops_ended = 0;                   // checks that said the connection ended normally
   std::map<std::string, std::uint64_t> skipped;  // violations of skipped invariants

@@ -12,6 +12,7 @@
 #include <qorb/resolver.hpp>
 #include <qorb/stats.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/strand.hpp>
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -109,6 +111,22 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// The error a claim timing out now would get.
   virtual error_code timeout_error() const = 0;
   virtual pool_stats stats() const = 0;
+  virtual pool_status status() const = 0;
+  /// Adds a status callback: called for each change after this, in order,
+  /// never under the pool's lock.
+  virtual void on_status_change(std::function<void(pool_status, pool_status)> f) = 0;
+  /// Completes `h` once `min_online` backends are online (success), the
+  /// pool is failed (errc::pool_failed) or terminated (errc::terminated),
+  /// or `timeout` passes (asio::error::timed_out).
+  virtual void wait_ready(std::size_t min_online, duration timeout,
+                          asio::any_completion_handler<void(error_code)> h) = 0;
+  /// Refuses new claims, completes `h` with (ok, 0) once every claim is
+  /// back or (timed_out, claims still out) at `timeout`, then terminates.
+  virtual void drain(duration timeout,
+                     asio::any_completion_handler<void(error_code, std::size_t)> h) = 0;
+  /// `p` must be valid.
+  virtual void set_policy(const policy& p) = 0;
+  virtual void evict_all() = 0;
   virtual const asio::any_io_executor& executor() const noexcept = 0;
   virtual const std::string& name() const noexcept = 0;
 

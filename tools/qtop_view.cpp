@@ -32,6 +32,21 @@ std::string text_of(const json::object& o, const char* key) {
   return f && f->is_string() ? std::string(f->as_string()) : std::string();
 }
 
+// `{"closed": {REASON: N, ...}}` of a "connections" object, in order.
+closes closes_of(const json::object& o) {
+  closes out;
+  const auto* c = o.if_contains("connections");
+  if (!c || !c->is_object()) return out;
+  const auto* closed = c->as_object().if_contains("closed");
+  if (!closed || !closed->is_object()) return out;
+  for (const auto& [reason, n] : closed->as_object()) {
+    boost::system::error_code ec;
+    const auto count = n.is_number() ? n.to_number<std::uint64_t>(ec) : 0;
+    out.emplace_back(std::string(reason), ec ? 0 : count);
+  }
+  return out;
+}
+
 struct column {
   const char* heading;
   std::function<std::string(const backend_row&)> cell;
@@ -96,6 +111,7 @@ bool view::update(const std::string& text, clock_type::time_point now,
       info.at = parse_utc(text_of(e->as_object(), "at"));
       r.last_error = std::move(info);
     }
+    r.closed = closes_of(b);
     s.backends[r.name] = r.total;
     s.total += r.total;
     next.push_back(std::move(r));
@@ -105,6 +121,16 @@ bool view::update(const std::string& text, clock_type::time_point now,
   claims_waiting = number(o, "claims_waiting");
   max_slots = number(o, "max_slots");
   claimed = number(o, "claimed");
+  pool_name = text_of(o, "name");
+  status = text_of(o, "status");
+  opened.reset();
+  if (const auto* c = o.if_contains("connections"); c && c->is_object()) {
+    opened = number(c->as_object(), "opened");
+  }
+  closed = closes_of(o);
+  connects_in_flight = number(o, "connects_in_flight");
+  connects_waiting = number(o, "connects_waiting");
+  max_connecting = number(o, "max_connecting");
   if (!samples.empty() && s.total < samples.back().total) samples.clear();  // a new pool
   samples.push_back(std::move(s));
   while (samples.size() > 2 && samples[1].at <= now - window) samples.pop_front();
@@ -171,6 +197,48 @@ std::string saturation_summary(const view& v) {
   }
   if (v.claims_waiting) {
     out += ", " + std::to_string(*v.claims_waiting) + " claims waiting";
+  }
+  return out;
+}
+
+std::string closed_summary(const closes& c) {
+  std::string out;
+  for (const auto& [reason, n] : c) {
+    if (n == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += reason + " " + std::to_string(n);
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::string pool_title(const view& v) {
+  if (v.pool_name.empty() && v.status.empty()) return {};
+  std::string out = "pool";
+  if (!v.pool_name.empty()) out += " " + v.pool_name;
+  if (!v.status.empty()) out += " [" + v.status + "]";
+  return out;
+}
+
+std::string connections_summary(const view& v) {
+  if (!v.opened && v.closed.empty() && !v.connects_in_flight && !v.connects_waiting) return {};
+  std::string out = "connections: ";
+  out += v.opened ? std::to_string(*v.opened) : std::string("-");
+  out += " opened, closed: " + closed_summary(v.closed);
+  if (v.connects_in_flight || v.connects_waiting) {
+    out += "; connects: " + std::to_string(v.connects_in_flight.value_or(0)) + " in flight, " +
+           std::to_string(v.connects_waiting.value_or(0)) + " waiting";
+    if (v.max_connecting && *v.max_connecting > 0) {
+      out += " (max_connecting " + std::to_string(*v.max_connecting) + ")";
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> closed_lines(const view& v) {
+  std::vector<std::string> out;
+  for (const auto& r : v.rows) {
+    const auto summary = closed_summary(r.closed);
+    if (summary != "none") out.push_back("  " + r.name + ": " + summary);
   }
   return out;
 }
@@ -263,8 +331,15 @@ std::vector<std::string> hidden_note(const table& t, std::size_t width) {
 }
 
 std::vector<std::string> once_report(const view& v, wall_clock::time_point now) {
-  std::vector<std::string> out{rate_summary(v), saturation_summary(v)};
+  std::vector<std::string> out;
+  if (const auto title = pool_title(v); !title.empty()) out.push_back(title);
+  out.push_back(rate_summary(v));
+  out.push_back(saturation_summary(v));
+  if (auto c = connections_summary(v); !c.empty()) out.push_back(std::move(c));
   for (auto& line : backend_table(v).lines) out.push_back(std::move(line));
+  const auto closed_by_backend = closed_lines(v);
+  if (!closed_by_backend.empty()) out.emplace_back("closed by reason:");
+  out.insert(out.end(), closed_by_backend.begin(), closed_by_backend.end());
   const auto errors = error_lines(v, now);
   if (!errors.empty()) out.emplace_back("last errors:");
   out.insert(out.end(), errors.begin(), errors.end());
@@ -287,7 +362,10 @@ std::vector<screen_line> compose(const view& v, const connection_state& c, int c
   };
   const auto width = static_cast<std::size_t>(std::max(1, cols));
   int row = 0;
-  put(row++, "qtop  " + c.url, look::bold);
+  // The pool's status beside its name; a failed pool stands out.
+  const auto title = pool_title(v);
+  put(row++, "qtop  " + c.url + (title.empty() ? "" : "  " + title),
+      v.status == "failed" ? look::alert : look::bold);
   if (c.connected) {
     std::size_t online = 0;
     for (const auto& r : v.rows) online += r.online ? 1 : 0;
@@ -299,6 +377,9 @@ std::vector<screen_line> compose(const view& v, const connection_state& c, int c
     put(row++, c.status, look::alert);
   }
   if (v.have_data) put(row++, saturation_summary(v), look::plain);
+  if (const auto conns = connections_summary(v); v.have_data && !conns.empty()) {
+    put(row++, conns, look::plain);
+  }
   ++row;
   if (v.have_data) {
     const auto t = backend_table(v, width);
@@ -309,6 +390,12 @@ std::vector<screen_line> compose(const view& v, const connection_state& c, int c
       for (const auto& line : hidden_note(t, width)) put(row++, line, look::bold);
     }
     if (!c.connected) put(row++, "(last known values, from " + v.wall_time + ")", look::dim);
+    const auto closed_by_backend = closed_lines(v);
+    if (!closed_by_backend.empty()) {
+      ++row;
+      put(row++, "CLOSED BY REASON", look::heading);
+      for (const auto& line : closed_by_backend) put(row++, line, look::plain);
+    }
     const auto errors = error_lines(v, now);
     if (!errors.empty()) {
       ++row;

@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qtop {
@@ -30,12 +31,16 @@ struct last_error_info {
   std::optional<wall_clock::time_point> at;
 };
 
+// Connections closed, by reason, in the order the server lists them.
+using closes = std::vector<std::pair<std::string, std::uint64_t>>;
+
 struct backend_row {
   std::string name;
   std::optional<double> claims_per_s;  // none until two samples
   std::uint64_t connecting = 0, unclaimed = 0, checking = 0, claimed = 0, total = 0;
   bool online = false;
   std::optional<last_error_info> last_error;
+  closes closed;  // empty when the server does not send them
 };
 
 // Claim counters as one update had them.
@@ -57,6 +62,10 @@ struct view {
   std::uint64_t total_claims = 0;
   // Saturation: absent when the server does not send them.
   std::optional<std::uint64_t> claims_waiting, max_slots, claimed;
+  // The pool's life: absent (empty) when the server does not send them.
+  std::string pool_name, status;
+  std::optional<std::uint64_t> opened, connects_in_flight, connects_waiting, max_connecting;
+  closes closed;  // the pool's, removed backends' included
   bool have_data = false;
   std::string wall_time;  // of the last update, local HH:MM:SS
   clock_type::duration window;
@@ -79,6 +88,21 @@ std::string rate_summary(const view& v);
 // "3 of max_slots 8 claimed (38%), 0 claims waiting", from what the server
 // sent.
 std::string saturation_summary(const view& v);
+
+// "lifetime 3, idle 12": the reasons with closes, or "none".
+std::string closed_summary(const closes& c);
+
+// "pool db [running]" (or "[failed]"), empty when the server did not say.
+std::string pool_title(const view& v);
+
+// "connections: 20 opened, closed: lifetime 3, idle 12; connects: 1 in
+// flight, 0 waiting (max_connecting 4)", empty when the server did not
+// send them.
+std::string connections_summary(const view& v);
+
+// "  127.0.0.1:1: lifetime 3, idle 12", one per backend that has closed
+// some connection.
+std::vector<std::string> closed_lines(const view& v);
 
 // "127.0.0.1:1: connect failed 3.2 s ago: connection refused", one per
 // backend that has had an error, as of `now`.

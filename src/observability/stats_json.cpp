@@ -36,6 +36,28 @@ json::value error_json(const std::optional<backend_error>& e,
   return out;
 }
 
+// Opened, and closed by every reason (0 included, so consumers need not
+// know which reasons exist to read one).
+json::object connections_json(const connection_counts& c) {
+  json::object closed;
+  for (std::size_t i = 0; i < close_reason_count; ++i) {
+    closed[to_string(static_cast<close_reason>(i))] = c.closed[i];
+  }
+  return {{"opened", c.opened}, {"closed", std::move(closed)}};
+}
+
+// A histogram with fixed bounds: the bounds, a count per bucket (the last
+// one above every bound, not cumulative), the sum and the count.
+json::object histogram_json(const claim_wait_histogram& h) {
+  json::array bounds, counts;
+  for (double bound : claim_wait_histogram::bounds_s) bounds.emplace_back(bound);
+  for (std::uint64_t count : h.counts) counts.emplace_back(count);
+  return {{"bounds_s", std::move(bounds)},
+          {"counts", std::move(counts)},
+          {"sum_s", h.sum_s},
+          {"count", h.count}};
+}
+
 json::object backend_json(const backend_stats& b, std::chrono::system_clock::time_point now) {
   return {{"address", to_string(b.address)},
           {"connecting", b.connecting},
@@ -48,6 +70,7 @@ json::object backend_json(const backend_stats& b, std::chrono::system_clock::tim
           {"recent_failures", b.recent_failures},
           {"online", b.online},
           {"removed", b.removed},
+          {"connections", connections_json(b.connections)},
           {"last_error", error_json(b.last_error, now)}};
 }
 
@@ -65,15 +88,18 @@ json::object pool_json(const pool_stats& p, std::chrono::system_clock::time_poin
     connect_failures += b.connect_failures;
     check_failures += b.check_failures;
   }
-  json::array bounds, counts;
-  for (double bound : claim_wait_histogram::bounds_s) bounds.emplace_back(bound);
-  for (std::uint64_t count : p.claim_wait.counts) counts.emplace_back(count);
   const auto& f = p.claim_failures;
   return {{"name", p.name},
+          {"status", to_string(p.status)},
           {"terminated", p.terminated},
           {"total_claims", p.total_claims},
           {"claims_waiting", p.claims_waiting},
           {"max_slots", p.max_slots},
+          {"min_idle", p.min_idle},
+          {"spares_wanted", p.spares_wanted},
+          {"max_connecting", p.max_connecting},
+          {"connects_in_flight", p.connects_in_flight},
+          {"connects_waiting", p.connects_waiting},
           {"totals",
            {{"backends", p.backends.size()},
             {"online", online},
@@ -90,11 +116,9 @@ json::object pool_json(const pool_stats& p, std::chrono::system_clock::time_poin
             {"terminated", f.terminated},
             {"cancelled", f.cancelled},
             {"acquire_failed", f.acquire_failed}}},
-          {"claim_wait",
-           {{"bounds_s", std::move(bounds)},
-            {"counts", std::move(counts)},
-            {"sum_s", p.claim_wait.sum_s},
-            {"count", p.claim_wait.count}}},
+          {"claim_wait", histogram_json(p.claim_wait)},
+          {"connections", connections_json(p.connections)},
+          {"connect_time", histogram_json(p.connect_time)},
           {"backends", std::move(backends)}};
 }
 
@@ -119,13 +143,20 @@ std::string render_sets(const pool_stats& p) {
                               {"claimed", b.claimed},
                               {"total_claims", b.total_claims},
                               {"online", b.online},
+                              {"connections", connections_json(b.connections)},
                               {"last_error", error_json(b.last_error, std::nullopt)}};
     claimed += b.claimed;
   }
-  return json::serialize(json::object{{"total_claims", p.total_claims},
+  return json::serialize(json::object{{"name", p.name},
+                                      {"status", to_string(p.status)},
+                                      {"total_claims", p.total_claims},
                                       {"claims_waiting", p.claims_waiting},
                                       {"max_slots", p.max_slots},
                                       {"claimed", claimed},
+                                      {"connects_in_flight", p.connects_in_flight},
+                                      {"connects_waiting", p.connects_waiting},
+                                      {"max_connecting", p.max_connecting},
+                                      {"connections", connections_json(p.connections)},
                                       {"sets", std::move(sets)}});
 }
 

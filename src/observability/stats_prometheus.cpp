@@ -60,8 +60,61 @@ std::string render(const std::vector<const pool_stats*>& pools) {
                              .Name("qorb_check_failures_total")
                              .Help("Failed health checks, on_acquire and on_recycle calls")
                              .Register(registry);
+  auto& opened = prom::BuildCounter()
+                     .Name("qorb_connections_opened_total")
+                     .Help("Connections to a backend the pool opened and kept")
+                     .Register(registry);
+  auto& closed = prom::BuildCounter()
+                     .Name("qorb_connections_closed_total")
+                     .Help("Connections to a backend the pool closed, by reason")
+                     .Register(registry);
+  auto& connect_time = prom::BuildHistogram()
+                           .Name("qorb_connect_duration_seconds")
+                           .Help("Time a connect that gave a connection took")
+                           .Register(registry);
+  auto& status = prom::BuildGauge()
+                     .Name("qorb_pool_status")
+                     .Help("1 for the pool's status (starting, running, failed, stopping, stopped)")
+                     .Register(registry);
+  auto& min_idle = prom::BuildGauge()
+                       .Name("qorb_min_idle")
+                       .Help("Idle connections the pool keeps at least (policy min_idle)")
+                       .Register(registry);
+  auto& spares_wanted = prom::BuildGauge()
+                            .Name("qorb_spares_wanted")
+                            .Help("Unclaimed connections the pool aims for (policy spares_wanted)")
+                            .Register(registry);
+  auto& max_connecting = prom::BuildGauge()
+                             .Name("qorb_max_connecting")
+                             .Help("Connects the pool runs at once at most (policy max_connecting)")
+                             .Register(registry);
+  auto& in_flight = prom::BuildGauge()
+                        .Name("qorb_connects_in_flight")
+                        .Help("Connects running right now")
+                        .Register(registry);
+  auto& connects_waiting = prom::BuildGauge()
+                               .Name("qorb_connects_waiting")
+                               .Help("Connects waiting for a turn under max_connecting")
+                               .Register(registry);
 
   const auto as_double = [](auto n) { return static_cast<double>(n); };
+  // Every reason, 0 included, so that rate() works from the first scrape.
+  const auto count_connections = [&](const prom::Labels& labels, const connection_counts& c) {
+    opened.Add(labels).Increment(as_double(c.opened));
+    for (std::size_t i = 0; i < close_reason_count; ++i) {
+      auto with_reason = labels;
+      with_reason.emplace("reason", to_string(static_cast<close_reason>(i)));
+      closed.Add(with_reason).Increment(as_double(c.closed[i]));
+    }
+  };
+  const auto observe = [&](prom::Family<prom::Histogram>& family, const prom::Labels& labels,
+                           const claim_wait_histogram& h) {
+    const auto& bounds = claim_wait_histogram::bounds_s;
+    std::vector<double> increments;
+    for (std::uint64_t count : h.counts) increments.push_back(as_double(count));
+    family.Add(labels, prom::Histogram::BucketBoundaries(bounds.begin(), bounds.end()))
+        .ObserveMultiple(increments, h.sum_s);
+  };
   for (const auto* pool : pools) {
     const auto& p = *pool;
     for (const auto& [name, b] : p.backends) {
@@ -85,6 +138,7 @@ std::string render(const std::vector<const pool_stats*>& pools) {
       backend_claims.Add(labels).Increment(as_double(b.total_claims));
       connect_failures.Add(labels).Increment(as_double(b.connect_failures));
       check_failures.Add(labels).Increment(as_double(b.check_failures));
+      count_connections(labels, b.connections);
     }
     const prom::Labels labels{{"pool", p.name}};
     pool_claims.Add(labels).Increment(as_double(p.total_claims));
@@ -101,11 +155,19 @@ std::string render(const std::vector<const pool_stats*>& pools) {
     for (const auto& [reason, count] : reasons) {
       failures.Add({{"pool", p.name}, {"reason", reason}}).Increment(as_double(count));
     }
-    const auto& bounds = claim_wait_histogram::bounds_s;
-    std::vector<double> increments;
-    for (std::uint64_t count : p.claim_wait.counts) increments.push_back(as_double(count));
-    wait.Add(labels, prom::Histogram::BucketBoundaries(bounds.begin(), bounds.end()))
-        .ObserveMultiple(increments, p.claim_wait.sum_s);
+    observe(wait, labels, p.claim_wait);
+    observe(connect_time, labels, p.connect_time);
+    constexpr pool_status statuses[] = {pool_status::starting, pool_status::running,
+                                        pool_status::failed, pool_status::stopping,
+                                        pool_status::stopped};
+    for (const auto s : statuses) {
+      status.Add({{"pool", p.name}, {"status", to_string(s)}}).Set(s == p.status ? 1.0 : 0.0);
+    }
+    min_idle.Add(labels).Set(as_double(p.min_idle));
+    spares_wanted.Add(labels).Set(as_double(p.spares_wanted));
+    max_connecting.Add(labels).Set(as_double(p.max_connecting));
+    in_flight.Add(labels).Set(as_double(p.connects_in_flight));
+    connects_waiting.Add(labels).Set(as_double(p.connects_waiting));
   }
   return prom::TextSerializer().Serialize(registry.Collect());
 }

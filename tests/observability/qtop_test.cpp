@@ -43,6 +43,11 @@ TEST(qtop_once, prints_one_update_as_json_and_exits_0) {
   std::uint64_t claimed = 0;
   for (const auto& [name, s] : sets) claimed += s.at("claimed").to_number<std::uint64_t>();
   EXPECT_EQ(claimed, 1u);
+  // The pool's life comes along: its name and status as the pool has them.
+  const auto stats = live.pool->stats();
+  EXPECT_EQ(update.at("name").as_string(), stats.name);
+  EXPECT_EQ(update.at("status").as_string(), to_string(stats.status));
+  EXPECT_TRUE(update.at("connections").at("closed").as_object().contains("lifetime")) << out;
 
   // The table form, for people reading scripts' output.
   ASSERT_EQ(
@@ -52,6 +57,10 @@ TEST(qtop_once, prints_one_update_as_json_and_exits_0) {
       << out;
   EXPECT_NE(out.find("BACKEND"), std::string::npos) << out;
   EXPECT_NE(out.find("127.0.0.1:1 "), std::string::npos) << out;
+  // The title first, with the pool's status; then its connections.
+  EXPECT_TRUE(out.starts_with("pool " + stats.name + " [" + to_string(stats.status) + "]\n"))
+      << out;
+  EXPECT_NE(out.find("\nconnections: "), std::string::npos) << out;
 }
 
 TEST(qtop_once, says_why_and_exits_1_when_it_cannot_connect) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -352,6 +353,73 @@ TEST(qtop_view, saturation_and_the_last_errors_as_of_the_time_given) {
   ASSERT_EQ(report.size(), 7u);
   EXPECT_EQ(report[5], "last errors:");
   EXPECT_EQ(report[6], "  127.0.0.1:2: connect failed 3.2 s ago: connection refused");
+}
+
+// A push with the pool's life: `status`, closes by reason (pool and
+// backend), connects in flight and waiting, as the server writes them.
+std::string lifecycle_push(const std::string& status) {
+  auto o = json::parse(push(two(5, 7))).as_object();
+  o["name"] = "db";
+  o["status"] = status;
+  o["connects_in_flight"] = 2;
+  o["connects_waiting"] = 5;
+  o["max_connecting"] = 4;
+  o["connections"] = {{"opened", 30},
+                      {"closed", {{"lifetime", 3}, {"idle", 12}, {"evicted", 0}, {"lost", 1}}}};
+  auto& sets = o["sets"].as_object();
+  sets["127.0.0.1:1"].as_object()["connections"] = {
+      {"opened", 20}, {"closed", {{"lifetime", 3}, {"idle", 0}, {"lost", 1}}}};
+  sets["127.0.0.1:2"].as_object()["connections"] = {{"opened", 10},
+                                                    {"closed", {{"lifetime", 0}, {"idle", 0}}}};
+  return json::serialize(o);
+}
+
+TEST(qtop_view, the_pools_status_closes_by_reason_and_connects_are_shown) {
+  view v;
+  ASSERT_TRUE(v.update(lifecycle_push("running"), t0, wall0));
+  EXPECT_EQ(pool_title(v), "pool db [running]");
+  EXPECT_EQ(connections_summary(v),
+            "connections: 30 opened, closed: lifetime 3, idle 12, lost 1; connects: 2 in flight, "
+            "5 waiting (max_connecting 4)");
+  // Only backends with closes, only their non-zero reasons.
+  EXPECT_EQ(closed_lines(v), std::vector<std::string>{"  127.0.0.1:1: lifetime 3, lost 1"});
+
+  const auto lines = compose(v, {"ws://h:1/qtop/stats", "", true}, 200, 30, wall0);
+  ASSERT_GE(lines.size(), 10u);
+  EXPECT_EQ(lines[0].text, "qtop  ws://h:1/qtop/stats  pool db [running]");
+  EXPECT_EQ(lines[0].style, look::bold);
+  EXPECT_EQ(lines[3].text, connections_summary(v));
+  std::vector<std::string> texts;
+  for (const auto& l : lines) texts.push_back(l.text);
+  const auto heading = std::find(texts.begin(), texts.end(), "CLOSED BY REASON");
+  ASSERT_NE(heading, texts.end());
+  ASSERT_NE(heading + 1, texts.end());
+  EXPECT_EQ(heading[1], "  127.0.0.1:1: lifetime 3, lost 1");
+
+  const auto report = once_report(v, wall0);
+  ASSERT_GE(report.size(), 4u);
+  EXPECT_EQ(report[0], "pool db [running]");
+  EXPECT_EQ(report[3], connections_summary(v));
+  EXPECT_EQ(report[report.size() - 2], "closed by reason:");
+  EXPECT_EQ(report.back(), "  127.0.0.1:1: lifetime 3, lost 1");
+}
+
+TEST(qtop_view, a_failed_pool_is_marked_in_the_title) {
+  view v;
+  ASSERT_TRUE(v.update(lifecycle_push("failed"), t0, wall0));
+  const auto lines = compose(v, {"ws://h:1/qtop/stats", "", true}, 200, 30, wall0);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0].text, "qtop  ws://h:1/qtop/stats  pool db [failed]");
+  EXPECT_EQ(lines[0].style, look::alert);
+  // Back to running: the mark goes.
+  ASSERT_TRUE(v.update(lifecycle_push("running"), t0 + 1s, wall0 + 1s));
+  EXPECT_EQ(compose(v, {"ws://h:1/qtop/stats", "", true}, 200, 30, wall0)[0].style, look::bold);
+}
+
+TEST(qtop_view, a_pool_with_no_closes_says_none) {
+  EXPECT_EQ(closed_summary({}), "none");
+  EXPECT_EQ(closed_summary({{"lifetime", 0}, {"idle", 0}}), "none");
+  EXPECT_EQ(closed_summary({{"idle", 2}, {"removed", 1}}), "idle 2, removed 1");
 }
 
 }  // namespace

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "observability/stats_json.hpp"
@@ -35,6 +37,18 @@ pool_stats small_pool(std::string name) {
   p.claim_wait.record(0.002);    // <= 0.005
   p.claim_wait.record(0.002);
   p.claim_wait.record(60);  // above every bound
+  p.status = pool_status::failed;
+  p.min_idle = 2;
+  p.spares_wanted = 5;
+  p.max_connecting = 6;
+  p.connects_in_flight = 9;
+  p.connects_waiting = 11;
+  p.connect_time.record(0.0007);  // <= 0.001
+  p.connect_time.record(0.2);     // <= 0.5
+  p.connect_time.record(0.3);
+  // Each reason its own count (the reason's index + 100), opened apart.
+  p.connections.opened = 1000;
+  for (std::size_t i = 0; i < close_reason_count; ++i) p.connections.closed[i] = 100 + i;
   backend_stats b;
   b.address = {asio::ip::make_address("127.0.0.1"), 5432};
   b.connecting = 1;
@@ -45,6 +59,8 @@ pool_stats small_pool(std::string name) {
   b.connect_failures = 7;
   b.check_failures = 1;
   b.online = true;
+  b.connections.opened = 500;
+  for (std::size_t i = 0; i < close_reason_count; ++i) b.connections.closed[i] = 200 + i;
   b.last_error = backend_error{"connect", "connection refused", t0 - 30s};
   p.backends.emplace("127.0.0.1:5432", b);
   return p;
@@ -88,6 +104,81 @@ TEST(stats_render, stats_json_carries_every_count_of_the_snapshot) {
   EXPECT_EQ(err.at("operation").as_string(), "connect");
   EXPECT_EQ(err.at("message").as_string(), "connection refused");
   EXPECT_EQ(err.at("seconds_ago").to_number<double>(), 30.0) << "counted to the time given";
+}
+
+// `{"opened": N, "closed": {REASON: N, ...}}` as `c` has it, every reason.
+void expect_connections(const json::value& v, const connection_counts& c) {
+  const auto& o = v.as_object();
+  EXPECT_EQ(o.at("opened").to_number<std::uint64_t>(), c.opened);
+  const auto& closed = o.at("closed").as_object();
+  EXPECT_EQ(closed.size(), close_reason_count);
+  for (std::size_t i = 0; i < close_reason_count; ++i) {
+    const auto* reason = to_string(static_cast<close_reason>(i));
+    ASSERT_TRUE(closed.contains(reason)) << reason;
+    EXPECT_EQ(closed.at(reason).to_number<std::uint64_t>(), c.closed[i]) << reason;
+  }
+}
+
+// Each key of `o` is a number equal to its expected value.
+void expect_numbers(const json::object& o,
+                    std::initializer_list<std::pair<const char*, std::uint64_t>> expected) {
+  for (const auto& [key, value] : expected) {
+    ASSERT_TRUE(o.contains(key)) << key;
+    EXPECT_EQ(o.at(key).to_number<std::uint64_t>(), value) << key;
+  }
+}
+
+TEST(stats_render, stats_json_carries_the_lifecycle_of_the_pool_and_its_backends) {
+  const auto p = small_pool("db");
+  const auto doc = json::parse(stats_json::render_stats({&p}, t0));
+  const auto& pool = doc.at("pools").at("db").as_object();
+  EXPECT_EQ(pool.at("status").as_string(), "failed");
+  expect_numbers(pool, {{"min_idle", 2},
+                        {"spares_wanted", 5},
+                        {"max_connecting", 6},
+                        {"connects_in_flight", 9},
+                        {"connects_waiting", 11}});
+  expect_connections(pool.at("connections"), p.connections);
+  expect_connections(pool.at("backends").at("127.0.0.1:5432").at("connections"),
+                     p.backends.begin()->second.connections);
+  const auto& connect = pool.at("connect_time").as_object();
+  const auto& bounds = connect.at("bounds_s").as_array();
+  ASSERT_EQ(bounds.size(), claim_wait_histogram::bounds_s.size());
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    EXPECT_EQ(bounds[i].to_number<double>(), claim_wait_histogram::bounds_s[i]) << i;
+  }
+  const auto& counts = connect.at("counts").as_array();
+  ASSERT_EQ(counts.size(), p.connect_time.counts.size());
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    EXPECT_EQ(counts[i].to_number<std::uint64_t>(), p.connect_time.counts[i]) << i;
+  }
+  EXPECT_EQ(counts[2].to_number<std::uint64_t>(), 1u);  // 0.0007 s: <= 0.001
+  EXPECT_EQ(counts[7].to_number<std::uint64_t>(), 2u);  // 0.2 s, 0.3 s: <= 0.5
+  EXPECT_EQ(connect.at("count").to_number<std::uint64_t>(), 3u);
+  EXPECT_DOUBLE_EQ(connect.at("sum_s").to_number<double>(), 0.5007);
+  // The claim waits stay as they were, apart from the connect times.
+  EXPECT_EQ(pool.at("claim_wait").at("count").to_number<std::uint64_t>(), 4u);
+
+  // Every status by its name.
+  for (const auto s : {pool_status::starting, pool_status::running, pool_status::failed,
+                       pool_status::stopping, pool_status::stopped}) {
+    auto q = small_pool("db");
+    q.status = s;
+    EXPECT_EQ(json::parse(stats_json::render_stats({&q}, t0)).at("pools").at("db").at("status"),
+              to_string(s));
+  }
+}
+
+TEST(stats_render, a_push_carries_the_status_connections_and_connects) {
+  const auto p = small_pool("db");
+  const auto push = json::parse(stats_json::render_sets(p)).as_object();
+  EXPECT_EQ(push.at("name").as_string(), "db");
+  EXPECT_EQ(push.at("status").as_string(), "failed");
+  expect_numbers(push,
+                 {{"connects_in_flight", 9}, {"connects_waiting", 11}, {"max_connecting", 6}});
+  expect_connections(push.at("connections"), p.connections);
+  expect_connections(push.at("sets").at("127.0.0.1:5432").at("connections"),
+                     p.backends.begin()->second.connections);
 }
 
 TEST(stats_render, a_later_pool_of_the_same_name_replaces_the_earlier) {
@@ -146,6 +237,84 @@ TEST(stats_render, metrics_carry_the_counts_and_the_wait_histogram_cumulatively)
   EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"30\"}"), "3");
   EXPECT_EQ(m.at("qorb_claim_wait_seconds_bucket{" + pool + ",le=\"+Inf\"}"), "4");
   EXPECT_EQ(m.at("qorb_claim_wait_seconds_count{" + pool + "}"), "4");
+}
+
+TEST(stats_render, metrics_carry_the_lifecycle_of_the_pool_and_its_backends) {
+  const auto p = small_pool("db");
+  const auto text = stats_prometheus::render({&p});
+  const auto m = samples(text);
+  const std::string pool = "pool=\"db\"";
+  const std::string backend = "backend=\"127.0.0.1:5432\"," + pool;
+  EXPECT_EQ(m.at("qorb_connections_opened_total{" + backend + "}"), "500");
+  for (std::size_t i = 0; i < close_reason_count; ++i) {
+    const std::string reason = to_string(static_cast<close_reason>(i));
+    EXPECT_EQ(m.at("qorb_connections_closed_total{" + backend + ",reason=\"" + reason + "\"}"),
+              std::to_string(200 + i))
+        << reason;
+  }
+  // One series per status: 1 for the pool's, 0 for the other four.
+  EXPECT_EQ(m.at("qorb_pool_status{" + pool + ",status=\"failed\"}"), "1");
+  for (const char* other : {"starting", "running", "stopping", "stopped"}) {
+    EXPECT_EQ(m.at("qorb_pool_status{" + pool + ",status=\"" + other + "\"}"), "0") << other;
+  }
+  EXPECT_EQ(m.at("qorb_min_idle{" + pool + "}"), "2");
+  EXPECT_EQ(m.at("qorb_spares_wanted{" + pool + "}"), "5");
+  EXPECT_EQ(m.at("qorb_max_connecting{" + pool + "}"), "6");
+  EXPECT_EQ(m.at("qorb_connects_in_flight{" + pool + "}"), "9");
+  EXPECT_EQ(m.at("qorb_connects_waiting{" + pool + "}"), "11");
+  // Cumulative: 1 connect <= 0.001 s, all 3 by 0.5 s.
+  const std::string h = "qorb_connect_duration_seconds";
+  EXPECT_EQ(m.at(h + "_bucket{" + pool + ",le=\"0.0005\"}"), "0");
+  EXPECT_EQ(m.at(h + "_bucket{" + pool + ",le=\"0.001\"}"), "1");
+  EXPECT_EQ(m.at(h + "_bucket{" + pool + ",le=\"0.1\"}"), "1");
+  EXPECT_EQ(m.at(h + "_bucket{" + pool + ",le=\"0.5\"}"), "3");
+  EXPECT_EQ(m.at(h + "_bucket{" + pool + ",le=\"+Inf\"}"), "3");
+  EXPECT_EQ(m.at(h + "_count{" + pool + "}"), "3");
+  EXPECT_EQ(m.at(h + "_sum{" + pool + "}"), "0.5007");
+  EXPECT_EQ(m.at("qorb_claim_wait_seconds_count{" + pool + "}"), "4");
+
+  // HELP and TYPE once per family, with the family's type.
+  const std::pair<const char*, const char*> families[] = {
+      {"qorb_connections_opened_total", "counter"},
+      {"qorb_connections_closed_total", "counter"},
+      {"qorb_connect_duration_seconds", "histogram"},
+      {"qorb_pool_status", "gauge"},
+      {"qorb_min_idle", "gauge"},
+      {"qorb_spares_wanted", "gauge"},
+      {"qorb_max_connecting", "gauge"},
+      {"qorb_connects_in_flight", "gauge"},
+      {"qorb_connects_waiting", "gauge"}};
+  for (const auto& [name, type] : families) {
+    const std::string help = std::string("# HELP ") + name + " ";
+    std::string type_line = "# TYPE ";
+    type_line += name;
+    type_line += ' ';
+    type_line += type;
+    std::size_t helps = 0, types = 0;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      helps += line.starts_with(help) ? 1 : 0;
+      types += line == type_line ? 1 : 0;
+    }
+    EXPECT_EQ(helps, 1u) << name;
+    EXPECT_EQ(types, 1u) << name;
+  }
+}
+
+TEST(stats_render, a_pool_without_closes_still_has_every_reason_at_0) {
+  auto p = small_pool("db");
+  p.backends.begin()->second.connections = {};
+  const auto m = samples(stats_prometheus::render({&p}));
+  std::size_t reasons = 0;
+  for (const auto& [series, value] : m) {
+    if (!series.starts_with("qorb_connections_closed_total{")) continue;
+    ++reasons;
+    EXPECT_EQ(value, "0") << series;
+  }
+  EXPECT_EQ(reasons, close_reason_count);
+  const auto doc = json::parse(stats_json::render_stats({&p}, t0));
+  expect_connections(doc.at("pools").at("db").at("backends").at("127.0.0.1:5432").at("connections"),
+                     connection_counts{});
 }
 
 TEST(stats_render, a_push_message_is_claims_then_the_sets_fields) {

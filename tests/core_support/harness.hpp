@@ -139,6 +139,41 @@ class core_harness {
     core::slot* s = std::exchange(c.s, nullptr);
     if (s) release(s, discard);
   }
+  void begin_drain() {
+    run([&](core::effects& fx) { state_.begin_drain(fx); });
+  }
+  void set_policy(const policy& p) {
+    run([&](core::effects& fx) { state_.set_policy(p, fx); });
+  }
+  /// Fails a pending connect permanently (the connector threw
+  /// qorb::permanent_error).
+  void refuse(core::op_id id) {
+    for (auto it = ops_.begin(); it != ops_.end(); ++it) {
+      if (it->id != id) continue;
+      ops_.erase(it);
+      run([&](core::effects& fx) {
+        state_.op_finished(id, false, nullptr, "refused (test)", fx, true);
+      });
+      return;
+    }
+  }
+  /// Refuses every pending connect (on `backend`); how many.
+  int connect_refuse(const std::string& backend = {}) {
+    int n = 0;
+    for (int guard = 0; guard < 100000; ++guard) {
+      pending_op* op = find(core::op_kind::connect, backend);
+      if (!op) break;
+      refuse(op->id);
+      ++n;
+    }
+    return n;
+  }
+  /// Connects started and not yet answered or cancelled.
+  std::size_t connects_pending() const {
+    std::size_t n = 0;
+    for (const auto& op : ops_) n += op.kind == core::op_kind::connect && !op.cancelled ? 1 : 0;
+    return n;
+  }
   void evict_all() {
     run([&](core::effects& fx) { state_.evict_all(fx); });
   }

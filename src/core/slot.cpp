@@ -72,7 +72,8 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       if (state_ != slot_state::claimed) return {};
       claim_ = nullptr;
       if (ev.what == kind::release) {
-        last_used_ = port.now();
+        // Read the clock only for idle_timeout: a return must not pay for it.
+        if (port.rules().cfg->idle_timeout) last_used_ = port.now();
         return recycle(port);
       }
       port.close(std::move(conn_));

@@ -22,14 +22,13 @@ void pool_state::end_event() {
     make_room();                                   // 1. room freed under max_slots
     if (rebalance_due()) rebalance_after_event();  // 2. demand or online backends changed
   }
-  if (!connect_turns_.empty()) start_connect_turns();  // 3. connects waiting under max_connecting
-  if (!draining_.empty()) forget_drained_sets();       // 4. removed sets whose slots all came back
-  if (status_due_) update_status();                    // 5. the pool's status, a drain's end
+  if (due_ & due_turns) start_connect_turns();    // 3. connects waiting under max_connecting
+  if (!draining_.empty()) forget_drained_sets();  // 4. removed sets whose slots all came back
+  if (due_ & due_status) update_status();         // 5. the pool's status, a drain's end
   if (!graveyard_.empty()) graveyard_.clear();         // 6. the slots closed during the event
   now_.reset();
   fx_ = nullptr;
   // The cap, after every event (debug builds; the simulator checks it in all).
-  if (cap_ > total_slots_) cap_ = total_slots_;
   assert(total_slots_ <= cap());
 }
 
@@ -48,7 +47,8 @@ void pool_state::forget_drained_sets() {
 }
 
 pool_state::pool_state(const policy& p, connector_traits traits, environment& env)
-    : policy_(p),
+    : slot_port(slot_rules_),  // (its address only: set just below)
+      policy_(p),
       slot_rules_{&policy_.set_config, traits.has_is_valid, traits.has_on_acquire,
                   traits.has_on_recycle, traits.recycle_is_is_valid},
       env_(env),
@@ -125,7 +125,7 @@ void pool_state::add_set(const std::string& name, const backend& b) {
   slot_set& ref = *set;
   sets_.emplace(name, std::move(set));
   observe({.what = observation::kind::backend_added, .set = ref.label()});
-  status_due_ = true;
+  due_ |= due_status;
   mark_changed(ref);
   grow(ref);
 }
@@ -216,7 +216,7 @@ void pool_state::release(slot& s, bool discard, effects& fx) {
         slot_set& set = s.set();
         if (doomed(set)) {
           close_slot(s);
-          status_due_ = true;  // the last claim back: stopped
+          due_ |= due_status;  // the last claim back: stopped
           return;
         }
         // (No text for a plain return: a string here would cost every return an
@@ -238,7 +238,7 @@ void pool_state::op_finished(op_id op, bool ok, detail::box_ptr box, std::string
           return;
         }
         slot& s = *it->second.s;
-        if (it->second.connect) --connects_running_;
+        if (it->second.connect) connect_ended();
         ops_.erase(it);
         slot_set& set = s.set();
         handle(s,
@@ -260,7 +260,7 @@ void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effect
           return;
         }
         slot& s = *it->second.s;
-        if (it->second.connect) --connects_running_;
+        if (it->second.connect) connect_ended();
         ops_.erase(it);
         slot_set& set = s.set();
         handle(s, s.resume(*this, {.what = slot_event::kind::op_ended,
@@ -314,7 +314,7 @@ void pool_state::timer_fired(effects& fx) {
           handle(*s, s->resume(*this, {.what = slot_event::kind::timer}));
           finish(set);
         }
-        if (status_at_ && *status_at_ <= t) status_due_ = true;
+        if (status_at_ && *status_at_ <= t) due_ |= due_status;
         if (!terminated_ && rebalance_at_ && *rebalance_at_ <= t) {
           rebalance_at_ = after(t, policy_.rebalance_interval);
           for (const auto& [name, set] : sets_) {
@@ -333,7 +333,7 @@ bool pool_state::terminate(effects& fx) {
         if (terminated_) return false;
         terminated_ = true;
         no_new_claims_ = true;
-        status_due_ = true;
+        due_ |= due_status;
         rebalance_at_.reset();
         observe({.what = observation::kind::terminating});
         while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);

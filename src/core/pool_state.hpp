@@ -140,12 +140,16 @@ class pool_state final : private slot_port {
   void rebalance_after_event();
   void forget_drained_sets();
   void start_connect_turns();
+  /// A connect in flight ended (or was given up on): a turn is free.
+  void connect_ended() noexcept {
+    --connects_running_;
+    if (connects_waiting_ != 0) due_ |= due_turns;
+  }
   void update_status();
   void emit_start(slot& s, op_id id, op_kind kind, detail::box_ptr box);
   void note_connect(slot_set& set, verdict v);
 
   // slot_port
-  const slot_rules& rules() const noexcept override { return slot_rules_; }
   time_point now() override;
   double random01() override { return env_.random01(); }
   op_id start(slot& s, op_kind kind, detail::box_ptr box) override;
@@ -173,6 +177,9 @@ class pool_state final : private slot_port {
   bool doomed(const slot_set& set) const noexcept { return terminated_ || set.removed; }
 
   void open_slot(slot_set& set);
+  /// Lifecycle work an event may leave (status, connect turns): one test in
+  /// end_event for all of it.
+  enum due_bits : std::uint8_t { due_status = 1, due_turns = 2 };
   /// Closes `s`, counting its connection for `why` (by default: removed or
   /// terminated for a doomed set, else resized).
   void close_slot(slot& s, std::optional<close_reason> why = std::nullopt);
@@ -238,7 +245,7 @@ class pool_state final : private slot_port {
   bool terminated_ = false;
   bool no_new_claims_ = false;  // terminated or draining
   bool drain_ = false, drain_reported_ = false;
-  bool status_due_ = true;
+  std::uint8_t due_ = due_status;  // due_bits
   bool published_ = false;
   std::uint16_t next_set_id_ = 0;
   std::uint64_t claim_ids_ = 0;

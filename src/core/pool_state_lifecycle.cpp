@@ -47,7 +47,7 @@ void pool_state::begin_drain(effects& fx) {
         if (terminated_ || drain_) return;
         drain_ = true;
         no_new_claims_ = true;
-        status_due_ = true;
+        due_ |= due_status;
         while (claim_node* c = queue_.pop_front()) complete(*c, claim_outcome::terminated);
       });
 }
@@ -62,9 +62,10 @@ void pool_state::set_policy(const policy& p, effects& fx) {
         cap_ = total_slots_;
         policy_ = p;
         rebalance_at_ = after(now(), p.rebalance_interval);
-        status_due_ = true;
+        due_ |= due_status;
         rebalance(true);
         make_room();
+        due_ |= due_turns;  // max_connecting may have grown
       });
 }
 
@@ -82,6 +83,7 @@ void pool_state::start_connect_turns() {
     s.connect_began(*this);
   }
   if (connects_waiting_ == 0) connect_turns_.clear();
+  due_ &= std::uint8_t(~due_turns);  // until a connect ends with others waiting
 }
 
 void pool_state::note_connect(slot_set& set, verdict v) {
@@ -93,16 +95,18 @@ void pool_state::note_connect(slot_set& set, verdict v) {
   }
   set.connect_failing = failing;
   set.connect_refused = refused;
-  status_due_ = true;
+  due_ |= due_status;
 }
 
 // A drain watches every event until its claims are back.
 void pool_state::update_status() {
   const std::size_t out = claims_out();
-  status_due_ = drain_ && !drain_reported_;
-  if (status_due_ && out == 0) {
+  const bool watching_drain = drain_ && !drain_reported_;
+  due_ &= std::uint8_t(~due_status);
+  if (watching_drain) due_ |= due_status;
+  if (watching_drain && out == 0) {
     drain_reported_ = true;
-    status_due_ = false;
+    due_ &= std::uint8_t(~due_status);
     observe({.what = observation::kind::drained});
   }
   const status_inputs in{online_,       sets_.size(),           failing_sets_,

@@ -26,6 +26,7 @@ void pool_state::close_slot(slot& s, std::optional<close_reason> why) {
   set.forget(s);
   graveyard_.emplace_back(&s);
   --total_slots_;
+  if (cap_ > total_slots_) cap_ = total_slots_;
   room_freed_ = true;
 }
 
@@ -78,7 +79,7 @@ void pool_state::remove_set(
   claimed_live_ -= set->claimed();
   if (set->connect_failing) --failing_sets_;
   if (set->connect_refused) --refused_sets_;
-  status_due_ = true;
+  due_ |= due_status;
   idle_live_ -= set->unclaimed();
   if (set->reported_online) --online_;
   observe(

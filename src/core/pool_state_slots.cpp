@@ -176,7 +176,7 @@ bool pool_state::report(slot_set& set) {
   if (went) {
     online ? ++online_ : --online_;
     mark_changed(set);
-    status_due_ = true;
+    due_ |= due_status;
   }
   set.reported_online = online;
   set.reported_unclaimed = unclaimed;
@@ -204,6 +204,7 @@ op_id pool_state::start(slot& s, op_kind kind, detail::box_ptr box) {
   if (wait) {
     connect_turns_.push_back(id);
     ++connects_waiting_;
+    due_ |= due_turns;
     return id;
   }
   if (connect) ++connects_running_;
@@ -234,7 +235,7 @@ void pool_state::cancel(op_id op, bool abandon) {
   }
   fx_->cancels.push_back(op);
   if (abandon && it != ops_.end()) {
-    if (it->second.connect) --connects_running_;
+    if (it->second.connect) connect_ended();
     ops_.erase(it);
   }
 }
@@ -257,10 +258,13 @@ void pool_state::moved(slot& s, slot_state from) {
   if (!set.removed) {
     if (is_claimed(from) != is_claimed(s.state()))
       is_claimed(from) ? --claimed_live_ : ++claimed_live_;
-    if ((from == slot_state::idle) != (s.state() == slot_state::idle))
-      from == slot_state::idle ? --idle_live_ : ++idle_live_;
-    if (from == slot_state::idle && set.unclaimed() == 0) priority_.exhausted(set);
-    if (s.state() == slot_state::idle && set.unclaimed() == 1) priority_.insert(set);
+    if (from == slot_state::idle) {
+      --idle_live_;
+      if (set.unclaimed() == 0) priority_.exhausted(set);
+    } else if (s.state() == slot_state::idle) {
+      ++idle_live_;
+      if (set.unclaimed() == 1) priority_.insert(set);
+    }
   }
   trace([&] {
     return observation{.what = observation::kind::state_changed,

@@ -62,7 +62,8 @@ std::optional<duration> draw_lifetime(const set_config& cfg, double random01) no
 /// The pool, as a slot sees it.
 class slot_port {
  public:
-  virtual const slot_rules& rules() const noexcept = 0;
+  /// Not virtual: read on every claim and return.
+  const slot_rules& rules() const noexcept { return *rules_; }
   virtual time_point now() = 0;
   virtual double random01() = 0;
   /// Starts a connector operation (a check takes `box`); its id.
@@ -88,7 +89,11 @@ class slot_port {
   virtual bool idle_expired(slot& s) = 0;
 
  protected:
+  explicit slot_port(const slot_rules& r) noexcept : rules_(&r) {}
   ~slot_port() = default;
+
+ private:
+  const slot_rules* rules_;
 };
 
 /// What a slot's event leaves for the pool to do.

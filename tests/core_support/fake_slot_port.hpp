@@ -59,7 +59,7 @@ class fake_slot_port final : public core::slot_port {
     core::slot_state from, to;
   };
 
-  fake_slot_port() { hooks.cfg = &cfg; }
+  fake_slot_port() : slot_port(hooks) { hooks.cfg = &cfg; }
   fake_slot_port(const fake_slot_port&) = delete;
   fake_slot_port& operator=(const fake_slot_port&) = delete;
 
@@ -87,7 +87,6 @@ class fake_slot_port final : public core::slot_port {
   detail::box_ptr take_box() { return std::move(starts.back().box); }
   core::op_id last_op() const { return starts.empty() ? 0 : starts.back().id; }
 
-  const core::slot_rules& rules() const noexcept override { return hooks; }
   time_point now() override { return t; }
   double random01() override { return random; }
   core::op_id start(core::slot& s, core::op_kind kind, detail::box_ptr box) override {

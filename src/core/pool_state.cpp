@@ -3,7 +3,9 @@
 // the slot port at the event's effects, runs the event's own steps, then
 // the named steps of end_event: room freed under max_slots goes to the sets
 // waiting for it, a rebalance if the demand or the online backends changed,
-// drained sets and the slots closed during the event are freed.
+// drained sets are forgotten, the lifecycle's due work (connect turns
+// under max_connecting, the status, a drain's end) is done, and the slots
+// closed during the event are freed.
 #include "core/pool_state.hpp"
 #include "core/pool_state_event.hpp"
 
@@ -22,9 +24,8 @@ void pool_state::end_event() {
     make_room();                                   // 1. room freed under max_slots
     if (rebalance_due()) rebalance_after_event();  // 2. demand or online backends changed
   }
-  if (due_ & due_turns) start_connect_turns();    // 3. connects waiting under max_connecting
-  if (!draining_.empty()) forget_drained_sets();  // 4. removed sets whose slots all came back
-  if (due_ & due_status) update_status();         // 5. the pool's status, a drain's end
+  if (!draining_.empty()) forget_drained_sets();  // 3. removed sets whose slots all came back
+  if (due_) lifecycle_due();                      // 4. connect turns, the status, a drain's end
   if (!graveyard_.empty()) graveyard_.clear();         // 6. the slots closed during the event
   now_.reset();
   fx_ = nullptr;

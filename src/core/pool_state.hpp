@@ -140,6 +140,7 @@ class pool_state final : private slot_port {
   void rebalance_after_event();
   void forget_drained_sets();
   void start_connect_turns();
+  void lifecycle_due();
   /// A connect in flight ended (or was given up on): a turn is free.
   void connect_ended() noexcept {
     --connects_running_;

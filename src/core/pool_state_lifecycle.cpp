@@ -69,6 +69,13 @@ void pool_state::set_policy(const policy& p, effects& fx) {
       });
 }
 
+// (Claims out are counted over the removed sets still draining: those
+// already forgotten had none.)
+void pool_state::lifecycle_due() {
+  if (due_ & due_turns) start_connect_turns();  // connects waiting under max_connecting
+  if (due_ & due_status) update_status();       // the pool's status, a drain's end
+}
+
 void pool_state::start_connect_turns() {
   while (connects_running_ < policy_.max_connecting && !connect_turns_.empty()) {
     const op_id id = connect_turns_.front();

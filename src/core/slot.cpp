@@ -270,9 +270,11 @@ slot_result slot::timed_out(slot_port& port) {
   }
 }
 
+// (A connection past its lifetime or evicted is retired by ready(); with
+// on_recycle, before the check, which it would not need.)
 slot_result slot::recycle(slot_port& port) {
-  if (retire_due(port)) return retire(port);
   if (port.rules().has_on_recycle) {
+    if (retire_due(port)) return retire(port);
     start_check(port, slot_state::recycling, op_kind::on_recycle);
     return {};
   }

@@ -26,7 +26,7 @@ void pool_state::end_event() {
   }
   if (!draining_.empty()) forget_drained_sets();  // 3. removed sets whose slots all came back
   if (due_) lifecycle_due();                      // 4. connect turns, the status, a drain's end
-  if (!graveyard_.empty()) graveyard_.clear();         // 6. the slots closed during the event
+  if (!graveyard_.empty()) graveyard_.clear();    // 6. the slots closed during the event
   now_.reset();
   fx_ = nullptr;
   // The cap, after every event (debug builds; the simulator checks it in all).
@@ -35,7 +35,7 @@ void pool_state::end_event() {
 
 bool pool_state::rebalance_due() {
   return !changed_.empty() ||
-         !rebalancer_.quiet(policy_, claimed_live_, queue_.size(), online_, sets_.size() - online_);
+         !rebalancer_.quiet(claimed_live_, queue_.size(), online_, sets_.size() - online_);
 }
 
 void pool_state::rebalance_after_event() {

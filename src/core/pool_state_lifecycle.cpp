@@ -26,7 +26,7 @@ bool pool_state::idle_expired(slot& s) {
   if (set.size() == set.wanted && wanted_live_ <= demand) return false;
   want(set, std::min(set.wanted, set.size() - 1));
   close_slot(s, close_reason::idle);
-  rebalancer_.lower_to(demand);
+  rebalancer_.lower_to(policy_, demand);
   return true;
 }
 

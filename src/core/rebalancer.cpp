@@ -64,6 +64,7 @@ rebalancer::step rebalancer::next(const policy& p, std::size_t claimed, std::siz
       planned_ && budget == budget_ && online == online_ && questionable == questionable_;
   const bool same_share = planned_ && share && share == share_;
   budget_ = budget;
+  set_quiet_limit(p);
   online_ = online;
   questionable_ = questionable;
   share_ = share;
@@ -75,6 +76,18 @@ rebalancer::step rebalancer::next(const policy& p, std::size_t claimed, std::siz
     return some_changed ? step::changed_only : step::nothing;
   }
   return step::everything;
+}
+
+// The most claimed + waiting whose budget stays within budget_: any, once
+// the budget is max_slots (the budget never passes it); else budget_ minus
+// the idle target (negative: none).
+void rebalancer::set_quiet_limit(const policy& p) noexcept {
+  if (budget_ >= p.max_slots) {
+    quiet_limit_ = std::numeric_limits<std::ptrdiff_t>::max();
+    return;
+  }
+  const std::size_t idle = p.spares_wanted > p.min_idle ? p.spares_wanted : p.min_idle;
+  quiet_limit_ = std::ptrdiff_t(budget_) - std::ptrdiff_t(idle > budget_ ? budget_ + 1 : idle);
 }
 
 }  // namespace qorb::core

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -62,19 +63,23 @@ class rebalancer {
 
   /// Whether nothing is due: the demand is within the budget and the same
   /// backends are online (the common case of a claim or a return).
-  bool quiet(const policy& p, std::size_t claimed, std::size_t waiting, std::size_t online,
+  /// (slot_budget(p, claimed, waiting) <= budget() is `claimed + waiting
+  /// <= quiet_limit_`, worked out when the budget changes: the common case
+  /// costs an add and a compare.)
+  bool quiet(std::size_t claimed, std::size_t waiting, std::size_t online,
              std::size_t questionable) const noexcept {
     return planned_ && online == online_ && questionable == questionable_ &&
-           slot_budget(p, claimed, waiting) <= budget_;
+           std::ptrdiff_t(claimed + waiting) <= quiet_limit_;
   }
   step next(const policy& p, std::size_t claimed, std::size_t waiting, std::size_t online,
             std::size_t questionable, bool some_changed, bool periodic) noexcept;
   /// Slots were closed outside a plan (idle_timeout): the budget is at
   /// most `b` now, and the sets' counts are no longer one share, so demand
   /// above it plans every set again.
-  void lower_to(std::size_t b) noexcept {
+  void lower_to(const policy& p, std::size_t b) noexcept {
     if (b < budget_) budget_ = b;
     share_.reset();
+    set_quiet_limit(p);
   }
   /// What the pool wants in all, after `next`.
   std::size_t budget() const noexcept { return budget_; }
@@ -82,7 +87,10 @@ class rebalancer {
   std::optional<std::size_t> share() const noexcept { return share_; }
 
  private:
+  void set_quiet_limit(const policy& p) noexcept;
+
   std::size_t budget_ = 0;
+  std::ptrdiff_t quiet_limit_ = -1;
   std::size_t online_ = 0;
   std::size_t questionable_ = 0;
   std::optional<std::size_t> share_;

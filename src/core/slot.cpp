@@ -58,8 +58,9 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
     case kind::claim:
       // Idle, or ready (see slot_result) and handed on within the event.
       if (state_ != slot_state::idle && state_ != slot_state::ready) return {};
-      disarm(slot_timer::step);
-      disarm(slot_timer::idle);
+      // The idle state's timers (health check, idle_timeout) stay armed:
+      // firing in another state they do nothing, and a claim does not pay
+      // to disarm them.
       claim_ = ev.claim;
       if (port.rules().has_on_acquire) {
         start_check(port, slot_state::acquiring, op_kind::on_acquire);
@@ -71,11 +72,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
     case kind::discard:
       if (state_ != slot_state::claimed) return {};
       claim_ = nullptr;
-      if (ev.what == kind::release) {
-        // Read the clock only for idle_timeout: a return must not pay for it.
-        if (port.rules().cfg->idle_timeout) last_used_ = port.now();
-        return recycle(port);
-      }
+      if (ev.what == kind::release) return recycle(port);
       port.close(std::move(conn_));
       port.closed(*this, close_reason::discarded);
       port.dropped(*this, true, ev.why);
@@ -291,10 +288,15 @@ slot_result slot::ready_or_hold(slot_port& port) {
 }
 
 void slot::make_idle(slot_port& port) {
+  // Back from a claim (not from a health check or a hold): used now. The
+  // clock is read only for idle_timeout: a return must not pay for it.
+  const bool returned = counted_ == slot_state::claimed || counted_ == slot_state::recycling;
   to(port, slot_state::idle);
   const slot_rules& rules = port.rules();
-  if (rules.cfg->idle_timeout)
+  if (rules.cfg->idle_timeout) {
+    if (returned) last_used_ = port.now();
     wake(port, after(last_used_, *rules.cfg->idle_timeout), slot_timer::idle);
+  }
   if (rules.has_is_valid && rules.cfg->health_interval) {
     // Two saturating steps: either may be duration::max() ("never").
     wake(port, after(after(port.now(), *rules.cfg->health_interval),
@@ -313,7 +315,10 @@ void slot::close(slot_port& port, close_reason why) {
 }
 
 void slot::begin_connect(slot_port& port, slot_state st) {
-  // A new connection is coming: the old one's timers and lifetime are over.
+  // A new connection is coming: the old one's timers and lifetime are over
+  // (a health check still armed from before a claim, too: connect_began
+  // arms the connect's own bound).
+  disarm(slot_timer::step);
   disarm(slot_timer::lifetime);
   disarm(slot_timer::idle);
   retire_at_ = never;

@@ -4,6 +4,8 @@
 // much of a plan each rebalance needs.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "core/rebalancer.hpp"
 
 #include <algorithm>
@@ -241,6 +243,31 @@ TEST(rebalancer, a_budget_that_moves_without_moving_the_share_plans_nothing) {
   EXPECT_EQ(r.next(p, 2, 0, 2, 0, false, false), step::nothing) << "10 over 2, capped at 3";
   EXPECT_EQ(r.budget(), 10u) << "the budget still rose";
   EXPECT_EQ(r.next(p, 2, 0, 2, 0, true, false), step::changed_only);
+}
+
+// quiet() answers with a limit worked out when the budget changes: it must
+// say exactly what comparing slot_budget with the budget says.
+TEST(rebalancer, quiet_is_exactly_the_demand_within_the_budget) {
+  std::mt19937_64 rng(7);
+  auto uni = [&](std::size_t lo, std::size_t hi) {
+    return std::uniform_int_distribution<std::size_t>(lo, hi)(rng);
+  };
+  for (int round = 0; round < 2000; ++round) {
+    policy p;
+    p.max_slots = uni(1, 40);
+    p.spares_wanted = uni(0, 50);
+    p.min_idle = uni(0, p.max_slots);
+    rebalancer r;
+    r.next(p, uni(0, 30), uni(0, 10), 2, 0, false, round % 2 == 0);
+    if (round % 3 == 0) r.lower_to(p, uni(0, 30));
+    for (int k = 0; k < 20; ++k) {
+      const std::size_t claimed = uni(0, 60), waiting = uni(0, 20);
+      EXPECT_EQ(r.quiet(claimed, waiting, 2, 0), slot_budget(p, claimed, waiting) <= r.budget())
+          << "max_slots " << p.max_slots << " spares " << p.spares_wanted << " min_idle "
+          << p.min_idle << " budget " << r.budget() << " claimed " << claimed << " waiting "
+          << waiting;
+    }
+  }
 }
 
 }  // namespace

@@ -353,10 +353,35 @@ TEST_F(slot_test, a_claim_without_on_acquire_hands_the_connection_over_at_once) 
   EXPECT_EQ(s.state(), slot_state::claimed);
   EXPECT_EQ(s.claim(), &c);
   EXPECT_EQ(box_id(s.connection()), 1);
-  EXPECT_FALSE(s.wake_at()) << "no health check while claimed";
+  // The idle health check's timer may stay armed (a claim does not pay to
+  // disarm it), but it runs no check while claimed.
+  const std::size_t starts = port.starts.size();
+  port.t += std::chrono::hours(1);
+  timer();
+  EXPECT_EQ(port.starts.size(), starts) << "no health check while claimed";
+  EXPECT_EQ(s.state(), slot_state::claimed);
+  EXPECT_EQ(box_id(s.connection()), 1);
+  EXPECT_FALSE(s.wake_at()) << "fired, not armed again";
   EXPECT_EQ(set.claimed(), 1u);
   EXPECT_EQ(set.unclaimed(), 0u);
   EXPECT_EQ(set.idle_front(), nullptr);
+}
+
+TEST_F(slot_test, a_health_check_armed_before_a_claim_never_cuts_the_reconnect_after_it) {
+  port.hooks.has_is_valid = true;
+  port.cfg.connect_timeout = std::nullopt;
+  up();
+  const auto health_due = *s.wake_at();
+  claim(&c);
+  // Claimed past the health check's time and past max_connection_backoff:
+  // a discard reconnects at once, with no bound of its own.
+  port.t = health_due + std::chrono::hours(1);
+  event(ev::discard, "broken");
+  ASSERT_EQ(s.state(), slot_state::connecting);
+  const std::size_t cancels = port.cancels.size();
+  timer();
+  EXPECT_EQ(s.state(), slot_state::connecting) << "the old health check's time is no deadline";
+  EXPECT_EQ(port.cancels.size(), cancels);
 }
 
 TEST_F(slot_test, a_slot_that_is_neither_idle_nor_ready_refuses_a_claim) {

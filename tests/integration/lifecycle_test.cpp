@@ -20,6 +20,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -62,6 +63,13 @@ slot_counts counts_of(const pool_stats& s) {
     c.connected += b.unclaimed + b.checking + b.claimed;
   }
   return c;
+}
+
+// Sets `pol`'s cap and spares and gives it to `p`.
+void resize(tcp_pool& p, policy& pol, std::size_t max_slots, std::size_t spares) {
+  pol.max_slots = max_slots;
+  pol.spares_wanted = spares;
+  p.set_policy(pol);
 }
 
 std::uint64_t closed_for(const tcp_pool& p, close_reason r) {
@@ -128,7 +136,8 @@ struct counting_connector {
 };
 
 // A TCP connector whose connect to one port throws a permanent error (as a
-// refused password would), recording when each such connect came.
+// refused password would), recording when each such connect came. The port
+// is shared with the test, which may change it (0: refuse none).
 struct refusing_one_backend {
   using connection_type = tcp::socket;
   struct record {
@@ -140,7 +149,7 @@ struct refusing_one_backend {
     }
   };
   asio::awaitable<tcp::socket> connect(const backend& b) {
-    if (b.address.port() == refused_port) {
+    if (b.address.port() == refused_port->load()) {
       {
         std::lock_guard lock(refused->m);
         refused->at.push_back(clock::now());
@@ -149,13 +158,21 @@ struct refusing_one_backend {
     }
     co_return co_await inner.connect(b);
   }
-  unsigned short refused_port = 0;
+  std::shared_ptr<std::atomic<unsigned short>> refused_port =
+      std::make_shared<std::atomic<unsigned short>>(0);
   tcp_connector inner;
   std::shared_ptr<record> refused = std::make_shared<record>();
 };
 
 class lifecycle_test : public ::testing::Test, protected echo_servers {
  protected:
+  // Waits until the first server holds `n` connections and the pool sees
+  // `n` idle (a connect the server has accepted may not have reached the
+  // pool yet).
+  bool idle_on_first_server(const tcp_pool& p, std::size_t n) {
+    return wait_until(
+        [&] { return servers[0]->open_connections() == n && counts_of(p.stats()).unclaimed == n; });
+  }
   io_threads io{2};
 };
 
@@ -250,6 +267,27 @@ TEST_F(lifecycle_test, idle_timeout_drops_idle_connections_down_to_the_idle_targ
   EXPECT_EQ(s.connections.opened - s.connections.closed_total(), 2u);
 }
 
+TEST_F(lifecycle_test, idle_timeout_keeps_each_backends_last_connection) {
+  start_servers(2);
+  auto pol = sized(8, 0);
+  pol.set_config.idle_timeout = 300ms;
+  pol.rebalance_interval = 60s;  // as above: only idle_timeout closes
+  tcp_pool p(io.executor(), "idle", resolver(), tcp_connector{}, pol);
+  {
+    std::vector<handle<tcp::socket>> burst;
+    for (int i = 0; i < 6; ++i) burst.push_back(p.claim());
+  }
+  ASSERT_TRUE(wait_until([&] { return closed_for(p, close_reason::idle) >= 1; }));
+  // The idle target is 0, yet closing a backend's last connection would
+  // take it offline: one stays on each.
+  ASSERT_TRUE(wait_until([&] {
+    return servers[0]->open_connections() == 1 && servers[1]->open_connections() == 1;
+  })) << servers[0]->open_connections()
+      << " and " << servers[1]->open_connections();
+  for (const auto& [name, b] : p.stats().backends) EXPECT_TRUE(b.online) << name;
+  EXPECT_EQ(p.status(), pool_status::running);
+}
+
 TEST_F(lifecycle_test, min_idle_keeps_idle_connections_topped_up_while_others_are_claimed) {
   start_servers(1);
   auto pol = sized(8, 0);
@@ -308,8 +346,15 @@ TEST_F(lifecycle_test, status_starts_then_runs_once_a_backend_connects) {
   auto pol = sized();
   pol.failed_after = 60s;
   status_log log;  // outlives the pool, whose end it sees too
+  std::atomic<int> stats_status{-1};
   tcp_pool p(io.executor(), "status", resolver(), tcp_connector{}, pol);
   EXPECT_EQ(p.status(), pool_status::starting);
+  // One callback that throws (logged and dropped: the others still run), one
+  // that calls the pool (never under its lock: no deadlock), then the log.
+  p.on_status_change([](pool_status, pool_status) { throw std::runtime_error("a bad callback"); });
+  p.on_status_change([&](pool_status, pool_status to) {
+    if (to == pool_status::running) stats_status = static_cast<int>(p.stats().status);
+  });
   p.on_status_change(log.callback());
   ASSERT_TRUE(wait_until([&] { return p.stats().backends.begin()->second.connect_failures >= 2; }));
   EXPECT_EQ(p.status(), pool_status::starting) << "no backend has been online yet";
@@ -318,6 +363,9 @@ TEST_F(lifecycle_test, status_starts_then_runs_once_a_backend_connects) {
   ASSERT_TRUE(wait_until([&] { return !log.seen().empty(); }));
   using change = std::pair<pool_status, pool_status>;
   EXPECT_EQ(log.seen(), (std::vector<change>{{pool_status::starting, pool_status::running}}));
+  EXPECT_EQ(stats_status.load(), static_cast<int>(pool_status::running));
+  auto h = p.claim();
+  EXPECT_TRUE(echo_once(*h, "the pool works on"));
 }
 
 policy failing_policy() {
@@ -354,6 +402,15 @@ TEST_F(lifecycle_test, a_refused_backend_fails_the_pool_claims_fail_at_once_then
   EXPECT_EQ(late.seen(), (std::vector<change>{{pool_status::failed, pool_status::running}}));
   auto ok = p.claim();
   EXPECT_TRUE(echo_once(*ok, "back"));
+}
+
+TEST_F(lifecycle_test, a_resolver_that_knows_no_backend_fails_the_pool) {
+  tcp_pool p(io.executor(), "empty", resolver(), tcp_connector{}, failing_policy());
+  ASSERT_TRUE(wait_until([&] { return p.status() == pool_status::failed; }, 5s))
+      << "failed_after is 300 ms";
+  error_code ec;
+  EXPECT_FALSE(p.claim(ec));
+  EXPECT_EQ(ec, errc::pool_failed) << ec.message();
 }
 
 TEST_F(lifecycle_test, wait_when_failed_makes_claims_wait_instead) {
@@ -490,20 +547,47 @@ TEST_F(lifecycle_test, drain_times_out_with_the_claims_still_out) {
   ASSERT_TRUE(wait_until([&] { return p.status() == pool_status::stopped; }));
 }
 
+TEST_F(lifecycle_test, terminate_with_claims_out_is_stopping_until_they_return) {
+  start_servers(1);
+  status_log log;  // outlives the pool
+  tcp_pool p(io.executor(), "terminate", resolver(), tcp_connector{}, sized());
+  auto h = p.claim();
+  p.on_status_change(log.callback());
+  EXPECT_FALSE(p.terminate());
+  EXPECT_EQ(p.status(), pool_status::stopping);
+  EXPECT_TRUE(echo_once(*h, "still mine"));
+  h.reset();
+  ASSERT_TRUE(wait_until([&] { return p.status() == pool_status::stopped; }));
+  ASSERT_TRUE(wait_until([&] { return log.seen().size() >= 2; }));
+  using change = std::pair<pool_status, pool_status>;
+  EXPECT_EQ(log.seen(), (std::vector<change>{{pool_status::running, pool_status::stopping},
+                                             {pool_status::stopping, pool_status::stopped}}));
+  ASSERT_TRUE(wait_until([&] { return servers[0]->open_connections() == 0; }));
+}
+
 // ----- set_policy ----------------------------------------------------------------
 
-TEST_F(lifecycle_test, a_smaller_cap_closes_idle_connections_now_and_claimed_ones_on_return) {
-  start_servers(1);
-  auto pol = sized(6, 6);
-  tcp_pool p(io.executor(), "resize", resolver(), tcp_connector{}, pol);
-  ASSERT_TRUE(wait_until([&] { return servers[0]->open_connections() == 6; }));
+// A pool with six idle connections to one server, four of them claimed,
+// then the cap lowered to 2: the two idle ones close at once, the claimed
+// ones stay.
+class capped_pool_test : public lifecycle_test {
+ protected:
+  void SetUp() override {
+    start_servers(1);
+    p.emplace(io.executor(), "resize", resolver(), tcp_connector{}, pol);
+    ASSERT_TRUE(idle_on_first_server(*p, 6));
+    for (int i = 0; i < 4; ++i) held.push_back(p->claim());
+    resize(*p, pol, 2, 2);
+    ASSERT_TRUE(wait_until([&] { return servers[0]->open_connections() == 4; }))
+        << "the two idle ones close at once; open " << servers[0]->open_connections();
+  }
+
+  policy pol = sized(6, 6);
+  std::optional<tcp_pool> p;
   std::vector<handle<tcp::socket>> held;
-  for (int i = 0; i < 4; ++i) held.push_back(p.claim());
-  pol.max_slots = 2;
-  pol.spares_wanted = 2;
-  p.set_policy(pol);
-  ASSERT_TRUE(wait_until([&] { return servers[0]->open_connections() == 4; }))
-      << "the two idle ones close at once; open " << servers[0]->open_connections();
+};
+
+TEST_F(capped_pool_test, claimed_ones_close_on_return_and_a_larger_cap_grows_at_once) {
   for (auto& h : held) EXPECT_TRUE(echo_once(*h, "not closed while claimed"));
   for (std::size_t i = 0; i < held.size(); ++i) {
     held[i].reset();
@@ -513,13 +597,28 @@ TEST_F(lifecycle_test, a_smaller_cap_closes_idle_connections_now_and_claimed_one
     })) << "after returning "
         << i + 1 << ": open " << servers[0]->open_connections();
   }
-  EXPECT_GE(closed_for(p, close_reason::resized), 4u);
-  EXPECT_LE(counts_of(p.stats()).connected, 2u);
+  EXPECT_GE(closed_for(*p, close_reason::resized), 4u);
+  EXPECT_LE(counts_of(p->stats()).connected, 2u);
   // A larger cap grows at once.
-  pol.max_slots = 5;
-  pol.spares_wanted = 5;
-  p.set_policy(pol);
+  resize(*p, pol, 5, 5);
   ASSERT_TRUE(wait_until([&] { return servers[0]->open_connections() == 5; }));
+}
+
+TEST_F(capped_pool_test, a_cap_raised_again_before_claims_return_keeps_them) {
+  resize(*p, pol, 6, 6);
+  // 4 claimed and 2 spare again (the cap holds the spares to 2): nothing is
+  // over the cap, so the claimed ones must stay when they return.
+  ASSERT_TRUE(wait_until([&] { return servers[0]->open_connections() == 6; }));
+  const auto accepted = servers[0]->accepted();
+  for (auto& h : held) h.reset();
+  ASSERT_TRUE(wait_until([&] {
+    const auto c = counts_of(p->stats());
+    return c.unclaimed == 6;
+  })) << "unclaimed "
+      << counts_of(p->stats()).unclaimed;
+  EXPECT_EQ(closed_for(*p, close_reason::resized), 2u)
+      << "only the two idle ones closed by the first set_policy";
+  EXPECT_EQ(servers[0]->accepted(), accepted);
 }
 
 TEST_F(lifecycle_test, an_invalid_policy_is_refused_and_the_pool_keeps_working) {
@@ -583,9 +682,11 @@ TEST_F(lifecycle_test, at_most_max_connecting_connects_are_in_flight) {
   counting_connector connector;
   const auto counters = connector.c;
   tcp_pool p(io.executor(), "storm", resolver(), connector, pol);
+  std::size_t most_in_flight_seen = 0;  // as the pool's stats say
   ASSERT_TRUE(wait_until(
       [&] {
         const auto s = p.stats();
+        most_in_flight_seen = std::max(most_in_flight_seen, s.connects_in_flight);
         std::size_t online = 0;
         for (const auto& [name, b] : s.backends) online += b.online;
         return counts_of(s).connected == 40 && online == 40 && open_on(servers) == 40;
@@ -594,7 +695,11 @@ TEST_F(lifecycle_test, at_most_max_connecting_connects_are_in_flight) {
       << "open " << open_on(servers);
   EXPECT_LE(counters->max_in_flight.load(), 3);
   EXPECT_GE(counters->calls.load(), 40);
-  EXPECT_EQ(p.stats().max_connecting, 3u);
+  EXPECT_LE(most_in_flight_seen, 3u);
+  const auto s = p.stats();
+  EXPECT_EQ(s.max_connecting, 3u);
+  EXPECT_EQ(s.connects_in_flight, 0u);
+  EXPECT_EQ(s.connects_waiting, 0u);
 }
 
 // ----- permanent connect errors ----------------------------------------------------
@@ -606,7 +711,7 @@ TEST_F(lifecycle_test, a_permanently_refused_backend_retries_only_after_max_back
   pol.set_config.min_connection_backoff = 10ms;
   pol.set_config.max_connection_backoff = 1s;
   refusing_one_backend connector;
-  connector.refused_port = servers[1]->endpoint().port();
+  connector.refused_port->store(servers[1]->endpoint().port());
   const auto refused = connector.refused;
   tcp_pool p(io.executor(), "permanent", resolver(), connector, pol);
   // Watch the refused backend's connects until one comes 900 ms after the
@@ -637,7 +742,7 @@ TEST_F(lifecycle_test, a_permanently_refused_only_backend_fails_the_pool_at_once
   pol.failed_after = 30s;
   pol.claim_timeout = 10s;
   refusing_one_backend connector;
-  connector.refused_port = servers[0]->endpoint().port();
+  connector.refused_port->store(servers[0]->endpoint().port());
   const auto start = clock::now();
   tcp_pool p(io.executor(), "permanent", resolver(), connector, pol);
   ASSERT_TRUE(wait_until([&] { return p.status() == pool_status::failed; }, 10s));
@@ -652,6 +757,16 @@ TEST_F(lifecycle_test, a_permanently_refused_only_backend_fails_the_pool_at_once
   EXPECT_EQ(b.last_error->operation, "connect");
   EXPECT_NE(b.last_error->message.find("bad password"), std::string::npos) << b.last_error->message;
   EXPECT_EQ(servers[0]->accepted(), 0u);
+  // Waiting to be ready while failed fails at once too.
+  ec_future ready;
+  p.async_wait_ready(1, 20s, into(ready));
+  ASSERT_EQ(ready.wait_for(5s), std::future_status::ready) << "not at its 20 s timeout";
+  EXPECT_EQ(std::get<0>(ready.get()), errc::pool_failed);
+  // The password fixed (say): the next retry connects and the pool runs.
+  connector.refused_port->store(0);
+  ASSERT_TRUE(wait_until([&] { return p.status() == pool_status::running; }));
+  auto h = p.claim();
+  EXPECT_TRUE(echo_once(*h, "let in"));
 }
 
 // ----- connect_timeout -------------------------------------------------------------

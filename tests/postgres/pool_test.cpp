@@ -266,46 +266,61 @@ TEST_F(PostgresPool, ClaimsGoToTheServerThatIsStillUp) {
   pool.terminate();
 }
 
-// The error of one claim that waits at most 1 s.
-asio::awaitable<std::error_code> claim_error(pg_pool& pool) {
-  auto [ec, h] = co_await pool.async_claim(1s, asio::as_tuple(asio::use_awaitable));
+// The error of one claim that waits at most `timeout`.
+asio::awaitable<std::error_code> claim_error(pg_pool& pool, qorb::duration timeout) {
+  auto [ec, h] = co_await pool.async_claim(timeout, asio::as_tuple(asio::use_awaitable));
   co_return ec;
 }
 
-// A pool whose every connect fails: claims fail with a clear reason, each
-// attempt is counted, and retries back off instead of spinning.
-void expect_clear_connect_failure(pg_pool& pool, asio::thread_pool& claimers,
-                                  const std::string& backend_name) {
+// A pool whose only backend refuses every connect for a reason that will not
+// pass (the connector throws qorb::permanent_error): the pool is `failed` at
+// once, well before `failed_after` (10 s); claims fail at once with
+// `pool_failed`, not at their 10 s timeout; the backend's last error says
+// why; it backs off instead of spinning.
+void expect_permanent_connect_failure(pg_pool& pool, asio::thread_pool& claimers,
+                                      const std::string& backend_name, const std::string& cause) {
   const auto start = std::chrono::steady_clock::now();
-  auto f = asio::co_spawn(claimers, claim_error(pool), asio::use_future);
-  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
-  EXPECT_EQ(f.get(), qorb::errc::no_backends_online);
+  ASSERT_TRUE(wait_until([&] { return pool.status() == qorb::pool_status::failed; }, 8s))
+      << "status " << qorb::to_string(pool.status());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "not after failed_after (10 s)";
+  const auto claim_start = std::chrono::steady_clock::now();
+  auto f = asio::co_spawn(claimers, claim_error(pool, 10s), asio::use_future);
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready) << "not at the claim's 10 s timeout";
+  EXPECT_EQ(f.get(), qorb::errc::pool_failed);
+  EXPECT_LT(std::chrono::steady_clock::now() - claim_start, 2s);
   const auto elapsed = std::chrono::steady_clock::now() - start;
   const auto stats = pool.stats().backends.at(backend_name);
-  EXPECT_GE(stats.connect_failures, 2u);
-  // Backoff from 20 ms doubling: a handful of attempts per second, not
-  // thousands.
+  EXPECT_GE(stats.connect_failures, 1u);
+  // A permanent failure backs off at max_connection_backoff (500 ms) at
+  // once: a few attempts per second at most, not thousands.
   const auto seconds = std::chrono::duration<double>(elapsed).count();
   EXPECT_LE(static_cast<double>(stats.connect_failures), 10.0 * (seconds + 1.0))
       << stats.connect_failures << " attempts in " << seconds << " s";
   EXPECT_FALSE(stats.online);
+  ASSERT_TRUE(stats.last_error);
+  EXPECT_EQ(stats.last_error->operation, "connect");
+  EXPECT_NE(stats.last_error->message.find(cause), std::string::npos) << stats.last_error->message;
+  EXPECT_EQ(stats.last_error->message.find("not-the-password"), std::string::npos)
+      << "the password stays out of the message: " << stats.last_error->message;
 }
 
-TEST_F(PostgresPool, BadCredentialsAreCountedAsConnectFailuresWithoutABusyLoop) {
+TEST_F(PostgresPool, BadCredentialsFailThePoolAtOnce) {
   pg::config cfg = test_config();
   cfg.password = "not-the-password";
   pg_pool pool(threads_.get_executor(), "pg", resolver_for({shared_server().endpoint()}),
                pg::connector(cfg), test_policy(), nullptr);
-  expect_clear_connect_failure(pool, claimers_, qorb::to_string(shared_server().endpoint()));
+  expect_permanent_connect_failure(pool, claimers_, qorb::to_string(shared_server().endpoint()),
+                                   "password authentication failed");
   pool.terminate();
 }
 
-TEST_F(PostgresPool, UnknownDatabaseIsCountedAsConnectFailuresWithoutABusyLoop) {
+TEST_F(PostgresPool, UnknownDatabaseFailsThePoolAtOnce) {
   pg::config cfg = test_config();
   cfg.database = "no_such_database";
   pg_pool pool(threads_.get_executor(), "pg", resolver_for({shared_server().endpoint()}),
                pg::connector(cfg), test_policy(), nullptr);
-  expect_clear_connect_failure(pool, claimers_, qorb::to_string(shared_server().endpoint()));
+  expect_permanent_connect_failure(pool, claimers_, qorb::to_string(shared_server().endpoint()),
+                                   "no_such_database");
   pool.terminate();
 }
 

@@ -531,7 +531,9 @@ class pool {
   /// in it; an exception it throws is logged and dropped). It may call the
   /// pool. Also a probe (`pool_status_change`), a log line (info; warn for
   /// `failed`) and the `/metrics` gauge `qorb_pool_status` follow each
-  /// change. Throws `std::logic_error` on a moved-from pool.
+  /// change. The pool keeps `f` until it is destroyed and may call it up to
+  /// then (the destructor's terminate is a change): what `f` refers to must
+  /// outlive the pool. Throws `std::logic_error` on a moved-from pool.
   void on_status_change(std::function<void(pool_status from, pool_status to)> f) {
     checked_core()->on_status_change(std::move(f));
   }

@@ -24,7 +24,7 @@ declare -A sources=(
   [dns_message]="src/resolvers/dns_message.cpp src/resolvers/dns_lookup.cpp src/backend.cpp"
   [postgres_protocol]="src/connectors/postgres_protocol.cpp src/backend.cpp src/log.cpp"
   [stats_request]="src/observability/stats_request.cpp"
-  [stats_render]="src/observability/stats_json.cpp src/observability/stats_prometheus.cpp src/backend.cpp"
+  [stats_render]="src/observability/stats_json.cpp src/observability/stats_prometheus.cpp src/backend.cpp src/stats.cpp"
   [http_response]=""
   [etcd_reply]="src/resolvers/etcd_codec.cpp src/backend.cpp"
 )

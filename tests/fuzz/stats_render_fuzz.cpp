@@ -98,6 +98,26 @@ std::vector<qorb::pool_stats> stats_render_snapshot(const std::uint8_t* data, st
     }
     p.claim_wait.sum_s = static_cast<double>(in.number(4)) / 1000.0;
     p.terminated = (in.byte() & 1) != 0;
+    // The lifecycle's fields, read last (older corpus entries decode as
+    // before, these fields zero).
+    f.pool_failed = in.number(2);
+    p.status = static_cast<qorb::pool_status>(in.byte() % 5);
+    p.min_idle = in.number(2);
+    p.spares_wanted = in.number(2);
+    p.max_connecting = in.number(2);
+    p.connects_in_flight = in.number(2);
+    p.connects_waiting = in.number(2);
+    p.connections.opened = in.number(4);
+    for (auto& c : p.connections.closed) c = in.number(2);
+    for (auto& c : p.connect_time.counts) {
+      c = in.number(2);
+      p.connect_time.count += c;
+    }
+    p.connect_time.sum_s = static_cast<double>(in.number(4)) / 1000.0;
+    for (auto& [name, b] : p.backends) {
+      b.connections.opened = in.number(2);
+      for (auto& c : b.connections.closed) c = in.number(1);
+    }
   }
   return pools;
 }

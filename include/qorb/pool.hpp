@@ -538,9 +538,9 @@ class pool {
     checked_core()->on_status_change(std::move(f));
   }
 
-  /// Waits until `min_online_backends` backends are online (at least one
-  /// is needed, so 0 acts as 1): the start-up gate (bb8's `build`,
-  /// HikariCP's `initializationFailTimeout`).
+  /// Waits until `min_online_backends` backends are online (0: completes
+  /// at once): the start-up gate (bb8's `build`, HikariCP's
+  /// `initializationFailTimeout`).
   ///
   /// Handler: `void(qorb::error_code ec)`.
   ///

@@ -104,7 +104,8 @@ void pool_driver::wait_ready(std::size_t min_online, duration timeout,
     online = state_.online_backends();
     st = state_.status();
   }
-  if (online >= min_online && st == pool_status::running)
+  // (0 backends asked for: ready now, whatever the status.)
+  if (online >= min_online && (min_online == 0 || st == pool_status::running))
     return post_completion(ex_, std::move(h), error_code());
   if (st == pool_status::failed)
     return post_completion(ex_, std::move(h), error_code(errc::pool_failed));

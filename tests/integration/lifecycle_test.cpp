@@ -473,6 +473,18 @@ TEST_F(lifecycle_test, wait_ready_times_out_when_backends_never_come) {
   EXPECT_GE(seconds_since(start), 0.25);
 }
 
+TEST_F(lifecycle_test, wait_ready_for_no_backend_completes_at_once) {
+  start_servers(1);
+  servers[0]->stop();  // nothing will come online
+  auto pol = sized();
+  pol.failed_after = 60s;
+  tcp_pool p(io.executor(), "ready", resolver(), tcp_connector{}, pol);
+  ec_future f;
+  p.async_wait_ready(0, 30s, into(f));
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(std::get<0>(f.get())) << "0 backends are online already";
+}
+
 TEST_F(lifecycle_test, wait_ready_fails_as_soon_as_the_pool_fails) {
   start_servers(1);
   servers[0]->stop();

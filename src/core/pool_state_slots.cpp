@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // pool_state, continued: serving claims and the slots' port (the slot sets'
 // sizes are in pool_state_sizes.cpp).
+#include "core/claim_outcomes.hpp"
 #include "core/pool_state.hpp"
 
 #include <algorithm>
@@ -82,38 +83,15 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
   queue_.unwatch(c);
   claim_wait_.record(c.waited ? std::chrono::duration<double>(now() - c.waiting_since).count()
                               : 0.0);
-  switch (outcome) {
-    case claim_outcome::served:
-      trace([&] {
-        return observation{.what = observation::kind::claim_served,
-                           .claim = c.id,
-                           .slot = s->id(),
-                           .set = s->set().label()};
-      });
-      break;
-    case claim_outcome::no_backends:
-      ++claim_failures_.no_backends;
-      break;
-    case claim_outcome::no_backends_online:
-      ++claim_failures_.no_backends_online;
-      break;
-    case claim_outcome::all_claims_used:
-      ++claim_failures_.all_claims_used;
-      break;
-    case claim_outcome::terminated:
-      ++claim_failures_.terminated;
-      break;
-    case claim_outcome::cancelled:
-      ++claim_failures_.cancelled;
-      break;
-    case claim_outcome::acquire_failed:
-      ++claim_failures_.acquire_failed;
-      break;
-    case claim_outcome::pool_failed:
-      ++claim_failures_.pool_failed;
-      break;
-  }
-  if (outcome != claim_outcome::served) {
+  if (outcome == claim_outcome::served) {
+    trace([&] {
+      return observation{.what = observation::kind::claim_served,
+                         .claim = c.id,
+                         .slot = s->id(),
+                         .set = s->set().label()};
+    });
+  } else {
+    ++(claim_failures_.*info(outcome).counter);
     trace([&] {
       return observation{
           .what = observation::kind::claim_failed, .claim = c.id, .count = std::size_t(outcome)};

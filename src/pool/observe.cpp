@@ -3,6 +3,7 @@
 // is made. Texts are the pool's public log vocabulary; keep them stable.
 #include <qorb/error.hpp>
 
+#include "core/claim_outcomes.hpp"
 #include "pool/pool_driver.hpp"
 #include "probes.hpp"
 
@@ -47,25 +48,7 @@ const char* address(const core::observation& o) { return o.set ? o.set->address.
 const char* backend_name(const core::observation& o) { return o.set ? o.set->name.c_str() : ""; }
 
 const char* reason_of(std::size_t outcome) {
-  switch (core::claim_outcome(outcome)) {
-    case core::claim_outcome::no_backends:
-      return "no backends";
-    case core::claim_outcome::no_backends_online:
-      return "no backends online";
-    case core::claim_outcome::all_claims_used:
-      return "all claims used";
-    case core::claim_outcome::terminated:
-      return "pool terminated";
-    case core::claim_outcome::cancelled:
-      return "cancelled";
-    case core::claim_outcome::acquire_failed:
-      return "on_acquire failed";
-    case core::claim_outcome::pool_failed:
-      return "pool failed";
-    case core::claim_outcome::served:
-      break;
-  }
-  return "served";
+  return core::info(core::claim_outcome(outcome)).reason;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "pool/pool_driver.hpp"
 
+#include "core/claim_outcomes.hpp"
+
 #include <qorb/error.hpp>
 
 #include "probes.hpp"
@@ -60,22 +62,13 @@ bool ended_normally(const std::exception_ptr& e) {
 }
 
 error_code to_error(core::claim_outcome o) {
-  switch (o) {
-    case core::claim_outcome::served:
+  const auto& row = core::info(o);
+  switch (row.kind) {
+    case core::claim_outcome_info::code_kind::none:
       return {};
-    case core::claim_outcome::no_backends:
-      return make_error_code(errc::no_backends);
-    case core::claim_outcome::no_backends_online:
-      return make_error_code(errc::no_backends_online);
-    case core::claim_outcome::all_claims_used:
-      return make_error_code(errc::all_claims_used);
-    case core::claim_outcome::terminated:
-      return make_error_code(errc::terminated);
-    case core::claim_outcome::acquire_failed:
-      return make_error_code(errc::acquire_failed);
-    case core::claim_outcome::pool_failed:
-      return make_error_code(errc::pool_failed);
-    case core::claim_outcome::cancelled:
+    case core::claim_outcome_info::code_kind::errc_value:
+      return make_error_code(row.code);
+    case core::claim_outcome_info::code_kind::aborted:
       break;
   }
   return asio::error::operation_aborted;  // as Asio's own operations complete

@@ -81,6 +81,8 @@
 //                                 total_claims covers the claims served
 #include "sim/invariants.hpp"
 
+#include "core/claim_outcomes.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cinttypes>
@@ -94,12 +96,7 @@ using std::chrono::nanoseconds;
 // ----- text ----------------------------------------------------------------------
 
 const char* outcome_name(claim_outcome o) {
-  // In the order of core::claim_outcome.
-  static constexpr const char* names[] = {"served",          "no_backends", "no_backends_online",
-                                          "all_claims_used", "terminated",  "cancelled",
-                                          "acquire_failed",  "pool_failed"};
-  static_assert(std::size(names) == std::size_t(claim_outcome::pool_failed) + 1);
-  return std::size_t(o) < std::size(names) ? names[std::size_t(o)] : "?";
+  return std::size_t(o) < core::claim_outcomes.size() ? core::info(o).name : "?";
 }
 
 std::string format(const char* fmt, ...) {

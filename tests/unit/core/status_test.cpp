@@ -4,10 +4,12 @@
 // pool_state.
 #include <gtest/gtest.h>
 
+#include "core/claim_outcomes.hpp"
 #include "core/status_tracker.hpp"
 #include "core_support/harness.hpp"
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -223,6 +225,31 @@ TEST(set_policy, a_smaller_cap_closes_idle_now_and_claimed_on_return_a_larger_gr
   h.set_policy(larger);
   h.connect_ok();
   EXPECT_EQ(h.idle(), 12u) << "grows at once";
+}
+
+// The one table of claim outcomes: every failure has a counter of its own
+// and a name and reason of its own; every outcome but served and cancelled
+// is a qorb::errc whose message the category knows.
+TEST(claim_outcomes, every_failure_has_its_own_counter_name_reason_and_code) {
+  std::set<std::string> names, reasons;
+  std::vector<std::uint64_t claim_failure_stats::*> counters;
+  for (const auto& row : core::claim_outcomes) {
+    EXPECT_TRUE(names.insert(row.name).second) << row.name;
+    EXPECT_TRUE(reasons.insert(row.reason).second) << row.reason;
+    if (row.outcome == claim_outcome::served) {
+      EXPECT_EQ(row.counter, nullptr);
+      continue;
+    }
+    ASSERT_NE(row.counter, nullptr) << row.name;
+    EXPECT_EQ(std::find(counters.begin(), counters.end(), row.counter), counters.end())
+        << row.name << ": a counter of its own";
+    counters.push_back(row.counter);
+    if (row.outcome == claim_outcome::cancelled) continue;
+    ASSERT_EQ(row.kind, core::claim_outcome_info::code_kind::errc_value) << row.name;
+    EXPECT_EQ(std::error_code(row.code).category().name(), std::string("qorb"));
+    EXPECT_EQ(std::error_code(row.code).message().find("unknown"), std::string::npos) << row.name;
+  }
+  EXPECT_EQ(core::info(claim_outcome::pool_failed).code, errc::pool_failed);
 }
 
 }  // namespace

@@ -163,8 +163,6 @@ class slot {
   claim_node* claim() const noexcept { return claim_; }
   /// The earliest armed timer, if any.
   std::optional<time_point> wake_at() const noexcept;
-  /// When timer `t` fires; none if it is not armed.
-  std::optional<time_point> timer_at(slot_timer t) const noexcept;
   /// Whether the slot holds a connection (itself, or the operation it runs).
   bool holds_connection() const noexcept;
   const backoff& retries() const noexcept { return retry_; }

@@ -27,12 +27,6 @@ std::optional<time_point> slot::wake_at() const noexcept {
   return t;
 }
 
-std::optional<time_point> slot::timer_at(slot_timer t) const noexcept {
-  const time_point at = timers_[std::size_t(t)];
-  if (at == never) return std::nullopt;
-  return at;
-}
-
 bool slot::holds_connection() const noexcept {
   switch (state_) {
     case slot_state::idle:

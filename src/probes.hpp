@@ -35,7 +35,10 @@
   X(recycle_failed)        /* pool, slot_id, reason */                     \
   X(rebalance_start)       /* pool */                                      \
   X(rebalance_done)        /* pool */                                      \
-  X(pool_status_change)    /* pool, from, to */
+  X(pool_status_change)    /* pool, from, to */                            \
+  X(connection_lost)       /* pool, slot_id, addr, reason */               \
+  X(connection_discarded)  /* pool, slot_id, addr, reason */               \
+  X(failure_reported)      /* pool, slot_id, addr, reason */
 
 #if QORB_PROBES
 

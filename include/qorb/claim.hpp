@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 namespace qorb {
@@ -124,7 +125,9 @@ class handle {
   ///
   /// Executor: runs in the caller; the connection is destroyed on this
   /// thread (other connections the pool closes in the same step too), and
-  /// the new `connect` runs on the pool's executor.
+  /// the new `connect` runs on the pool's executor. With a connector that
+  /// has a `watch`, a connection a watch ran on is destroyed on its strand
+  /// instead, right after (so the cancelled watch has let go of it).
   ///
   /// Cancellation: none.
   ///
@@ -136,6 +139,50 @@ class handle {
   ///
   /// Exceptions: none (a throwing `Conn` destructor terminates the program).
   void discard() noexcept { give_back(true); }
+
+  /// As `discard()`, saying why (`reason`): kept as the backend's last
+  /// error (`backend_stats::last_error`, operation "discard"), given to
+  /// the `connection_discarded` probe and counted in
+  /// `backend_stats::discards` (`qorb_claims_reported_total{kind="discard"}`).
+  ///
+  /// Errors: none reported.
+  ///
+  /// Executor: as `discard()`.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: `reason` is copied before the call returns.
+  ///
+  /// Thread safety: as `reset()`.
+  ///
+  /// Exceptions: `std::bad_alloc` only in copying `reason` (then the
+  /// handle is discarded without it).
+  void discard(std::string_view reason) noexcept { give_back(true, reason); }
+
+  /// Says the backend failed a request on this connection although the
+  /// connection itself is fine (a 5xx answer, a query timeout): counted
+  /// in the backend's failure window, which ranks it lower when the pool
+  /// chooses backends, and in `backend_stats::failures_reported`
+  /// (`qorb_claims_reported_total{kind="failure"}`); `reason` is kept as
+  /// the backend's last error (operation "report") and given to the
+  /// `failure_reported` probe. The handle keeps its connection. Precondition:
+  /// `*this` is true.
+  ///
+  /// Errors: none reported.
+  ///
+  /// Executor: runs in the caller, under the pool's lock for a moment.
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: `reason` is copied before the call returns.
+  ///
+  /// Thread safety: as `reset()`.
+  ///
+  /// Exceptions: `std::logic_error` on an empty handle.
+  void report_failure(std::string_view reason) {
+    get();
+    core_->report_failure(slot_, reason);
+  }
 
   /// The backend this connection goes to. Precondition: `*this` is true.
   const qorb::backend& backend() const {
@@ -157,10 +204,10 @@ class handle {
       : core_(owner), slot_(s), conn_(conn) {}
 
  private:
-  void give_back(bool discard) noexcept {
+  void give_back(bool discard, std::string_view why = {}) noexcept {
     if (!slot_) return;
     conn_ = nullptr;
-    std::exchange(core_, nullptr)->release(std::exchange(slot_, nullptr), discard);
+    std::exchange(core_, nullptr)->release(std::exchange(slot_, nullptr), discard, why);
   }
 
   detail::pool_core* core_ = nullptr;

@@ -84,11 +84,13 @@ struct backend_stats {
   std::size_t claimed = 0;             ///< handed out (includes on_acquire running)
   std::uint64_t total_claims = 0;      ///< claims it served since the start
   std::uint64_t connect_failures = 0;  ///< failed or timed-out connects
-  std::uint64_t check_failures = 0;    ///< is_valid, on_acquire, on_recycle
-  std::size_t recent_failures = 0;     ///< in the sliding failure window
-  connection_counts connections;       ///< opened, and closed by reason
-  bool online = false;                 ///< some slot is connected
-  bool removed = false;                ///< no longer published; draining claimed slots
+  std::uint64_t check_failures = 0;  ///< is_valid, on_acquire, on_recycle; losses; callers' reports
+  std::uint64_t discards = 0;        ///< claims whose caller said the connection was broken
+  std::uint64_t failures_reported = 0;  ///< claims whose caller reported a failed request
+  std::size_t recent_failures = 0;      ///< in the sliding failure window
+  connection_counts connections;        ///< opened, and closed by reason
+  bool online = false;                  ///< some slot is connected
+  bool removed = false;                 ///< no longer published; draining claimed slots
   /// The backend's latest failed connect or check (kept after later
   /// successes, so a flapping backend still says why it flapped); empty
   /// while none has failed.

@@ -111,7 +111,8 @@ struct observation {
     op_succeeded,     // traced only
     op_failed,        // `op`, `reason`; `timed_out`; connect: `delay`, `first`, `count` 1:
                       // failed permanently
-    discarded,        // a handle said its connection was broken
+    discarded,        // a handle said its connection was broken (`reason`)
+    reported,         // a handle reported a failed request (`reason`): the connection stays
     lost,             // an idle connection was lost
     ended,            // `op` said the connection ended normally (`reason`): replaced, no failure
     set_online,       // `flag`: has an unclaimed slot; `count`: backends online now

@@ -208,7 +208,7 @@ void pool_state::cancel(claim_node& c, effects& fx) {
       });
 }
 
-void pool_state::release(slot& s, bool discard, effects& fx) {
+void pool_state::release(slot& s, bool discard, effects& fx, std::string_view why) {
   in_event(
       fx, [&]() __attribute__((always_inline)) {
         trace([&] {
@@ -222,9 +222,11 @@ void pool_state::release(slot& s, bool discard, effects& fx) {
         }
         // (No text for a plain return: a string here would cost every return an
         // allocation.)
-        handle(s, discard ? s.resume(*this, {.what = slot_event::kind::discard,
-                                             .why = "discarded by its handle"})
-                          : s.resume(*this, {.what = slot_event::kind::release}));
+        handle(s, discard
+                      ? s.resume(*this, {.what = slot_event::kind::discard,
+                                         .why = why.empty() ? std::string("discarded by its handle")
+                                                            : std::string(why)})
+                      : s.resume(*this, {.what = slot_event::kind::release}));
         finish(set);
       });
 }
@@ -272,11 +274,18 @@ void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effect
       });
 }
 
-void pool_state::failure_reported(slot& s, effects& fx) {
+void pool_state::failure_reported(slot& s, std::string_view why, effects& fx) {
   in_event(
       fx, [&]() __attribute__((always_inline)) {
-        s.set().failures.add(now());
-        ++s.set().check_failures;
+        slot_set& set = s.set();
+        set.failures.add(now());
+        ++set.check_failures;
+        ++set.failures_reported;
+        observe({.what = observation::kind::reported,
+                 .slot = s.id(),
+                 .set = set.label(),
+                 .reason = why.empty() ? std::string("a failure reported by its handle")
+                                       : std::string(why)});
       });
 }
 

@@ -64,8 +64,9 @@ class pool_state final : private slot_port {
   slot* try_claim(effects& fx, bool quiet = false);
   /// Per-operation cancellation of a claim that has not completed.
   void cancel(claim_node& c, effects& fx);
-  /// A handle gives its slot back; `discard`: the connection is broken.
-  void release(slot& s, bool discard, effects& fx);
+  /// A handle gives its slot back; `discard`: the connection is broken
+  /// (`why`: the caller's reason, kept as the backend's last error).
+  void release(slot& s, bool discard, effects& fx, std::string_view why = {});
   /// A connector operation ended (`box`: the connection, if it gave one).
   /// `permanent`: a connect failed with qorb::permanent_error.
   void op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx,
@@ -73,9 +74,10 @@ class pool_state final : private slot_port {
   /// A connector operation said the connection ended normally (a hook threw
   /// errc::connection_ended): it is replaced without counting a failure.
   void op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx);
-  /// The caller of a claimed connection saw its backend fail (counts
-  /// against the backend's score; the connection stays).
-  void failure_reported(slot& s, effects& fx);
+  /// The caller of a claimed connection saw its backend fail a request
+  /// (`why`): counted in the backend's failure window, which lowers its
+  /// rank; the connection stays.
+  void failure_reported(slot& s, std::string_view why, effects& fx);
   /// Every idle connection is closed and replaced now, every other one
   /// when it is next ready (a claimed one when it comes back).
   void evict_all(effects& fx);

@@ -297,6 +297,7 @@ void pool_state::dropped(slot& s, bool discarded, std::string_view why) {
   slot_set& set = s.set();
   set.failures.add(now());
   ++set.check_failures;
+  if (discarded) ++set.discards;
   observe({.what = discarded ? observation::kind::discarded : observation::kind::lost,
            .slot = s.id(),
            .set = set.label(),

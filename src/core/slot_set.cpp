@@ -57,6 +57,8 @@ backend_stats slot_set::stats(time_point now) const {
   b.total_claims = total_claims;
   b.connect_failures = connect_failures;
   b.check_failures = check_failures;
+  b.discards = discards;
+  b.failures_reported = failures_reported;
   b.connections = connections;
   b.recent_failures = failures.count(now);
   b.online = online();

@@ -92,6 +92,8 @@ class slot_set {
   bool connect_refused = false;  // ... permanently
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
+  // Said by the callers: handles discarded, failures reported.
+  std::uint64_t discards = 0, failures_reported = 0;
   connection_counts connections;
   priority_hook priority;
   list_hook<slot_set> in_short;  // the pool's queue of sets waiting for room under max_slots

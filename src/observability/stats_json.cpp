@@ -67,6 +67,8 @@ json::object backend_json(const backend_stats& b, std::chrono::system_clock::tim
           {"total_claims", b.total_claims},
           {"connect_failures", b.connect_failures},
           {"check_failures", b.check_failures},
+          {"discards", b.discards},
+          {"failures_reported", b.failures_reported},
           {"recent_failures", b.recent_failures},
           {"online", b.online},
           {"removed", b.removed},

@@ -60,6 +60,12 @@ std::string render(const std::vector<const pool_stats*>& pools) {
                              .Name("qorb_check_failures_total")
                              .Help("Failed health checks, on_acquire and on_recycle calls")
                              .Register(registry);
+  auto& reported = prom::BuildCounter()
+                       .Name("qorb_claims_reported_total")
+                       .Help(
+                           "Claims whose caller said the connection was broken (kind=discard) "
+                           "or the backend failed a request (kind=failure)")
+                       .Register(registry);
   auto& opened = prom::BuildCounter()
                      .Name("qorb_connections_opened_total")
                      .Help("Connections to a backend the pool opened and kept")
@@ -138,6 +144,13 @@ std::string render(const std::vector<const pool_stats*>& pools) {
       backend_claims.Add(labels).Increment(as_double(b.total_claims));
       connect_failures.Add(labels).Increment(as_double(b.connect_failures));
       check_failures.Add(labels).Increment(as_double(b.check_failures));
+      auto with_kind = [&](const char* kind) {
+        prom::Labels l = labels;
+        l.emplace("kind", kind);
+        return l;
+      };
+      reported.Add(with_kind("discard")).Increment(as_double(b.discards));
+      reported.Add(with_kind("failure")).Increment(as_double(b.failures_reported));
       count_connections(labels, b.connections);
     }
     const prom::Labels labels{{"pool", p.name}};

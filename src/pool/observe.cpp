@@ -105,8 +105,16 @@ void pool_driver::observe(const core::observation& o) const {
       log_op_failed(o);
       break;
     case kind::discarded:
-      break;  // the caller said so; counted as a failure of the backend
+      // The caller said so; counted as a failure of the backend.
+      QORB_PROBE(connection_discarded, pool, o.slot, address(o), o.reason.c_str());
+      log(spdlog::level::debug, "{}: connection discarded: {}", backend_name(o), o.reason);
+      break;
+    case kind::reported:
+      QORB_PROBE(failure_reported, pool, o.slot, address(o), o.reason.c_str());
+      log(spdlog::level::debug, "{}: failure reported: {}", backend_name(o), o.reason);
+      break;
     case kind::lost:
+      QORB_PROBE(connection_lost, pool, o.slot, address(o), o.reason.c_str());
       log_repeated(spdlog::level::warn, o, "lost", "{}: connection lost: {}", backend_name(o),
                    o.reason);
       break;
@@ -168,6 +176,9 @@ void pool_driver::record_errors(const core::effects& fx) {
         break;
       case core::observation::kind::discarded:
         errors_.record(o.set->name, "discard", o.reason);
+        break;
+      case core::observation::kind::reported:
+        errors_.record(o.set->name, "report", o.reason);
         break;
       default:
         break;

@@ -201,8 +201,12 @@ void pool_driver::cancel(claim_request* r) noexcept {
   run([&](core::effects& fx) { state_.cancel(*r, fx); });
 }
 
-void pool_driver::release(core::slot* s, bool discard) noexcept {
-  run([&](core::effects& fx) { state_.release(*s, discard, fx); });
+void pool_driver::release(core::slot* s, bool discard, std::string_view why) noexcept {
+  run([&](core::effects& fx) { state_.release(*s, discard, fx, why); });
+}
+
+void pool_driver::report_failure(core::slot* s, std::string_view why) noexcept {
+  run([&](core::effects& fx) { state_.failure_reported(*s, why, fx); });
 }
 
 error_code pool_driver::terminate() noexcept {
@@ -364,11 +368,13 @@ void pool_driver::close_connections(core::effects& fx) noexcept {
     for (auto& box : fx.closing) parked->push_back(std::move(box));
   }
   for (auto& box : fx.closing) {
-    // On its strand, behind the cancellation of a watch that borrowed it
-    // (at once when the close comes from that strand: a watch's end).
+    // A watched one on its strand, behind the cancellation of the watch
+    // that borrowed it (at once when the close comes from that strand: a
+    // watch's end); others here and now.
     if (!box) continue;
-    if (auto& home = static_cast<driven_box&>(*box).home) {
-      auto strand = *home;
+    auto& driven = static_cast<driven_box&>(*box);
+    if (driven.watched && driven.home) {
+      auto strand = *driven.home;
       asio::dispatch(strand, [b = std::move(box)] {});
     }
   }
@@ -379,7 +385,8 @@ void pool_driver::register_ops(const core::effects& fx) {
   std::lock_guard lock(ops_mu_);
   for (const auto& op : fx.starts) {
     // A connection's operations run on its strand (driven_box).
-    const auto* box = static_cast<const driven_box*>(op.box ? op.box.get() : op.watched);
+    auto* box = static_cast<driven_box*>(op.box ? op.box.get() : op.watched);
+    if (op.watched) box->watched = true;
     running_.emplace(op.id, running_op{box && box->home ? *box->home : asio::make_strand(ex_),
                                        std::make_shared<op_signal>()});
   }

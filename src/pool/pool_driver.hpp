@@ -50,7 +50,8 @@ class pool_driver final : public pool_core {
   claimed_slot try_claim(bool quiet) noexcept override;
   void submit(claim_request* r) override;
   void cancel(claim_request* r) noexcept override;
-  void release(core::slot* s, bool discard) noexcept override;
+  void release(core::slot* s, bool discard, std::string_view why) noexcept override;
+  void report_failure(core::slot* s, std::string_view why) noexcept override;
   error_code terminate() noexcept override;
   error_code timeout_error() const override;
   pool_stats stats() const override;

@@ -209,5 +209,48 @@ TEST_F(watch_test, a_health_check_cancels_the_watch_and_it_starts_again_after) {
   EXPECT_EQ(c.counts->lost, 0);
 }
 
+// ----- the callers say what they saw ---------------------------------------
+
+TEST_F(watch_test, a_discard_with_a_reason_is_counted_and_kept_as_the_last_error) {
+  start_servers(1);
+  tcp_pool p(io.executor(), "discards", resolver(), tcp_connector{}, small(2, 2));
+  auto h = p.claim(5s);
+  h.discard("garbled reply to PING");
+  EXPECT_FALSE(h);
+  const auto b = p.stats().backends.begin()->second;
+  EXPECT_EQ(b.discards, 1u);
+  EXPECT_EQ(b.failures_reported, 0u);
+  ASSERT_TRUE(b.last_error);
+  EXPECT_EQ(b.last_error->operation, "discard");
+  EXPECT_EQ(b.last_error->message, "garbled reply to PING");
+  EXPECT_EQ(p.stats().connections.closed_for(close_reason::discarded), 1u);
+}
+
+TEST_F(watch_test, a_reported_failure_keeps_the_connection_and_counts_against_the_backend) {
+  start_servers(1);
+  tcp_pool p(io.executor(), "reports", resolver(), tcp_connector{}, small(1, 1));
+  auto h = p.claim(5s);
+  const auto local = h->local_endpoint();
+  h.report_failure("HTTP 503 from /orders");
+  ASSERT_TRUE(h) << "the handle keeps its connection";
+  EXPECT_TRUE(echo_once(*h, "still fine"));
+  const auto b = p.stats().backends.begin()->second;
+  EXPECT_EQ(b.failures_reported, 1u);
+  EXPECT_EQ(b.discards, 0u);
+  EXPECT_GE(b.recent_failures, 1u);
+  ASSERT_TRUE(b.last_error);
+  EXPECT_EQ(b.last_error->operation, "report");
+  EXPECT_EQ(b.last_error->message, "HTTP 503 from /orders");
+  h.reset();
+  auto again = p.claim(5s);
+  EXPECT_EQ(again->local_endpoint(), local) << "the same connection, not replaced";
+  EXPECT_EQ(servers[0]->accepted(), 1u);
+}
+
+TEST_F(watch_test, report_failure_on_an_empty_handle_says_so) {
+  handle<tcp::socket> empty;
+  EXPECT_THROW(empty.report_failure("x"), std::logic_error);
+}
+
 }  // namespace
 }  // namespace qorb::test

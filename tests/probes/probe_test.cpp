@@ -31,7 +31,8 @@ const char* const all_probes[] = {
     "slot_set_claim_failed", "slot_set_online",   "slot_set_offline",     "slot_state_change",
     "handle_claimed",        "handle_returned",   "health_check_start",   "health_check_done",
     "health_check_failed",   "recycle_start",     "recycle_done",         "recycle_failed",
-    "rebalance_start",       "rebalance_done",    "pool_status_change"};
+    "rebalance_start",       "rebalance_done",    "pool_status_change",   "connection_lost",
+    "connection_discarded",  "failure_reported"};
 
 std::string self_path() {
   char buf[4096];

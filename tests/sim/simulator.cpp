@@ -681,7 +681,8 @@ class simulation final : reporter {
     core::slot* s = h.s;
     describe("failure_reported on slot %s", slot_name(h.slot_id).c_str());
     trace_step();
-    call({call_kind::report}, [&](core::effects& fx) { state_->failure_reported(*s, fx); });
+    call({call_kind::report},
+         [&](core::effects& fx) { state_->failure_reported(*s, "reported (sim)", fx); });
   }
 
   // New sizes; the slots' own rules (set_config) stay, so the timing

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace qorb::detail {
@@ -37,6 +38,7 @@ class pool_core;
 /// it is destroyed.
 struct driven_box : connection_box {
   std::optional<asio::strand<asio::any_io_executor>> home;
+  bool watched = false;  // a watch ran on it: it is closed on `home`
 };
 
 template <class Conn>
@@ -122,8 +124,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// Per-operation cancellation of a submitted claim.
   virtual void cancel(claim_request* r) noexcept = 0;
   /// A handle gives its slot back; `discard` closes the connection instead
-  /// of recycling it.
-  virtual void release(core::slot* s, bool discard) noexcept = 0;
+  /// of recycling it (`why`: the caller's reason).
+  virtual void release(core::slot* s, bool discard, std::string_view why = {}) noexcept = 0;
+  /// A handle's caller saw the backend fail a request on `s` (`why`).
+  virtual void report_failure(core::slot* s, std::string_view why) noexcept = 0;
   /// Terminates: errc::terminated if it already was. Slots still claimed
   /// then keep the core alive (handles hold a plain pointer to it) until
   /// the last one is released.

@@ -305,7 +305,7 @@ TEST(pool_state_more, the_periodic_rebalance_rescores_backends_by_recent_failure
   auto& first = h.claim();
   ASSERT_EQ(name_of(first), "b") << "a fresh backend scores below a busy one";
   core::effects fx;
-  for (int i = 0; i < 10; ++i) h.state().failure_reported(*first.s, fx);
+  for (int i = 0; i < 10; ++i) h.state().failure_reported(*first.s, "5xx", fx);
   EXPECT_EQ(h.state().stats().backends.at("b").recent_failures, 10u);
   h.release(first);
   auto& second = h.claim();

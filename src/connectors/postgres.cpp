@@ -372,7 +372,9 @@ asio::awaitable<void> connection::execute(std::string sql) {
 // --- connector ---------------------------------------------------------------
 
 connector::connector(config settings)
-    : config_(std::make_shared<const config>(std::move(settings))) {}
+    : config_(std::make_shared<const config>(std::move(settings))) {
+  validate(config_->tcp, "postgres::config::tcp.");
+}
 
 asio::awaitable<connection> connector::connect(const backend& b) {
   // The frame keeps its own reference: the connector may be gone before a

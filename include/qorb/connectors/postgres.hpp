@@ -3,6 +3,7 @@
 #pragma once
 
 #include <qorb/backend.hpp>
+#include <qorb/connectors/tcp.hpp>
 #include <qorb/log.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -247,6 +248,15 @@ struct config {
   /// Bound on the whole of `connect` (TCP, TLS, authentication,
   /// `on_connect`); zero means none.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  /// The TCP settings, passed as libpq's keywords: `keepalive` (false:
+  /// `keepalives=0`), `keepalive_idle`, `keepalive_interval`,
+  /// `keepalive_count` (`keepalives_idle`, `keepalives_interval`,
+  /// `keepalives_count`) and `user_timeout` (`tcp_user_timeout`); unset ones
+  /// keep libpq's defaults. `no_delay` and `health_check` are not used
+  /// (libpq sets TCP_NODELAY itself). Out-of-range values: the connector's
+  /// constructor throws `std::invalid_argument` naming the field. The same
+  /// keywords in `parameters` win.
+  tcp_connector_config tcp{};
   /// Any other libpq connection keyword, e.g. {"sslrootcert", "/ca.pem"} or
   /// {"host", "db.example.com"} (the name TLS verifies; the address still
   /// comes from the backend). `hostaddr` and `port` here are ignored.

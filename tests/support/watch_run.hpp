@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: BSL-1.0
+// Runs a connector's `watch` on a strand, as the pool does, so that a test
+// can wait for it to end or cancel it (terminal per-operation cancellation)
+// and read how it ended.
+#pragma once
+
+#include "support/io_threads.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+#include <poll.h>
+
+namespace qorb::test {
+
+class watch_run {
+ public:
+  /// Starts `watch` (e.g. `connector.watch(conn)`) on a new strand of `io`.
+  watch_run(io_threads& io, boost::asio::awaitable<void> watch)
+      : strand_(boost::asio::make_strand(io.io)) {
+    boost::asio::co_spawn(
+        strand_, run(std::move(watch)),
+        boost::asio::bind_cancellation_slot(signal_.slot(), [](std::exception_ptr) {}));
+  }
+  watch_run(const watch_run&) = delete;
+  watch_run& operator=(const watch_run&) = delete;
+  ~watch_run() {
+    if (!ended_within(std::chrono::milliseconds(0))) cancel();
+  }
+
+  /// Whether the watch ended within `limit` (waits at most that long).
+  bool ended_within(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [&] { return done_; });
+  }
+
+  /// Cancels it as the pool does (on its strand) and waits for its end
+  /// (at most 10 s); true when it ended as cancelled (operation_aborted):
+  /// it was still pending.
+  bool cancel() {
+    boost::asio::post(strand_, [this] { signal_.emit(boost::asio::cancellation_type::terminal); });
+    if (!ended_within(std::chrono::seconds(10))) return false;
+    std::lock_guard lock(mu_);
+    return aborted_;
+  }
+
+  /// How it ended (valid once it ended): the code and what() of what it
+  /// threw; `aborted()` for operation_aborted.
+  std::error_code code() {
+    std::lock_guard lock(mu_);
+    return code_;
+  }
+  std::string what() {
+    std::lock_guard lock(mu_);
+    return what_;
+  }
+  bool aborted() {
+    std::lock_guard lock(mu_);
+    return aborted_;
+  }
+  /// Time from the start to the end.
+  std::chrono::steady_clock::duration took() {
+    std::lock_guard lock(mu_);
+    return end_ - start_;
+  }
+
+ private:
+  boost::asio::awaitable<void> run(boost::asio::awaitable<void> watch) {
+    std::error_code code;
+    std::string what = "returned normally";
+    bool aborted = false;
+    try {
+      co_await std::move(watch);
+    } catch (const boost::system::system_error& e) {
+      code = e.code();
+      what = e.what();
+      aborted = e.code() == boost::asio::error::operation_aborted;
+    } catch (const std::system_error& e) {
+      code = e.code();
+      what = e.what();
+    } catch (const std::exception& e) {
+      what = e.what();
+    }
+    std::lock_guard lock(mu_);
+    code_ = code;
+    what_ = what;
+    aborted_ = aborted;
+    end_ = std::chrono::steady_clock::now();
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::cancellation_signal signal_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool aborted_ = false;
+  std::error_code code_;
+  std::string what_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point end_;
+};
+
+/// Waits (poll, at most `limit`) until `fd` shows `events` (e.g. POLLIN for
+/// bytes that arrived, POLLRDHUP for the peer's FIN); true when it does.
+inline bool fd_shows(int fd, short events, std::chrono::milliseconds limit) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(limit.count())) > 0 && (p.revents & events) != 0;
+}
+
+}  // namespace qorb::test

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -29,10 +30,12 @@ class watch_run {
  public:
   /// Starts `watch` (e.g. `connector.watch(conn)`) on a new strand of `io`.
   watch_run(io_threads& io, boost::asio::awaitable<void> watch)
-      : strand_(boost::asio::make_strand(io.io)) {
-    boost::asio::co_spawn(
-        strand_, run(std::move(watch)),
-        boost::asio::bind_cancellation_slot(signal_.slot(), [](std::exception_ptr) {}));
+      : strand_(boost::asio::make_strand(io.io)), state_(std::make_shared<state>()) {
+    // The coroutine and its completion handler own the state: they may
+    // still wind down after this object is gone.
+    boost::asio::co_spawn(strand_, run(state_, std::move(watch)),
+                          boost::asio::bind_cancellation_slot(
+                              state_->signal.slot(), [keep = state_](std::exception_ptr) {}));
   }
   watch_run(const watch_run&) = delete;
   watch_run& operator=(const watch_run&) = delete;
@@ -42,42 +45,48 @@ class watch_run {
 
   /// Whether the watch ended within `limit` (waits at most that long).
   bool ended_within(std::chrono::milliseconds limit) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, limit, [&] { return done_; });
+    std::unique_lock lock(state_->mu);
+    return state_->cv.wait_for(lock, limit, [&] { return state_->done; });
   }
 
   /// Cancels it as the pool does (on its strand) and waits for its end
   /// (at most 10 s); true when it ended as cancelled (operation_aborted):
   /// it was still pending.
   bool cancel() {
-    boost::asio::post(strand_, [this] { signal_.emit(boost::asio::cancellation_type::terminal); });
+    boost::asio::post(strand_,
+                      [s = state_] { s->signal.emit(boost::asio::cancellation_type::terminal); });
     if (!ended_within(std::chrono::seconds(10))) return false;
-    std::lock_guard lock(mu_);
-    return aborted_;
+    return aborted();
   }
 
   /// How it ended (valid once it ended): the code and what() of what it
   /// threw; `aborted()` for operation_aborted.
   std::error_code code() {
-    std::lock_guard lock(mu_);
-    return code_;
+    std::lock_guard lock(state_->mu);
+    return state_->code;
   }
   std::string what() {
-    std::lock_guard lock(mu_);
-    return what_;
+    std::lock_guard lock(state_->mu);
+    return state_->what;
   }
   bool aborted() {
-    std::lock_guard lock(mu_);
-    return aborted_;
-  }
-  /// Time from the start to the end.
-  std::chrono::steady_clock::duration took() {
-    std::lock_guard lock(mu_);
-    return end_ - start_;
+    std::lock_guard lock(state_->mu);
+    return state_->aborted;
   }
 
  private:
-  boost::asio::awaitable<void> run(boost::asio::awaitable<void> watch) {
+  struct state {
+    boost::asio::cancellation_signal signal;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    bool aborted = false;
+    std::error_code code;
+    std::string what;
+  };
+
+  static boost::asio::awaitable<void> run(std::shared_ptr<state> s,
+                                          boost::asio::awaitable<void> watch) {
     std::error_code code;
     std::string what = "returned normally";
     bool aborted = false;
@@ -93,25 +102,16 @@ class watch_run {
     } catch (const std::exception& e) {
       what = e.what();
     }
-    std::lock_guard lock(mu_);
-    code_ = code;
-    what_ = what;
-    aborted_ = aborted;
-    end_ = std::chrono::steady_clock::now();
-    done_ = true;
-    cv_.notify_all();
+    std::lock_guard lock(s->mu);
+    s->code = code;
+    s->what = what;
+    s->aborted = aborted;
+    s->done = true;
+    s->cv.notify_all();
   }
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  boost::asio::cancellation_signal signal_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  bool aborted_ = false;
-  std::error_code code_;
-  std::string what_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point end_;
+  std::shared_ptr<state> state_;
 };
 
 /// Waits (poll, at most `limit`) until `fd` shows `events` (e.g. POLLIN for

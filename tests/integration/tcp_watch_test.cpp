@@ -37,23 +37,14 @@ using tcp = asio::ip::tcp;
 class TcpWatch : public ::testing::Test {
  protected:
   void SetUp() override {
-    acceptor_.open(tcp::v4());
-    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
-    acceptor_.listen();
-    client_.emplace(run(io_, connector_.connect(backend_of(acceptor_.local_endpoint()))));
-    acceptor_.accept(server_);
-  }
-
-  void reset_server() {
-    server_.set_option(asio::socket_base::linger(true, 0));
-    server_.close();
+    client_.emplace(run(io_, connector_.connect(peer_.target())));
+    peer_.accept();
   }
 
   io_threads io_;
   tcp_connector connector_;
-  asio::io_context server_io_;
-  tcp::acceptor acceptor_{server_io_};
-  tcp::socket server_{server_io_};
+  loopback_peer peer_;
+  tcp::socket& server_ = peer_.socket;
   std::optional<tcp::socket> client_;
 };
 
@@ -75,10 +66,7 @@ TEST_F(TcpWatch, PeerCloseEndsItAtOnce) {
 
 TEST_F(TcpWatch, ResetEndsItWithTheError) {
   watch_run watch(io_, connector_.watch(*client_));
-  EXPECT_FALSE(watch.ended_within(50ms));
-  reset_server();
-  ASSERT_TRUE(watch.ended_within(5s));
-  EXPECT_EQ(watch.code(), std::errc::connection_reset) << watch.what();
+  expect_reset_ends_it(watch, peer_);
 }
 
 TEST_F(TcpWatch, UnexpectedBytesEndItWithoutBeingRead) {
@@ -98,8 +86,7 @@ TEST_F(TcpWatch, UnexpectedBytesEndItWithoutBeingRead) {
 TEST_F(TcpWatch, IdleConnectionToALivePeerKeepsItPendingAndTheConnectionWorks) {
   {
     watch_run watch(io_, connector_.watch(*client_));
-    EXPECT_FALSE(watch.ended_within(300ms)) << watch.what();
-    EXPECT_TRUE(watch.cancel()) << "it had ended: " << watch.what();
+    expect_pending_then_cancel(watch, 300ms);
   }
   // The cancelled watch left the connection as it was: a round trip works
   // and sees every byte.
@@ -126,7 +113,7 @@ TEST_F(TcpWatch, StartedAfterThePeerClosedItEndsAtOnce) {
 }
 
 TEST_F(TcpWatch, StartedAfterAResetItEndsAtOnce) {
-  reset_server();
+  peer_.reset();
   ASSERT_TRUE(fd_shows(client_->native_handle(), POLLERR | POLLHUP, 5s));
   watch_run watch(io_, connector_.watch(*client_));
   ASSERT_TRUE(watch.ended_within(1s));

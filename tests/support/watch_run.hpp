@@ -6,10 +6,15 @@
 
 #include "support/io_threads.hpp"
 
+#include <qorb/backend.hpp>
+
+#include <gtest/gtest.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
@@ -113,6 +118,47 @@ class watch_run {
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   std::shared_ptr<state> state_;
 };
+
+/// A listener on 127.0.0.1 (a free port) and the server's end of the one
+/// connection a test makes to it, which the test closes, resets or writes
+/// on (blocking calls on the test's thread).
+struct loopback_peer {
+  loopback_peer() {
+    acceptor.open(boost::asio::ip::tcp::v4());
+    acceptor.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor.listen();
+  }
+  qorb::backend target() const {
+    const auto e = acceptor.local_endpoint();
+    return {qorb::to_string(e), e};
+  }
+  void accept() { acceptor.accept(socket); }
+  /// Closes with an RST (SO_LINGER 0).
+  void reset() {
+    socket.set_option(boost::asio::socket_base::linger(true, 0));
+    socket.close();
+  }
+
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor{io};
+  boost::asio::ip::tcp::socket socket{io};
+};
+
+/// Expects `watch` to be still pending after `bound`, then cancels it and
+/// expects it to end as cancelled.
+inline void expect_pending_then_cancel(watch_run& watch, std::chrono::milliseconds bound) {
+  EXPECT_FALSE(watch.ended_within(bound)) << watch.what();
+  EXPECT_TRUE(watch.cancel()) << "it had ended: " << watch.what();
+}
+
+/// Expects `watch` to be pending, resets the connection from `peer`'s side,
+/// and expects the watch to end with `connection_reset` (a loss).
+inline void expect_reset_ends_it(watch_run& watch, loopback_peer& peer) {
+  EXPECT_FALSE(watch.ended_within(std::chrono::milliseconds(50))) << watch.what();
+  peer.reset();
+  ASSERT_TRUE(watch.ended_within(std::chrono::seconds(5)));
+  EXPECT_EQ(watch.code(), std::errc::connection_reset) << watch.what();
+}
 
 /// Waits (poll, at most `limit`) until `fd` shows `events` (e.g. POLLIN for
 /// bytes that arrived, POLLRDHUP for the peer's FIN); true when it does.

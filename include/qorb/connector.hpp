@@ -24,6 +24,9 @@ namespace qorb {
 ///                                               // claimed, per claim
 ///   asio::awaitable<void> on_recycle(Conn& c);  // after a claim returns;
 ///                                               // default: is_valid
+///   asio::awaitable<void> watch(Conn& c);       // runs while the connection
+///                                               // is idle; completes when
+///                                               // it is no longer usable
 ///
 /// Failure is reported by throwing (any exception; `std::system_error` with
 /// a meaningful code is best, it shows in stats and logs). The pool counts
@@ -53,6 +56,17 @@ namespace qorb {
 /// pool never waits for a cancelled call, and destroys the connection it
 /// was given once the call has finished. The connector object is shared by
 /// all calls and must tolerate concurrent calls.
+///
+/// `watch` runs on the connection's strand while it is idle, and ends (by
+/// returning or throwing: both mean "lost") when the connection is no
+/// longer usable; the pool then closes it, counts a failure for the
+/// backend (none for `errc::connection_ended`) and connects again. A claim,
+/// a health check, a close or terminate cancels it (terminal per-operation
+/// cancellation) and does not wait for it: a cancelled watch must end
+/// without touching the connection again, and without an `on_acquire`
+/// hook (which runs on the same strand, so never beside a step of the
+/// watch) it must only wait and peek, never read or write the connection,
+/// which a claimer may already use. See docs/connectors.md.
 ///
 /// A member named like an optional hook (or like a misspelt one, such as
 /// `on_aquire`) that does not have the hook's exact signature is a compile
@@ -84,6 +98,12 @@ template <class C>
 concept connector_with_on_recycle = connector<C> &&
     requires(C& c, typename C::connection_type& conn) {
   { c.on_recycle(conn) } -> std::same_as<asio::awaitable<void>>;
+};
+
+/// A connector with a `watch` hook of the right signature.
+template <class C>
+concept connector_with_watch = connector<C> && requires(C& c, typename C::connection_type& conn) {
+  { c.watch(conn) } -> std::same_as<asio::awaitable<void>>;
 };
 
 }  // namespace qorb

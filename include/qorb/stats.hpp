@@ -14,10 +14,13 @@
 
 namespace qorb {
 
-/// A connect or check that failed: what the pool logged about it, kept for
-/// `backend_stats::last_error`.
+/// A connect or check that failed, a connection lost while idle or one a
+/// caller said was broken or failed: what the pool logged about it, kept
+/// for `backend_stats::last_error`.
 struct backend_error {
-  /// "connect", "health check" (is_valid), "on_acquire" or "on_recycle".
+  /// "connect", "health check" (is_valid), "on_acquire", "on_recycle",
+  /// "watch" (an idle connection lost), "discard" or "report" (a caller's
+  /// `discard(reason)` or `report_failure(reason)`).
   std::string operation;
   /// Why, as logged: the connector's exception text, or "timed out".
   std::string message;

@@ -20,7 +20,9 @@ namespace qorb::core {
 
 using op_id = std::uint64_t;  // unique in a pool; 0 is "no operation"
 
-enum class op_kind : std::uint8_t { connect, is_valid, on_acquire, on_recycle };
+/// `watch` runs while a slot is idle and borrows its connection; it ends
+/// only when the connection is lost, or is cancelled.
+enum class op_kind : std::uint8_t { connect, is_valid, on_acquire, on_recycle, watch };
 
 enum class slot_state : std::uint8_t {
   backing_off,  // waiting to connect again
@@ -84,8 +86,9 @@ struct op_start {
   slot* s;
   op_id id;
   op_kind kind;
-  detail::box_ptr box;  // checks
-  backend target;       // connect
+  detail::box_ptr box;                        // checks
+  backend target;                             // connect
+  detail::connection_box* watched = nullptr;  // watch: the idle slot's connection, borrowed
 };
 
 struct set_counts {

@@ -50,8 +50,8 @@ void pool_state::forget_drained_sets() {
 pool_state::pool_state(const policy& p, connector_traits traits, environment& env)
     : slot_port(slot_rules_),  // (its address only: set just below)
       policy_(p),
-      slot_rules_{&policy_.set_config, traits.has_is_valid, traits.has_on_acquire,
-                  traits.has_on_recycle, traits.recycle_is_is_valid},
+      slot_rules_{&policy_.set_config,   traits.has_is_valid,        traits.has_on_acquire,
+                  traits.has_on_recycle, traits.recycle_is_is_valid, traits.has_watch},
       env_(env),
       status_(env.now()),
       rebalance_at_(after(env.now(), p.rebalance_interval)) {
@@ -268,15 +268,6 @@ void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effect
                                    .op = op,
                                    .box = std::move(box),
                                    .why = std::move(why)}));
-        finish(set);
-      });
-}
-
-void pool_state::connection_lost(slot& s, std::string why, effects& fx) {
-  in_event(
-      fx, [&]() __attribute__((always_inline)) {
-        slot_set& set = s.set();
-        handle(s, s.resume(*this, {.what = slot_event::kind::lost, .why = std::move(why)}));
         finish(set);
       });
 }

@@ -37,6 +37,7 @@ struct connector_traits {
   bool has_on_acquire = false;
   bool has_on_recycle = false;       // on_recycle, or is_valid standing in for it
   bool recycle_is_is_valid = false;  // is_valid stands in for on_recycle
+  bool has_watch = false;            // a watch runs on every idle connection
 };
 
 class pool_state final : private slot_port {
@@ -72,8 +73,6 @@ class pool_state final : private slot_port {
   /// A connector operation said the connection ended normally (a hook threw
   /// errc::connection_ended): it is replaced without counting a failure.
   void op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx);
-  /// Something watching an idle connection saw it die.
-  void connection_lost(slot& s, std::string why, effects& fx);
   /// The caller of a claimed connection saw its backend fail (counts
   /// against the backend's score; the connection stays).
   void failure_reported(slot& s, effects& fx);

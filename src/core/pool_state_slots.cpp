@@ -196,8 +196,9 @@ bool pool_state::running(op_id op) const noexcept {
 }
 
 void pool_state::emit_start(slot& s, op_id id, op_kind kind, detail::box_ptr box) {
-  fx_->starts.push_back(
-      {&s, id, kind, std::move(box), kind == op_kind::connect ? s.set().target() : backend{}});
+  fx_->starts.push_back({&s, id, kind, std::move(box),
+                         kind == op_kind::connect ? s.set().target() : backend{},
+                         kind == op_kind::watch ? s.connection() : nullptr});
   trace([&] {
     return observation{
         .what = observation::kind::op_started, .op = kind, .slot = s.id(), .set = s.set().label()};

@@ -9,6 +9,8 @@
 //     |                 | the claim went away: abandoned, then as a failure without a retry
 //     |                 |       (holds the connection for a backoff) --timer--> [ready]
 //     +--timer--> checking --ok--> [ready]
+//   idle runs the connector's watch (if it has one): its end is a loss; a
+//   claim, a check, a close or a retirement cancels it first.
 //   checking/recycling fail, discard, lost: drop the connection, reconnect
 //   (at once if it had been up for max_connection_backoff, else backing off).
 //   checking/recycling/acquiring end normally (the connector says the server
@@ -40,6 +42,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
         return {};
       }
       op_ = 0;
+      if (state_ == slot_state::idle) return lost(port, ev.why);  // the watch ended
       disarm(slot_timer::step);
       return finished(port, ev.what == kind::op_ok, std::move(ev.box), ev.why, ev.permanent);
     case kind::op_ended:
@@ -61,6 +64,7 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       // The idle state's timers (health check, idle_timeout) stay armed:
       // firing in another state they do nothing, and a claim does not pay
       // to disarm them.
+      unwatch(port);
       claim_ = ev.claim;
       if (port.rules().has_on_acquire) {
         start_check(port, slot_state::acquiring, op_kind::on_acquire);
@@ -76,15 +80,6 @@ slot_result slot::resume(slot_port& port, slot_event ev) {
       port.close(std::move(conn_));
       port.closed(*this, close_reason::discarded);
       port.dropped(*this, true, ev.why);
-      reconnect_after_loss(port);
-      return {};
-    case kind::lost:
-      if (state_ != slot_state::idle) return {};
-      disarm(slot_timer::step);
-      disarm(slot_timer::idle);
-      port.close(std::move(conn_));
-      port.closed(*this, close_reason::lost);
-      port.dropped(*this, false, ev.why);
       reconnect_after_loss(port);
       return {};
     case kind::cancel:
@@ -160,8 +155,15 @@ slot_result slot::finished(slot_port& port, bool ok, detail::box_ptr box, const 
 // are bounded by the claims (a server that answers `Connection: close`).
 slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std::string& why) {
   const set_config& cfg = *port.rules().cfg;
-  if (state_ != slot_state::checking && state_ != slot_state::recycling &&
-      state_ != slot_state::acquiring && state_ != slot_state::abandoned) {
+  const bool watched = state_ == slot_state::idle;  // the watch saw the end
+  if (watched) {
+    if (port.now() - up_since_ < std::min(normal_end_min_age, cfg.max_connection_backoff)) {
+      return lost(port, why + " (right after it connected: too young)");
+    }
+    box = std::move(conn_);
+    disarm(slot_timer::idle);
+  } else if (state_ != slot_state::checking && state_ != slot_state::recycling &&
+             state_ != slot_state::acquiring && state_ != slot_state::abandoned) {
     return finished(port, false, std::move(box), why);  // a connect cannot end normally
   }
   const duration up = port.now() - up_since_;
@@ -173,7 +175,8 @@ slot_result slot::ended_normally(slot_port& port, detail::box_ptr box, const std
   }
   if (box) port.close(std::move(box));
   port.closed(*this, close_reason::ended);
-  const op_kind kind = state_ == slot_state::checking    ? op_kind::is_valid
+  const op_kind kind = watched                           ? op_kind::watch
+                       : state_ == slot_state::checking  ? op_kind::is_valid
                        : state_ == slot_state::recycling ? op_kind::on_recycle
                                                          : op_kind::on_acquire;
   slot_result result;
@@ -238,6 +241,7 @@ slot_result slot::timed_out(slot_port& port) {
     case slot_state::cooling:
       return ready(port);
     case slot_state::idle:  // time for a health check
+      unwatch(port);
       start_check(port, slot_state::checking, op_kind::is_valid);
       return {};
     case slot_state::connecting:
@@ -302,6 +306,7 @@ void slot::make_idle(slot_port& port) {
     wake(port, after(after(port.now(), *rules.cfg->health_interval),
                      scaled(rules.cfg->spread, port.random01())));
   }
+  if (rules.has_watch && op_ == 0) op_ = port.start(*this, op_kind::watch, nullptr);
 }
 
 void slot::close(slot_port& port, close_reason why) {
@@ -337,22 +342,6 @@ void slot::start_check(slot_port& port, slot_state st, op_kind kind) {
   op_ = port.start(*this, kind, std::move(conn_));
   wake(port, after(port.now(), port.rules().cfg->health_check_timeout));
 }
-
-// A connection that stayed up for max_connection_backoff is replaced at
-// once; one lost sooner continues the backoff streak, so a backend that
-// accepts and then drops every connection is not hammered.
-duration slot::loss_delay(slot_port& port) {
-  const time_point now = port.now();
-  const duration up = now - up_since_;
-  up_since_ = now;
-  if (up >= port.rules().cfg->max_connection_backoff) {
-    retry_.reset();
-    return duration::zero();
-  }
-  return retry_.next(*port.rules().cfg, port.random01());
-}
-
-void slot::reconnect_after_loss(slot_port& port) { reconnect_in(port, loss_delay(port)); }
 
 void slot::reconnect_in(slot_port& port, duration delay) {
   hold_until_ = {};

@@ -28,6 +28,7 @@ struct slot_rules {
   // is_valid stands in for on_recycle: an end it finds on return is judged
   // by age as a health check's is (it cannot tell a meant close from a drop).
   bool recycle_is_is_valid = false;
+  bool has_watch = false;  // a watch runs while the slot is idle
 };
 
 /// `ended`: the connector said the connection ended normally (a server's
@@ -123,7 +124,6 @@ struct slot_event {
     claim,      // an idle slot is claimed by `claim`
     release,    // a claimed slot's handle returned it
     discard,    // ... saying the connection is broken
-    lost,       // an idle connection was lost
     cancel,     // the claim it is acquiring for went away
   };
   kind what;
@@ -192,6 +192,12 @@ class slot {
   void begin_connect(slot_port& port, slot_state st = slot_state::connecting);
   void start_check(slot_port& port, slot_state st, op_kind kind);
   void reconnect_after_loss(slot_port& port);
+  slot_result lost(slot_port& port, const std::string& why);
+  /// Leaving idle: the watch, if one runs, is cancelled (its result, when
+  /// it comes, is stale).
+  void unwatch(slot_port& port) {
+    if (op_ != 0) port.cancel(std::exchange(op_, 0), true);
+  }
   void reconnect_in(slot_port& port, duration delay);
   duration loss_delay(slot_port& port);
   void wake(slot_port& port, time_point at, slot_timer t = slot_timer::step);

@@ -65,6 +65,7 @@ slot_result slot::on_timer(slot_port& port) {
 // wrong), unless the slot was to hold it for a backoff after a failed
 // on_acquire: then it waits that out first, as any reconnect would.
 slot_result slot::retire(slot_port& port) {
+  unwatch(port);
   disarm(slot_timer::step);
   if (conn_) port.close(std::move(conn_));
   port.closed(*this, retire_why_);
@@ -126,6 +127,8 @@ const char* to_string(op_kind k) noexcept {
       return "on_acquire";
     case op_kind::on_recycle:
       return "on_recycle";
+    case op_kind::watch:
+      return "watch";
   }
   return "operation";
 }

@@ -158,8 +158,19 @@ void pool_driver::observe(const core::observation& o) const {
 // snapshot that counts a failure also shows it as the backend's last error.
 void pool_driver::record_errors(const core::effects& fx) {
   for (const auto& o : fx.seen) {
-    if (o.what == core::observation::kind::op_failed && o.set) {
-      errors_.record(o.set->name, core::to_string(o.op), o.flag ? "timed out" : o.reason);
+    if (!o.set) continue;
+    switch (o.what) {
+      case core::observation::kind::op_failed:
+        errors_.record(o.set->name, core::to_string(o.op), o.flag ? "timed out" : o.reason);
+        break;
+      case core::observation::kind::lost:
+        errors_.record(o.set->name, "watch", o.reason);
+        break;
+      case core::observation::kind::discarded:
+        errors_.record(o.set->name, "discard", o.reason);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -195,6 +206,7 @@ void pool_driver::log_op_failed(const core::observation& o) const {
       QORB_PROBE(recycle_failed, pool, o.slot, why);
       break;
     case core::op_kind::on_acquire:
+    case core::op_kind::watch:  // its end is a loss, not a failed operation
       break;
   }
   const std::string_view op = core::to_string(o.op);

@@ -7,6 +7,7 @@
 
 #include "probes.hpp"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution_context.hpp>
@@ -124,7 +125,7 @@ pool_driver::pool_driver(asio::any_io_executor ex, std::string name, std::shared
       log_(std::move(logger)),
       state_(p,
              {ops_->has_is_valid, ops_->has_on_acquire, ops_->has_on_recycle,
-              ops_->recycle_is_is_valid},
+              ops_->recycle_is_is_valid, ops_->has_watch},
              env_),
       timer_(std::in_place, ex_) {
   // Not an error (the defaults, 8 spares under 16 slots, would reject every
@@ -273,6 +274,7 @@ void pool_driver::timer_fired() {
 
 void pool_driver::connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) {
   const bool ok = !e && box;
+  if (ok) static_cast<driven_box&>(*box).home = ctx.executor;
   const outcome how = ok ? outcome::ok : permanent(e) ? outcome::refused : outcome::failed;
   finished(ctx.op, how, std::move(box), ok ? std::string() : describe(e));
 }
@@ -283,6 +285,23 @@ void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_p
   const bool ok = !error && result.box;
   const outcome how = ok ? outcome::ok : ended_normally(error) ? outcome::ended : outcome::failed;
   finished(ctx.op, how, std::move(result.box), ok ? std::string() : describe(error));
+}
+
+void pool_driver::watch_done(const op_context& ctx, std::exception_ptr e) {
+  {
+    std::lock_guard lock(ops_mu_);
+    // Cancelled once it ran: the core gave up on it, nothing to hear.
+    if (running_.erase(ctx.op) == 0) return;
+  }
+  const outcome how = ended_normally(e) ? outcome::ended : outcome::failed;
+  std::string why = e ? describe(e) : std::string("the connector's watch ended");
+  run([&](core::effects& fx) {
+    if (how == outcome::ended) {
+      state_.op_ended(ctx.op, nullptr, std::move(why), fx);
+    } else {
+      state_.op_finished(ctx.op, false, nullptr, std::move(why), fx);
+    }
+  });
 }
 
 void pool_driver::finished(std::uint64_t op, outcome how, box_ptr box, std::string why) noexcept {
@@ -304,10 +323,13 @@ void pool_driver::finished(std::uint64_t op, outcome how, box_ptr box, std::stri
 // handler that claims again finds the pool's own work already under way.
 void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake) noexcept {
   if (fx.empty() && !wake) return;
-  // Connections closed first: the new connect an event starts (replacing
-  // one) must not have the old socket still open beside it.
+  // Cancelled first: a watch lets go of a connection before it is closed
+  // (on its strand, after the cancellation). Then closed: the new connect
+  // an event starts (replacing one) must not have the old socket still
+  // open beside it.
+  if (!fx.cancels.empty()) cancel_ops(fx);
   if (!fx.closing.empty()) close_connections(fx);
-  if (!fx.starts.empty() || !fx.cancels.empty()) start_ops(fx);
+  if (!fx.starts.empty()) start_ops(fx);
   if (wake) arm_timer(wake);
   if (!fx.seen.empty()) {
     bool lifecycle = false;
@@ -341,13 +363,25 @@ void pool_driver::close_connections(core::effects& fx) noexcept {
     std::lock_guard lock(parked_mu);
     for (auto& box : fx.closing) parked->push_back(std::move(box));
   }
+  for (auto& box : fx.closing) {
+    // On its strand, behind the cancellation of a watch that borrowed it
+    // (at once when the close comes from that strand: a watch's end).
+    if (!box) continue;
+    if (auto& home = static_cast<driven_box&>(*box).home) {
+      auto strand = *home;
+      asio::dispatch(strand, [b = std::move(box)] {});
+    }
+  }
   fx.closing.clear();
 }
 
 void pool_driver::register_ops(const core::effects& fx) {
   std::lock_guard lock(ops_mu_);
   for (const auto& op : fx.starts) {
-    running_.emplace(op.id, running_op{asio::make_strand(ex_), std::make_shared<op_signal>()});
+    // A connection's operations run on its strand (driven_box).
+    const auto* box = static_cast<const driven_box*>(op.box ? op.box.get() : op.watched);
+    running_.emplace(op.id, running_op{box && box->home ? *box->home : asio::make_strand(ex_),
+                                       std::make_shared<op_signal>()});
   }
   // Marked here, under the pool's lock: once anyone can see the event's
   // outcome (a backend gone, a slot closed), a call it cancelled and that
@@ -359,14 +393,17 @@ void pool_driver::register_ops(const core::effects& fx) {
   }
 }
 
+namespace {
+// Cancellation runs on the operation's strand, after its start (posted
+// there first): terminal, so the connector's call stops and hands back
+// what it holds.
+void emit(const asio::strand<asio::any_io_executor>& strand, std::shared_ptr<op_signal> signal) {
+  asio::post(strand,
+             [signal = std::move(signal)] { signal->emit(asio::cancellation_type::terminal); });
+}
+}  // namespace
+
 void pool_driver::start_ops(core::effects& fx) {
-  // Cancellation runs on the operation's strand, after its start (posted
-  // there first): terminal, so the connector's call stops and hands back
-  // what it holds.
-  auto emit = [](const running_op& op) {
-    asio::post(op.strand,
-               [signal = op.signal] { signal->emit(asio::cancellation_type::terminal); });
-  };
   for (auto& op : fx.starts) {
     std::optional<op_context> ctx;
     bool cancelled = false;
@@ -391,9 +428,15 @@ void pool_driver::start_ops(core::effects& fx) {
       case core::op_kind::on_recycle:
         ops_->start_check(*ctx, check_kind::on_recycle, std::move(op.box));
         break;
+      case core::op_kind::watch:
+        ops_->start_watch(*ctx, op.watched);
+        break;
     }
-    if (cancelled) emit(running_op{ctx->executor, ctx->signal});
+    if (cancelled) emit(ctx->executor, ctx->signal);
   }
+}
+
+void pool_driver::cancel_ops(core::effects& fx) {
   for (const auto id : fx.cancels) {
     std::optional<running_op> started;
     {
@@ -401,13 +444,13 @@ void pool_driver::start_ops(core::effects& fx) {
       auto it = running_.find(id);
       if (it == running_.end()) continue;  // it has finished
       if (!it->second.started) {
-        it->second.cancelled = true;  // its start, on another thread, cancels it
+        it->second.cancelled = true;  // its start (this event's, or on another thread) cancels it
         continue;
       }
       started.emplace(std::move(it->second));
       running_.erase(it);
     }
-    emit(*started);
+    emit(started->strand, std::move(started->signal));
   }
 }
 

@@ -65,6 +65,7 @@ class pool_driver final : public pool_core {
   const asio::any_io_executor& executor() const noexcept override { return ex_; }
   const std::string& name() const noexcept override { return name_; }
   void connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) override;
+  void watch_done(const op_context& ctx, std::exception_ptr e) override;
   void check_done(const op_context& ctx, check_kind kind, std::exception_ptr e,
                   check_result result) override;
 
@@ -88,6 +89,7 @@ class pool_driver final : public pool_core {
   void close_connections(core::effects& fx) noexcept;
   void register_ops(const core::effects& fx);
   void start_ops(core::effects& fx);
+  void cancel_ops(core::effects& fx);
   void arm_timer(std::optional<core::time_point> wake);
   void timer_fired();
   enum class outcome : std::uint8_t { ok, failed, ended, refused };

@@ -320,6 +320,47 @@ void check_observations_complete_slot(const view& v, core::op_id id, std::uint64
   }
 }
 
+// watch_borrows_idle: a watch starts on an idle slot, borrowing its
+// connection (the slot keeps it).
+void check_watch_borrows_idle(const view& v, const core::op_start& st, const core::slot* alive) {
+  if (st.kind != op_kind::watch) return;
+  if (st.box || !st.watched) {
+    v.report.fail("watch_borrows_idle",
+                  format("watch %" PRIu64 " took the connection or was given none", st.id));
+  }
+  if (alive && alive->state() == core::slot_state::idle && alive->connection() != st.watched) {
+    v.report.fail("watch_borrows_idle",
+                  format("watch %" PRIu64 " watches another connection than its slot's", st.id));
+  }
+}
+
+// lost_never_handed_out: when a running watch ends, its connection is
+// closed in that call and no claim is served with it. cancelled_watch_no_loss:
+// a cancelled watch's late answer counts no loss and closes nothing.
+void check_watch_end(const view& v, const call_ctx& ctx, const core::effects& fx) {
+  if (ctx.kind != call_kind::lost) return;
+  if (ctx.stale_watch) {
+    for (const auto& o : fx.seen) {
+      if (o.what == core::observation::kind::lost ||
+          (o.what == core::observation::kind::ended && o.op == op_kind::watch)) {
+        v.report.fail("cancelled_watch_no_loss", "a cancelled watch's answer was counted");
+      }
+    }
+    return;
+  }
+  if (!ctx.watched) return;
+  for (const auto& c : fx.completions) {
+    if (c.box == ctx.watched) {
+      v.report.fail("lost_never_handed_out", "a claim was served the connection its watch lost");
+    }
+  }
+  bool closed = false;
+  for (const auto& b : fx.closing) closed = closed || b.get() == ctx.watched;
+  if (!closed) {
+    v.report.fail("lost_never_handed_out", "the connection a watch lost was not closed");
+  }
+}
+
 // closed_slot_ops_cancelled: an operation whose slot closed in the same call is cancelled.
 void check_closed_slot_ops_cancelled(const view& v, const core::effects& fx,
                                      const core::op_start& st) {
@@ -368,12 +409,14 @@ namespace {
 
 using state_counts = std::array<std::size_t, std::size_t(slot_state::closed) + 1>;
 
-// slot_consistent: a slot runs an operation iff busy, holds a connection iff it should.
+// slot_consistent: a slot runs an operation iff busy (an idle one: its watch, iff the
+// connector has one), holds a connection iff it should.
 void check_slot_consistent(const view& v, const core::slot& s) {
   const slot_state st = s.state();
+  const bool watching = st == slot_state::idle && v.traits.has_watch;
   const bool busy = st == slot_state::connecting || st == slot_state::replacing ||
                     st == slot_state::checking || st == slot_state::acquiring ||
-                    st == slot_state::abandoned || st == slot_state::recycling;
+                    st == slot_state::abandoned || st == slot_state::recycling || watching;
   const char* bad = nullptr;
   if (st == slot_state::ready) {
     bad = "the pool's decision left for after the event";
@@ -382,7 +425,7 @@ void check_slot_consistent(const view& v, const core::slot& s) {
   } else if ((st == slot_state::idle || st == slot_state::claimed || st == slot_state::cooling) &&
              !s.connection()) {
     bad = "no connection";
-  } else if ((busy || st == slot_state::backing_off) && s.connection()) {
+  } else if ((busy || st == slot_state::backing_off) && !watching && s.connection()) {
     bad =
         busy ? "a connection while its operation has it" : "a connection while it waits to connect";
   }
@@ -893,10 +936,11 @@ void check_grow_when_room(const view& v) {
   }
 }
 
-// time_bounds: no check outlives health_check_timeout, no connect connect_timeout, uncancelled.
+// time_bounds: no check outlives health_check_timeout, no connect connect_timeout, uncancelled
+// (a watch has no bound: it runs while its connection is idle).
 void check_time_bounds(const view& v, time_point now) {
   for (const auto& op : v.ops) {
-    if (op.cancelled) continue;
+    if (op.cancelled || op.kind == op_kind::watch) continue;
     const bool connect = op.kind == op_kind::connect;
     const std::optional<duration> bound =
         connect ? v.pol.set_config.connect_timeout

@@ -92,8 +92,10 @@ enum class call_kind : std::uint8_t {
 
 struct call_ctx {
   call_kind kind;
-  sim_claim* target = nullptr;  // claim, cancel
-  bool new_map_empty = false;   // backends
+  sim_claim* target = nullptr;                      // claim, cancel
+  bool new_map_empty = false;                       // backends
+  bool stale_watch = false;                         // lost: the watch had been cancelled
+  const detail::connection_box* watched = nullptr;  // lost: the connection it watched
 };
 
 // ----- what the checker remembers ----------------------------------------------------
@@ -198,6 +200,8 @@ void check_observations_complete_count(const view& v, const core::effects& fx,
 void check_nothing_starts_after_terminate(const view& v, const core::effects& fx);
 void check_observations_complete_slot(const view& v, core::op_id id, std::uint64_t slot,
                                       std::uint64_t observed);
+void check_watch_borrows_idle(const view& v, const core::op_start& st, const core::slot* alive);
+void check_watch_end(const view& v, const call_ctx& ctx, const core::effects& fx);
 void check_closed_slot_ops_cancelled(const view& v, const core::effects& fx,
                                      const core::op_start& st);
 void check_backoff_bounds_on_connect(const view& v, std::uint64_t slot, time_point now);

@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
               ", all_claims_used %" PRIu64 ", terminated %" PRIu64 ", cancelled %" PRIu64
               ", acquire_failed %" PRIu64 ", pool_failed %" PRIu64 "; connects %" PRIu64
               ", checks %" PRIu64 ", failed ops %" PRIu64 " (ended normally %" PRIu64
-              "), hung %" PRIu64 ", late %" PRIu64 "; %.2f s\n",
+              "), hung %" PRIu64 ", late %" PRIu64 "; watches %" PRIu64 " (ended %" PRIu64
+              "); %.2f s\n",
               failed                ? "FAILED"
               : all.skipped.empty() ? "all invariants held"
                                     : "FAILED (skipped invariants broke)",
@@ -114,7 +115,7 @@ int main(int argc, char** argv) {
               all.try_served, n(o::no_backends), n(o::no_backends_online), n(o::all_claims_used),
               n(o::terminated), n(o::cancelled), n(o::acquire_failed), n(o::pool_failed),
               all.connects, all.checks, all.ops_failed, all.ops_ended, all.ops_hung,
-              all.late_finishes, secs);
+              all.late_finishes, all.watches, all.watches_ended, secs);
   for (const auto& [name, times] : all.skipped) {
     std::printf("qorb_sim: skipped invariant %s broken %" PRIu64 " times\n", name.c_str(), times);
   }

@@ -50,6 +50,8 @@ void totals::add(const totals& t) {
   ops_ended += t.ops_ended;
   ops_hung += t.ops_hung;
   late_finishes += t.late_finishes;
+  watches += t.watches;
+  watches_ended += t.watches_ended;
   for (const auto& [name, n] : t.skipped) skipped[name] += n;
 }
 
@@ -130,7 +132,7 @@ constexpr std::array<double, k_count> base_weight = {
     8,    // to the next wakeup
     6,    // the clock moves a random amount
     1,    // a spurious timer_fired
-    2,    // connection_lost
+    2,    // an idle connection is lost (its watch ends)
     1,    // failure_reported
     0.3,  // evict_all
     0,    // async_drain (at drain_at_, in some seeds)
@@ -238,6 +240,7 @@ class simulation final : reporter {
     const bool own_on_recycle = coin(0.5);
     traits_.has_on_recycle = traits_.has_is_valid || own_on_recycle;
     traits_.recycle_is_is_valid = traits_.has_is_valid && !own_on_recycle;
+    traits_.has_watch = coin(0.5);
 
     backends_ = int(uni(1, 8));
     ports_.resize(std::size_t(backends_));
@@ -420,6 +423,8 @@ class simulation final : reporter {
     std::vector<std::size_t> candidates;
     for (std::size_t i = 0; i < ops_.size(); ++i) {
       const bool stuck = ops_[i].hang || ops_[i].cancelled;
+      // A running watch ends only when its connection is lost (step_lost).
+      if (ops_[i].kind == op_kind::watch && !ops_[i].cancelled) continue;
       if (stuck == late) candidates.push_back(i);
     }
     if (candidates.empty()) return step_wake();
@@ -430,6 +435,7 @@ class simulation final : reporter {
   }
 
   void finish(pending_op op, bool late) {
+    if (op.kind == op_kind::watch) return watch_ends(std::move(op));
     const std::size_t b = std::size_t(op.backend);
     bool ok;
     switch (op.kind) {
@@ -628,20 +634,45 @@ class simulation final : reporter {
     }
   }
 
+  // An idle connection dies: its watch ends (a running one; a cancelled
+  // one's late answer is step_finish's).
   void step_lost() {
-    std::vector<core::slot*> idle, other;
-    state_->for_each_set([&](const core::slot_set& set) {
-      set.for_each(
-          [&](core::slot& s) { (s.state() == slot_state::idle ? idle : other).push_back(&s); });
-    });
-    auto& from = (!idle.empty() && (other.empty() || coin(0.85))) ? idle : other;
-    if (from.empty()) return step_wake();
-    core::slot* s = from[pick(from)];
-    describe("connection_lost on slot %s (%s)", slot_name(s->id()).c_str(),
-             core::to_string(s->state()));
+    std::vector<std::size_t> watching;
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+      if (ops_[i].kind == op_kind::watch && !ops_[i].cancelled) watching.push_back(i);
+    }
+    if (watching.empty()) return step_wake();
+    const std::size_t i = watching[pick(watching)];
+    pending_op op = std::move(ops_[i]);
+    ops_.erase(ops_.begin() + std::ptrdiff_t(i));
+    watch_ends(std::move(op));
+  }
+
+  // A watch's end: a loss (it threw or returned) or a normal end; stale
+  // once cancelled.
+  void watch_ends(pending_op op) {
+    const bool normal = coin(ended_);
+    const detail::connection_box* box = nullptr;
+    if (!op.cancelled) {
+      state_->for_each_set([&](const core::slot_set& set) {
+        set.for_each([&](core::slot& x) {
+          if (x.id() == op.slot_id) box = x.connection();
+        });
+      });
+    }
+    describe("watch %" PRIu64 " (slot %s, b%d) %s%s", op.id, slot_name(op.slot_id).c_str(),
+             op.backend, normal ? "sees a normal end" : "sees the connection lost",
+             op.cancelled ? " after its cancellation" : "");
     trace_step();
-    call({call_kind::lost},
-         [&](core::effects& fx) { state_->connection_lost(*s, "lost (sim)", fx); });
+    ++counts_.watches_ended;
+    call({.kind = call_kind::lost, .stale_watch = op.cancelled, .watched = box},
+         [&](core::effects& fx) {
+           if (normal) {
+             state_->op_ended(op.id, nullptr, "ended (sim watch)", fx);
+           } else {
+             state_->op_finished(op.id, false, nullptr, "lost (sim watch)", fx);
+           }
+         });
   }
 
   void step_report() {
@@ -725,6 +756,7 @@ class simulation final : reporter {
     const std::uint64_t destroyed = g_boxes.destroyed_by_core;
     event(fx);
     check_connections_closed_by_driver(v, g_boxes.destroyed_by_core - destroyed);
+    check_watch_end(v, ctx, fx);
 
     if (opt_.trace) trace_effects(fx);
     {
@@ -784,8 +816,14 @@ class simulation final : reporter {
         if (st.kind == op_kind::connect) b = std::atoi(st.target.name.c_str() + 1);
         check_closed_slot_ops_cancelled(*view_, fx, st);
       }
+      check_watch_borrows_idle(*view_, st, alive);
       bool hang;
-      if (st.kind == op_kind::connect) {
+      if (st.kind == op_kind::watch) {
+        // Runs until its connection is lost (step_lost) or it is cancelled.
+        ++counts_.watches;
+        ops_.push_back({st.id, st.kind, slot, b, nullptr, false, false, now, std::nullopt});
+        continue;
+      } else if (st.kind == op_kind::connect) {
         ++counts_.connects;
         if (slot != unknown_slot) check_backoff_bounds_on_connect(*view_, slot, now);
         hang = coin(policy_.set_config.connect_timeout ? hang_connect_ : hang_connect_ / 4);

@@ -32,6 +32,7 @@ struct totals {
   std::uint64_t by_outcome[std::size_t(core::claim_outcome::pool_failed) + 1] = {};
   std::uint64_t connects = 0, checks = 0, ops_failed = 0, ops_hung = 0, late_finishes = 0;
   std::uint64_t ops_ended = 0;                   // checks that said the connection ended normally
+  std::uint64_t watches = 0, watches_ended = 0;  // watches started; ended (lost, or stale)
   std::map<std::string, std::uint64_t> skipped;  // violations of skipped invariants
   void add(const totals& t);
 };

@@ -79,12 +79,6 @@ struct connection_box {
   virtual ~connection_box() = default;
 };
 
-template <class Conn>
-struct typed_box final : connection_box {
-  explicit typed_box(Conn&& c) : conn(std::move(c)) {}
-  Conn conn;
-};
-
 using box_ptr = std::unique_ptr<connection_box>;
 
 }  // namespace qorb::detail

@@ -22,12 +22,28 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
 namespace qorb::detail {
 
 class pool_core;
+
+/// A connection as the driver holds it: every operation on it after its
+/// connect (checks, the watch) and its close run on one strand, the one
+/// it was connected on, so the connector's hooks never run beside each
+/// other on one connection, and a cancelled watch has let go of it before
+/// it is destroyed.
+struct driven_box : connection_box {
+  std::optional<asio::strand<asio::any_io_executor>> home;
+};
+
+template <class Conn>
+struct typed_box final : driven_box {
+  explicit typed_box(Conn&& c) : conn(std::move(c)) {}
+  Conn conn;
+};
 
 enum class check_kind { is_valid, on_acquire, on_recycle };
 
@@ -65,11 +81,15 @@ class connector_ops {
   virtual void start_connect(op_context ctx, const backend& b) = 0;
   /// Starts a check on `box`; reports to core->check_done.
   virtual void start_check(op_context ctx, check_kind kind, box_ptr box) = 0;
+  /// Starts `watch` on an idle connection, which stays the slot's (the
+  /// watch only borrows it); reports to core->watch_done.
+  virtual void start_watch(op_context ctx, connection_box* box) = 0;
 
   bool has_is_valid = false;
   bool has_on_acquire = false;
   bool has_on_recycle = false;       // on_recycle or is_valid: something to run on return
   bool recycle_is_is_valid = false;  // no on_recycle: is_valid runs on return
+  bool has_watch = false;
 };
 
 /// A claim waiting for (or being given) a connection. The pool calls
@@ -133,6 +153,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   virtual void connect_done(const op_context& ctx, std::exception_ptr e, box_ptr box) = 0;
   virtual void check_done(const op_context& ctx, check_kind kind, std::exception_ptr e,
                           check_result result) = 0;
+  /// A watch ended: the connection is lost (`e`: why; null when the watch
+  /// returned), unless the watch was cancelled (then its op is stale).
+  virtual void watch_done(const op_context& ctx, std::exception_ptr e) = 0;
 
   static const backend& backend_of(const core::slot* s) noexcept;
   static std::uint64_t id_of(const core::slot* s) noexcept;

@@ -28,6 +28,7 @@ namespace qorb::detail {
 QORB_DETAIL_MEMBER_NAMED(is_valid)
 QORB_DETAIL_MEMBER_NAMED(on_acquire)
 QORB_DETAIL_MEMBER_NAMED(on_recycle)
+QORB_DETAIL_MEMBER_NAMED(watch)
 // Misspellings, and the names other pools give these hooks.
 QORB_DETAIL_MEMBER_NAMED(on_aquire)
 QORB_DETAIL_MEMBER_NAMED(on_acquired)
@@ -48,6 +49,14 @@ QORB_DETAIL_MEMBER_NAMED(on_checkout)
 QORB_DETAIL_MEMBER_NAMED(on_checkin)
 QORB_DETAIL_MEMBER_NAMED(has_broken)
 QORB_DETAIL_MEMBER_NAMED(recycle)
+QORB_DETAIL_MEMBER_NAMED(wacth)
+QORB_DETAIL_MEMBER_NAMED(whatch)
+QORB_DETAIL_MEMBER_NAMED(watcher)
+QORB_DETAIL_MEMBER_NAMED(on_watch)
+QORB_DETAIL_MEMBER_NAMED(watch_idle)
+QORB_DETAIL_MEMBER_NAMED(on_idle)
+QORB_DETAIL_MEMBER_NAMED(on_closed)
+QORB_DETAIL_MEMBER_NAMED(on_close)
 #undef QORB_DETAIL_MEMBER_NAMED
 
 #define QORB_DETAIL_HOOK_SIGNATURE(hook, meaning)                             \
@@ -56,13 +65,14 @@ QORB_DETAIL_MEMBER_NAMED(recycle)
                 "` does not have the hook's signature, so the pool "          \
                 "would never call it; expected `asio::awaitable<void> " #hook \
                 "(connection_type& c)` (" meaning "; fail by throwing, see docs/connectors.md)");
-#define QORB_DETAIL_NOT_A_HOOK(name, hook)                                                   \
-  static_assert(!has_member_named_##name<C>,                                                 \
-                "qorb connector: `" #name                                                    \
-                "` is not a hook and would never be called; did "                            \
-                "you mean `asio::awaitable<void> " #hook                                     \
-                "(connection_type& c)`? (hooks: connect, is_valid, on_acquire, on_recycle; " \
-                "see docs/connectors.md)");
+#define QORB_DETAIL_NOT_A_HOOK(name, hook)                                                \
+  static_assert(                                                                          \
+      !has_member_named_##name<C>,                                                        \
+      "qorb connector: `" #name                                                           \
+      "` is not a hook and would never be called; did "                                   \
+      "you mean `asio::awaitable<void> " #hook                                            \
+      "(connection_type& c)`? (hooks: connect, is_valid, on_acquire, on_recycle, watch; " \
+      "see docs/connectors.md)");
 
 // Instantiated by the pool's constructor: the messages show there.
 template <class C>
@@ -70,6 +80,7 @@ struct connector_checks {
   QORB_DETAIL_HOOK_SIGNATURE(is_valid, "health check of an idle connection")
   QORB_DETAIL_HOOK_SIGNATURE(on_acquire, "per claim, before the claimer gets the connection")
   QORB_DETAIL_HOOK_SIGNATURE(on_recycle, "when a claim returns the connection")
+  QORB_DETAIL_HOOK_SIGNATURE(watch, "runs while the connection is idle; ends when it is lost")
   QORB_DETAIL_NOT_A_HOOK(on_aquire, on_acquire)
   QORB_DETAIL_NOT_A_HOOK(on_acquired, on_acquire)
   QORB_DETAIL_NOT_A_HOOK(on_accquire, on_acquire)
@@ -89,6 +100,14 @@ struct connector_checks {
   QORB_DETAIL_NOT_A_HOOK(isvalid, is_valid)
   QORB_DETAIL_NOT_A_HOOK(isValid, is_valid)
   QORB_DETAIL_NOT_A_HOOK(has_broken, is_valid)
+  QORB_DETAIL_NOT_A_HOOK(wacth, watch)
+  QORB_DETAIL_NOT_A_HOOK(whatch, watch)
+  QORB_DETAIL_NOT_A_HOOK(watcher, watch)
+  QORB_DETAIL_NOT_A_HOOK(on_watch, watch)
+  QORB_DETAIL_NOT_A_HOOK(watch_idle, watch)
+  QORB_DETAIL_NOT_A_HOOK(on_idle, watch)
+  QORB_DETAIL_NOT_A_HOOK(on_closed, watch)
+  QORB_DETAIL_NOT_A_HOOK(on_close, watch)
   static constexpr bool checked = true;
 };
 #undef QORB_DETAIL_HOOK_SIGNATURE
@@ -106,6 +125,7 @@ class typed_connector_ops final : public connector_ops {
     has_on_acquire = connector_with_on_acquire<C>;
     has_on_recycle = connector_with_on_recycle<C> || connector_with_is_valid<C>;
     recycle_is_is_valid = !connector_with_on_recycle<C> && connector_with_is_valid<C>;
+    has_watch = connector_with_watch<C>;
   }
 
   void start_connect(op_context ctx, const backend& b) override {
@@ -142,6 +162,30 @@ class typed_connector_ops final : public connector_ops {
     });
   }
 
+  void start_watch(op_context ctx, connection_box* box) override {
+    if constexpr (connector_with_watch<C>) {
+      auto ex = ctx.executor;
+      asio::post(ex, [c = connector_, ctx = std::move(ctx), box]() mutable {
+        // Claimed (or closed) before the watch began: the connection may be
+        // in a claimer's hands already. The report only retires the op.
+        if (ctx.signal->cancelled.load(std::memory_order_acquire)) {
+          ctx.core->watch_done(ctx, cancelled_before_start());
+          return;
+        }
+        auto where = ctx.executor;
+        auto cancel = ctx.signal->slot();
+        asio::co_spawn(where, run_watch(std::move(c), box),
+                       asio::bind_cancellation_slot(
+                           cancel, [ctx = std::move(ctx)](std::exception_ptr e) mutable {
+                             ctx.core->watch_done(ctx, e);
+                           }));
+      });
+    } else {
+      (void)box;
+      ctx.core->watch_done(ctx, cancelled_before_start());  // never asked for
+    }
+  }
+
  private:
   static std::exception_ptr cancelled_before_start() {
     return std::make_exception_ptr(
@@ -153,6 +197,13 @@ class typed_connector_ops final : public connector_ops {
     // the awaited call throws inside a new-expression.
     auto conn = co_await c->connect(b);
     co_return std::make_unique<typed_box<connection_type>>(std::move(conn));
+  }
+
+  // Ends when the connection is lost: a normal return says so as well.
+  static asio::awaitable<void> run_watch(std::shared_ptr<C> c, connection_box* box) {
+    if constexpr (connector_with_watch<C>) {
+      co_await c->watch(static_cast<typed_box<connection_type>&>(*box).conn);
+    }
   }
 
   static asio::awaitable<check_result> run_check(std::shared_ptr<C> c, check_kind kind,

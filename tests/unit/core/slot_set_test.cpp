@@ -230,8 +230,8 @@ TEST_F(slot_set_test, the_idle_list_is_last_in_first_out) {
   b.resume(port, {.what = ev::claim, .claim = &claim});
   EXPECT_EQ(idle_list(), (std::vector<const core::slot*>{&c}));
   EXPECT_EQ(set.shrink_victim(), &c);
-  // The last one leaves (lost): the list is empty at both ends.
-  c.resume(port, {.what = ev::lost});
+  // The last one leaves (closed): the list is empty at both ends.
+  c.close(port, close_reason::resized);
   EXPECT_EQ(set.idle_front(), nullptr);
   EXPECT_EQ(set.unclaimed(), 0u);
   drop(c);

@@ -65,6 +65,18 @@ class slot_test : public ::testing::Test {
   slot_result event(ev what, std::string why = {}) {
     return s.resume(port, {.what = what, .why = std::move(why)});
   }
+  /// The watch running now (the latest one started), or 0.
+  op_id watch_op() const {
+    for (auto it = port.starts.rbegin(); it != port.starts.rend(); ++it) {
+      if (it->kind == op_kind::watch) return it->id;
+    }
+    return 0;
+  }
+  /// The watch ends: the connection is lost (a watch that returns says so
+  /// as well: `ok`).
+  slot_result lose(std::string why = "reset by peer", bool ok = false) {
+    return answer(watch_op(), ok, nullptr, std::move(why));
+  }
   /// Connects and makes the slot idle: its connection's life starts now.
   void up() {
     s.open(port);
@@ -722,9 +734,10 @@ TEST_F(slot_test, a_discard_of_an_old_connection_reconnects_at_once) {
 
 TEST_F(slot_test, a_lost_idle_connection_is_closed_and_replaced) {
   port.hooks.has_is_valid = true;
+  port.hooks.has_watch = true;
   up();
   port.t += 1h;
-  EXPECT_EQ(event(ev::lost, "reset by peer").then, next::nothing);
+  EXPECT_EQ(lose("reset by peer").then, next::nothing);
   EXPECT_EQ(port.closed_boxes.size(), 1u);
   ASSERT_EQ(port.drops.size(), 1u);
   EXPECT_FALSE(port.drops[0].discarded);
@@ -733,18 +746,127 @@ TEST_F(slot_test, a_lost_idle_connection_is_closed_and_replaced) {
   EXPECT_FALSE(s.wake_at()) << "the health check went with the connection";
 }
 
-TEST_F(slot_test, lost_is_ignored_unless_idle) {
+// ----- the watch (issue: never hand out a dead connection) -----------------------
+
+TEST_F(slot_test, an_idle_slot_runs_a_watch_that_borrows_its_connection) {
+  port.hooks.has_watch = true;
   up();
-  claim(&c);
-  event(ev::lost);
+  ASSERT_EQ(started(op_kind::watch), 1u);
+  EXPECT_EQ(port.starts.back().box, nullptr) << "the connection stays the slot's";
+  EXPECT_NE(s.connection(), nullptr);
+  EXPECT_TRUE(s.running());
+}
+
+TEST_F(slot_test, without_a_watch_hook_an_idle_slot_runs_nothing) {
+  up();
+  EXPECT_EQ(started(op_kind::watch), 0u);
+  EXPECT_FALSE(s.running());
+}
+
+TEST_F(slot_test, a_watch_that_returns_is_a_loss_too) {
+  port.hooks.has_watch = true;
+  up();
+  port.t += 1h;
+  lose("the connector's watch ended", true);
+  ASSERT_EQ(port.drops.size(), 1u);
+  EXPECT_EQ(s.state(), slot_state::connecting);
+}
+
+TEST_F(slot_test, a_claim_cancels_the_watch_and_abandons_it) {
+  port.hooks.has_watch = true;
+  up();
+  const op_id w = watch_op();
+  EXPECT_EQ(claim(&c).then, next::handed_over) << "the claim waits for nothing";
+  ASSERT_EQ(port.cancels.size(), 1u);
+  EXPECT_EQ(port.cancels[0].id, w);
+  EXPECT_TRUE(port.cancels[0].abandon) << "its result is stale";
+  // Its answer, when it comes, is no loss: the claim keeps the connection.
+  answer(w, false, nullptr, "operation aborted");
   EXPECT_EQ(s.state(), slot_state::claimed);
   EXPECT_TRUE(port.drops.empty());
   EXPECT_TRUE(port.closed_boxes.empty());
 }
 
+TEST_F(slot_test, a_return_starts_a_new_watch) {
+  port.hooks.has_watch = true;
+  up();
+  claim(&c);
+  ASSERT_EQ(event(ev::release).then, next::ready);
+  s.make_idle(port);
+  EXPECT_EQ(started(op_kind::watch), 2u);
+  EXPECT_NE(watch_op(), port.cancels.back().id);
+  // The first watch's late answer is stale; the second one's is a loss.
+  answer(port.cancels.back().id, false, nullptr, "aborted");
+  EXPECT_TRUE(port.drops.empty());
+  port.t += 1h;
+  lose();
+  EXPECT_EQ(port.drops.size(), 1u);
+}
+
+TEST_F(slot_test, a_health_check_cancels_the_watch_first) {
+  port.hooks.has_watch = true;
+  port.hooks.has_is_valid = true;
+  up();
+  const op_id w = watch_op();
+  fire();
+  EXPECT_EQ(s.state(), slot_state::checking);
+  ASSERT_EQ(port.cancels.size(), 1u);
+  EXPECT_EQ(port.cancels[0].id, w);
+  ASSERT_EQ(check_answer(true).then, next::ready);
+  s.make_idle(port);
+  EXPECT_EQ(started(op_kind::watch), 2u) << "watched again once idle";
+}
+
+TEST_F(slot_test, a_close_cancels_the_watch_before_the_connection_goes) {
+  port.hooks.has_watch = true;
+  up();
+  const op_id w = watch_op();
+  s.close(port, close_reason::resized);
+  ASSERT_EQ(port.cancels.size(), 1u);
+  EXPECT_EQ(port.cancels[0].id, w);
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
+  EXPECT_TRUE(port.drops.empty()) << "a cancelled watch is no loss";
+}
+
+TEST_F(slot_test, a_retired_connection_cancels_its_watch) {
+  port.hooks.has_watch = true;
+  port.cfg.max_lifetime = 10s;
+  port.cfg.max_lifetime_jitter = 0s;
+  up();
+  const op_id w = watch_op();
+  fire();  // the lifetime ends while idle
+  EXPECT_EQ(s.state(), slot_state::replacing);
+  ASSERT_EQ(port.cancels.size(), 1u);
+  EXPECT_EQ(port.cancels[0].id, w);
+  EXPECT_TRUE(port.drops.empty());
+}
+
+TEST_F(slot_test, a_watch_that_sees_a_normal_end_replaces_without_a_failure) {
+  port.hooks.has_watch = true;
+  up();
+  port.t += 1h;
+  s.resume(port, {.what = ev::op_ended, .op = watch_op(), .why = "keep-alive closed"});
+  EXPECT_EQ(s.state(), slot_state::replacing) << "still online";
+  EXPECT_EQ(port.closed_boxes.size(), 1u);
+  EXPECT_TRUE(port.drops.empty()) << "no failure";
+  ASSERT_FALSE(port.ends.empty());
+  EXPECT_EQ(port.ends.back().kind, op_kind::watch);
+  EXPECT_EQ(port.ends.back().v, verdict::ended);
+}
+
+TEST_F(slot_test, a_normal_end_the_watch_sees_right_after_connect_is_a_loss) {
+  port.hooks.has_watch = true;
+  up();
+  port.t += 10ms;
+  s.resume(port, {.what = ev::op_ended, .op = watch_op(), .why = "closed"});
+  ASSERT_EQ(port.drops.size(), 1u) << "a backend that ends every connection at once is failing";
+  EXPECT_EQ(s.state(), slot_state::backing_off);
+}
+
 // ----- the young-connection rule ------------------------------------------------
 
 TEST_F(slot_test, a_connection_lost_young_continues_the_backoff_streak) {
+  port.hooks.has_watch = true;
   s.open(port);
   connect_answer(false);  // 10 ms
   fire();
@@ -753,13 +875,14 @@ TEST_F(slot_test, a_connection_lost_young_continues_the_backoff_streak) {
   connect_answer(true);
   s.make_idle(port);
   port.t += 999ms;  // max_connection_backoff is 1 s
-  event(ev::lost);
+  lose();
   EXPECT_EQ(s.state(), slot_state::backing_off);
   EXPECT_EQ(*s.wake_at(), port.t + 40ms) << "as after a third failed connect";
   EXPECT_EQ(s.retries().failures(), 3u);
 }
 
 TEST_F(slot_test, a_connection_lost_after_max_connection_backoff_reconnects_at_once) {
+  port.hooks.has_watch = true;
   s.open(port);
   connect_answer(false);
   fire();
@@ -769,7 +892,7 @@ TEST_F(slot_test, a_connection_lost_after_max_connection_backoff_reconnects_at_o
   s.make_idle(port);
   port.t += 1s;
   const auto before = port.starts.size();
-  event(ev::lost);
+  lose();
   EXPECT_EQ(s.state(), slot_state::connecting);
   EXPECT_EQ(started(op_kind::connect, before), 1u);
   EXPECT_EQ(s.retries().failures(), 0u) << "the streak is over";

@@ -17,10 +17,11 @@ namespace qorb {
 ///
 /// Keep-alive and `user_timeout` bound how long a connection to a host that
 /// vanished without a FIN or RST (powered off, cut off by a firewall) looks
-/// alive: idle, the keep-alive probes find it dead after about `keepalive_idle
-/// + keepalive_interval * keepalive_count`; claimed, with data unacknowledged,
-/// only `user_timeout` bounds a write or a read that waits for an answer
-/// (without it the kernel retransmits for up to about 15 minutes). The
+/// alive: idle, the keep-alive probes find it dead after about
+/// `keepalive_idle` plus `keepalive_interval` times `keepalive_count`;
+/// claimed, with data unacknowledged, only `user_timeout` bounds a write or
+/// a read that waits for an answer (without it the kernel retransmits for
+/// up to about 15 minutes). The
 /// constructor of `tcp_connector` (and of the connectors that take these
 /// settings) throws `std::invalid_argument` naming the field for a value out
 /// of range.

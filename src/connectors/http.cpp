@@ -424,6 +424,7 @@ asio::awaitable<void> connector::watch(connection& c) {
         if (p.secure) {
           co_await w::hangup(socket);  // records wait unread: until the FIN
         } else if (!co_await detail::within(std::chrono::seconds(1), w::hangup(socket))) {
+          co_await w::stop_if_cancelled();
           // Bytes that answer no request, and no close after them.
           throw w::unexpected_data();
         }

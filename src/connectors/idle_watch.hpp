@@ -98,7 +98,8 @@ inline bool gone(tcp::socket& socket, seen& out) {
 /// reported) becomes readable exactly then, and Asio waits for that. A
 /// readiness wait on the socket itself would not do: it completes at once
 /// while bytes wait. Cost: the instance (one descriptor while it waits) and
-/// about six system calls per wait, no timer, no CPU while waiting. Throws
+/// six system calls per wait (create, two adds, Asio's re-arm, its removal,
+/// close), no timer, no CPU while waiting. Throws
 /// `operation_aborted` when cancelled.
 inline asio::awaitable<void> hangup(tcp::socket& socket) {
   asio::posix::stream_descriptor watcher(co_await asio::this_coro::executor);

@@ -35,9 +35,10 @@ demo=(knot knot-dnsutils etcd-server etcd-client gnuplot-nox)
 # bpftrace for the probes, tmux for the terminal tools, doxygen for the
 # reference, clang and its fuzzer runtime for the fuzzers, python3 for the
 # hostile peers, curl for the lines the demo prints, ccache so that the
-# suite's builds reuse what they compiled alike.
+# suite's builds reuse what they compiled alike, iproute2's tc to drop
+# loopback traffic in a test's network namespace.
 test=(postgresql nginx-light openssl bpftrace binutils tmux doxygen clang libclang-rt-14-dev python3 curl
-      ccache)
+      ccache iproute2)
 
 list=false
 if [ "${1:-}" = --list ]; then

@@ -2,6 +2,8 @@
 #include <qorb/connectors/tcp.hpp>
 #include <qorb/error.hpp>
 
+#include "connectors/idle_watch.hpp"
+
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -10,9 +12,67 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <limits>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace qorb {
+
+namespace {
+
+// The kernel's limits (include/net/tcp.h: MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL,
+// MAX_TCP_KEEPCNT; TCP_USER_TIMEOUT takes an int of milliseconds).
+constexpr long long max_keepalive_seconds = 32767;
+constexpr long long max_keepalive_count = 127;
+
+void check_range(const char* where, const char* field, long long value, long long low,
+                 long long high, const char* unit) {
+  if (value >= low && value <= high) return;
+  std::string what = *where ? where : "tcp_connector_config::";
+  what += field;
+  what += " must be between ";
+  what += std::to_string(low);
+  what += unit;
+  what += " and ";
+  what += std::to_string(high);
+  what += unit;
+  what += " (got ";
+  what += std::to_string(value);
+  what += ')';
+  throw std::invalid_argument(what);
+}
+
+void set_tcp_option(int fd, int option, long long value) {
+  const int v = static_cast<int>(value);  // in range: validate() checked it
+  if (::setsockopt(fd, IPPROTO_TCP, option, &v, sizeof v) != 0) {
+    const char* name = option == TCP_KEEPIDLE    ? "setsockopt(TCP_KEEPIDLE)"
+                       : option == TCP_KEEPINTVL ? "setsockopt(TCP_KEEPINTVL)"
+                       : option == TCP_KEEPCNT   ? "setsockopt(TCP_KEEPCNT)"
+                                                 : "setsockopt(TCP_USER_TIMEOUT)";
+    throw std::system_error(errno, std::system_category(), name);
+  }
+}
+
+}  // namespace
+
+void validate(const tcp_connector_config& config, const char* where) {
+  if (config.keepalive_idle) {
+    check_range(where, "keepalive_idle", config.keepalive_idle->count(), 1, max_keepalive_seconds,
+                " s");
+  }
+  if (config.keepalive_interval) {
+    check_range(where, "keepalive_interval", config.keepalive_interval->count(), 1,
+                max_keepalive_seconds, " s");
+  }
+  if (config.keepalive_count) {
+    check_range(where, "keepalive_count", *config.keepalive_count, 1, max_keepalive_count, "");
+  }
+  if (config.user_timeout) {
+    check_range(where, "user_timeout", config.user_timeout->count(), 1,
+                std::numeric_limits<int>::max(), " ms");
+  }
+}
 
 asio::awaitable<asio::ip::tcp::socket> tcp_connector::connect(const backend& b) {
   asio::ip::tcp::socket socket(co_await asio::this_coro::executor);
@@ -27,12 +87,15 @@ asio::awaitable<asio::ip::tcp::socket> tcp_connector::connect(const backend& b) 
   }
   socket.set_option(asio::ip::tcp::no_delay(config_.no_delay));
   socket.set_option(asio::socket_base::keep_alive(config_.keepalive));
-  if (config_.keepalive && config_.keepalive_idle) {
-    const int idle = static_cast<int>(config_.keepalive_idle->count());
-    if (::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0) {
-      throw std::system_error(errno, std::system_category(), "setsockopt(TCP_KEEPIDLE)");
+  const int fd = socket.native_handle();
+  if (config_.keepalive) {
+    if (config_.keepalive_idle) set_tcp_option(fd, TCP_KEEPIDLE, config_.keepalive_idle->count());
+    if (config_.keepalive_interval) {
+      set_tcp_option(fd, TCP_KEEPINTVL, config_.keepalive_interval->count());
     }
+    if (config_.keepalive_count) set_tcp_option(fd, TCP_KEEPCNT, *config_.keepalive_count);
   }
+  if (config_.user_timeout) set_tcp_option(fd, TCP_USER_TIMEOUT, config_.user_timeout->count());
   co_return socket;
 }
 
@@ -78,6 +141,15 @@ asio::awaitable<void> tcp_connector::on_recycle(asio::ip::tcp::socket& socket) {
   }
   check_socket(socket, true);
   co_return;
+}
+
+asio::awaitable<void> tcp_connector::watch(asio::ip::tcp::socket& socket) {
+  namespace w = detail::idle_watch;
+  // It only peeks: the protocol is assumed to send nothing to an idle
+  // connection, so any byte means it is lost (see the header).
+  const auto s = co_await w::next(socket);
+  if (s.what == w::news::data) throw w::unexpected_data();
+  throw w::lost(s);
 }
 
 }  // namespace qorb

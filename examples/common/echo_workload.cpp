@@ -143,7 +143,7 @@ struct echo_workload::impl {
         ++c->claim_failures;
       } else {
         const std::string name = h.backend().name;
-        record_claim(name);
+        const auto handed = record_claim(name);
         c->claimed = true;
         auto [werr, wn] = co_await asio::async_write(*h, asio::buffer(message), use_tuple);
         bool good = !werr;
@@ -172,7 +172,7 @@ struct echo_workload::impl {
           ++c->server_failures;
           h.discard();  // broken: the pool closes it instead of recycling it
         }
-        record_result(name, good);
+        record_result(name, good, handed);
         h.reset();  // returned before the pause
       }
       if (c->stop) break;
@@ -203,7 +203,8 @@ struct echo_workload::impl {
     if (!why.empty()) event_locked(now, name + ": " + why);
   }
 
-  void record_claim(const std::string& name) {
+  // Returns when the claim was handed its connection.
+  steady_clock::time_point record_claim(const std::string& name) {
     const auto now = steady_clock::now();
     std::lock_guard lock(mu);
     auto& b = backends[name];
@@ -214,9 +215,10 @@ struct echo_workload::impl {
     ++b.claims;
     if (!b.first_claim) b.first_claim = now;
     b.last_claim = now;
+    return now;
   }
 
-  void record_result(const std::string& name, bool good) {
+  void record_result(const std::string& name, bool good, steady_clock::time_point handed) {
     const auto now = steady_clock::now();
     std::lock_guard lock(mu);
     auto& b = backends[name];
@@ -228,6 +230,7 @@ struct echo_workload::impl {
       }
     } else {
       ++b.server_failures;
+      if (b.failed_handed.size() < 1000) b.failed_handed.push_back(handed);
     }
   }
 

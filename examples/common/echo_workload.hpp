@@ -78,6 +78,10 @@ struct backend_record {
   std::uint64_t claims = 0;  ///< claims handed out to it
   std::uint64_t ok = 0;      ///< of those, echoed back
   std::uint64_t server_failures = 0;
+  /// When each claim whose write or echo failed was handed its connection
+  /// (the first 1000): against a kill's time, it tells a connection dead
+  /// when handed out from one that died while claimed.
+  std::vector<steady_clock::time_point> failed_handed;
   std::optional<steady_clock::time_point> first_claim, last_claim, first_ok;
   std::optional<steady_clock::time_point> listed_at, unlisted_at;  ///< last change of `listed`
   std::optional<steady_clock::time_point> online_at, offline_at;   ///< last change of online

@@ -51,6 +51,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -304,6 +305,9 @@ int run(const options& o, bool interactive) {
     wc.stats_addr = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
 #endif
   wc.policy.set_config.health_interval = 1s;
+  // The pool's log goes only to a sink that stamps its backends' online and
+  // offline lines (the summary's "kill -> offline" figure); nothing printed.
+  std::tie(wc.logger, st.pool_said) = examples::backend_state_log::make("echo");
   examples::echo_workload workload(wc);
   wc.resolver.reset();  // the workload holds it now, and drops it before its io_context
   st.start = workload.started();

@@ -5,10 +5,12 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/backend_state_log.hpp"
 #include "common/echo_workload.hpp"
 #include "servers.hpp"
 
@@ -32,7 +34,15 @@ struct story {
   std::optional<steady_clock::time_point> stopped_clean;  // etcd: echo003's SIGTERM
   std::optional<steady_clock::time_point> registered;     // etcd: echo004 said `registered`
   std::string failure;                                    // why a step could not be done
+  // When the pool logged a backend online or offline, heard as it logged it.
+  std::shared_ptr<examples::backend_state_log> pool_said;
 };
+
+// A claim handed a connection more than this after the kill, whose write or
+// echo then failed, met a dead connection the pool could have known about:
+// a dead-connection claim (issue 20). Failures of claims handed out before
+// the kill are connections that died while claimed, not counted.
+constexpr std::chrono::milliseconds dead_grace{20};
 
 // Prints the table and the figures (the headline figures' lines also go
 // into `headlines`, for the picture); returns the reasons the story did not

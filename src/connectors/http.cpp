@@ -3,6 +3,7 @@
 #include <qorb/error.hpp>
 
 #include "connectors/http_response.hpp"
+#include "connectors/idle_watch.hpp"
 #include "connectors/tls_timeout.hpp"
 #include "detail/error_category.hpp"
 #include "http_limits.hpp"
@@ -16,6 +17,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <sys/socket.h>
+
+#include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -388,6 +393,46 @@ asio::awaitable<void> connector::check_idle(connection& c) {
       ended(std::string("idle connection: ").append(e.what()));
     }
     fail(errc::connection_closed, std::string("idle connection: ").append(e.what()));
+  }
+}
+
+asio::awaitable<void> connector::watch(connection& c) {
+  namespace w = qorb::detail::idle_watch;
+  if (!c.impl_ || !c.impl_->open()) fail(errc::not_usable, "the connection is closed");
+  const auto s = state_;
+  connection::impl& p = *c.impl_;
+  auto& socket = p.socket();
+  // With on_acquire checking, the watch is serialised with it: it may read.
+  const bool may_read = p.secure && s->settings.check_on_acquire;
+  for (;;) {
+    auto seen = co_await w::next(socket);
+    if (seen.what == w::news::data) {
+      if (may_read) {
+        try {
+          tls_connector::check_open(*p.secure);  // takes tickets, never blocks
+        } catch (const std::system_error& e) {
+          if (e.code() == qorb::errc::connection_ended) {
+            ended(std::string("the server closed the idle connection (").append(e.what()) + ")");
+          }
+          throw;
+        }
+        char byte;
+        if (::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) continue;
+        // Bytes the TLS state did not take: wait for the FIN behind them.
+      }
+      if (!w::gone(socket, seen)) {
+        if (p.secure) {
+          co_await w::hangup(socket);  // records wait unread: until the FIN
+        } else if (!co_await detail::within(std::chrono::seconds(1), w::hangup(socket))) {
+          co_await w::stop_if_cancelled();
+          // Bytes that answer no request, and no close after them.
+          throw w::unexpected_data();
+        }
+        if (!w::gone(socket, seen)) seen = {w::news::closed, {}};
+      }
+    }
+    if (seen.what == w::news::closed) ended("the server closed the idle keep-alive connection");
+    throw w::lost(seen);
   }
 }
 

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: BSL-1.0
 // The PostgreSQL connector's I/O: libpq in non-blocking mode, every wait for
-// the network an asio wait on libpq's socket.
+// the network an asio wait on libpq's socket. Longer than 500 lines: the
+// connect, the queries, the recycle and the idle watch share this file's
+// socket-wait and error helpers, which would otherwise need a header.
 #include <qorb/connectors/postgres.hpp>
 #include "connectors/postgres_connect_failure.hpp"
 #include "connectors/postgres_protocol.hpp"
 
 #include <qorb/error.hpp>
 
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -47,20 +51,26 @@ struct socket_wait {
   bool timed_out = false;
 };
 
+// Hands a descriptor back to its owner (deregistered from the reactor, never
+// closed) when it goes out of scope, including on cancellation.
+struct descriptor_release {
+  asio::posix::stream_descriptor& descriptor;
+  explicit descriptor_release(asio::posix::stream_descriptor& d) noexcept : descriptor(d) {}
+  descriptor_release(const descriptor_release&) = delete;
+  descriptor_release& operator=(const descriptor_release&) = delete;
+  ~descriptor_release() {
+    if (descriptor.is_open()) descriptor.release();
+  }
+};
+
 asio::awaitable<void> wait_socket(PGconn* conn, wait_type what, deadline until) {
   const int fd = PQsocket(conn);
   if (fd < 0) throw error(errc::connection_broken, "no socket: " + libpq_message(conn));
   const auto executor = co_await asio::this_coro::executor;
   auto wait = std::make_shared<socket_wait>(executor);
   wait->descriptor.assign(fd);
-  // libpq owns the socket: hand it back (deregistered, never closed) on
-  // every way out, including cancellation.
-  struct release_descriptor {
-    socket_wait& w;
-    ~release_descriptor() {
-      if (w.descriptor.is_open()) w.descriptor.release();
-    }
-  } release{*wait};
+  // libpq owns the socket: hand it back on every way out.
+  const descriptor_release release{wait->descriptor};
 
   std::optional<asio::steady_timer> timer;
   if (until) {
@@ -111,7 +121,7 @@ std::string field(const PGresult* r, int code) {
   return value ? value : "";
 }
 
-error error_from(PGconn* conn, const PGresult* r) {
+error::server_fields fields_of(const PGresult* r) {
   error::server_fields fields;
   fields.sqlstate = field(r, PG_DIAG_SQLSTATE);
   fields.severity = field(r, PG_DIAG_SEVERITY_NONLOCALIZED);
@@ -121,6 +131,11 @@ error error_from(PGconn* conn, const PGresult* r) {
     fields.message = detail::sanitize_message(PQresultErrorMessage(r), {});
   fields.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
   fields.hint = field(r, PG_DIAG_MESSAGE_HINT);
+  return fields;
+}
+
+error error_from(PGconn* conn, const PGresult* r) {
+  error::server_fields fields = fields_of(r);
   // libpq reports a lost connection as an error result without SQLSTATE.
   const bool lost = PQstatus(conn) != CONNECTION_OK && fields.sqlstate.empty();
   return error(lost ? errc::connection_broken : errc::server_error, std::move(fields));
@@ -247,6 +262,35 @@ const char* to_string(detail::transaction_state state) {
   return "unknown state";
 }
 
+// The watch's own duplicate of libpq's socket, closed by the watch (never
+// libpq's socket itself). Its waits are registered apart from the session's
+// own: epoll refuses a second registration of one descriptor, and a claimer
+// may wait on libpq's socket before a cancelled watch has unwound.
+struct duplicate_socket {
+  int fd = -1;
+  explicit duplicate_socket(int of) noexcept : fd(::fcntl(of, F_DUPFD_CLOEXEC, 0)) {}
+  duplicate_socket(const duplicate_socket&) = delete;
+  duplicate_socket& operator=(const duplicate_socket&) = delete;
+  ~duplicate_socket() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+bool ends_session(const std::optional<error::server_fields>& fields) {
+  return fields && (fields->severity == "FATAL" || fields->severity == "PANIC");
+}
+
+// Keeps what an idle session's notice says about its end: a FATAL or PANIC
+// (the backend exits after it), else a warning of SQLSTATE class 57
+// (operator intervention: an immediate shutdown warns, then closes).
+void remember_last_word(std::optional<error::server_fields>& last, const PGresult* r) {
+  error::server_fields fields = fields_of(r);
+  const bool ending = fields.severity == "FATAL" || fields.severity == "PANIC";
+  if (ending || (fields.sqlstate.starts_with("57") && !ends_session(last))) {
+    last = std::move(fields);
+  }
+}
+
 }  // namespace
 
 // --- connection --------------------------------------------------------------
@@ -254,11 +298,19 @@ const char* to_string(detail::transaction_state state) {
 struct connection::notice_sink {
   logger_ptr logger;
   std::string description;
+  // Set by `connector::watch` during its step only: where the server's
+  // last word before ending the session goes.
+  std::optional<error::server_fields>* last_word = nullptr;
 
-  // libpq calls this from within PQconsumeInput/PQgetResult, on the thread
-  // running the operation.
+  // libpq calls this from within PQisBusy/PQgetResult (which parse what
+  // arrived), on the thread running the operation.
   static void receive(void* arg, const PGresult* r) noexcept {
     const auto* sink = static_cast<const notice_sink*>(arg);
+    try {
+      if (sink->last_word) remember_last_word(*sink->last_word, r);
+    } catch (...) {  // out of memory: the watch reports libpq's message instead
+    }
+    if (!sink->logger) return;
     const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
     const bool warning = severity && std::string_view(severity) == "WARNING";
     try {
@@ -320,7 +372,9 @@ asio::awaitable<void> connection::execute(std::string sql) {
 // --- connector ---------------------------------------------------------------
 
 connector::connector(config settings)
-    : config_(std::make_shared<const config>(std::move(settings))) {}
+    : config_(std::make_shared<const config>(std::move(settings))) {
+  validate(config_->tcp, "postgres::config::tcp.");
+}
 
 asio::awaitable<connection> connector::connect(const backend& b) {
   // The frame keeps its own reference: the connector may be gone before a
@@ -354,13 +408,9 @@ asio::awaitable<connection> connector::connect(const backend& b) {
   PGconn* native = conn.native_handle();
   if (!native) throw fail(errc::connect_failed, "out of memory");
   // Notices go to the logger (or nowhere), not to libpq's default: stderr.
+  // The sink also hears what an idle session's server says (see `watch`).
   conn.notices_.reset(new connection::notice_sink{cfg->logger, where});
-  if (cfg->logger) {
-    PQsetNoticeReceiver(native, &connection::notice_sink::receive, conn.notices_.get());
-  } else {
-    PQsetNoticeReceiver(
-        native, [](void*, const PGresult*) {}, nullptr);
-  }
+  PQsetNoticeReceiver(native, &connection::notice_sink::receive, conn.notices_.get());
   if (PQstatus(native) == CONNECTION_BAD) {
     throw fail(errc::connect_failed,
                detail::sanitize_message(PQerrorMessage(native), cfg->password));
@@ -453,6 +503,83 @@ asio::awaitable<void> connector::on_recycle(connection& c) {
   } catch (...) {
     c.mark_broken();
     throw;
+  }
+}
+
+asio::awaitable<void> connector::watch(connection& c) {
+  check_usable(c);
+  PGconn* const native = c.native_handle();
+  if (PQtransactionStatus(native) == PQTRANS_ACTIVE) {
+    throw error(errc::busy, c.description() + ": a command is in progress (watch needs it idle)");
+  }
+  std::optional<error::server_fields> last_word;
+  // Parses what libpq holds, after reading what arrived when `read`; never
+  // suspends. Throws when the session ended.
+  const auto step = [&c, native, &last_word](bool read) {
+    struct hearing {
+      connection::notice_sink* sink;
+      ~hearing() {
+        if (sink) sink->last_word = nullptr;
+      }
+    } const hear{c.notices_.get()};
+    if (hear.sink) hear.sink->last_word = &last_word;
+    const bool received = !read || PQconsumeInput(native) == 1;
+    // Parsing hands notices (and an idle session's errors) to the sink,
+    // queues notifications for PQnotifies and applies ParameterStatus.
+    PQisBusy(native);
+    if (ends_session(last_word)) {
+      c.mark_broken();
+      // idle_session_timeout: the server's ordinary end of an idle session.
+      if (last_word->sqlstate == "57P05") {
+        throw std::system_error(make_error_code(qorb::errc::connection_ended),
+                                detail::format_server_error(*last_word));
+      }
+      throw error(errc::connection_broken, *last_word);
+    }
+    if (!received || PQstatus(native) != CONNECTION_OK) {
+      c.mark_broken();
+      if (last_word) throw error(errc::connection_broken, *last_word);
+      throw error(errc::connection_broken, c.description() + ": " + libpq_message(native));
+    }
+  };
+
+  step(false);
+  const auto executor = co_await asio::this_coro::executor;
+  std::optional<duplicate_socket> own;
+  for (;;) {
+    if (!own || own->fd < 0) own.emplace(PQsocket(native));
+    boost::system::error_code ec;
+    bool waited = false;
+    if (own->fd >= 0) {
+      // Registered for this wait only: a new registration reports data that
+      // is already there (the reactor's notifications are edge-triggered).
+      asio::posix::stream_descriptor readable(executor);
+      readable.assign(own->fd, ec);
+      const descriptor_release release{readable};
+      if (!ec) {
+        co_await readable.async_wait(wait_type::wait_read,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+        waited = true;
+      }
+    }
+    if (!waited) {
+      // No descriptor or registration to spare: look once a second instead.
+      ec.clear();
+      asio::steady_timer timer(executor, std::chrono::seconds(1));
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    // Cancelled (even after the wait completed): the session may be
+    // claimed by now; leave it alone.
+    if (ec == asio::error::operation_aborted ||
+        (co_await asio::this_coro::cancellation_state).cancelled() !=
+            asio::cancellation_type::none) {
+      throw boost::system::system_error(asio::error::operation_aborted);
+    }
+    if (ec) {
+      throw error(errc::connection_broken,
+                  c.description() + ": waiting on the socket: " + ec.message());
+    }
+    step(true);
   }
 }
 

@@ -82,6 +82,20 @@ std::vector<std::pair<std::string, std::string>> connection_parameters(const con
   add("application_name", cfg.application_name);
   // libpq's GSSAPI probe may block in the Kerberos library; opt in below.
   add("gssencmode", "disable");
+  // The TCP settings, as libpq's own keywords (libpq makes the socket);
+  // unset ones keep libpq's defaults (keep-alive on, the system's timers).
+  validate(cfg.tcp, "postgres::config::tcp.");
+  if (!cfg.tcp.keepalive) add("keepalives", "0");
+  if (cfg.tcp.keepalive && cfg.tcp.keepalive_idle) {
+    add("keepalives_idle", std::to_string(cfg.tcp.keepalive_idle->count()));
+  }
+  if (cfg.tcp.keepalive && cfg.tcp.keepalive_interval) {
+    add("keepalives_interval", std::to_string(cfg.tcp.keepalive_interval->count()));
+  }
+  if (cfg.tcp.keepalive && cfg.tcp.keepalive_count) {
+    add("keepalives_count", std::to_string(*cfg.tcp.keepalive_count));
+  }
+  if (cfg.tcp.user_timeout) add("tcp_user_timeout", std::to_string(cfg.tcp.user_timeout->count()));
   for (const auto& [key, value] : cfg.parameters) {
     if (key == "hostaddr" || key == "port") continue;
     out.emplace_back(key, value);

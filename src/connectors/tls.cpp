@@ -2,6 +2,7 @@
 #include <qorb/connectors/tls.hpp>
 #include <qorb/error.hpp>
 
+#include "connectors/idle_watch.hpp"
 #include "detail/error_category.hpp"
 
 #include <boost/asio/ssl/error.hpp>
@@ -376,6 +377,20 @@ asio::awaitable<void> tls_connector::on_recycle(tls_stream& stream) {
     throw;
   }
   co_return;
+}
+
+asio::awaitable<void> tls_connector::watch(tls_stream& stream) {
+  namespace w = detail::idle_watch;
+  auto& socket = stream.next_layer();
+  auto s = co_await w::next(socket);
+  if (s.what == w::news::data && !w::gone(socket, s)) {
+    // Records wait unread: session tickets (harmless), a close_notify or
+    // data. Only the claimer's TLS state may read them; the FIN (servers
+    // close after their close_notify) or an error is seen behind them.
+    co_await w::hangup(socket);
+    if (!w::gone(socket, s)) s = {w::news::closed, {}};
+  }
+  throw w::lost(s);
 }
 
 std::string backend_host(const backend& b) {

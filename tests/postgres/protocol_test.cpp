@@ -7,7 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
 
 namespace pg = qorb::connectors::postgres;
 using pg::detail::next_recycle_step;
@@ -118,6 +122,45 @@ TEST(PostgresConfig, EmptyFieldsAreLeftToLibpqDefaults) {
   const auto params = as_map(pg::detail::connection_parameters(cfg, backend_at("127.0.0.1", 1)));
   EXPECT_EQ(params.count("password"), 0u);
   EXPECT_EQ(params.count("options"), 0u);
+}
+
+TEST(PostgresConfig, TcpSettingsBecomeLibpqKeywords) {
+  pg::config cfg;
+  const auto defaults = as_map(pg::detail::connection_parameters(cfg, backend_at("127.0.0.1", 1)));
+  for (const char* key : {"keepalives", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout"}) {
+    EXPECT_EQ(defaults.count(key), 0u) << key << ": libpq's default is kept";
+  }
+  cfg.tcp.keepalive_idle = std::chrono::seconds(5);
+  cfg.tcp.keepalive_interval = std::chrono::seconds(2);
+  cfg.tcp.keepalive_count = 3;
+  cfg.tcp.user_timeout = std::chrono::milliseconds(1500);
+  auto params = as_map(pg::detail::connection_parameters(cfg, backend_at("127.0.0.1", 1)));
+  EXPECT_EQ(params.at("keepalives_idle"), "5");
+  EXPECT_EQ(params.at("keepalives_interval"), "2");
+  EXPECT_EQ(params.at("keepalives_count"), "3");
+  EXPECT_EQ(params.at("tcp_user_timeout"), "1500");
+  cfg.tcp.keepalive = false;
+  params = as_map(pg::detail::connection_parameters(cfg, backend_at("127.0.0.1", 1)));
+  EXPECT_EQ(params.at("keepalives"), "0");
+  EXPECT_EQ(params.count("keepalives_idle"), 0u);
+  EXPECT_EQ(params.at("tcp_user_timeout"), "1500");  // not a keep-alive setting
+}
+
+TEST(PostgresConfig, BadTcpSettingsNameTheField) {
+  pg::config cfg;
+  cfg.tcp.keepalive_count = 0;
+  try {
+    pg::connector connector(cfg);
+    ADD_FAILURE() << "a keepalive_count of 0 was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("postgres::config::tcp.keepalive_count"),
+              std::string::npos)
+        << e.what();
+  }
+  cfg.tcp.keepalive_count = std::nullopt;
+  cfg.tcp.user_timeout = std::chrono::milliseconds(-1);
+  EXPECT_THROW(pg::connector{cfg}, std::invalid_argument);
 }
 
 TEST(PostgresConfig, DescriptionNeverShowsThePassword) {

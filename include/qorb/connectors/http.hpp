@@ -192,6 +192,8 @@ class connection {
 /// - `on_recycle` (every return): keeps the connection only if it is
 ///   `reusable()` (and, with `server_errors_fail_backend`, its last status
 ///   was below 500); fails otherwise, so the pool closes and replaces it.
+/// - `watch` (while idle): ends when the server closes the connection (its
+///   keep-alive timeout: replaced without a failure) or it breaks.
 ///
 /// All throw `std::system_error` on failure. Copies share one immutable
 /// config (and TLS context); concurrent calls are safe.
@@ -310,6 +312,53 @@ class connector {
   /// Executor, cancellation, lifetimes, thread safety and exceptions: as
   /// `is_valid` (nothing to cancel: it completes without waiting).
   asio::awaitable<void> on_recycle(connection& c);
+
+  /// Watches an idle connection (the pool runs it while the connection
+  /// sits idle) and completes when it is no longer usable: the server
+  /// closed the keep-alive connection (its `keepalive_timeout`, a restart),
+  /// or it broke.
+  ///
+  /// What it sees: the server's FIN and an RST, at once, also behind bytes
+  /// not read yet. Plain HTTP: bytes on an idle connection answer no
+  /// request (a 408 before a close, or no HTTP server at all); with a FIN
+  /// after them the close is normal, without one within a second the
+  /// connection is lost. TLS with `config::check_on_acquire` (the watch is
+  /// then serialised with `on_acquire` on the strand, so it may read): the
+  /// records that arrive are processed at once without blocking, as
+  /// `tls_connector::check_open` does: session tickets are taken, a
+  /// close_notify is the server's close, application data a loss. TLS
+  /// without it: as `tls_connector::watch` (the TLS state is not touched;
+  /// records wait unread until a claim reads them, and the FIN is awaited
+  /// behind them on a private epoll instance).
+  ///
+  /// Handler: a coroutine; it completes only when the connection is lost
+  /// or ended, by throwing, or when it is cancelled. First a non-blocking
+  /// look (a server that closed before the watch started is seen at once),
+  /// then a wait for the socket's next event.
+  ///
+  /// Errors: thrown `std::system_error`: `qorb::errc::connection_ended`
+  /// when the server closed the idle connection (the pool replaces it at
+  /// once without counting a failure); `errc::not_usable` for a closed
+  /// connection; "idle connection broken" with the socket's error (e.g.
+  /// `connection_reset`), `std::errc::protocol_error` for data nobody asked
+  /// for: losses (the pool counts a failure and reconnects).
+  ///
+  /// Executor: the coroutine's (a strand of the pool's executor).
+  ///
+  /// Cancellation: asio per-operation cancellation (a claim, a health check,
+  /// a close, termination); it then throws `boost::system::system_error`
+  /// with `operation_aborted` without touching the connection again.
+  ///
+  /// Lifetimes: `c` must stay valid until the call ends or is cancelled
+  /// (the pool owns it); the coroutine holds the connector's shared state.
+  ///
+  /// Thread safety: runs on the connection's strand, never at the same time
+  /// as another hook on the same connection; concurrent calls on different
+  /// connections are fine.
+  ///
+  /// Exceptions: the errors above; `boost::system::system_error`
+  /// (cancelled); `std::bad_alloc`.
+  asio::awaitable<void> watch(connection& c);
 
   /// The configuration this connector (and its copies) was made with.
   const config& settings() const noexcept;

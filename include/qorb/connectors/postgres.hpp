@@ -3,6 +3,7 @@
 #pragma once
 
 #include <qorb/backend.hpp>
+#include <qorb/connectors/tcp.hpp>
 #include <qorb/log.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -247,6 +248,15 @@ struct config {
   /// Bound on the whole of `connect` (TCP, TLS, authentication,
   /// `on_connect`); zero means none.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  /// The TCP settings, passed as libpq's keywords: `keepalive` (false:
+  /// `keepalives=0`), `keepalive_idle`, `keepalive_interval`,
+  /// `keepalive_count` (`keepalives_idle`, `keepalives_interval`,
+  /// `keepalives_count`) and `user_timeout` (`tcp_user_timeout`); unset ones
+  /// keep libpq's defaults. `no_delay` and `health_check` are not used
+  /// (libpq sets TCP_NODELAY itself). Out-of-range values: the connector's
+  /// constructor throws `std::invalid_argument` naming the field. The same
+  /// keywords in `parameters` win.
+  tcp_connector_config tcp{};
   /// Any other libpq connection keyword, e.g. {"sslrootcert", "/ca.pem"} or
   /// {"host", "db.example.com"} (the name TLS verifies; the address still
   /// comes from the backend). `hostaddr` and `port` here are ignored.
@@ -279,8 +289,11 @@ struct config {
 ///   results still pending, rolls back an open or failed transaction, runs
 ///   `DISCARD ALL` if configured; fails (so the pool closes the connection)
 ///   when it is broken, in COPY or pipeline mode, or any step fails.
+/// - `watch`: while the session is idle, reads what the server sends; ends
+///   when the server ends the session (`pg_terminate_backend`, a shutdown)
+///   or the connection closes.
 ///
-/// All four throw `error` on failure and honour asio per-operation
+/// All five throw `error` on failure and honour asio per-operation
 /// cancellation; a connection whose `connect` is cancelled or fails is
 /// closed before the exception leaves. Copies share one immutable config;
 /// concurrent calls are safe. Each call expects the awaiting coroutine's
@@ -352,6 +365,34 @@ class connector {
   /// calls on different connections are safe. Exceptions: `error`,
   /// `boost::system::system_error` (cancelled), `std::bad_alloc`.
   asio::awaitable<void> on_recycle(connection& c);
+
+  /// Watches an idle session (the pool runs it while the connection sits
+  /// idle): waits until libpq's socket is readable, then reads and parses
+  /// what arrived (`PQconsumeInput`) in a step that does not suspend. It
+  /// completes, by throwing, when the session ended: the server's FATAL
+  /// message (a terminated backend, a server shutdown) or the connection
+  /// closing. Notices, ParameterStatus and notifications are consumed and
+  /// the watch goes on (notifications stay queued for `PQnotifies`). It never
+  /// returns normally.
+  ///
+  /// Handler: a coroutine; completes only when the session ended or it is
+  /// cancelled. Errors: `error` with `errc::connection_broken`: the server's
+  /// fields (e.g. SQLSTATE 57P01, "terminating connection due to
+  /// administrator command") when it said why, else libpq's message;
+  /// `errc::busy` when a command is in progress (the watch needs an idle
+  /// session); `std::system_error` with `qorb::errc::connection_ended` when
+  /// the server closed the session for `idle_session_timeout` (57P05), which
+  /// is no failure. Executor: the awaiting coroutine's, a strand (the pool's
+  /// for the slot); it waits on its own duplicate of libpq's socket, so the
+  /// session's later waits never meet its registration. Cancellation: asio
+  /// per-operation cancellation; once cancelled it throws
+  /// `operation_aborted` without touching the session again (it may be
+  /// claimed and in use on another thread by then). Lifetimes: `c` must stay
+  /// valid until the call ends or is cancelled (the pool owns it); the
+  /// connector's config is shared by its copies. Thread safety: serialised with `on_acquire` on the
+  /// strand, as the pool does; concurrent calls on different connections are safe. Exceptions:
+  /// `error`, `std::system_error`, `boost::system::system_error` (cancelled), `std::bad_alloc`.
+  asio::awaitable<void> watch(connection& c);
 
   /// The configuration every session is made with.
   const config& settings() const noexcept { return *config_; }

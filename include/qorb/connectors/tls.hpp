@@ -217,6 +217,56 @@ class tls_connector {
   /// exceptions: as `is_valid`.
   asio::awaitable<void> on_recycle(tls_stream& stream);
 
+  /// Watches an idle stream (the pool runs it while the connection sits
+  /// idle) and completes when the connection is no longer usable. It looks
+  /// only at the TCP socket under the stream and never touches the TLS
+  /// state (the connector has no `on_acquire`, so a claimer may use the
+  /// stream while a cancelled watch winds down): readiness waits, `recv`
+  /// with `MSG_PEEK`, and `poll` with `POLLRDHUP`.
+  ///
+  /// What it sees: the peer's FIN (with or without a close_notify before
+  /// it: servers send close_notify, then close) and an RST, at once, also
+  /// when records wait unread before them. What it cannot see: a
+  /// close_notify without a FIN, or application data, because records can
+  /// only be told apart by decrypting them (TLS 1.3 session tickets, which
+  /// servers send to every new connection, look the same and are not a
+  /// loss); `is_valid` finds those at the next health check.
+  ///
+  /// Handler: a coroutine; it completes only when the connection is lost,
+  /// by throwing, or when it is cancelled. First a non-blocking look (a peer
+  /// that closed before the watch started is seen at once). While nothing
+  /// waits unread it waits for the socket to become readable (no timer, no
+  /// system call beyond two peeks). While records wait unread (tickets no
+  /// claimer has read yet), a readiness wait would complete at once, so it
+  /// waits on a private epoll instance that asks only for EPOLLRDHUP
+  /// (level-triggered): it is readable exactly when the FIN or an error
+  /// came. Its cost: one descriptor while it waits and eight system calls
+  /// per watch (a peek, a `poll`, `epoll_create1`, three `epoll_ctl`,
+  /// `close` and the closing `epoll_ctl`; counted with strace); no timer,
+  /// no CPU while waiting.
+  ///
+  /// Errors: thrown `std::system_error`: "peer closed the idle connection"
+  /// (end of file: the FIN); "idle connection broken" with the socket's
+  /// error (e.g. `connection_reset`). Both are losses (the pool counts a
+  /// failure and reconnects).
+  ///
+  /// Executor: the coroutine's (a strand of the pool's executor).
+  ///
+  /// Cancellation: asio per-operation cancellation (a claim, a health check,
+  /// a close, termination); it then throws `boost::system::system_error`
+  /// with `operation_aborted` without touching the stream again.
+  ///
+  /// Lifetimes: `stream` must stay valid until the call ends or is
+  /// cancelled (the pool owns it).
+  ///
+  /// Thread safety: runs on the connection's strand, so never at the same
+  /// time as another hook on the same stream; concurrent calls on different
+  /// streams are fine.
+  ///
+  /// Exceptions: the errors above; `boost::system::system_error`
+  /// (cancelled); `std::bad_alloc`.
+  asio::awaitable<void> watch(tls_stream& stream);
+
   /// Connects a stream to `b` with `server_name` (empty: as `connect`
   /// chooses): for connectors that put a protocol on top of TLS. Both are
   /// copied, so the awaitable may outlive the arguments (as with `connect`).

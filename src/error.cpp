@@ -23,6 +23,8 @@ const char* message_of(errc value) noexcept {
              "(the backend's last error says why)";
     case errc::connection_ended:
       return "the server ended the connection normally";
+    case errc::request_failed:
+      return "the backend failed a request (the connection is fine)";
     case errc::pool_failed:
       return "pool failed: no backend can be connected (every known backend's connects "
              "failed, or failed permanently)";

@@ -45,6 +45,12 @@ enum class errc {
   /// every known backend's last connect failed permanently): claims fail at
   /// once instead of waiting (unless `policy::wait_when_failed`).
   pool_failed,
+  /// Not a failure of the connection: thrown by `on_recycle` (or
+  /// `is_valid`, `on_acquire`) as `std::system_error(make_error_code(
+  /// qorb::errc::request_failed), "why")` to say the backend failed a
+  /// request on a connection that is fine (an HTTP 5xx): counted as
+  /// `handle::report_failure(why)` is, and the connection is kept.
+  request_failed,
 };
 
 /// The category of `qorb::errc` values (name "qorb"; `message()` says what

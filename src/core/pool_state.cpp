@@ -276,17 +276,27 @@ void pool_state::op_ended(op_id op, detail::box_ptr box, std::string why, effect
 
 void pool_state::failure_reported(slot& s, std::string_view why, effects& fx) {
   in_event(
-      fx, [&]() __attribute__((always_inline)) {
-        slot_set& set = s.set();
-        set.failures.add(now());
-        ++set.check_failures;
-        ++set.failures_reported;
-        observe({.what = observation::kind::reported,
-                 .slot = s.id(),
-                 .set = set.label(),
-                 .reason = why.empty() ? std::string("a failure reported by its handle")
-                                       : std::string(why)});
-      });
+      fx, [&]() __attribute__((always_inline)) { count_report(s, why); });
+}
+
+void pool_state::count_report(slot& s, std::string_view why) {
+  slot_set& set = s.set();
+  set.failures.add(now());
+  ++set.check_failures;
+  ++set.failures_reported;
+  observe(
+      {.what = observation::kind::reported,
+       .slot = s.id(),
+       .set = set.label(),
+       .reason = why.empty() ? std::string("a failure reported by its handle") : std::string(why)});
+}
+
+void pool_state::op_reported(op_id op, detail::box_ptr box, std::string why, effects& fx) {
+  if (const auto it = ops_.find(op); it != ops_.end() && !it->second.connect) {
+    in_event(
+        fx, [&]() __attribute__((always_inline)) { count_report(*it->second.s, why); });
+  }
+  op_finished(op, true, std::move(box), {}, fx);
 }
 
 void pool_state::timer_fired(effects& fx) {

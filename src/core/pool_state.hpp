@@ -71,6 +71,10 @@ class pool_state final : private slot_port {
   /// `permanent`: a connect failed with qorb::permanent_error.
   void op_finished(op_id op, bool ok, detail::box_ptr box, std::string why, effects& fx,
                    bool permanent = false);
+  /// A check said the backend failed a request on a connection that is
+  /// fine (a hook threw errc::request_failed): counted as failure_reported
+  /// is, then as the check's success.
+  void op_reported(op_id op, detail::box_ptr box, std::string why, effects& fx);
   /// A connector operation said the connection ended normally (a hook threw
   /// errc::connection_ended): it is replaced without counting a failure.
   void op_ended(op_id op, detail::box_ptr box, std::string why, effects& fx);
@@ -201,6 +205,8 @@ class pool_state final : private slot_port {
   void rebalance(bool periodic);
   void plan_all();
   void observe(observation o);
+  // A caller's (or a hook's) report of a failed request on `s`'s backend.
+  void count_report(slot& s, std::string_view why);
   /// Per-claim observations: built only while a tracer listens.
   template <class Make>
   void trace(Make&& make) {

@@ -48,19 +48,22 @@ bool permanent(const std::exception_ptr& e) {
   return false;
 }
 
-// A hook's way of saying the server ended the connection normally.
-bool ended_normally(const std::exception_ptr& e) {
+// Whether a hook threw `code` (errc::connection_ended: the server ended
+// the connection normally; errc::request_failed: the backend failed a
+// request, the connection is fine).
+bool threw(const std::exception_ptr& e, errc code) {
   if (!e) return false;
   try {
     std::rethrow_exception(e);
   } catch (const boost::system::system_error& ex) {
-    return ex.code() == errc::connection_ended;
+    return ex.code() == code;
   } catch (const std::system_error& ex) {
-    return ex.code() == errc::connection_ended;
+    return ex.code() == code;
   } catch (...) {
   }
   return false;
 }
+bool ended_normally(const std::exception_ptr& e) { return threw(e, errc::connection_ended); }
 
 error_code to_error(core::claim_outcome o) {
   const auto& row = core::info(o);
@@ -287,7 +290,10 @@ void pool_driver::check_done(const op_context& ctx, check_kind, std::exception_p
                              check_result result) {
   std::exception_ptr error = e ? e : result.error;
   const bool ok = !error && result.box;
-  const outcome how = ok ? outcome::ok : ended_normally(error) ? outcome::ended : outcome::failed;
+  const outcome how = ok                                                       ? outcome::ok
+                      : ended_normally(error)                                  ? outcome::ended
+                      : result.box && !e && threw(error, errc::request_failed) ? outcome::reported
+                                                                               : outcome::failed;
   finished(ctx.op, how, std::move(result.box), ok ? std::string() : describe(error));
 }
 
@@ -316,6 +322,8 @@ void pool_driver::finished(std::uint64_t op, outcome how, box_ptr box, std::stri
   run([&](core::effects& fx) {
     if (how == outcome::ended) {
       state_.op_ended(op, std::move(box), std::move(why), fx);
+    } else if (how == outcome::reported) {
+      state_.op_reported(op, std::move(box), std::move(why), fx);
     } else {
       state_.op_finished(op, how == outcome::ok, std::move(box), std::move(why), fx,
                          how == outcome::refused);

@@ -93,7 +93,7 @@ class pool_driver final : public pool_core {
   void cancel_ops(core::effects& fx);
   void arm_timer(std::optional<core::time_point> wake);
   void timer_fired();
-  enum class outcome : std::uint8_t { ok, failed, ended, refused };
+  enum class outcome : std::uint8_t { ok, failed, ended, refused, reported };
   void finished(std::uint64_t op, outcome how, box_ptr box, std::string why) noexcept;
   void on_backends(const backend_map& backends);
   void on_backend_changes(const backend_changes& changes);

@@ -252,5 +252,38 @@ TEST_F(watch_test, report_failure_on_an_empty_handle_says_so) {
   EXPECT_THROW(empty.report_failure("x"), std::logic_error);
 }
 
+struct reporting_connector {
+  using connection_type = tcp::socket;
+  asio::awaitable<tcp::socket> connect(const backend& b) { return inner.connect(b); }
+  asio::awaitable<void> on_recycle(tcp::socket&) {
+    if (fail->exchange(false)) {
+      throw std::system_error(make_error_code(errc::request_failed), "HTTP 502 from /pay");
+    }
+    co_return;
+  }
+  tcp_connector inner;
+  std::shared_ptr<std::atomic<bool>> fail = std::make_shared<std::atomic<bool>>(true);
+};
+
+// A hook may say the same: on_recycle throwing errc::request_failed (as
+// the HTTP connector does after a 5xx) counts a reported failure and keeps
+// the connection.
+TEST_F(watch_test, a_hook_that_throws_request_failed_reports_and_keeps_the_connection) {
+  start_servers(1);
+  reporting_connector c;
+  tcp_pool p(io.executor(), "hook-reports", resolver(), c, small(1, 1));
+  p.claim(5s).reset();
+  ASSERT_TRUE(wait_until([&] { return idle_of(p.stats()) == 1; }));
+  const auto b = p.stats().backends.begin()->second;
+  EXPECT_EQ(b.failures_reported, 1u);
+  ASSERT_TRUE(b.last_error);
+  EXPECT_EQ(b.last_error->operation, "report");
+  EXPECT_NE(b.last_error->message.find("HTTP 502 from /pay"), std::string::npos)
+      << b.last_error->message;
+  EXPECT_EQ(p.stats().connections.closed_for(close_reason::recycle_failed), 0u);
+  EXPECT_TRUE(echo_once(*p.claim(5s), "kept"));
+  EXPECT_EQ(servers[0]->accepted(), 1u) << "the connection was kept";
+}
+
 }  // namespace
 }  // namespace qorb::test

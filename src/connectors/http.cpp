@@ -437,10 +437,22 @@ asio::awaitable<void> connector::watch(connection& c) {
 }
 
 asio::awaitable<void> connector::on_recycle(connection& c) {
-  // First: a 5xx counts against the backend also when its response closed
-  // the connection (error pages often say `Connection: close`).
+  // First: a 5xx counts against the backend. On a connection that is still
+  // good (keep-alive) it is a failed request, not a broken connection: the
+  // pool counts it as report_failure and keeps the connection. Reported
+  // once: the status is forgotten, so a later return without a request
+  // reports nothing.
   if (c.impl_ && state_->settings.server_errors_fail_backend && c.impl_->last_status >= 500) {
     const auto last = c.impl_->last_status;
+    c.impl_->last_status = 0;
+    if (c.reusable()) {
+      throw std::system_error(make_error_code(qorb::errc::request_failed),
+                              std::string("the server answered ")
+                                  .append(std::to_string(last))
+                                  .append(" (the connection is kept)"));
+    }
+    // The response also closed the connection (error pages often say
+    // `Connection: close`): it is replaced, and the 5xx still counted.
     c.mark_broken();
     fail(errc::server_error,
          std::string("the last response had status ").append(std::to_string(last)));

@@ -95,6 +95,24 @@ std::optional<long> figure(const std::string& out, const std::string& label) {
   return std::stol(m[1]);
 }
 
+// A figure of the summary with a decimal ("<label>:   1.2 ms"); nothing if
+// absent (or "never").
+std::optional<double> decimal_figure(const std::string& out, const std::string& label) {
+  const std::regex line(label + R"(:\s+(\d+(\.\d+)?) ms)");
+  std::smatch m;
+  if (!std::regex_search(out, m, line)) return std::nullopt;
+  return std::stod(m[1]);
+}
+
+// The summary's count of claims that met a dead connection, for its one
+// kill ("dead-connection claims per kill:   0    (1 kill)").
+std::optional<long> dead_connection_claims(const std::string& out) {
+  const std::regex line(R"(dead-connection claims per kill:\s+(\d+)\s+\(1 kill\))");
+  std::smatch m;
+  if (!std::regex_search(out, m, line)) return std::nullopt;
+  return std::stol(m[1]);
+}
+
 // Claims served per backend host (echo001...), from the summary table.
 std::map<std::string, long> served(const std::string& out) {
   std::map<std::string, long> result;
@@ -153,6 +171,12 @@ TEST_F(Demo, TellsTheStoryAndStopsEveryProcess) {
   // DNS change, and the new one served before the end. Both figures shown.
   EXPECT_TRUE(figure(out, "kill -> no more claims to the dead backend")) << out;
   EXPECT_TRUE(figure(out, "DNS change -> the new backend served a claim")) << out;
+  // Issue 20's figures for the kill: the idle connections to the killed
+  // backend are watched, so no claim met one of them, and the pool said the
+  // backend was offline (a time, not "never").
+  EXPECT_EQ(dead_connection_claims(out), 0) << out;
+  const auto offline = decimal_figure(out, "kill -> the pool said the dead backend is offline");
+  EXPECT_GE(offline.value_or(-1.0), 0.0) << out;
   expect_cleaned_up(out);
   expect_timeline_picture(svg, out);
 }

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,7 +44,7 @@ using http_pool = pool<http::connection>;
 // timeouts do.
 class closing_server {
  public:
-  enum class mode { keep_alive, connection_close, mid_response, error_close };
+  enum class mode { keep_alive, connection_close, mid_response, error_close, error_keep_alive };
 
   closing_server(mode how, std::chrono::milliseconds idle) : how_(how), idle_(idle) {
     acceptor_.open(tcp::v4());
@@ -106,6 +107,9 @@ class closing_server {
         case mode::mid_response:
           out = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b";
           break;
+        case mode::error_keep_alive:
+          out = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno";
+          break;
         case mode::error_close:
           out =
               "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: "
@@ -115,7 +119,8 @@ class closing_server {
       asio::async_write(socket, asio::buffer(out),
                         [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                           if (ec) return;
-                          if (self->owner.how_ != mode::keep_alive) {
+                          if (self->owner.how_ != mode::keep_alive &&
+                              self->owner.how_ != mode::error_keep_alive) {
                             boost::system::error_code ignored;
                             self->socket.shutdown(tcp::socket::shutdown_both, ignored);
                             self->socket.close(ignored);
@@ -289,6 +294,20 @@ TEST(http_keepalive, connection_close_after_a_whole_response_is_a_normal_end) {
   p->terminate();
 }
 
+// One claim that gets `/error` (a 503) and gives the connection back; then
+// waits (bounded) until `counted()` says the pool's recycle saw the 503.
+template <class Counted>
+void claim_503_and_return(io_threads& io, http_pool& p, Counted counted) {
+  error_code ec;
+  auto h = p.claim(2s, ec);
+  ASSERT_TRUE(h) << ec.message();
+  const auto res = run(io, h->request({http::verb::get, "/error", 11}));
+  EXPECT_EQ(res.result_int(), 503);
+  h.reset();  // the pool's recycle sees the 503
+  const auto deadline = clock::now() + 5s;
+  while (!counted() && clock::now() < deadline) std::this_thread::sleep_for(5ms);
+}
+
 // With server_errors_fail_backend, a 5xx counts against the backend also
 // when its response says `Connection: close` (error pages often do): the
 // normal end of the connection must not hide the server's error.
@@ -297,18 +316,43 @@ TEST(http_keepalive, a_5xx_that_closes_the_connection_still_fails_the_backend) {
   io_threads io(2);
   captured_log log;
   auto p = make_pool(io, server, log, "", true);
-  error_code ec;
-  auto h = p->claim(2s, ec);
-  ASSERT_TRUE(h) << ec.message();
-  const auto res = run(io, h->request({http::verb::get, "/error", 11}));
-  EXPECT_EQ(res.result_int(), 503);
-  h.reset();  // the pool's recycle sees the 503
-  const auto deadline = clock::now() + 5s;
-  while (the_backend(*p).check_failures == 0 && clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  claim_503_and_return(io, *p, [&] { return the_backend(*p).check_failures > 0; });
   EXPECT_EQ(the_backend(*p).check_failures, 1u);
+  EXPECT_EQ(the_backend(*p).failures_reported, 0u) << "counted once, as the failed recycle";
   EXPECT_EQ(log.lines_with("debug", "the connection ended normally"), 0u);
+  p->terminate();
+}
+
+// With server_errors_fail_backend, a 5xx on a keep-alive connection is a
+// failed request on a good connection: reported once (the backend's
+// failures_reported, last error "report"), and the same connection serves
+// the next claim (the server accepted one connection).
+TEST(http_keepalive, a_5xx_on_a_kept_alive_connection_is_reported_and_the_connection_kept) {
+  closing_server server(closing_server::mode::error_keep_alive, 10s);
+  io_threads io(2);
+  captured_log log;
+  auto p = make_pool(io, server, log, "", true);
+  for (std::uint64_t i = 1; i <= 2; ++i) {
+    claim_503_and_return(io, *p, [&] { return the_backend(*p).failures_reported >= i; });
+  }
+  const auto b = the_backend(*p);
+  EXPECT_EQ(b.failures_reported, 2u) << "each 5xx counted once";
+  EXPECT_EQ(b.check_failures, 2u) << "counted once each (reports count there too)";
+  EXPECT_EQ(b.connections.closed_total(), 0u) << "no connection closed";
+  EXPECT_EQ(server.accepted(), 1) << "the same connection served both claims";
+  EXPECT_EQ(server.requests(), 2);
+  ASSERT_TRUE(b.last_error);
+  EXPECT_EQ(b.last_error->operation, "report");
+  EXPECT_NE(b.last_error->message.find("503"), std::string::npos) << b.last_error->message;
+  for (int i = 0; i < 2; ++i) {
+    // Claims that make no request do not report the old 5xx again (one
+    // slot: the second claim gets the connection after the first's return).
+    error_code ec;
+    auto h = p->claim(2s, ec);
+    ASSERT_TRUE(h) << ec.message();
+  }
+  EXPECT_EQ(the_backend(*p).failures_reported, 2u);
+  EXPECT_EQ(server.accepted(), 1);
   p->terminate();
 }
 

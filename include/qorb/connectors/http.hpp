@@ -48,9 +48,12 @@ enum class errc {
   bad_response,
   /// The health check (`config::ping_target`) got a status other than 2xx.
   ping_failed,
-  /// The last response on the connection had a 5xx status and
-  /// `config::server_errors_fail_backend` is on: the connection's return
-  /// fails, which counts against its backend.
+  /// The last response on the connection had a 5xx status, the response
+  /// also closed the connection, and `config::server_errors_fail_backend`
+  /// is on: the connection's return fails, which counts against its
+  /// backend and replaces the connection. (A 5xx on a connection that stays
+  /// open is reported with `qorb::errc::request_failed` instead, and the
+  /// connection is kept.)
   server_error,
   /// A request on a connection that is closed, broken by an earlier error,
   /// or still busy with another request.
@@ -99,10 +102,15 @@ struct config {
   /// fails with `errc::connection_closed`.
   bool check_on_acquire = true;
   /// When the last response on a connection had a 5xx status, its return
-  /// to the pool fails (`on_recycle` throws `errc::server_error`): the pool
-  /// counts a failure against the backend, which ranks it lower, and
-  /// replaces the connection. Off (the default): a 5xx is the caller's
-  /// business; report it with `handle::discard()` (see docs/http.md).
+  /// to the pool reports a failed request against the backend, which ranks
+  /// it lower (counted as `handle::report_failure` is: the backend's
+  /// `failures_reported`, last error operation "report"). The connection
+  /// itself is fine and is kept (`on_recycle` throws
+  /// `qorb::errc::request_failed`); only when the response also closed it
+  /// (`Connection: close`) does the return fail with `errc::server_error`
+  /// and the pool replace it (counted once, as a failed check). Off (the
+  /// default): a 5xx is the caller's business; report it with
+  /// `handle::report_failure(reason)` (see docs/http.md).
   bool server_errors_fail_backend = false;
   /// Sent as `User-Agent` on requests that have none; empty: not sent.
   std::string user_agent = "qorb";
@@ -158,7 +166,8 @@ class connection {
   /// close`, HTTP/1.0 without keep-alive). `on_recycle` keeps a connection
   /// only when this holds.
   bool reusable() const noexcept;
-  /// The status of the last response read, or 0.
+  /// The status of the last response read, or 0 (also 0 once `on_recycle`
+  /// has reported a 5xx with `config::server_errors_fail_backend`).
   unsigned last_status() const noexcept;
   /// Requests completed on this connection.
   std::uint64_t requests() const noexcept;
@@ -190,8 +199,9 @@ class connection {
 /// - `on_acquire`: with `check_on_acquire`, that the server has not closed
 ///   the connection.
 /// - `on_recycle` (every return): keeps the connection only if it is
-///   `reusable()` (and, with `server_errors_fail_backend`, its last status
-///   was below 500); fails otherwise, so the pool closes and replaces it.
+///   `reusable()`; fails otherwise, so the pool closes and replaces it.
+///   With `server_errors_fail_backend`, a 5xx reports a failed request
+///   (`qorb::errc::request_failed`: counted, the connection kept).
 /// - `watch` (while idle): ends when the server closes the connection (its
 ///   keep-alive timeout: replaced without a failure) or it breaks.
 ///
@@ -294,9 +304,10 @@ class connector {
   /// `health_check` should honour cancellation).
   asio::awaitable<void> on_acquire(connection& c);
 
-  /// When a claim returns `c`: keeps it only when it is `reusable()` and,
-  /// with `config::server_errors_fail_backend`, its last status was below
-  /// 500. Does not suspend and sends nothing.
+  /// When a claim returns `c`: keeps it only when it is `reusable()`. With
+  /// `config::server_errors_fail_backend` and a last status of 500 or more,
+  /// reports the failed request once (the status then reads 0). Does not
+  /// suspend and sends nothing.
   ///
   /// Handler: a coroutine that completes when `c` goes back to the idle
   /// set.
@@ -307,7 +318,11 @@ class connector {
   /// the connection's end: a normal end, not counted as a failure);
   /// `errc::not_usable` for another connection that is not reusable;
   /// `errc::server_error` after a 5xx with `server_errors_fail_backend`
-  /// (the connection is marked broken). The pool closes and replaces it.
+  /// whose response also closed the connection (marked broken). The pool
+  /// closes and replaces it. After a 5xx on a connection that is still
+  /// reusable: `qorb::errc::request_failed` ("the server answered 503
+  /// (the connection is kept)"), which the pool counts as
+  /// `handle::report_failure` and keeps the connection.
   ///
   /// Executor, cancellation, lifetimes, thread safety and exceptions: as
   /// `is_valid` (nothing to cancel: it completes without waiting).

@@ -104,8 +104,8 @@ bench_pool make_pool(asio::any_io_executor ex, const qorb::policy& p = {},
 }
 
 bench_pool make_watched_pool(asio::any_io_executor ex) {
-  auto res = std::make_shared<qorb::fixed_resolver>(std::vector<asio::ip::tcp::endpoint>{
-      {asio::ip::make_address_v4("127.0.0.1"), 1}});
+  auto res = std::make_shared<qorb::fixed_resolver>(
+      std::vector<asio::ip::tcp::endpoint>{{asio::ip::make_address_v4("127.0.0.1"), 1}});
   return bench_pool(std::move(ex), "bench", std::move(res), watching_connector{}, qorb::policy{},
                     nullptr);
 }
@@ -165,10 +165,10 @@ std::string describe(const std::exception_ptr& e) {
 
 // try_claim and release on the benchmark thread; the pool's io_context runs
 // on one background thread (and has nothing to do).
-void sequential_try(benchmark::State& state) {
+void try_loop(benchmark::State& state, bench_pool (*make)(asio::any_io_executor)) {
   asio::io_context io(1);
   io_threads runner(io, 1);
-  auto pool = make_pool(io.get_executor());
+  auto pool = make(io.get_executor());
   if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
   syscalls::meter meter;
   meter.start();
@@ -181,28 +181,15 @@ void sequential_try(benchmark::State& state) {
     benchmark::DoNotOptimize(h.get());
   }
   meter.report(state, static_cast<double>(state.iterations()));
+}
+void sequential_try(benchmark::State& state) {
+  try_loop(state, [](asio::any_io_executor ex) { return make_pool(std::move(ex)); });
 }
 
 // sequential_try with a connector that watches idle connections: each
 // claim cancels a watch (posted to its strand) and each return starts one.
 // No peer has a watch: its figure is ours against sequential_try's.
-void sequential_try_watched(benchmark::State& state) {
-  asio::io_context io(1);
-  io_threads runner(io, 1);
-  auto pool = make_watched_pool(io.get_executor());
-  if (!warm_up_threaded(pool)) return state.SkipWithError("pool did not warm up");
-  syscalls::meter meter;
-  meter.start();
-  for (auto _ : state) {
-    auto h = pool.try_claim();
-    if (!h) {
-      state.SkipWithError("try_claim found no idle connection");
-      break;
-    }
-    benchmark::DoNotOptimize(h.get());
-  }
-  meter.report(state, static_cast<double>(state.iterations()));
-}
+void sequential_try_watched(benchmark::State& state) { try_loop(state, make_watched_pool); }
 
 // The benchmark's own timing loop runs inside a coroutine on the pool's
 // io_context, which the benchmark thread runs: one iteration is one

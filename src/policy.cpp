@@ -43,6 +43,8 @@ void validate(const policy& p) {
   if (p.max_connecting == 0) throw invalid_policy("max_connecting", "must be at least 1");
   at_most("max_connecting", p.max_connecting);
   if (p.failed_after <= duration::zero()) throw invalid_policy("failed_after", "must be positive");
+  if (p.hold_warning && *p.hold_warning <= duration::zero())
+    throw invalid_policy("hold_warning", "must be positive (std::nullopt means never)");
   if (p.min_idle > p.max_slots)
     throw invalid_policy("min_idle", std::string("must be at most max_slots (")
                                          .append(std::to_string(p.max_slots))

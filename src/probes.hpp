@@ -38,7 +38,8 @@
   X(pool_status_change)    /* pool, from, to */                            \
   X(connection_lost)       /* pool, slot_id, addr, reason */               \
   X(connection_discarded)  /* pool, slot_id, addr, reason */               \
-  X(failure_reported)      /* pool, slot_id, addr, reason */
+  X(failure_reported)      /* pool, slot_id, addr, reason */               \
+  X(hold_warning)          /* pool, slot_id, addr, age_ms, site */
 
 #if QORB_PROBES
 

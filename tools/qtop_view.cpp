@@ -128,6 +128,25 @@ bool view::update(const std::string& text, clock_type::time_point now,
     opened = number(c->as_object(), "opened");
   }
   closed = closes_of(o);
+  holders.clear();
+  if (const auto* h = o.if_contains("holders"); h && h->is_array()) {
+    for (const auto& item : h->as_array()) {
+      if (!item.is_object() || holders.size() == 5) continue;
+      const auto& ho = item.as_object();
+      holder_row row;
+      row.backend = text_of(ho, "backend");
+      row.slot = number(ho, "slot").value_or(0);
+      if (const auto* age = ho.if_contains("age_s"); age && age->is_number()) {
+        row.age_s = age->to_number<double>();
+      }
+      if (const auto* site = ho.if_contains("site"); site && site->is_object()) {
+        row.site = text_of(site->as_object(), "label");
+      }
+      const auto* warned = ho.if_contains("warned");
+      row.warned = warned && warned->is_bool() && warned->as_bool();
+      holders.push_back(std::move(row));
+    }
+  }
   connects_in_flight = number(o, "connects_in_flight");
   connects_waiting = number(o, "connects_waiting");
   max_connecting = number(o, "max_connecting");
@@ -261,6 +280,19 @@ std::vector<std::string> error_lines(const view& v, wall_clock::time_point now) 
   return out;
 }
 
+std::vector<std::string> holder_lines(const view& v) {
+  std::vector<std::string> out;
+  for (const auto& h : v.holders) {
+    std::string line = "  " + format_seconds(std::chrono::duration_cast<clock_type::duration>(
+                                  std::chrono::duration<double>(h.age_s)));
+    line += "  slot " + std::to_string(h.slot) + "  " + h.backend + "  " +
+            (h.site.empty() ? std::string("(site unknown)") : h.site);
+    if (h.warned) line += "  (warned)";
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
 // The backend table, at most `max_width` wide (0: no limit). Columns that
 // do not fit are left out, least useful first, and named in `hidden`.
 table backend_table(const view& v, std::size_t max_width) {
@@ -343,6 +375,9 @@ std::vector<std::string> once_report(const view& v, wall_clock::time_point now) 
   const auto errors = error_lines(v, now);
   if (!errors.empty()) out.emplace_back("last errors:");
   out.insert(out.end(), errors.begin(), errors.end());
+  const auto holds = holder_lines(v);
+  if (!holds.empty()) out.emplace_back("oldest holds:");
+  out.insert(out.end(), holds.begin(), holds.end());
   return out;
 }
 
@@ -401,6 +436,12 @@ std::vector<screen_line> compose(const view& v, const connection_state& c, int c
       ++row;
       put(row++, "LAST ERRORS", look::heading);
       for (const auto& e : errors) put(row++, e, look::plain);
+    }
+    const auto holds = holder_lines(v);
+    if (!holds.empty()) {
+      ++row;
+      put(row++, "OLDEST HOLDS", look::heading);
+      for (const auto& h : holds) put(row++, h, look::plain);
     }
   } else if (c.connected) {
     put(row++, "waiting for the first update...", look::plain);

@@ -44,6 +44,14 @@ struct backend_row {
 };
 
 // Claim counters as one update had them.
+/// A claimed connection held long (the pool's oldest holds).
+struct holder_row {
+  std::string backend, site;
+  std::uint64_t slot = 0;
+  double age_s = 0;
+  bool warned = false;
+};
+
 struct sample {
   clock_type::time_point at;
   std::uint64_t total = 0;
@@ -57,6 +65,7 @@ struct view {
   explicit view(clock_type::duration w = rate_window) : window(w) {}
 
   std::vector<backend_row> rows;       // in the order the server lists them
+  std::vector<holder_row> holders;     // the oldest holds, oldest first
   std::optional<double> claims_per_s;  // the pool's, over `rate_span`
   clock_type::duration rate_span{};
   std::uint64_t total_claims = 0;
@@ -107,6 +116,9 @@ std::vector<std::string> closed_lines(const view& v);
 // "127.0.0.1:1: connect failed 3.2 s ago: connection refused", one per
 // backend that has had an error, as of `now`.
 std::vector<std::string> error_lines(const view& v, wall_clock::time_point now);
+/// "  12 s  slot 3  db-1  app.cpp:42", one per hold the pool listed
+/// (oldest first; "(warned)" past the pool's hold_warning).
+std::vector<std::string> holder_lines(const view& v);
 
 struct table {
   std::vector<std::string> lines;   // the heading, then one per backend

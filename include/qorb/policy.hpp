@@ -114,6 +114,12 @@ struct policy {
   /// In `failed`, claims wait (until their timeout) instead of failing at
   /// once with `errc::pool_failed`.
   bool wait_when_failed = false;
+  /// A handle held longer than this is warned about once (HikariCP's
+  /// `leakDetectionThreshold`): a log line (warn) naming the pool, the
+  /// backend, the age and the claim site, the `hold_warning` probe, and
+  /// `pool_stats::hold_warnings`. `std::nullopt` (the default): never.
+  /// Valid: positive, or `std::nullopt`.
+  std::optional<duration> hold_warning = std::nullopt;
   /// The policy for each backend's slots.
   qorb::set_config set_config{};
 };

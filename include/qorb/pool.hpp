@@ -39,9 +39,11 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace qorb {
 
@@ -259,10 +261,22 @@ class pool {
   /// made `deferred` the default): `co_await pool.async_claim()` in an
   /// `asio::awaitable` (the handle, or a `system_error` thrown), or
   /// `pool.async_claim()(handler)`.
+  ///
+  /// Claim site: every claim function takes the caller's place in the code
+  /// as a defaulted `std::source_location` (`pool_stats::sites`,
+  /// `holders()`, the hold warning name it). Here it comes after the token
+  /// (a defaulted parameter cannot come before a defaulted token without
+  /// making `async_claim(timeout, token)` ambiguous); the overload
+  /// `async_claim(timeout, site, token)` below takes it before the token,
+  /// for wrappers that pass their own caller's site on.
   template <class CompletionToken = asio::deferred_t>
-  requires(!std::is_convertible_v<CompletionToken, duration>) auto async_claim(
-      CompletionToken&& token = {}) {
-    return async_claim(duration::zero(), std::forward<CompletionToken>(token));
+  requires(
+      !std::is_convertible_v<CompletionToken, duration> &&
+      !std::is_same_v<std::decay_t<CompletionToken>,
+                      std::source_location>) auto async_claim(CompletionToken&& token = {},
+                                                              std::source_location site =
+                                                                  std::source_location::current()) {
+    return async_claim(duration::zero(), site, std::forward<CompletionToken>(token));
   }
 
   /// Claims a connection, waiting up to `timeout` from this call; zero or
@@ -280,16 +294,31 @@ class pool {
   ///
   /// Lifetimes, thread safety and exceptions: as above.
   template <class CompletionToken = asio::deferred_t>
-  auto async_claim(duration timeout, CompletionToken&& token = {}) {
+  requires(!std::is_same_v<std::decay_t<CompletionToken>, std::source_location>) auto async_claim(
+      duration timeout, CompletionToken&& token = {},
+      std::source_location site = std::source_location::current()) {
+    return async_claim(timeout, site, std::forward<CompletionToken>(token));
+  }
+
+  /// As `async_claim(timeout, token)`, made from `site` (the claim site the
+  /// stats, `holders()` and the hold warning name): for a wrapper that
+  /// passes its own caller's `std::source_location` on.
+  ///
+  /// Handler, errors, executor, cancellation, lifetimes, thread safety and
+  /// exceptions: as `async_claim(timeout, token)`.
+  template <class CompletionToken = asio::deferred_t>
+  auto async_claim(duration timeout, std::source_location site, CompletionToken&& token = {}) {
     return asio::async_initiate<CompletionToken, void(error_code, handle<Conn>)>(
-        [](auto handler, std::shared_ptr<detail::pool_core> core, duration t) {
+        [](auto handler, std::shared_ptr<detail::pool_core> core, duration t,
+           std::source_location where) {
           using op_type = detail::claim_op<Conn, std::decay_t<decltype(handler)>>;
           auto* op = new op_type(core, std::move(handler));
           op->timeout = t;
+          op->site = where;
           op->watch_cancellation();
           core->submit(op);
         },
-        token, checked_core(), timeout);
+        token, checked_core(), timeout, site);
   }
 
   /// Claims a connection, blocking the calling thread until the claim
@@ -325,25 +354,28 @@ class pool {
   ///
   /// Exceptions: `std::logic_error` on a moved-from pool, `std::bad_alloc`;
   /// claim errors go to `ec`.
-  handle<Conn> claim(error_code& ec) { return claim(duration::zero(), ec); }
+  handle<Conn> claim(error_code& ec, std::source_location site = std::source_location::current()) {
+    return claim(duration::zero(), ec, site);
+  }
 
   /// As `claim(ec)`, waiting up to `timeout` from this call instead (zero
   /// or negative: the policy's `claim_timeout`; `duration::max()`: forever).
   ///
   /// Handler, errors, executor, cancellation, lifetimes, thread safety and
   /// exceptions: as `claim(ec)` above.
-  handle<Conn> claim(duration timeout, error_code& ec) {
+  handle<Conn> claim(duration timeout, error_code& ec,
+                     std::source_location site = std::source_location::current()) {
     if (on_executor_thread()) {
       ec = make_error_code(errc::would_deadlock);
       return {};
     }
     ec.clear();
     // An idle connection: served here, without a wake-up of any thread.
-    if (auto h = try_claim_quietly()) return h;
+    if (auto h = try_claim_quietly(site)) return h;
     // Else an async_claim, completed on the system executor and waited
     // for here up to its deadline (see detail/blocking_waiter.hpp).
     auto w = std::make_shared<detail::blocking_waiter<Conn>>();
-    async_claim(timeout, detail::blocking_waiter<Conn>::handler(w));
+    async_claim(timeout, site, detail::blocking_waiter<Conn>::handler(w));
     handle<Conn> h;
     if (!w->wait(timeout > duration::zero() ? timeout : claim_timeout_, ec, h)) {
       ec = core_->timeout_error();
@@ -363,9 +395,10 @@ class pool {
   /// Exceptions: `boost::system::system_error` for every claim error
   /// (`would_deadlock` included); `std::logic_error` on a moved-from pool;
   /// `std::bad_alloc`.
-  handle<Conn> claim(duration timeout = duration::zero()) {
+  handle<Conn> claim(duration timeout = duration::zero(),
+                     std::source_location site = std::source_location::current()) {
     error_code ec;
-    auto h = claim(timeout, ec);
+    auto h = claim(timeout, ec, site);
     if (ec) throw boost::system::system_error(ec, "qorb: claim from pool '" + name() + "'");
     return h;
   }
@@ -389,12 +422,12 @@ class pool {
   ///
   /// Exceptions: `std::logic_error` if the connector has an `on_acquire`
   /// (which is asynchronous: use `async_claim`) or the pool is moved-from.
-  handle<Conn> try_claim() {
+  handle<Conn> try_claim(std::source_location site = std::source_location::current()) {
     if (has_on_acquire_) {
       throw std::logic_error(
           "qorb: try_claim cannot run the connector's asynchronous on_acquire; use async_claim");
     }
-    return held(checked_core()->try_claim());
+    return held(checked_core()->try_claim(false, site));
   }
 
   /// Claims a connection in a coroutine: `co_await pool.co_claim()`. When
@@ -427,9 +460,11 @@ class pool {
   ///
   /// Exceptions: `boost::system::system_error` for claim errors;
   /// `std::logic_error` on a moved-from pool; `std::bad_alloc`.
-  asio::awaitable<handle<Conn>> co_claim(duration timeout = duration::zero()) {
-    if (auto h = try_claim_quietly()) co_return h;
-    co_return co_await async_claim(timeout, asio::use_awaitable);
+  asio::awaitable<handle<Conn>> co_claim(
+      duration timeout = duration::zero(),
+      std::source_location site = std::source_location::current()) {
+    if (auto h = try_claim_quietly(site)) co_return h;
+    co_return co_await async_claim(timeout, site, asio::use_awaitable);
   }
 
   /// Terminates the pool, then calls the handler.
@@ -634,6 +669,31 @@ class pool {
   /// Exceptions: `std::bad_alloc`.
   pool_stats stats() const { return core_ ? core_->stats() : pool_stats{}; }
 
+  /// Who holds the pool's connections: every claimed connection, oldest
+  /// hold first, with its age, backend, slot id, claim id and claim site
+  /// (the caller's `std::source_location` given to the claim function).
+  /// What to look at when claims wait or time out with
+  /// `errc::all_claims_used`: a handle kept for minutes is the leak a
+  /// garbage-collected pool's leak detection finds (see also
+  /// `policy::hold_warning`). Ages come from the system's coarse monotonic
+  /// clock (a few milliseconds' resolution), which claims and returns read.
+  ///
+  /// Errors: none; a moved-from pool gives an empty list.
+  ///
+  /// Executor: runs in the caller, under the pool's lock while it copies
+  /// (O(claimed connections)).
+  ///
+  /// Cancellation: none.
+  ///
+  /// Lifetimes: the result is a copy, independent of the pool.
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `std::bad_alloc`.
+  std::vector<claim_holder> holders() const {
+    return core_ ? core_->holders() : std::vector<claim_holder>{};
+  }
+
   /// A function giving this pool's stats (as `stats()`), or `std::nullopt`
   /// once the pool is gone: how observers such as `stats_server` watch a
   /// pool without owning it. "Gone" means the pool's internals were freed:
@@ -676,9 +736,9 @@ class pool {
 
   // An idle connection now, or an empty handle that counts as nothing (the
   // caller claims next). Never with on_acquire, which is asynchronous.
-  handle<Conn> try_claim_quietly() {
+  handle<Conn> try_claim_quietly(const std::source_location& site) {
     if (has_on_acquire_) return {};
-    return held(checked_core()->try_claim(true));
+    return held(checked_core()->try_claim(true, site));
   }
 
   // Whether this thread runs the pool's executor (blocking it would stop

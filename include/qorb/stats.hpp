@@ -3,6 +3,7 @@
 #pragma once
 
 #include <qorb/backend.hpp>
+#include <qorb/policy.hpp>
 
 #include <array>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace qorb {
 
@@ -131,6 +133,47 @@ struct claim_wait_histogram {
   }
 };
 
+/// Where claims come from: the caller of a claim function (the
+/// `std::source_location` every claim function takes as a defaulted
+/// argument).
+struct claim_site {
+  std::string file;        ///< the source file, as the compiler names it
+  std::uint32_t line = 0;  ///< its line (0: not known)
+  std::string function;    ///< the calling function, as the compiler names it
+  /// "file:line"; "other" for the row shared by the sites beyond the first
+  /// 32; "unknown" when the site was not given.
+  std::string label() const {
+    if (line == 0) return file.empty() ? std::string("unknown") : file;
+    std::string out = file;
+    out += ':';
+    out += std::to_string(line);
+    return out;
+  }
+};
+
+/// Claims made from one site: how long they waited and how long they held
+/// their connection (`pool_stats::sites`).
+struct claim_site_stats {
+  claim_site site;     ///< where
+  bool other = false;  ///< the row shared by the sites beyond the first 32
+  /// From the call to the claim's completion, served or failed (a claim
+  /// served at once counts as 0); `wait.count` is the claims made from here.
+  claim_wait_histogram wait;
+  /// From the claim's completion to the handle's return, for claims back.
+  claim_wait_histogram hold;
+};
+
+/// A claimed connection and who holds it (`pool::holders()`).
+struct claim_holder {
+  std::uint64_t slot = 0;           ///< the slot's id (as the probes name it)
+  std::uint64_t claim = 0;          ///< the claim's id (as the probes name it)
+  std::string backend;              ///< its backend's name
+  asio::ip::tcp::endpoint address;  ///< its backend's address
+  duration age{};                   ///< how long it has been held
+  claim_site site;                  ///< where it was claimed
+  bool warned = false;              ///< held past `policy::hold_warning` (warned once)
+};
+
 /// A snapshot of one pool (`pool::stats()`): every backend, and totals.
 struct pool_stats {
   std::string name;  ///< the pool's name
@@ -154,7 +197,19 @@ struct pool_stats {
   std::size_t max_connecting = 0;      ///< `policy::max_connecting` (connects in flight at most)
   std::size_t connects_in_flight = 0;  ///< connects running now
   std::size_t connects_waiting = 0;    ///< connects waiting for a turn under max_connecting
-  bool terminated = false;             ///< the pool was terminated
+  /// The claimed connections held longest (at most `max_holders`), oldest
+  /// first; `pool::holders()` has them all.
+  std::vector<claim_holder> holders;
+  /// How many rows `holders` has at most.
+  static constexpr std::size_t max_holders = 20;
+  /// `policy::hold_warning`: a hold longer is warned about once.
+  std::optional<duration> hold_warning;
+  /// Holds that outlived `policy::hold_warning` (each counted once).
+  std::uint64_t hold_warnings = 0;
+  /// Claims by claim site, busiest first: the first 32 sites seen have
+  /// rows of their own, later ones share the last row (`other`).
+  std::vector<claim_site_stats> sites;
+  bool terminated = false;  ///< the pool was terminated
 };
 
 }  // namespace qorb

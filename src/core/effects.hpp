@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,7 @@ struct observation {
     terminating,
     status_changed,  // `status_from` -> `status_to`; `seq` orders them
     drained,         // async_drain: every claim came back
+    hold_warning,    // a claim held its slot past policy::hold_warning (`delay`: the age)
   };
   kind what;
   op_kind op = op_kind::connect;
@@ -139,7 +141,8 @@ struct observation {
   label_ptr set = nullptr;
   std::string reason = {};
   pool_status status_from = pool_status::starting, status_to = pool_status::starting;
-  std::uint64_t seq = 0;  // status_changed: 1, 2, ... per pool
+  std::uint64_t seq = 0;        // status_changed: 1, 2, ... per pool
+  std::source_location site{};  // claims: where the claim was made
 };
 
 struct effects {

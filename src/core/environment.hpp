@@ -12,6 +12,10 @@ class environment {
  public:
   virtual ~environment() = default;
   virtual time_point now() = 0;
+  /// The time now, to a few milliseconds (the driver's coarse clock): read
+  /// on every claim and return for hold times, where now() would cost too
+  /// much. The same clock as now(), which may be a few milliseconds ahead.
+  virtual time_point coarse_now() { return now(); }
   /// Uniform in [0, 1).
   virtual double random01() = 0;
 };

@@ -141,7 +141,10 @@ void pool_state::claim(claim_node& c, effects& fx) {
   in_event(
       fx, [&]() __attribute__((always_inline)) {
         c.id = ++claim_ids_;
-        trace([&] { return observation{.what = observation::kind::claim_started, .claim = c.id}; });
+        trace([&] {
+          return observation{
+              .what = observation::kind::claim_started, .claim = c.id, .site = c.site};
+        });
         if (no_new_claims_) return complete(c, claim_outcome::terminated);
         if (published_ && sets_.empty() && policy_.fail_fast_without_backends) {
           return complete(c, claim_outcome::no_backends);
@@ -161,13 +164,15 @@ void pool_state::claim(claim_node& c, effects& fx) {
       });
 }
 
-slot* pool_state::try_claim(effects& fx, bool quiet) {
+slot* pool_state::try_claim(effects& fx, bool quiet, const std::source_location& site) {
   return in_event(
       fx, [&]() __attribute__((always_inline))->slot * {
         slot* s = no_new_claims_ || slot_rules_.has_on_acquire ? nullptr : pick();
         if (!s && quiet) return nullptr;  // not a claim: the caller claims next
         const std::uint64_t id = ++claim_ids_;
-        trace([&] { return observation{.what = observation::kind::claim_started, .claim = id}; });
+        trace([&] {
+          return observation{.what = observation::kind::claim_started, .claim = id, .site = site};
+        });
         if (!s) {
           trace([&] {
             return observation{.what = observation::kind::claim_failed,
@@ -177,6 +182,7 @@ slot* pool_state::try_claim(effects& fx, bool quiet) {
           return nullptr;
         }
         claim_wait_.record(0.0);
+        hold_begins(*s, id, site, 0.0, hold_clock());
         priority_.served(s->set());
         ++s->set().total_claims;
         ++total_claims_;
@@ -214,6 +220,7 @@ void pool_state::release(slot& s, bool discard, effects& fx, std::string_view wh
         trace([&] {
           return observation{.what = observation::kind::handle_returned, .slot = s.id()};
         });
+        hold_ends(s);
         slot_set& set = s.set();
         if (doomed(set)) {
           close_slot(s);
@@ -326,6 +333,7 @@ void pool_state::timer_fired(effects& fx) {
           finish(set);
         }
         if (status_at_ && *status_at_ <= t) due_ |= due_status;
+        warn_long_holds();
         if (!terminated_ && rebalance_at_ && *rebalance_at_ <= t) {
           rebalance_at_ = after(t, policy_.rebalance_interval);
           for (const auto& [name, set] : sets_) {
@@ -374,6 +382,7 @@ std::optional<time_point> pool_state::next_wakeup() const noexcept {
   if (!slot_timers_.empty()) earlier(slot_timers_.top_time());
   if (rebalance_at_) earlier(*rebalance_at_);
   if (status_at_) earlier(*status_at_);
+  if (const auto hold = holds_.next_warning(policy_.hold_warning)) earlier(*hold);
   return next;
 }
 

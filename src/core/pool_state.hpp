@@ -11,9 +11,11 @@
 #include <qorb/stats.hpp>
 
 #include "core/claim_queue.hpp"
+#include "core/claim_sites.hpp"
 #include "core/deadline_heap.hpp"
 #include "core/effects.hpp"
 #include "core/environment.hpp"
+#include "core/hold_tracker.hpp"
 #include "core/intrusive_list.hpp"
 #include "core/priority_list.hpp"
 #include "core/rebalancer.hpp"
@@ -61,7 +63,7 @@ class pool_state final : private slot_port {
   /// An idle slot claimed now, or null: never waits, never runs on_acquire.
   /// `quiet`: a miss is not a claim (no id, no observation); the caller
   /// makes a waiting claim next.
-  slot* try_claim(effects& fx, bool quiet = false);
+  slot* try_claim(effects& fx, bool quiet = false, const std::source_location& site = {});
   /// Per-operation cancellation of a claim that has not completed.
   void cancel(claim_node& c, effects& fx);
   /// A handle gives its slot back; `discard`: the connection is broken
@@ -102,6 +104,8 @@ class pool_state final : private slot_port {
   /// When timer_fired is next needed; none when nothing waits for time.
   std::optional<time_point> next_wakeup() const noexcept;
   pool_stats stats() const;
+  /// Every claimed slot, oldest hold first (at most `limit`).
+  std::vector<claim_holder> holders(std::size_t limit = std::size_t(-1)) const;
   /// What a claim whose deadline passes now fails with.
   claim_outcome timeout_reason() const noexcept;
   /// ... for claim `c` (which may have been refused by on_acquire).
@@ -152,6 +156,15 @@ class pool_state final : private slot_port {
     if (connects_waiting_ != 0) due_ |= due_turns;
   }
   void update_status();
+  /// Holds (pool_state_holds.cpp): `s` was handed to claim `id` from `site`
+  /// after waiting `waited` seconds; `s` came back; holds past the limit.
+  void hold_begins(slot& s, std::uint64_t id, const std::source_location& site, double waited,
+                   time_point at);
+  void hold_ends(slot& s);
+  void warn_long_holds();
+  /// A clock for hold times: the event's own time if it read the clock,
+  /// else the coarse clock (a claim and a return must not pay for now()).
+  time_point hold_clock() { return now_ ? *now_ : env_.coarse_now(); }
   void emit_start(slot& s, op_id id, op_kind kind, detail::box_ptr box);
   void note_connect(slot_set& set, verdict v);
 
@@ -262,7 +275,10 @@ class pool_state final : private slot_port {
   claim_failure_stats claim_failures_;
   claim_wait_histogram claim_wait_;
   claim_wait_histogram connect_time_;  // connects that gave a connection
-  connection_counts connections_;      // every set's, removed ones' too
+  claim_sites sites_;                  // claims by where they were made
+  hold_tracker holds_;                 // claimed slots, oldest first
+  std::uint64_t hold_warnings_ = 0;
+  connection_counts connections_;  // every set's, removed ones' too
 };
 
 }  // namespace qorb::core

@@ -36,6 +36,10 @@ pool_stats pool_state::stats() const {
   out.connects_waiting = connects_waiting_;
   out.connect_time = connect_time_;
   out.terminated = terminated_;
+  out.holders = holders(pool_stats::max_holders);
+  out.hold_warning = policy_.hold_warning;
+  out.hold_warnings = hold_warnings_;
+  out.sites = sites_.stats();
   const time_point t = env_.now();
   for (const auto& [name, set] : sets_) out.backends.emplace(name, set->stats(t));
   for (const auto& set : draining_) {

@@ -81,9 +81,11 @@ void pool_state::expire(claim_node& c) {
 void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
   c.where = claim_node::phase::done;
   queue_.unwatch(c);
-  claim_wait_.record(c.waited ? std::chrono::duration<double>(now() - c.waiting_since).count()
-                              : 0.0);
+  const double waited =
+      c.waited ? std::chrono::duration<double>(now() - c.waiting_since).count() : 0.0;
+  claim_wait_.record(waited);
   if (outcome == claim_outcome::served) {
+    hold_begins(*s, c.id, c.site, waited, now());
     trace([&] {
       return observation{.what = observation::kind::claim_served,
                          .claim = c.id,
@@ -91,6 +93,7 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
                          .set = s->set().label()};
     });
   } else {
+    sites_.waited(sites_.index(c.site), waited);
     ++(claim_failures_.*info(outcome).counter);
     trace([&] {
       return observation{

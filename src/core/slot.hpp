@@ -174,6 +174,14 @@ class slot {
   list_hook<slot> in_set;
   list_hook<slot> in_idle;
   deadline_hook timer;
+  // Owned by the pool's hold_tracker: while claimed, who holds it.
+  list_hook<slot> in_held;
+  struct hold_info {
+    time_point since{};       // handed to its claim
+    std::uint64_t claim = 0;  // the claim's id
+    std::uint16_t site = 0;   // claim_sites index
+    bool warned = false;      // policy::hold_warning said so already
+  } held;
 
  private:
   slot_result on_timer(slot_port& port);

@@ -76,6 +76,45 @@ json::object backend_json(const backend_stats& b, std::chrono::system_clock::tim
           {"last_error", error_json(b.last_error, now)}};
 }
 
+json::object site_json(const claim_site& site) {
+  return {{"label", site.label()},
+          {"file", site.file},
+          {"line", site.line},
+          {"function", site.function}};
+}
+
+// The oldest holds (pool_stats keeps at most max_holders), oldest first;
+// at most `limit`, ages to the millisecond or (`whole_seconds`, for pushes,
+// which go out when their content changes) to the second.
+json::array holders_json(const std::vector<claim_holder>& holders,
+                         std::size_t limit = pool_stats::max_holders, bool whole_seconds = false) {
+  json::array out;
+  for (const auto& h : holders) {
+    if (out.size() == limit) break;
+    const double age = std::chrono::duration<double>(h.age).count();
+    out.push_back(
+        json::object{{"slot", h.slot},
+                     {"claim", h.claim},
+                     {"backend", h.backend},
+                     {"address", to_string(h.address)},
+                     {"age_s", whole_seconds ? std::floor(age) : std::round(age * 1000) / 1000},
+                     {"site", site_json(h.site)},
+                     {"warned", h.warned}});
+  }
+  return out;
+}
+
+json::array sites_json(const std::vector<claim_site_stats>& sites) {
+  json::array out;
+  for (const auto& s : sites) {
+    out.push_back(json::object{{"site", site_json(s.site)},
+                               {"other", s.other},
+                               {"wait", histogram_json(s.wait)},
+                               {"hold", histogram_json(s.hold)}});
+  }
+  return out;
+}
+
 json::object pool_json(const pool_stats& p, std::chrono::system_clock::time_point now) {
   json::object backends;
   std::size_t online = 0, connecting = 0, unclaimed = 0, checking = 0, claimed = 0;
@@ -121,6 +160,12 @@ json::object pool_json(const pool_stats& p, std::chrono::system_clock::time_poin
           {"claim_wait", histogram_json(p.claim_wait)},
           {"connections", connections_json(p.connections)},
           {"connect_time", histogram_json(p.connect_time)},
+          {"hold_warning_s",
+           p.hold_warning ? json::value(std::chrono::duration<double>(*p.hold_warning).count())
+                          : json::value(nullptr)},
+          {"hold_warnings", p.hold_warnings},
+          {"holders", holders_json(p.holders)},
+          {"sites", sites_json(p.sites)},
           {"backends", std::move(backends)}};
 }
 
@@ -159,6 +204,8 @@ std::string render_sets(const pool_stats& p) {
                                       {"connects_waiting", p.connects_waiting},
                                       {"max_connecting", p.max_connecting},
                                       {"connections", connections_json(p.connections)},
+                                      {"hold_warnings", p.hold_warnings},
+                                      {"holders", holders_json(p.holders, 5, true)},
                                       {"sets", std::move(sets)}});
 }
 

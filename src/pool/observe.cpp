@@ -47,6 +47,15 @@ namespace {
 const char* address(const core::observation& o) { return o.set ? o.set->address.c_str() : ""; }
 const char* backend_name(const core::observation& o) { return o.set ? o.set->name.c_str() : ""; }
 
+// "file:line (function)", or "an unknown site" (beyond the 32 tracked).
+std::string hold_site(const std::source_location& where) {
+  if (where.line() == 0) return "an unknown site (beyond the 32 claim sites tracked)";
+  std::string out = where.file_name();
+  out.append(":").append(std::to_string(where.line()));
+  out.append(" (").append(where.function_name()).append(")");
+  return out;
+}
+
 const char* reason_of(std::size_t outcome) {
   return core::info(core::claim_outcome(outcome)).reason;
 }
@@ -159,6 +168,16 @@ void pool_driver::observe(const core::observation& o) const {
     case kind::drained:
       log(spdlog::level::info, "drained: every claim is back");
       break;
+    case kind::hold_warning: {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(o.delay).count();
+      const std::string site = hold_site(o.site);
+      QORB_PROBE(hold_warning, pool, o.slot, address(o), ms, site.c_str());
+      log(spdlog::level::warn,
+          "{}: a claimed connection (slot {}, claim {}) has been held for {:.1f} s, longer than "
+          "hold_warning; claimed at {}",
+          backend_name(o), o.slot, o.claim, double(ms) / 1000.0, site);
+      break;
+    }
   }
 }
 

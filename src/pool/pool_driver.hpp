@@ -30,6 +30,7 @@ class system_environment final : public core::environment {
  public:
   system_environment();
   core::time_point now() override;
+  core::time_point coarse_now() override;
   double random01() override;
 
  private:
@@ -47,7 +48,7 @@ class pool_driver final : public pool_core {
   ~pool_driver() override;
 
   void start() override;
-  claimed_slot try_claim(bool quiet) noexcept override;
+  claimed_slot try_claim(bool quiet, const std::source_location& site) noexcept override;
   void submit(claim_request* r) override;
   void cancel(claim_request* r) noexcept override;
   void release(core::slot* s, bool discard, std::string_view why) noexcept override;
@@ -55,6 +56,7 @@ class pool_driver final : public pool_core {
   error_code terminate() noexcept override;
   error_code timeout_error() const override;
   pool_stats stats() const override;
+  std::vector<claim_holder> holders() const override;
   pool_status status() const override;
   void on_status_change(std::function<void(pool_status, pool_status)> f) override;
   void wait_ready(std::size_t min_online, duration timeout,

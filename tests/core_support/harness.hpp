@@ -117,16 +117,17 @@ class core_harness {
   }
 
   /// A new claim (owned by the harness), submitted now.
-  test_claim& claim(duration timeout = duration::zero()) {
+  test_claim& claim(duration timeout = duration::zero(), const std::source_location& site = {}) {
     claims_.push_back(std::make_unique<test_claim>());
     test_claim& c = *claims_.back();
     c.timeout = timeout;
+    c.site = site;
     run([&](core::effects& fx) { state_.claim(c, fx); });
     return c;
   }
-  core::slot* try_claim() {
+  core::slot* try_claim(const std::source_location& site = {}) {
     core::slot* s = nullptr;
-    run([&](core::effects& fx) { s = state_.try_claim(fx); });
+    run([&](core::effects& fx) { s = state_.try_claim(fx, false, site); });
     return s;
   }
   void cancel(test_claim& c) {

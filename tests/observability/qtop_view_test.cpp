@@ -422,5 +422,34 @@ TEST(qtop_view, a_pool_with_no_closes_says_none) {
   EXPECT_EQ(closed_summary({{"idle", 2}, {"removed", 1}}), "idle 2, removed 1");
 }
 
+TEST(qtop_view, the_oldest_holds_are_shown_with_age_slot_backend_and_site) {
+  auto doc = json::parse(push(two(5, 7))).as_object();
+  json::array holders;
+  holders.push_back(json::object{{"slot", 4},
+                                 {"backend", "127.0.0.1:1"},
+                                 {"age_s", 75},
+                                 {"site", {{"label", "app.cpp:42"}}},
+                                 {"warned", true}});
+  holders.push_back(json::object{{"slot", 9}, {"backend", "127.0.0.1:2"}, {"age_s", 3}});
+  doc["holders"] = std::move(holders);
+  view v;
+  ASSERT_TRUE(v.update(json::serialize(doc), t0, wall0));
+  const auto lines = holder_lines(v);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "  75.0 s  slot 4  127.0.0.1:1  app.cpp:42  (warned)");
+  EXPECT_EQ(lines[1], "  3.0 s  slot 9  127.0.0.1:2  (site unknown)");
+  const auto report = once_report(v, wall0);
+  EXPECT_NE(std::find(report.begin(), report.end(), "oldest holds:"), report.end());
+  bool on_screen = false;
+  for (const auto& line :
+       compose(v, {.url = "x", .status = "", .connected = true}, 100, 40, wall0)) {
+    on_screen = on_screen || line.text == "OLDEST HOLDS";
+  }
+  EXPECT_TRUE(on_screen);
+  // A push without holds shows none.
+  ASSERT_TRUE(v.update(push(two(6, 8)), t0, wall0));
+  EXPECT_TRUE(holder_lines(v).empty());
+}
+
 }  // namespace
 }  // namespace qtop

@@ -331,5 +331,73 @@ TEST(stats_render, a_push_message_is_claims_then_the_sets_fields) {
   EXPECT_EQ(push.size(), sets_doc.as_object().size() + 1);
 }
 
+// Who holds the connections: the oldest holds, the hold warning and the
+// claim sites, in /stats and (the few oldest, ages in whole seconds) in a
+// qtop push.
+pool_stats holding_pool() {
+  pool_stats p = small_pool("db");
+  p.hold_warning = 2500ms;
+  p.hold_warnings = 4;
+  claim_holder h;
+  h.slot = 7;
+  h.claim = 99;
+  h.backend = "127.0.0.1:5432";
+  h.address = {asio::ip::make_address("127.0.0.1"), 5432};
+  h.age = 12345ms;
+  h.site = {.file = "app/handler.cpp", .line = 42, .function = "void serve()"};
+  h.warned = true;
+  for (int i = 0; i < 7; ++i) p.holders.push_back(h);
+  claim_site_stats site;
+  site.site = h.site;
+  site.wait.record(0.002);
+  site.hold.record(0.3);
+  p.sites.push_back(site);
+  claim_site_stats other;
+  other.other = true;
+  other.site.file = "other";
+  other.wait.record(0);
+  p.sites.push_back(other);
+  return p;
+}
+
+TEST(stats_render, stats_json_lists_the_oldest_holds_and_the_claim_sites) {
+  const auto p = holding_pool();
+  const auto doc = json::parse(stats_json::render_stats({&p}, t0));
+  const auto& pool = doc.at("pools").at("db").as_object();
+  EXPECT_EQ(pool.at("hold_warning_s").to_number<double>(), 2.5);
+  EXPECT_EQ(pool.at("hold_warnings").to_number<std::uint64_t>(), 4u);
+  const auto& holders = pool.at("holders").as_array();
+  ASSERT_EQ(holders.size(), 7u);
+  const auto& h = holders[0].as_object();
+  EXPECT_EQ(h.at("slot").to_number<std::uint64_t>(), 7u);
+  EXPECT_EQ(h.at("claim").to_number<std::uint64_t>(), 99u);
+  EXPECT_EQ(h.at("backend").as_string(), "127.0.0.1:5432");
+  EXPECT_EQ(h.at("address").as_string(), "127.0.0.1:5432");
+  EXPECT_EQ(h.at("age_s").to_number<double>(), 12.345);
+  EXPECT_EQ(h.at("site").at("label").as_string(), "app/handler.cpp:42");
+  EXPECT_EQ(h.at("site").at("function").as_string(), "void serve()");
+  EXPECT_EQ(h.at("warned").as_bool(), true);
+  const auto& sites = pool.at("sites").as_array();
+  ASSERT_EQ(sites.size(), 2u);
+  EXPECT_EQ(sites[0].at("site").at("line").to_number<std::uint64_t>(), 42u);
+  EXPECT_EQ(sites[0].at("wait").at("count").to_number<std::uint64_t>(), 1u);
+  EXPECT_EQ(sites[0].at("hold").at("sum_s").to_number<double>(), 0.3);
+  EXPECT_EQ(sites[1].at("other").as_bool(), true);
+  EXPECT_EQ(sites[1].at("site").at("label").as_string(), "other");
+  pool_stats none = small_pool("quiet");
+  const auto quiet = json::parse(stats_json::render_stats({&none}, t0));
+  EXPECT_TRUE(quiet.at("pools").at("quiet").at("hold_warning_s").is_null());
+  EXPECT_TRUE(quiet.at("pools").at("quiet").at("holders").as_array().empty());
+}
+
+TEST(stats_render, a_push_carries_the_five_oldest_holds_in_whole_seconds) {
+  const auto p = holding_pool();
+  const auto push = json::parse(stats_json::render_sets(p)).as_object();
+  const auto& holders = push.at("holders").as_array();
+  ASSERT_EQ(holders.size(), 5u);
+  EXPECT_EQ(holders[0].at("age_s").to_number<double>(), 12.0);
+  EXPECT_EQ(push.at("hold_warnings").to_number<std::uint64_t>(), 4u);
+}
+
 }  // namespace
 }  // namespace qorb::detail

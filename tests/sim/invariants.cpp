@@ -56,6 +56,9 @@
 //   served_from_live_set          from a live backend (or the one its on_acquire ran on)
 //   one_claim_per_connection      no slot or connection is held by two live claims
 //   claimed_slot_stays            a held slot stays in its set, claimed, by its holder
+//   holders_are_claims            holders() lists every claimed slot once, oldest hold first
+//   hold_warning_once             a hold_warning names a held slot, at exactly hold_warning
+//                                 after its claim, once per claim
 //   try_claim                     try_claim gives a claimed slot, never with on_acquire
 //   fifo                          a claim is not served while an earlier one still waits (one
 //                                 whose on_acquire failed goes first, the latest first)
@@ -215,6 +218,27 @@ void check_connections_closed_by_driver(const view& v, std::uint64_t destroyed_i
   }
 }
 
+// hold_warning_once: a hold_warning names a slot held now, comes exactly
+// hold_warning after its claim (the driver is punctual), once per claim.
+void check_hold_warning_once(const view& v, const core::observation& o) {
+  const auto held = std::find_if(v.held.begin(), v.held.end(),
+                                 [&](const held_conn& h) { return h.slot_id == o.slot; });
+  if (held == v.held.end()) {
+    v.report.fail("hold_warning_once", format("a hold warning for slot %s, which nobody holds",
+                                              slot_name(o.slot).c_str()));
+  }
+  if (!v.pol.hold_warning || o.delay != *v.pol.hold_warning) {
+    v.report.fail("hold_warning_once",
+                  format("slot %s warned about after %s, the limit is %s",
+                         slot_name(o.slot).c_str(), show(o.delay).c_str(),
+                         v.pol.hold_warning ? show(*v.pol.hold_warning).c_str() : "none"));
+  }
+  if (!v.mem.warned_holds.insert({o.slot, o.claim}).second) {
+    v.report.fail("hold_warning_once", format("slot %s warned about twice for claim %" PRIu64,
+                                              slot_name(o.slot).c_str(), o.claim));
+  }
+}
+
 void follow_observations(const view& v, const core::effects& fx, time_point now) {
   memory& m = v.mem;
   for (const auto& o : fx.seen) {
@@ -285,6 +309,9 @@ void follow_observations(const view& v, const core::effects& fx, time_point now)
           if (it != m.idle_since.end()) m.idle_since.erase(it);
         }
         if (o.to == slot_state::idle) m.idle_since[o.slot] = now;
+        break;
+      case kind::hold_warning:
+        check_hold_warning_once(v, o);
         break;
       default:
         break;
@@ -799,6 +826,39 @@ void check_claimed_slot_stays(const view& v) {
   }
 }
 
+// holders_are_claims: holders() lists every claimed slot once, oldest hold
+// first (ages never grow down the list).
+void check_holders_are_claims(const view& v) {
+  const auto holders = v.state.holders();
+  std::set<std::uint64_t> listed;
+  duration previous = duration::max();
+  for (const auto& h : holders) {
+    if (!listed.insert(h.slot).second) {
+      v.report.fail("holders_are_claims",
+                    format("slot %s listed twice", slot_name(h.slot).c_str()));
+    }
+    if (h.age > previous || h.age < duration::zero()) {
+      v.report.fail("holders_are_claims",
+                    format("slot %s, held %s, after one held %s", slot_name(h.slot).c_str(),
+                           show(h.age).c_str(), show(previous).c_str()));
+    }
+    previous = h.age;
+  }
+  std::size_t claimed = 0;
+  for (const auto& s : v.mem.slots) {
+    if (s.st != slot_state::claimed) continue;
+    ++claimed;
+    if (!listed.contains(s.id)) {
+      v.report.fail("holders_are_claims",
+                    format("claimed slot %s is not listed", slot_name(s.id).c_str()));
+    }
+  }
+  if (claimed != holders.size()) {
+    v.report.fail("holders_are_claims",
+                  format("%zu holders listed, %zu slots claimed", holders.size(), claimed));
+  }
+}
+
 // claim_tracked: a pending claim is queued or acquiring.
 void check_claim_tracked_pending(const view& v, const sim_claim& c) {
   if (c.where == core::claim_node::phase::fresh || c.where == core::claim_node::phase::done) {
@@ -1011,6 +1071,7 @@ void forget_gone_slots(const view& v) {
 
 void check_after_call(const view& v, const call_ctx& ctx, time_point now) {
   check_claimed_slot_stays(v);
+  check_holders_are_claims(v);
   // The queue, as the claimers see it.
   std::size_t queued = 0;
   line_front front;

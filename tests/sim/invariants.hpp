@@ -149,6 +149,7 @@ struct memory {
   std::size_t slot_cap = 0;
   std::uint64_t status_seq = 0;  // the last status_changed seen
   pool_status status = pool_status::starting;
+  std::set<std::pair<std::uint64_t, std::uint64_t>> warned_holds;  // (slot, claim)
 };
 
 // ----- the view --------------------------------------------------------------------

@@ -234,6 +234,7 @@ class simulation final : reporter {
     policy_.max_connecting = coin(0.5) ? uni(1, 16) : 8;
     policy_.failed_after = milliseconds(uni(1, 5000));
     policy_.wait_when_failed = coin(0.3);
+    if (coin(0.3)) policy_.hold_warning = milliseconds(uni(1, 3000));
     validate(policy_);
     traits_.has_is_valid = coin(0.5);
     traits_.has_on_acquire = coin(0.5);

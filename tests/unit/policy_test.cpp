@@ -72,6 +72,8 @@ TEST(policy, bad_values_are_rejected_naming_the_field) {
                   "set_config.health_check_timeout");
   expect_rejected([](policy& p) { p.set_config.connect_timeout = -5s; },
                   "set_config.connect_timeout");
+  expect_rejected([](policy& p) { p.hold_warning = 0s; }, "hold_warning");
+  expect_rejected([](policy& p) { p.hold_warning = -1s; }, "hold_warning");
 }
 
 TEST(policy, counts_have_an_upper_bound_named_in_the_error) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <source_location>
 
 namespace qorb::core {
 
@@ -67,6 +68,7 @@ class claim_node {
   std::uint64_t id = 0;
   phase where = phase::fresh;
   slot* acquiring_on = nullptr;  // the slot whose on_acquire runs for it
+  std::source_location site{};   // where the claim was made (the caller's code)
 };
 
 }  // namespace qorb::core

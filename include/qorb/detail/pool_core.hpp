@@ -23,9 +23,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace qorb::detail {
 
@@ -118,7 +120,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// Claims an idle connection now, or returns {} (also after termination).
   /// `quiet`: a miss is not counted or traced as a claim (a waiting claim
   /// follows it).
-  virtual claimed_slot try_claim(bool quiet = false) noexcept = 0;
+  /// `site`: where the claim was made (the caller's code).
+  virtual claimed_slot try_claim(bool quiet = false,
+                                 const std::source_location& site = {}) noexcept = 0;
   /// Serves `r` now or queues it until its deadline (`r->timeout`).
   virtual void submit(claim_request* r) = 0;
   /// Per-operation cancellation of a submitted claim.
@@ -135,6 +139,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// The error a claim timing out now would get.
   virtual error_code timeout_error() const = 0;
   virtual pool_stats stats() const = 0;
+  /// Every claimed connection, oldest hold first.
+  virtual std::vector<claim_holder> holders() const = 0;
   virtual pool_status status() const = 0;
   /// Adds a status callback: called for each change after this, in order,
   /// never under the pool's lock.

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: BSL-1.0
+#include "core/claim_sites.hpp"
+
+#include <algorithm>
+#include <string_view>
+
+namespace qorb::core {
+
+std::uint16_t claim_sites::lookup(const std::source_location& where) {
+  for (std::size_t i = 0; i < rows_.size(); ++i) {
+    if (same(rows_[i].where, where)) return last_ = std::uint16_t(i);
+  }
+  if (rows_.size() == capacity) return other;
+  rows_.push_back({.where = where, .wait = {}, .hold = {}});
+  return last_ = std::uint16_t(rows_.size() - 1);
+}
+
+claim_site claim_sites::describe(const std::source_location& where) {
+  claim_site out;
+  out.file = where.file_name();
+  out.line = where.line();
+  out.function = where.function_name();
+  return out;
+}
+
+std::vector<claim_site_stats> claim_sites::stats() const {
+  std::vector<claim_site_stats> out;
+  out.reserve(rows_.size() + 1);
+  for (const entry& r : rows_) {
+    if (r.wait.count == 0 && r.hold.count == 0) continue;
+    out.push_back({.site = describe(r.where), .other = false, .wait = r.wait, .hold = r.hold});
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.wait.count > b.wait.count; });
+  if (other_.wait.count != 0 || other_.hold.count != 0) {
+    out.push_back(
+        {.site = site_of(other), .other = true, .wait = other_.wait, .hold = other_.hold});
+  }
+  return out;
+}
+
+}  // namespace qorb::core

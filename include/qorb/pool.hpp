@@ -670,13 +670,14 @@ class pool {
   pool_stats stats() const { return core_ ? core_->stats() : pool_stats{}; }
 
   /// Who holds the pool's connections: every claimed connection, oldest
-  /// hold first, with its age, backend, slot id, claim id and claim site
-  /// (the caller's `std::source_location` given to the claim function).
-  /// What to look at when claims wait or time out with
-  /// `errc::all_claims_used`: a handle kept for minutes is the leak a
-  /// garbage-collected pool's leak detection finds (see also
-  /// `policy::hold_warning`). Ages come from the system's coarse monotonic
-  /// clock (a few milliseconds' resolution), which claims and returns read.
+  /// first, with its backend, slot id, claim id and claim site (the
+  /// caller's `std::source_location` given to the claim function), and its
+  /// age when holds are timed (`policy::time_holds` or
+  /// `policy::hold_warning`: the coarse monotonic clock, a few
+  /// milliseconds' resolution; untimed, the list is in claim order). What
+  /// to look at when claims wait or time out with `errc::all_claims_used`:
+  /// a handle kept for minutes is the leak a garbage-collected pool's leak
+  /// detection finds.
   ///
   /// Errors: none; a moved-from pool gives an empty list.
   ///

@@ -169,9 +169,13 @@ struct claim_holder {
   std::uint64_t claim = 0;          ///< the claim's id (as the probes name it)
   std::string backend;              ///< its backend's name
   asio::ip::tcp::endpoint address;  ///< its backend's address
-  duration age{};                   ///< how long it has been held
-  claim_site site;                  ///< where it was claimed
-  bool warned = false;              ///< held past `policy::hold_warning` (warned once)
+  /// How long it has been held (0 unless `timed`), to a few milliseconds.
+  duration age{};
+  /// Holds are timed (`policy::time_holds` or `policy::hold_warning`): `age`
+  /// is known.
+  bool timed = false;
+  claim_site site;      ///< where it was claimed
+  bool warned = false;  ///< held past `policy::hold_warning` (warned once)
 };
 
 /// A snapshot of one pool (`pool::stats()`): every backend, and totals.

@@ -26,15 +26,22 @@ claim_site claim_sites::describe(const std::source_location& where) {
 std::vector<claim_site_stats> claim_sites::stats() const {
   std::vector<claim_site_stats> out;
   out.reserve(rows_.size() + 1);
+  // Waits of 0 were counted apart: into the first bucket.
+  const auto waits = [](const entry& r) {
+    claim_wait_histogram h = r.wait;
+    h.counts[0] += r.at_once;
+    h.count += r.at_once;
+    return h;
+  };
   for (const entry& r : rows_) {
-    if (r.wait.count == 0 && r.hold.count == 0) continue;
-    out.push_back({.site = describe(r.where), .other = false, .wait = r.wait, .hold = r.hold});
+    if (r.wait.count == 0 && r.hold.count == 0 && r.at_once == 0) continue;
+    out.push_back({.site = describe(r.where), .other = false, .wait = waits(r), .hold = r.hold});
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const auto& a, const auto& b) { return a.wait.count > b.wait.count; });
-  if (other_.wait.count != 0 || other_.hold.count != 0) {
+  if (other_.wait.count != 0 || other_.hold.count != 0 || other_.at_once != 0) {
     out.push_back(
-        {.site = site_of(other), .other = true, .wait = other_.wait, .hold = other_.hold});
+        {.site = site_of(other), .other = true, .wait = waits(other_), .hold = other_.hold});
   }
   return out;
 }

@@ -26,6 +26,9 @@ class claim_sites {
     return lookup(where);
   }
   void waited(std::uint16_t row, double seconds) noexcept { at(row).wait.record(seconds); }
+  /// A claim served at once (a wait of 0, counted apart: the claim path
+  /// adds one, stats() folds them into the histogram).
+  void served_at_once(std::uint16_t row) noexcept { ++at(row).at_once; }
   void held(std::uint16_t row, double seconds) noexcept { at(row).hold.record(seconds); }
   /// The site of row `row`, for observers.
   std::source_location where(std::uint16_t row) const noexcept {
@@ -48,6 +51,7 @@ class claim_sites {
     std::source_location where;
     claim_wait_histogram wait;
     claim_wait_histogram hold;
+    std::uint64_t at_once = 0;
   };
   static bool same(const std::source_location& a, const std::source_location& b) noexcept {
     // Call sites are told apart by their place; the strings of one call

@@ -18,10 +18,11 @@ namespace qorb::core {
 
 class hold_tracker {
  public:
-  /// `s` was handed to a claim (`claim`: its id) from site `site` (an index
-  /// of claim_sites) at `at`.
-  void begin(slot& s, time_point at, std::uint64_t claim, std::uint16_t site) noexcept {
-    s.held = {.since = at, .claim = claim, .site = site, .warned = false};
+  /// `s` was handed to its claim (s.held has its id and site) at `at`.
+  void begin(slot& s, time_point at) noexcept {
+    s.held.since = at;
+    s.held.timed = true;
+    s.held.warned = false;
     held_.push_back(s);
     if (unwarned_ == nullptr) unwarned_ = &s;
   }

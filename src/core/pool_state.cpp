@@ -56,6 +56,7 @@ pool_state::pool_state(const policy& p, connector_traits traits, environment& en
       status_(env.now()),
       rebalance_at_(after(env.now(), p.rebalance_interval)) {
   status_at_ = status_.deadline(policy_);
+  time_holds_ = p.time_holds || p.hold_warning;
 }
 
 pool_state::~pool_state() {
@@ -182,7 +183,7 @@ slot* pool_state::try_claim(effects& fx, bool quiet, const std::source_location&
           return nullptr;
         }
         claim_wait_.record(0.0);
-        hold_begins(*s, id, site, 0.0, hold_clock());
+        hold_begins(*s, id, site, 0.0);
         priority_.served(s->set());
         ++s->set().total_claims;
         ++total_claims_;

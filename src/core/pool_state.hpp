@@ -156,11 +156,28 @@ class pool_state final : private slot_port {
     if (connects_waiting_ != 0) due_ |= due_turns;
   }
   void update_status();
-  /// Holds (pool_state_holds.cpp): `s` was handed to claim `id` from `site`
-  /// after waiting `waited` seconds; `s` came back; holds past the limit.
-  void hold_begins(slot& s, std::uint64_t id, const std::source_location& site, double waited,
-                   time_point at);
-  void hold_ends(slot& s);
+  /// Holds: `s` was handed to claim `id` from `site` after waiting
+  /// `waited` seconds (0: served at once). On the claim path: a row lookup
+  /// (cached) and two stores; the clock only when holds are timed.
+  void hold_begins(slot& s, std::uint64_t id, const std::source_location& site, double waited) {
+    const std::uint16_t row = sites_.index(site);
+    s.held.claim = id;
+    s.held.site = row;
+    s.held.timed = false;
+    if (waited == 0.0) {
+      sites_.served_at_once(row);
+    } else {
+      sites_.waited(row, waited);
+    }
+    if (time_holds_) timed_hold_begins(s);
+  }
+  /// `s` came back (or is closed while claimed).
+  void hold_ends(slot& s) {
+    if (holds_.size() != 0) timed_hold_ends(s);
+  }
+  // pool_state_holds.cpp: timed holds (policy::time_holds, hold_warning).
+  void timed_hold_begins(slot& s);
+  void timed_hold_ends(slot& s);
   void warn_long_holds();
   /// A clock for hold times: the event's own time if it read the clock,
   /// else the coarse clock (a claim and a return must not pay for now()).
@@ -276,7 +293,8 @@ class pool_state final : private slot_port {
   claim_wait_histogram claim_wait_;
   claim_wait_histogram connect_time_;  // connects that gave a connection
   claim_sites sites_;                  // claims by where they were made
-  hold_tracker holds_;                 // claimed slots, oldest first
+  hold_tracker holds_;                 // timed holds, oldest first
+  bool time_holds_ = false;            // policy::time_holds, or a hold_warning
   std::uint64_t hold_warnings_ = 0;
   connection_counts connections_;  // every set's, removed ones' too
 };

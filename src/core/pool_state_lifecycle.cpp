@@ -61,6 +61,7 @@ void pool_state::set_policy(const policy& p, effects& fx) {
         if (terminated_) return;
         cap_ = total_slots_;
         policy_ = p;
+        time_holds_ = p.time_holds || p.hold_warning;
         holds_.rewind();  // a new hold_warning looks at every hold not warned about
         fx.rearm = true;
         rebalance_at_ = after(now(), p.rebalance_interval);

@@ -85,7 +85,7 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
       c.waited ? std::chrono::duration<double>(now() - c.waiting_since).count() : 0.0;
   claim_wait_.record(waited);
   if (outcome == claim_outcome::served) {
-    hold_begins(*s, c.id, c.site, waited, now());
+    hold_begins(*s, c.id, c.site, waited);
     trace([&] {
       return observation{.what = observation::kind::claim_served,
                          .claim = c.id,

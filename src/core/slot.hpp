@@ -180,6 +180,7 @@ class slot {
     time_point since{};       // handed to its claim
     std::uint64_t claim = 0;  // the claim's id
     std::uint16_t site = 0;   // claim_sites index
+    bool timed = false;       // `since` is known (holds are timed)
     bool warned = false;      // policy::hold_warning said so already
   } held;
 

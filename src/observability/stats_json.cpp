@@ -99,7 +99,8 @@ json::array holders_json(const std::vector<claim_holder>& holders,
                      {"address", to_string(h.address)},
                      {"age_s", whole_seconds ? std::floor(age) : std::round(age * 1000) / 1000},
                      {"site", site_json(h.site)},
-                     {"warned", h.warned}});
+                     {"warned", h.warned},
+                     {"timed", h.timed}});
   }
   return out;
 }

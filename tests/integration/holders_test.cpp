@@ -60,9 +60,11 @@ std::string here() { return std::source_location::current().file_name(); }
 TEST(holders, lists_every_claim_oldest_first_with_its_backend_age_and_site) {
   echo_server server;
   io_threads io(2);
+  policy pol = holding_policy();
+  pol.time_holds = true;
   tcp_pool p(io.executor(), "held",
              std::make_shared<fixed_resolver>(std::vector{server.endpoint()}), tcp_connector{},
-             holding_policy());
+             pol);
   ASSERT_TRUE(wait_until([&] { return p.stats().backends.begin()->second.unclaimed == 4; }));
   EXPECT_TRUE(p.holders().empty());
 
@@ -91,6 +93,7 @@ TEST(holders, lists_every_claim_oldest_first_with_its_backend_age_and_site) {
     EXPECT_EQ(h.backend, to_string(server.endpoint()));
     EXPECT_EQ(h.address, server.endpoint());
     EXPECT_FALSE(h.warned);
+    EXPECT_TRUE(h.timed);
   }
   EXPECT_GE(held[0].age, 20ms);
   EXPECT_GE(held[0].age, held[1].age);
@@ -104,6 +107,29 @@ TEST(holders, lists_every_claim_oldest_first_with_its_backend_age_and_site) {
   ASSERT_EQ(after.size(), 2u);
   EXPECT_EQ(after[0].site.line, first_line);
   EXPECT_EQ(after[1].site.line, third_line);
+}
+
+// By default holds are not timed (the claim path reads no clock): the
+// list is in claim order, with sites and backends, and no age.
+TEST(holders, untimed_by_default_lists_claims_in_claim_order_with_their_sites) {
+  echo_server server;
+  io_threads io(2);
+  tcp_pool p(io.executor(), "untimed",
+             std::make_shared<fixed_resolver>(std::vector{server.endpoint()}), tcp_connector{},
+             holding_policy());
+  ASSERT_TRUE(wait_until([&] { return p.stats().backends.begin()->second.unclaimed == 4; }));
+  auto first = p.claim();
+  const unsigned first_line = __LINE__ - 1;
+  auto second = p.try_claim();
+  const unsigned second_line = __LINE__ - 1;
+  ASSERT_TRUE(first && second);
+  const auto held = p.holders();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].site.line, first_line);
+  EXPECT_EQ(held[1].site.line, second_line);
+  EXPECT_FALSE(held[0].timed);
+  EXPECT_EQ(held[0].age, duration::zero());
+  EXPECT_EQ(held[0].backend, to_string(server.endpoint()));
 }
 
 TEST(holders, a_hold_past_hold_warning_is_logged_once_naming_pool_backend_age_and_site) {
@@ -154,6 +180,7 @@ TEST(holders, stats_have_wait_and_hold_figures_per_claim_site) {
   policy pol = holding_policy();
   pol.max_slots = 1;
   pol.spares_wanted = 1;
+  pol.time_holds = true;
   tcp_pool p(io.executor(), "sites",
              std::make_shared<fixed_resolver>(std::vector{server.endpoint()}), tcp_connector{},
              pol);

@@ -43,6 +43,7 @@ std::size_t warnings_seen(const core_harness& h) {
 TEST(holds, holders_are_listed_oldest_first_with_age_backend_and_site) {
   auto p = small_policy(4);
   p.spares_wanted = 4;
+  p.time_holds = true;
   core_harness h(p);
   connect(h, 4);
   ASSERT_EQ(h.idle(), 4u);
@@ -56,6 +57,7 @@ TEST(holds, holders_are_listed_oldest_first_with_age_backend_and_site) {
   auto held = h.state().holders();
   ASSERT_EQ(held.size(), 2u);
   EXPECT_EQ(held[0].slot, first->id());
+  EXPECT_TRUE(held[0].timed);
   EXPECT_EQ(held[0].age, 2500ms);
   EXPECT_EQ(held[0].backend, "a");
   EXPECT_EQ(held[0].site.line, site_a().line());
@@ -73,9 +75,51 @@ TEST(holds, holders_are_listed_oldest_first_with_age_backend_and_site) {
   EXPECT_EQ(h.state().holders(0).size(), 0u);
 }
 
+TEST(holds, untimed_holders_are_listed_in_claim_order_without_an_age) {
+  auto p = small_policy(4);
+  p.spares_wanted = 4;
+  core_harness h(p);
+  connect(h, 4);
+  core::slot* first = h.try_claim(site_a());
+  h.advance(2s);
+  core::slot* second = h.try_claim(site_b());
+  ASSERT_TRUE(first && second);
+  const auto held = h.state().holders();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].slot, first->id());
+  EXPECT_EQ(held[0].site.line, site_a().line());
+  EXPECT_EQ(held[1].slot, second->id());
+  for (const auto& x : held) {
+    EXPECT_FALSE(x.timed);
+    EXPECT_EQ(x.age, 0s);
+  }
+  h.release(first);
+  EXPECT_EQ(h.state().holders().size(), 1u);
+  // Claims are still counted per site; holds are not timed.
+  for (const auto& row : h.state().stats().sites) {
+    EXPECT_EQ(row.wait.count, 1u);
+    EXPECT_EQ(row.wait.counts[0], 1u) << "served at once: a wait of 0";
+    EXPECT_EQ(row.hold.count, 0u);
+  }
+  // Turned on later: the holds out stay untimed, new ones are timed.
+  p.time_holds = true;
+  h.set_policy(p);
+  core::slot* third = h.try_claim(site_a());
+  h.advance(1s);
+  const auto now_held = h.state().holders();
+  ASSERT_EQ(now_held.size(), 2u);
+  EXPECT_EQ(now_held[1].slot, third->id());
+  EXPECT_TRUE(now_held[1].timed);
+  EXPECT_EQ(now_held[1].age, 1s);
+  h.release(second);
+  h.release(third);
+  EXPECT_TRUE(h.state().holders().empty());
+}
+
 TEST(holds, a_claim_served_after_waiting_is_held_from_when_it_was_served) {
   auto p = small_policy(1);
   p.spares_wanted = 1;
+  p.time_holds = true;
   core_harness h(p);
   connect(h, 1);
   core::slot* s = h.try_claim(site_a());
@@ -141,11 +185,12 @@ TEST(holds, a_hold_past_the_limit_is_warned_about_once_at_its_limit) {
   EXPECT_EQ(warnings_seen(h), 2u);
 }
 
-TEST(holds, a_limit_set_later_warns_about_holds_already_out) {
-  auto p = small_policy(2);
-  p.spares_wanted = 2;
+TEST(holds, a_limit_set_later_warns_about_timed_holds_already_out) {
+  auto p = small_policy(3);
+  p.spares_wanted = 3;
+  p.time_holds = true;
   core_harness h(p);
-  connect(h, 2);
+  connect(h, 3);
   ASSERT_NE(h.try_claim(site_a()), nullptr);
   h.advance(1min);
   EXPECT_EQ(warnings_seen(h), 0u) << "no limit: no warning";
@@ -156,6 +201,19 @@ TEST(holds, a_limit_set_later_warns_about_holds_already_out) {
   ASSERT_NE(h.try_claim(site_b()), nullptr);
   h.advance(30s);
   EXPECT_EQ(warnings_seen(h), 2u);
+}
+
+TEST(holds, holds_made_before_holds_were_timed_are_never_warned_about) {
+  auto p = small_policy(2);
+  p.spares_wanted = 2;
+  core_harness h(p);
+  connect(h, 2);
+  ASSERT_NE(h.try_claim(site_a()), nullptr);  // untimed: no clock was read
+  p.hold_warning = 30s;
+  h.set_policy(p);
+  ASSERT_NE(h.try_claim(site_b()), nullptr);
+  h.advance(1h);
+  EXPECT_EQ(warnings_seen(h), 1u) << "only the timed hold";
 }
 
 TEST(claim_sites, keeps_32_sites_and_counts_the_rest_as_other) {

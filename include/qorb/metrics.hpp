@@ -78,7 +78,7 @@ class metrics_registration {
   /// Errors: by exceptions. Thread safety: any thread, concurrently with
   /// the timer's refreshes and other registrations. Exceptions:
   /// `std::invalid_argument` from prometheus-cpp when the registry holds a
-  /// family of the same name with another help text or type;
+  /// family of the same name of another type or with constant labels;
   /// `std::bad_alloc`.
   void refresh();
 
@@ -127,7 +127,8 @@ class metrics_registration {
 ///
 /// Exceptions: `std::invalid_argument` for an empty source or a
 /// `refresh_interval` not positive, or from prometheus-cpp (a family of
-/// the same name with another help text or type in the registry);
+/// the same name of another type or with constant labels in the
+/// registry);
 /// `std::bad_alloc`.
 [[nodiscard]] metrics_registration register_metrics(
     prometheus::Registry& registry, stats_source source, asio::any_io_executor executor,

@@ -12,6 +12,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -234,6 +235,8 @@ TEST(metrics, destroying_a_registration_removes_its_series_then_the_families) {
       .Register(registry)
       .Add({})
       .Set(1);
+  // Timers of an hour: the fixture's io.join() returns only because
+  // destroying a registration cancels its timer.
   std::optional<metrics_registration> alpha_metrics(register_metrics(registry, *f.alpha, 1h));
   std::optional<metrics_registration> beta_metrics(register_metrics(registry, *f.beta, 1h));
   const auto before = exposition(text_of(registry));
@@ -251,10 +254,23 @@ TEST(metrics, destroying_a_registration_removes_its_series_then_the_families) {
   EXPECT_TRUE(none.qorb_only().samples.empty()) << text_of(registry);
   EXPECT_TRUE(none.qorb_only().meta.empty()) << text_of(registry);
   EXPECT_EQ(none.at("app_up"), 1);
-
-  // Registering again after that works (the families are built anew).
-  auto again = register_metrics(registry, *f.beta, 1h);
-  EXPECT_TRUE(exposition(text_of(registry)).mentions("pool=\"beta\""));
+  {
+    // Registering again works (the families are built anew).
+    auto again = register_metrics(registry, *f.beta, 1h);
+    EXPECT_TRUE(exposition(text_of(registry)).mentions("pool=\"beta\""));
+  }
+  // The families went with the last registration: their names are free for
+  // families of another type (one still there would make Register throw).
+  EXPECT_NO_THROW(
+      prometheus::BuildGauge().Name("qorb_claims_total").Help("Another").Register(registry));
+  EXPECT_NO_THROW(
+      prometheus::BuildCounter().Name("qorb_max_slots").Help("Another").Register(registry));
+  EXPECT_THROW(prometheus::BuildCounter().Name("app_up").Help("Another").Register(registry),
+               std::invalid_argument);
+  // Now qorb's family clashes with the application's: registering throws
+  // and leaves no series behind.
+  EXPECT_THROW((void)register_metrics(registry, *f.beta, 1h), std::invalid_argument);
+  EXPECT_FALSE(exposition(text_of(registry)).mentions("pool=\"beta\"")) << text_of(registry);
 }
 
 TEST(metrics, refresh_brings_the_figures_at_once_and_the_interval_must_be_positive) {

@@ -62,8 +62,11 @@ std::shared_ptr<prometheus::Collectable> make_collectable(const pool<Conn>&... p
 /// Default-constructed or moved-from it registers nothing.
 class metrics_registration {
  public:
+  /// An empty registration.
   metrics_registration() noexcept = default;
-  metrics_registration(metrics_registration&&) noexcept = default;
+  /// Takes over `other`'s registration; `other` is left empty.
+  metrics_registration(metrics_registration&& other) noexcept = default;
+  /// Ends this registration (as the destructor), then takes over `other`'s.
   metrics_registration& operator=(metrics_registration&& other) noexcept;
   metrics_registration(const metrics_registration&) = delete;
   metrics_registration& operator=(const metrics_registration&) = delete;

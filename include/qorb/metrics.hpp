@@ -107,7 +107,7 @@ class metrics_registration {
 /// figures at most that old; `metrics_registration::refresh` refreshes at
 /// once). Several pools may share a registry: their series differ by the
 /// `pool` label and share the families. The application's own families in
-/// the registry are left alone.
+/// the registry are left alone (the `qorb_*` names are qorb's).
 ///
 /// Handler: none (the timer's refreshes are internal).
 ///

@@ -14,6 +14,10 @@
 namespace qorb::detail::stats_prometheus {
 
 std::string render(const std::vector<const pool_stats*>& pools) {
+  return prometheus::TextSerializer().Serialize(families(pools));
+}
+
+std::vector<prometheus::MetricFamily> families(const std::vector<const pool_stats*>& pools) {
   namespace prom = prometheus;
   prom::Registry registry;
   auto& connections = prom::BuildGauge()
@@ -182,7 +186,7 @@ std::string render(const std::vector<const pool_stats*>& pools) {
     in_flight.Add(labels).Set(as_double(p.connects_in_flight));
     connects_waiting.Add(labels).Set(as_double(p.connects_waiting));
   }
-  return prom::TextSerializer().Serialize(registry.Collect());
+  return registry.Collect();
 }
 
 }  // namespace qorb::detail::stats_prometheus

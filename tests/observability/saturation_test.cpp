@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "http_get.hpp"
 #include "live_pool.hpp"
 
 namespace qorb::test {
@@ -26,22 +27,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-// GET `target` from 127.0.0.1:`port`: the body of a 200 answer.
-std::string get(unsigned short port, const std::string& target) {
-  asio::io_context io;
-  beast::tcp_stream stream(io);
-  stream.expires_after(10s);
-  stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::empty_body> req(http::verb::get, target, 11);
-  req.set(http::field::host, "127.0.0.1");
-  http::write(stream, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(stream, buffer, res);
-  EXPECT_EQ(res.result_int(), 200u) << target << ": " << res.body();
-  return res.body();
-}
 
 // The samples of a Prometheus text exposition: name -> label sets, and the
 // TYPE of each family.

@@ -7,12 +7,16 @@
 namespace qorb::core {
 
 std::uint16_t claim_sites::lookup(const std::source_location& where) {
-  for (std::size_t i = 0; i < rows_.size(); ++i) {
-    if (same(rows_[i].where, where)) return last_ = std::uint16_t(i);
+  std::size_t i = 0;
+  while (i < rows_.size() && !same(rows_[i].where, where)) ++i;
+  if (i == rows_.size() && rows_.size() < capacity) {
+    if (rows_.empty()) rows_.reserve(capacity);
+    rows_.push_back({.where = where, .wait = {}, .hold = {}, .at_once = 0});
   }
-  if (rows_.size() == capacity) return other;
-  rows_.push_back({.where = where, .wait = {}, .hold = {}});
-  return last_ = std::uint16_t(rows_.size() - 1);
+  last_key_ = key(where);
+  last_row_ = i < rows_.size() ? std::uint16_t(i) : other;
+  last_ = &at(last_row_);
+  return last_row_;
 }
 
 claim_site claim_sites::describe(const std::source_location& where) {

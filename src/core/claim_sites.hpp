@@ -8,6 +8,7 @@
 
 #include <qorb/stats.hpp>
 
+#include <bit>
 #include <cstdint>
 #include <source_location>
 #include <vector>
@@ -22,13 +23,18 @@ class claim_sites {
 
   /// The row of `where` (a new one while fewer than `capacity` are used).
   std::uint16_t index(const std::source_location& where) {
-    if (last_ < rows_.size() && same(rows_[last_].where, where)) return last_;
+    if (key(where) == last_key_) return last_row_;
     return lookup(where);
   }
+  /// A claim from `where` was served at once (a wait of 0, counted apart:
+  /// the claim path adds one, stats() folds them into the histogram); its
+  /// row. One comparison when the site is the last one seen.
+  std::uint16_t served_at_once(const std::source_location& where) {
+    if (key(where) != last_key_) lookup(where);
+    ++last_->at_once;
+    return last_row_;
+  }
   void waited(std::uint16_t row, double seconds) noexcept { at(row).wait.record(seconds); }
-  /// A claim served at once (a wait of 0, counted apart: the claim path
-  /// adds one, stats() folds them into the histogram).
-  void served_at_once(std::uint16_t row) noexcept { ++at(row).at_once; }
   void held(std::uint16_t row, double seconds) noexcept { at(row).hold.record(seconds); }
   /// The site of row `row`, for observers.
   std::source_location where(std::uint16_t row) const noexcept {
@@ -53,6 +59,15 @@ class claim_sites {
     claim_wait_histogram hold;
     std::uint64_t at_once = 0;
   };
+  // A call site's identity: libstdc++ and libc++ hold one pointer to the
+  // site's static record, so the pointer is the key; elsewhere its file.
+  static const void* key(const std::source_location& where) noexcept {
+    if constexpr (sizeof(std::source_location) == sizeof(const void*)) {
+      return std::bit_cast<const void*>(where);
+    } else {
+      return where.file_name();
+    }
+  }
   static bool same(const std::source_location& a, const std::source_location& b) noexcept {
     // Call sites are told apart by their place; the strings of one call
     // site are the same objects, so comparing pointers is enough.
@@ -62,9 +77,13 @@ class claim_sites {
   std::uint16_t lookup(const std::source_location& where);
   entry& at(std::uint16_t i) noexcept { return i < rows_.size() ? rows_[i] : other_; }
 
-  std::vector<entry> rows_;
+  std::vector<entry> rows_;  // capacity() reserved at once: `last_` stays valid
   entry other_;
-  std::uint16_t last_ = 0;  // the row found last: most claims come from one site in a row
+  // The site found last (most claims come from one site in a row): its key
+  // (none yet: a value no site has), its row and its entry.
+  const void* last_key_ = &last_key_;
+  std::uint16_t last_row_ = other;
+  entry* last_ = &other_;
 };
 
 }  // namespace qorb::core

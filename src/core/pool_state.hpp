@@ -160,15 +160,10 @@ class pool_state final : private slot_port {
   /// `waited` seconds (0: served at once). On the claim path: a row lookup
   /// (cached) and two stores; the clock only when holds are timed.
   void hold_begins(slot& s, std::uint64_t id, const std::source_location& site, double waited) {
-    const std::uint16_t row = sites_.index(site);
+    s.held.site = waited == 0.0 ? sites_.served_at_once(site) : sites_.index(site);
+    if (waited != 0.0) sites_.waited(s.held.site, waited);
     s.held.claim = id;
-    s.held.site = row;
     s.held.timed = false;
-    if (waited == 0.0) {
-      sites_.served_at_once(row);
-    } else {
-      sites_.waited(row, waited);
-    }
     if (time_holds_) timed_hold_begins(s);
   }
   /// `s` came back (or is closed while claimed).

@@ -106,6 +106,28 @@ std::vector<prometheus::MetricFamily> families(const std::vector<const pool_stat
                                .Name("qorb_connects_waiting")
                                .Help("Connects waiting for a turn under max_connecting")
                                .Register(registry);
+  auto& site_wait = prom::BuildHistogram()
+                        .Name("qorb_claim_site_wait_seconds")
+                        .Help(
+                            "Time from a claim to its completion, by claim site (file:line; "
+                            "the 32 first sites, the rest as other)")
+                        .Register(registry);
+  auto& site_hold = prom::BuildHistogram()
+                        .Name("qorb_claim_site_hold_seconds")
+                        .Help(
+                            "Time a claim held its connection, by claim site (while holds "
+                            "are timed: policy time_holds or hold_warning)")
+                        .Register(registry);
+  auto& hold_warnings = prom::BuildCounter()
+                            .Name("qorb_hold_warnings_total")
+                            .Help("Claims held longer than policy hold_warning (each once)")
+                            .Register(registry);
+  auto& oldest_hold = prom::BuildGauge()
+                          .Name("qorb_claim_oldest_hold_seconds")
+                          .Help(
+                              "How long the oldest claimed connection has been held (0 when "
+                              "none is, or holds are not timed)")
+                          .Register(registry);
 
   const auto as_double = [](auto n) { return static_cast<double>(n); };
   // Every reason, 0 included, so that rate() works from the first scrape.
@@ -185,6 +207,15 @@ std::vector<prometheus::MetricFamily> families(const std::vector<const pool_stat
     max_connecting.Add(labels).Set(as_double(p.max_connecting));
     in_flight.Add(labels).Set(as_double(p.connects_in_flight));
     connects_waiting.Add(labels).Set(as_double(p.connects_waiting));
+    for (const auto& site : p.sites) {
+      const prom::Labels with_site{{"pool", p.name}, {"site", site.site.label()}};
+      observe(site_wait, with_site, site.wait);
+      observe(site_hold, with_site, site.hold);
+    }
+    hold_warnings.Add(labels).Increment(as_double(p.hold_warnings));
+    const bool timed = !p.holders.empty() && p.holders.front().timed;
+    oldest_hold.Add(labels).Set(timed ? std::chrono::duration<double>(p.holders.front().age).count()
+                                      : 0.0);
   }
   return registry.Collect();
 }

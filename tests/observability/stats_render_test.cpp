@@ -390,6 +390,24 @@ TEST(stats_render, stats_json_lists_the_oldest_holds_and_the_claim_sites) {
   EXPECT_TRUE(quiet.at("pools").at("quiet").at("holders").as_array().empty());
 }
 
+TEST(stats_render, metrics_carry_the_claim_sites_and_the_holds) {
+  const auto p = holding_pool();
+  const auto m = samples(stats_prometheus::render({&p}));
+  const std::string site = "pool=\"db\",site=\"app/handler.cpp:42\"";
+  EXPECT_EQ(m.at("qorb_claim_site_wait_seconds_count{" + site + "}"), "1");
+  EXPECT_EQ(m.at("qorb_claim_site_wait_seconds_bucket{" + site + ",le=\"0.005\"}"), "1");
+  EXPECT_EQ(m.at("qorb_claim_site_hold_seconds_count{" + site + "}"), "1");
+  EXPECT_EQ(m.at("qorb_claim_site_hold_seconds_sum{" + site + "}"), "0.3");
+  EXPECT_EQ(m.at("qorb_claim_site_wait_seconds_count{pool=\"db\",site=\"other\"}"), "1");
+  EXPECT_EQ(m.at("qorb_hold_warnings_total{pool=\"db\"}"), "4");
+  EXPECT_EQ(m.at("qorb_claim_oldest_hold_seconds{pool=\"db\"}"), "0") << "not timed";
+  auto timed = holding_pool();
+  timed.holders.front().timed = true;
+  EXPECT_EQ(
+      samples(stats_prometheus::render({&timed})).at("qorb_claim_oldest_hold_seconds{pool=\"db\"}"),
+      "12.345");
+}
+
 TEST(stats_render, a_push_carries_the_five_oldest_holds_in_whole_seconds) {
   const auto p = holding_pool();
   const auto push = json::parse(stats_json::render_sets(p)).as_object();

@@ -5,14 +5,18 @@
 // rest of the sentence must not).
 #pragma once
 
+#include <qorb/backend.hpp>
 #include <qorb/claim_error.hpp>
 #include <qorb/pool.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <gtest/gtest.h>
 
+#include <exception>
+#include <future>
 #include <optional>
 #include <regex>
 #include <string>
@@ -58,6 +62,27 @@ std::optional<claim_error> awaited_claim_error(pool<Conn>& p, duration timeout) 
     return std::nullopt;
   }
   return claim_error_of("co_claim", [&] { f.get(); });
+}
+
+/// What `connector.connect(b)` fails with, said by the connector itself
+/// (its exception's `what()`), run on `ex`: what a claim's error must carry
+/// word for word. "connected" if it did not fail.
+template <class Connector>
+std::string connect_failure(boost::asio::any_io_executor ex, Connector connector, backend b) {
+  auto f = boost::asio::co_spawn(
+      ex,
+      [c = std::move(connector),
+       b = std::move(b)]() mutable -> boost::asio::awaitable<std::string> {
+        try {
+          auto conn = co_await c.connect(b);
+        } catch (const std::exception& e) {
+          co_return std::string(e.what());
+        }
+        co_return std::string("connected");
+      },
+      boost::asio::use_future);
+  if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready) return "no answer";
+  return f.get();
 }
 
 /// What every claim error must be: `code`, the sentence `expected` (times

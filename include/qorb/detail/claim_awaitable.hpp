@@ -8,20 +8,22 @@
 // throws the plain system_error.)
 //
 // It is Asio's completion-token customisation point, specialised for the
-// claim's signature: the same initiation is awaited with
-// as_tuple(use_awaitable), which never throws, and a failure is thrown as
-// claim_error built from the pool's stats. The initiation's first argument
-// is the pool's core; whatever follows it (the timeout, more in future) is
-// passed on as it came.
+// claim's signature: the same initiation runs with a handler that turns a
+// failure into a claim_error built from the pool's stats, completing Asio's
+// own awaitable handler for (std::exception_ptr, handle), which throws it.
+// The initiation's first argument is the pool's core; whatever follows it
+// (the timeout, more in future) is passed on as it came.
 #pragma once
 
 #include <qorb/claim.hpp>
 #include <qorb/claim_error.hpp>
 #include <qorb/detail/pool_core.hpp>
 
-#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -34,26 +36,57 @@
 #include <tuple>
 #include <utility>
 
+namespace qorb::detail {
+
+// Wraps a claim's initiation: the handler it is given takes
+// (std::exception_ptr, handle) and gets a claim_error for a failure. The
+// wrapper handed to the real initiation keeps that handler's executor and
+// cancellation slot, so the claim completes and cancels as before.
+template <class Conn, class Initiation>
+struct explaining_initiation {
+  Initiation initiation;
+
+  template <class Handler, class... Rest>
+  void operator()(Handler handler, std::shared_ptr<pool_core> core, Rest&&... rest) {
+    // Read only on a claim made with a token that throws (use_awaitable,
+    // co_claim's waiting path): one clock read, for the wait's length.
+    const auto start = std::chrono::steady_clock::now();
+    auto executor = boost::asio::get_associated_executor(handler);
+    auto slot = boost::asio::get_associated_cancellation_slot(handler);
+    auto done = [h = std::move(handler), core, start](error_code ec, handle<Conn> c) mutable {
+      if (!ec) return std::move(h)(std::exception_ptr(), std::move(c));
+      std::move(h)(std::make_exception_ptr(
+                       claim_error(ec, core->stats(), std::chrono::steady_clock::now() - start)),
+                   handle<Conn>());
+    };
+    std::move(initiation)(
+        boost::asio::bind_cancellation_slot(
+            slot, boost::asio::bind_executor(std::move(executor), std::move(done))),
+        std::move(core), std::forward<Rest>(rest)...);
+  }
+};
+
+}  // namespace qorb::detail
+
 namespace boost::asio {
 
+// A claim's use_awaitable completion is Asio's own, for the signature
+// (std::exception_ptr, handle): one coroutine frame, as before; a failure
+// arrives as the claim_error the wrapper made.
 template <class Executor, class Conn>
 class async_result<use_awaitable_t<Executor>, void(qorb::error_code, qorb::handle<Conn>)> {
+  using throwing =
+      async_result<use_awaitable_t<Executor>, void(std::exception_ptr, qorb::handle<Conn>)>;
+
  public:
-  using return_type = awaitable<qorb::handle<Conn>, Executor>;
+  using return_type = typename throwing::return_type;
 
   template <class Initiation, class... InitArgs>
-  static return_type initiate(Initiation initiation, use_awaitable_t<Executor>,
+  static return_type initiate(Initiation initiation, use_awaitable_t<Executor> token,
                               std::shared_ptr<qorb::detail::pool_core> core, InitArgs... args) {
-    // Read only here, on the awaitable claim's path: co_claim's served-at-
-    // once path does not come through this function.
-    const auto start = std::chrono::steady_clock::now();
-    auto [ec, h] = co_await async_initiate<const as_tuple_t<use_awaitable_t<Executor>>&,
-                                           void(qorb::error_code, qorb::handle<Conn>)>(
-        std::move(initiation), as_tuple(use_awaitable_t<Executor>{}), core, std::move(args)...);
-    if (ec) {
-      throw qorb::claim_error(ec, core->stats(), std::chrono::steady_clock::now() - start);
-    }
-    co_return std::move(h);
+    return throwing::initiate(
+        qorb::detail::explaining_initiation<Conn, Initiation>{std::move(initiation)}, token,
+        std::move(core), std::move(args)...);
   }
 };
 

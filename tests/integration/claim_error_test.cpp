@@ -8,7 +8,10 @@
 #include <qorb/pool.hpp>
 #include <qorb/resolvers/fixed.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -137,6 +140,28 @@ TEST(claim_error_text, all_claims_used) {
             "pool 'busy': running; 1 backend known, 1 online; 1 of 1 slot claimed, 0 idle, 0 "
             "connecting; 0 claims waiting\n  " +
                 name + " (" + name + "): online; 1 claimed, 0 idle, 0 connecting");
+}
+
+TEST(claim_error_text, cancelled_while_waiting) {
+  io_threads io;
+  echo_server server;
+  policy pol = steady_policy();
+  pol.max_slots = 1;
+  tcp_pool p(io.executor(), "busy", at({server.endpoint()}), tcp_connector{}, pol);
+  auto held = p.claim(5s);
+  ASSERT_TRUE(held);
+  asio::cancellation_signal signal;
+  auto f = asio::co_spawn(
+      p.get_executor(), [&]() -> asio::awaitable<void> { auto h = co_await p.co_claim(60s); },
+      asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+  ASSERT_TRUE(wait_until([&] { return p.stats().claims_waiting == 1; }));
+  // From the executor (the claim cannot complete meanwhile: nothing frees).
+  asio::post(p.get_executor(), [&] { signal.emit(asio::cancellation_type::terminal); });
+  ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+  expect_claim_error(claim_error_of("co_claim", [&] { f.get(); }), p,
+                     asio::error::operation_aborted,
+                     "pool 'busy': claim cancelled after waiting T (running; 1 backend known, 1 "
+                     "online; 1 of 1 slot claimed, 0 claims waiting)");
 }
 
 TEST(claim_error_text, pool_failed) {

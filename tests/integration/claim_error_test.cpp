@@ -122,20 +122,29 @@ TEST(claim_error_text, none_online_with_a_refused_connect) {
                 name + " connect: Connection refused, T ago");
 }
 
-TEST(claim_error_text, all_claims_used) {
+// A pool of one connection to an echo server, claimed: the next claim waits.
+struct exhausted {
+  static policy one_slot() {
+    policy pol = steady_policy();
+    pol.max_slots = 1;
+    return pol;
+  }
   io_threads io;
   echo_server server;
-  policy pol = steady_policy();
-  pol.max_slots = 1;
-  tcp_pool p(io.executor(), "busy", at({server.endpoint()}), tcp_connector{}, pol);
-  auto held = p.claim(5s);
-  ASSERT_TRUE(held);
+  tcp_pool p{io.executor(), "busy", at({server.endpoint()}), tcp_connector{}, one_slot()};
+  handle<tcp::socket> held = p.claim(5s);
+};
+
+TEST(claim_error_text, all_claims_used) {
+  exhausted busy;
+  ASSERT_TRUE(busy.held);
+  tcp_pool& p = busy.p;
   const std::string expected =
       "pool 'busy': all connections claimed after waiting T (running; 1 backend known, 1 online; "
       "1 of 1 slot claimed, 0 claims waiting)";
   expect_claim_error(blocking_claim_error(p, 100ms), p, errc::all_claims_used, expected);
   expect_claim_error(awaited_claim_error(p, 100ms), p, errc::all_claims_used, expected);
-  const std::string name = to_string(server.endpoint());
+  const std::string name = to_string(busy.server.endpoint());
   EXPECT_EQ(blank_times(p.explain().text()),
             "pool 'busy': running; 1 backend known, 1 online; 1 of 1 slot claimed, 0 idle, 0 "
             "connecting; 0 claims waiting\n  " +
@@ -143,13 +152,9 @@ TEST(claim_error_text, all_claims_used) {
 }
 
 TEST(claim_error_text, cancelled_while_waiting) {
-  io_threads io;
-  echo_server server;
-  policy pol = steady_policy();
-  pol.max_slots = 1;
-  tcp_pool p(io.executor(), "busy", at({server.endpoint()}), tcp_connector{}, pol);
-  auto held = p.claim(5s);
-  ASSERT_TRUE(held);
+  exhausted busy;
+  ASSERT_TRUE(busy.held);
+  tcp_pool& p = busy.p;
   asio::cancellation_signal signal;
   auto f = asio::co_spawn(
       p.get_executor(), [&]() -> asio::awaitable<void> { auto h = co_await p.co_claim(60s); },

@@ -11,8 +11,10 @@
 
 #include <qorb/backend.hpp>
 #include <qorb/claim.hpp>
+#include <qorb/claim_error.hpp>
 #include <qorb/connector.hpp>
 #include <qorb/detail/blocking_waiter.hpp>
+#include <qorb/detail/claim_awaitable.hpp>
 #include <qorb/detail/claim_op.hpp>
 #include <qorb/detail/connector_diagnostics.hpp>
 #include <qorb/detail/executor_thread.hpp>
@@ -252,14 +254,17 @@ class pool {
   /// Exceptions: `std::logic_error` on a moved-from pool (from this call,
   /// before anything starts); `std::bad_alloc`. Claim errors go to the
   /// handler; tokens that turn them into exceptions (`use_awaitable`,
-  /// `use_future`) throw `boost::system::system_error` where the result is
-  /// awaited. An exception thrown by the handler leaves the executor's
-  /// `run()`, as for any Asio handler; the pool is not affected.
+  /// `use_future`) throw `qorb::claim_error` (naming the pool, the wait
+  /// and the cause) where the result is awaited; `asio::deferred`
+  /// co_awaited directly throws Asio's plain `boost::system::system_error`.
+  /// An exception thrown by the handler leaves the executor's `run()`, as
+  /// for any Asio handler; the pool is not affected.
   ///
   /// Default token: `asio::deferred` (Boost 1.81's Asio gives an
   /// `any_io_executor` no default token of its own; later Asio versions
   /// made `deferred` the default): `co_await pool.async_claim()` in an
-  /// `asio::awaitable` (the handle, or a `system_error` thrown), or
+  /// `asio::awaitable` (the handle, or a `system_error` thrown: prefer
+  /// `co_claim`, whose `qorb::claim_error` explains itself), or
   /// `pool.async_claim()(handler)`.
   ///
   /// Claim site: every claim function takes the caller's place in the code
@@ -384,22 +389,28 @@ class pool {
     return h;
   }
   /// As `claim(timeout, ec)`, but throws instead of setting an error:
-  /// `boost::system::system_error` (as Asio throws) with the error code
-  /// above and the pool's name in `what()`.
+  /// `qorb::claim_error` (a `boost::system::system_error`) with the error
+  /// code above, whose `what()` names the pool, the wait, the pool's state
+  /// and the cause (docs/errors.md).
   ///
   /// Handler: none; returns a handle that holds a connection.
   ///
   /// Errors, executor, cancellation, lifetimes, thread safety: as
   /// `claim(timeout, ec)`.
   ///
-  /// Exceptions: `boost::system::system_error` for every claim error
+  /// Exceptions: `qorb::claim_error` for every claim error
   /// (`would_deadlock` included); `std::logic_error` on a moved-from pool;
   /// `std::bad_alloc`.
   handle<Conn> claim(duration timeout = duration::zero(),
                      std::source_location site = std::source_location::current()) {
+    // Served at once: no clock read (claim(timeout, ec) tries again, quietly).
+    if (!on_executor_thread()) {
+      if (auto h = try_claim_quietly(site)) return h;
+    }
+    const auto start = std::chrono::steady_clock::now();
     error_code ec;
     auto h = claim(timeout, ec, site);
-    if (ec) throw boost::system::system_error(ec, "qorb: claim from pool '" + name() + "'");
+    if (ec) throw claim_error(ec, core_->stats(), std::chrono::steady_clock::now() - start);
     return h;
   }
 
@@ -441,8 +452,8 @@ class pool {
   /// Handler: none; the coroutine gets the handle (which holds a
   /// connection).
   ///
-  /// Errors: those of `async_claim`, thrown as `boost::system::system_error`
-  /// where the result is awaited.
+  /// Errors: those of `async_claim`, thrown as `qorb::claim_error` (a
+  /// `boost::system::system_error`) where the result is awaited.
   ///
   /// Executor: the coroutine's. Served at once, the coroutine goes on
   /// without yielding: a coroutine that claims in a loop and is always
@@ -458,7 +469,7 @@ class pool {
   ///
   /// Thread safety: any thread, concurrently with other members.
   ///
-  /// Exceptions: `boost::system::system_error` for claim errors;
+  /// Exceptions: `qorb::claim_error` for claim errors;
   /// `std::logic_error` on a moved-from pool; `std::bad_alloc`.
   asio::awaitable<handle<Conn>> co_claim(
       duration timeout = duration::zero(),
@@ -694,6 +705,22 @@ class pool {
   std::vector<claim_holder> holders() const {
     return core_ ? core_->holders() : std::vector<claim_holder>{};
   }
+
+  /// What a claim made now would meet, printable (`qorb::pool_explanation`:
+  /// the status, each backend's state and last error, the slots and the
+  /// queue): for logs and for the error_code forms; a `claim_error`'s
+  /// `explanation()` is the same, taken when the claim failed.
+  ///
+  /// Errors: none; a moved-from pool gives the explanation of an empty
+  /// `pool_stats`.
+  ///
+  /// Executor: runs in the caller, taking `stats()` (under the pool's
+  /// lock for as long as the copy takes).
+  ///
+  /// Thread safety: any thread, concurrently with other members.
+  ///
+  /// Exceptions: `std::bad_alloc`.
+  pool_explanation explain() const { return qorb::explain(stats()); }
 
   /// A function giving this pool's stats (as `stats()`), or `std::nullopt`
   /// once the pool is gone: how observers such as `stats_server` watch a

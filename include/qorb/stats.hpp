@@ -93,6 +93,16 @@ struct backend_stats {
   connection_counts connections;        ///< opened, and closed by reason
   bool online = false;                  ///< some slot is connected
   bool removed = false;                 ///< no longer published; draining claimed slots
+  /// Backing off: how long until its next connect attempt (the soonest of
+  /// its slots waiting to reconnect); none while no slot waits to retry.
+  std::optional<duration> retry_in;
+  /// Not online: for how long it has been offline (since it went offline,
+  /// or since the pool learned of it if it never was online); none while
+  /// online.
+  std::optional<duration> offline_for;
+  /// Its last connect failed permanently (the connector threw
+  /// `qorb::permanent_error`): it retries only at `max_connection_backoff`.
+  bool failed_permanently = false;
   /// The backend's latest failed connect or check (kept after later
   /// successes, so a flapping backend still says why it flapped); empty
   /// while none has failed.

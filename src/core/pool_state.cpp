@@ -124,6 +124,8 @@ void pool_state::add_set(const std::string& name, const backend& b) {
   auto set = std::make_unique<slot_set>(next_set_id_++, b, window);
   set->priority.score = priority_list::jitter * env_.random01();
   want(*set, 1);  // a probe; the rebalance after the event gives it its share
+  // Offline until a connect succeeds (explain() says for how long).
+  set->offline_since = env_.now();
   slot_set& ref = *set;
   sets_.emplace(name, std::move(set));
   observe({.what = observation::kind::backend_added, .set = ref.label()});

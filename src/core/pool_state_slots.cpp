@@ -156,6 +156,7 @@ bool pool_state::report(slot_set& set) {
   const bool went = online != set.reported_online;
   if (went) {
     online ? ++online_ : --online_;
+    if (!online) set.offline_since = now();  // a connect's or a loss's event, not a claim's
     mark_changed(set);
     due_ |= due_status;
   }

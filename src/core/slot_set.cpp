@@ -63,6 +63,16 @@ backend_stats slot_set::stats(time_point now) const {
   b.recent_failures = failures.count(now);
   b.online = online();
   b.removed = removed;
+  b.failed_permanently = connect_refused;
+  if (!b.online) b.offline_for = now - offline_since;
+  // Backing off: the soonest retry of a slot waiting to reconnect.
+  for (const slot* s = slots_.front(); s; s = slots_.next(*s)) {
+    if (s->state() != slot_state::backing_off) continue;
+    const auto at = s->wake_at();
+    if (!at) continue;
+    const duration left = *at > now ? *at - now : duration::zero();
+    if (!b.retry_in || left < *b.retry_in) b.retry_in = left;
+  }
   return b;
 }
 

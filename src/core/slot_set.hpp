@@ -90,6 +90,7 @@ class slot_set {
   bool plan_pending = false;     // in the pool's list of sets whose wanted count is due
   bool connect_failing = false;  // its last connect failed
   bool connect_refused = false;  // ... permanently
+  time_point offline_since{};    // when it went offline (or was added); read while not online
   failure_window failures;
   std::uint64_t total_claims = 0, connect_failures = 0, check_failures = 0;
   // Said by the callers: handles discarded, failures reported.

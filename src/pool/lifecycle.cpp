@@ -2,6 +2,7 @@
 // The driver's part of a pool's life: the status (and its callbacks, in
 // order), the ready gate, a drain, a new policy, evict_all. The core
 // decides each; this carries out what it says, outside the pool's lock.
+#include <qorb/claim_error.hpp>
 #include <qorb/error.hpp>
 
 #include "pool/pool_driver.hpp"
@@ -85,7 +86,9 @@ void pool_driver::deliver_status(std::uint64_t seq, pool_status from, pool_statu
       try {
         call(f, t);
       } catch (const std::exception& e) {
-        if (log_) log_->error("pool {}: a status callback threw: {}", name_, e.what());
+        if (log_) {
+          log_->error("pool {}: a status callback threw: {}", name_, strip_error_suffix(e.what()));
+        }
       } catch (...) {
         if (log_) log_->error("pool {}: a status callback threw", name_);
       }

@@ -3,6 +3,7 @@
 
 #include "core/claim_outcomes.hpp"
 
+#include <qorb/claim_error.hpp>
 #include <qorb/error.hpp>
 
 #include "probes.hpp"
@@ -28,10 +29,10 @@ std::string describe(const std::exception_ptr& e) {
   if (!e) return "no connection returned";
   try {
     std::rethrow_exception(e);
-  } catch (const boost::system::system_error& ex) {
-    return ex.code().message();  // what() also has the throw site: noise in a log
   } catch (const std::exception& ex) {
-    return ex.what();
+    // The connector's own words; Boost's what() ends in "[category:N at
+    // file:line]": noise in a log, a stats row or a claim's error.
+    return std::string(strip_error_suffix(ex.what()));
   } catch (...) {
     return "unknown exception";
   }

@@ -212,7 +212,10 @@ void pool_state::release(slot& s, bool discard, effects& fx, std::string_view wh
   in_event(
       fx, [&]() __attribute__((always_inline)) {
         trace([&] {
-          return observation{.what = observation::kind::handle_returned, .slot = s.id()};
+          return observation{.what = observation::kind::handle_returned,
+                             .flag = discard,
+                             .slot = s.id(),
+                             .set = s.set().label()};
         });
         slot_set& set = s.set();
         if (doomed(set)) {

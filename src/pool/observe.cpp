@@ -159,6 +159,8 @@ void pool_driver::observe(const core::observation& o) const {
     case kind::drained:
       log(spdlog::level::info, "drained: every claim is back");
       break;
+    case kind::closed:  // for a pool_observer only (observer.cpp)
+      break;
   }
 }
 

@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
+// The driver's entry points and the application of the core's effects.
+// Over 500 lines on purpose: every event's one shape (run, apply) and what it
+// carries out (operations started and cancelled, connections closed, the
+// timer) read best together; the observer, probes and the lifecycle are in
+// observer.cpp, observe.cpp and lifecycle.cpp.
 #include "pool/pool_driver.hpp"
 
 #include "core/claim_outcomes.hpp"

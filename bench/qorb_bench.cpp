@@ -211,9 +211,13 @@ asio::awaitable<void> timed_co_claim_loop(bench_pool& pool, benchmark::State& st
 }
 
 void sequential_on_one_thread(benchmark::State& state,
-                              asio::awaitable<void> (*loop)(bench_pool&, benchmark::State&)) {
+                              asio::awaitable<void> (*loop)(bench_pool&, benchmark::State&),
+                              bool observed = false) {
   asio::io_context io(1);
   auto pool = make_pool(io.get_executor());
+  // An observer whose hooks do nothing: the cost of recording and
+  // delivering the events, not of what a user does with them.
+  if (observed) pool.set_observer(std::make_shared<qorb::pool_observer>());
   if (!warm_up(pool, qorb::policy{}.spares_wanted, [&] { io.run_one_for(1ms); })) {
     return state.SkipWithError("pool did not warm up");
   }
@@ -234,6 +238,11 @@ void sequential_async(benchmark::State& state) {
 
 void sequential_co_claim(benchmark::State& state) {
   sequential_on_one_thread(state, timed_co_claim_loop);
+}
+
+// sequential_co_claim with a pool_observer set (its hooks empty).
+void sequential_co_claim_observed(benchmark::State& state) {
+  sequential_on_one_thread(state, timed_co_claim_loop, true);
 }
 
 enum class claim_form {
@@ -699,6 +708,7 @@ BENCHMARK(sequential_try)->Name("claim_release/sequential_try");
 BENCHMARK(sequential_try_watched)->Name("claim_release/sequential_try_watched");
 BENCHMARK(sequential_async)->Name("claim_release/sequential_async");
 BENCHMARK(sequential_co_claim)->Name("claim_release/sequential_co_claim");
+BENCHMARK(sequential_co_claim_observed)->Name("claim_release/sequential_co_claim_observed");
 BENCHMARK(contention16)
     ->Name("claim_release/contention16")
     ->UseRealTime()

@@ -23,6 +23,7 @@
 #include <qorb/detail/typed_connector.hpp>
 #include <qorb/error.hpp>
 #include <qorb/log.hpp>
+#include <qorb/observer.hpp>
 #include <qorb/policy.hpp>
 #include <qorb/resolver.hpp>
 #include <qorb/stats.hpp>
@@ -640,6 +641,29 @@ class pool {
   auto async_drain(duration timeout, CompletionToken&& token = {}) {
     return asio::async_initiate<CompletionToken, void(error_code, std::size_t)>(
         detail::initiate_drain{}, token, core_, timeout);
+  }
+
+  /// Sets `o` as the pool's observer (replacing the one set before), or
+  /// with null removes it: its hooks hear the pool's events from here on
+  /// (claims, returns, connects, closes, backends online and offline,
+  /// status changes; `qorb::pool_observer` and docs/observer.md), in the
+  /// order they happened, never under the pool's lock. With no observer
+  /// the claim path records nothing for it.
+  ///
+  /// Errors: none.
+  ///
+  /// Lifetimes: the pool holds `o` until it is replaced or removed, or the
+  /// pool is destroyed. A hook already running on another thread (or an
+  /// event that thread carries out right now) may still reach the old one
+  /// after this returns; events made after it, by this thread or others
+  /// that see it, go to the new one.
+  ///
+  /// Thread safety: any thread, concurrently with other members, also
+  /// from a hook.
+  ///
+  /// Exceptions: `std::logic_error` on a moved-from pool.
+  void set_observer(std::shared_ptr<pool_observer> o) {
+    checked_core()->set_observer(std::move(o));
   }
 
   /// Replaces the policy at run time; every field takes effect. Validated

@@ -106,7 +106,7 @@ struct observation {
     claim_failed,     // traced only
     acquire_failed,   // a claim's on_acquire failed (`flag`: its connection ended
                       // normally instead): it tries again
-    handle_returned,  // traced only
+    handle_returned,  // traced only (`flag`: discarded)
     state_changed,    // traced only
     op_started,       // traced only (connect_start, health_check_start, recycle_start)
     op_succeeded,     // traced only
@@ -126,6 +126,7 @@ struct observation {
     status_changed,  // `status_from` -> `status_to`; `seq` orders them
     drained,         // async_drain: every claim came back
     hold_warning,    // a claim held its slot past policy::hold_warning (`delay`: the age)
+    closed,          // traced only: a connection was closed (`closed_for`)
   };
   kind what;
   op_kind op = op_kind::connect;
@@ -141,8 +142,9 @@ struct observation {
   label_ptr set = nullptr;
   std::string reason = {};
   pool_status status_from = pool_status::starting, status_to = pool_status::starting;
-  std::uint64_t seq = 0;        // status_changed: 1, 2, ... per pool
-  std::source_location site{};  // claims: where the claim was made
+  std::uint64_t seq = 0;                               // status_changed: 1, 2, ... per pool
+  close_reason closed_for = close_reason::terminated;  // closed
+  std::source_location site{};                         // claims: where the claim was made
 };
 
 struct effects {

@@ -180,7 +180,8 @@ slot* pool_state::try_claim(effects& fx, bool quiet, const std::source_location&
           trace([&] {
             return observation{.what = observation::kind::claim_failed,
                                .claim = id,
-                               .reason = "no idle connection (try_claim)"};
+                               .reason = "no idle connection (try_claim)",
+                               .site = site};
           });
           return nullptr;
         }
@@ -196,7 +197,8 @@ slot* pool_state::try_claim(effects& fx, bool quiet, const std::source_location&
           return observation{.what = observation::kind::claim_served,
                              .claim = id,
                              .slot = s->id(),
-                             .set = s->set().label()};
+                             .set = s->set().label(),
+                             .site = site};
         });
         return s;
       });
@@ -221,7 +223,10 @@ void pool_state::release(slot& s, bool discard, effects& fx, std::string_view wh
   in_event(
       fx, [&]() __attribute__((always_inline)) {
         trace([&] {
-          return observation{.what = observation::kind::handle_returned, .slot = s.id()};
+          return observation{.what = observation::kind::handle_returned,
+                             .flag = discard,
+                             .slot = s.id(),
+                             .set = s.set().label()};
         });
         hold_ends(s);
         slot_set& set = s.set();

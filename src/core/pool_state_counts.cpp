@@ -13,6 +13,12 @@ void pool_state::want(slot_set& set, std::size_t n) {
 void pool_state::closed(slot& s, close_reason why) {
   ++s.set().connections.closed[std::size_t(why)];
   ++connections_.closed[std::size_t(why)];
+  trace([&] {
+    return observation{.what = observation::kind::closed,
+                       .slot = s.id(),
+                       .set = s.set().label(),
+                       .closed_for = why};
+  });
 }
 
 std::size_t pool_state::claims_out() const noexcept {

@@ -90,14 +90,17 @@ void pool_state::complete(claim_node& c, claim_outcome outcome, slot* s) {
       return observation{.what = observation::kind::claim_served,
                          .claim = c.id,
                          .slot = s->id(),
-                         .set = s->set().label()};
+                         .set = s->set().label(),
+                         .site = c.site};
     });
   } else {
     sites_.waited(sites_.index(c.site), waited);
     ++(claim_failures_.*info(outcome).counter);
     trace([&] {
-      return observation{
-          .what = observation::kind::claim_failed, .claim = c.id, .count = std::size_t(outcome)};
+      return observation{.what = observation::kind::claim_failed,
+                         .claim = c.id,
+                         .count = std::size_t(outcome),
+                         .site = c.site};
     });
   }
   fx_->completions.push_back({&c, outcome, s, s ? s->connection() : nullptr});

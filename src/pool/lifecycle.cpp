@@ -82,17 +82,7 @@ void pool_driver::deliver_status(std::uint64_t seq, pool_status from, pool_statu
       if (cb.after_seq < n) calls.push_back(cb.f);
     }
     lock.unlock();
-    for (const auto& call : calls) {
-      try {
-        call(f, t);
-      } catch (const std::exception& e) {
-        if (log_) {
-          log_->error("pool {}: a status callback threw: {}", name_, strip_error_suffix(e.what()));
-        }
-      } catch (...) {
-        if (log_) log_->error("pool {}: a status callback threw", name_);
-      }
-    }
+    for (const auto& call : calls) call_user("a status callback", [&] { call(f, t); });
     lock.lock();
   }
   status_delivering_ = false;

@@ -178,6 +178,8 @@ void pool_driver::observe(const core::observation& o) const {
           backend_name(o), o.slot, o.claim, double(ms) / 1000.0, site);
       break;
     }
+    case kind::closed:  // for a pool_observer only (observer.cpp)
+      break;
   }
 }
 

@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
+// The driver's entry points and the application of the core's effects.
+// Over 500 lines on purpose: every event's one shape (run, apply) and what it
+// carries out (operations started and cancelled, connections closed, the
+// timer) read best together; the observer, probes and the lifecycle are in
+// observer.cpp, observe.cpp and lifecycle.cpp.
 #include "pool/pool_driver.hpp"
 
 #include "core/claim_outcomes.hpp"
@@ -67,6 +72,8 @@ bool threw(const std::exception_ptr& e, errc code) {
 }
 bool ended_normally(const std::exception_ptr& e) { return threw(e, errc::connection_ended); }
 
+}  // namespace
+
 error_code to_error(core::claim_outcome o) {
   const auto& row = core::info(o);
   switch (row.kind) {
@@ -79,6 +86,8 @@ error_code to_error(core::claim_outcome o) {
   }
   return asio::error::operation_aborted;  // as Asio's own operations complete
 }
+
+namespace {
 
 std::chrono::steady_clock::time_point to_steady(core::time_point t) {
   return std::chrono::steady_clock::time_point(t.time_since_epoch());
@@ -169,10 +178,11 @@ void pool_driver::start() {
   arm_timer(wake);
 }
 
-// Per-claim observations are recorded only while a tracer listens.
+// Per-claim observations are recorded only while a tracer or an observer
+// listens (one relaxed load: nothing more on the claim path without).
 core::effects pool_driver::fresh_effects() const {
   core::effects fx;
-  fx.trace = QORB_ANY_PROBE_ENABLED();
+  fx.trace = QORB_ANY_PROBE_ENABLED() || observing_.load(std::memory_order_relaxed);
   return fx;
 }
 
@@ -184,17 +194,23 @@ void pool_driver::run(Event&& event) noexcept {
   std::shared_ptr<pool_core> last;
   auto fx = fresh_effects();
   std::optional<core::time_point> wake;
+  observed_batch batch;
   {
     std::lock_guard lock(mu_);
     event(fx);
-    if (!fx.seen.empty()) record_errors(fx);
+    if (!fx.seen.empty()) {
+      record_errors(fx);
+      if (observing_.load(std::memory_order_relaxed)) {
+        batch = {++observed_seq_, std::chrono::steady_clock::now()};
+      }
+    }
     if (fx.rearm) wake = state_.next_wakeup();
     // Guarded here, not inside: the claim path (nothing to start or cancel)
     // must not pay for a call.
     if (!fx.starts.empty() || !fx.cancels.empty()) register_ops(fx);
     if (self_ && state_.drained()) last = std::move(self_);
   }
-  apply(fx, wake);
+  apply(fx, wake, batch);
 }
 
 claimed_slot pool_driver::try_claim(bool quiet, const std::source_location& site) noexcept {
@@ -348,7 +364,8 @@ void pool_driver::finished(std::uint64_t op, outcome how, box_ptr box, std::stri
 
 // After the lock: what the core decided. Claims complete last, so a
 // handler that claims again finds the pool's own work already under way.
-void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake) noexcept {
+void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake,
+                        const observed_batch& batch) noexcept {
   if (fx.empty() && !wake) return;
   // Cancelled first: a watch lets go of a connection before it is closed
   // (on its strand, after the cancellation). Then closed: the new connect
@@ -365,6 +382,7 @@ void pool_driver::apply(core::effects& fx, std::optional<core::time_point> wake)
       lifecycle = lifecycle || is_lifecycle(o.what);
     }
     if (lifecycle) after_lifecycle(fx);
+    if (batch.seq != 0) deliver_observed(fx, batch);  // before the claims complete
   }
   for (const auto& c : fx.completions) {
     static_cast<claim_request*>(c.claim)->complete(to_error(c.outcome), c.s, c.box);

@@ -5,6 +5,7 @@
 // timer, turn observations into probes and logs).
 #pragma once
 
+#include <qorb/claim_error.hpp>
 #include <qorb/detail/pool_core.hpp>
 
 #include "core/pool_state.hpp"
@@ -16,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,6 +38,9 @@ class system_environment final : public core::environment {
  private:
   std::mt19937_64 engine_;
 };
+
+/// The error a claim that ended with `o` completes with.
+error_code to_error(core::claim_outcome o);
 
 class pool_driver final : public pool_core {
  public:
@@ -63,6 +68,7 @@ class pool_driver final : public pool_core {
                   asio::any_completion_handler<void(error_code)> h) override;
   void drain(duration timeout,
              asio::any_completion_handler<void(error_code, std::size_t)> h) override;
+  void set_observer(std::shared_ptr<pool_observer> o) override;
   void set_policy(const policy& p) override;
   void evict_all() override;
   const asio::any_io_executor& executor() const noexcept override { return ex_; }
@@ -88,7 +94,17 @@ class pool_driver final : public pool_core {
   template <class Event>
   void run(Event&& event) noexcept;
   core::effects fresh_effects() const;
-  void apply(core::effects& fx, std::optional<core::time_point> wake) noexcept;
+  /// An event's observations for the observer: numbered under mu_ (0:
+  /// none), delivered in that order (observer.cpp).
+  struct observed_batch {
+    std::uint64_t seq = 0;
+    std::chrono::steady_clock::time_point at{};
+  };
+  void apply(core::effects& fx, std::optional<core::time_point> wake,
+             const observed_batch& batch) noexcept;
+  void deliver_observed(core::effects& fx, const observed_batch& batch) noexcept;
+  void notify(pool_observer& o, const core::observation& seen,
+              std::chrono::steady_clock::time_point at) const;
   void close_connections(core::effects& fx) noexcept;
   void register_ops(const core::effects& fx);
   void start_ops(core::effects& fx);
@@ -111,6 +127,18 @@ class pool_driver final : public pool_core {
   void check_ready_waiters(std::size_t online, pool_status status) noexcept;
   void end_drain(error_code ec, std::size_t still_claimed) noexcept;
   void begin_drain();
+  /// Calls a user's callback `f`, logging and dropping what it throws
+  /// (`who`: "a status callback", "an observer's hook").
+  template <class F>
+  void call_user(const char* who, F&& f) const noexcept {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      if (log_) log_->error("pool {}: {} threw: {}", name_, who, strip_error_suffix(e.what()));
+    } catch (...) {
+      if (log_) log_->error("pool {}: {} threw", name_, who);
+    }
+  }
   void log_op_failed(const core::observation& o) const;
   void record_errors(const core::effects& fx);
   template <class... Args>
@@ -172,6 +200,19 @@ class pool_driver final : public pool_core {
   std::map<std::uint64_t, std::pair<pool_status, pool_status>> status_pending_;
   std::uint64_t status_next_ = 1;
   bool status_delivering_ = false;
+
+  // The observer (observer.cpp): set under mu_ and observer_mu_; events
+  // numbered under mu_, delivered in order by one thread at a time, hooks
+  // called with no lock held (as the status callbacks).
+  std::atomic<bool> observing_{false};  // one relaxed load per event
+  std::uint64_t observed_seq_ = 0;      // under mu_
+  std::mutex observer_mu_;              // leaf lock: what follows
+  std::shared_ptr<pool_observer> observer_;
+  std::map<std::uint64_t,
+           std::pair<std::chrono::steady_clock::time_point, std::vector<core::observation>>>
+      observed_pending_;
+  std::uint64_t observed_next_ = 1;
+  bool observed_delivering_ = false;
 
   std::mutex timer_mu_;  // leaf lock: the one timer
   std::optional<asio::steady_timer> timer_;

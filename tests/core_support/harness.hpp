@@ -269,6 +269,9 @@ class core_harness {
   /// Called after every event with what it produced, before the harness
   /// keeps it (the simulator checks its invariants here).
   std::function<void(const core::effects&)> after_event;
+  /// Whether events record the traced-only observations (as the driver
+  /// does while a tracer or an observer listens).
+  bool tracing = true;
 
  private:
   template <class F>
@@ -281,7 +284,7 @@ class core_harness {
   template <class F>
   void run(F&& event) {
     core::effects fx;
-    fx.trace = true;
+    fx.trace = tracing;
     event(fx);
     if (after_event) after_event(fx);
     for (auto& start : fx.starts) {

@@ -8,6 +8,7 @@
 #include <qorb/detail/core_port.hpp>
 #include <qorb/error.hpp>
 #include <qorb/log.hpp>
+#include <qorb/observer.hpp>
 #include <qorb/policy.hpp>
 #include <qorb/resolver.hpp>
 #include <qorb/stats.hpp>
@@ -154,6 +155,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   /// back or (timed_out, claims still out) at `timeout`, then terminates.
   virtual void drain(duration timeout,
                      asio::any_completion_handler<void(error_code, std::size_t)> h) = 0;
+  /// Sets (or with null, removes) the observer that hears the pool's
+  /// events, in order, outside the lock (src/pool/observer.cpp).
+  virtual void set_observer(std::shared_ptr<pool_observer> o) = 0;
   /// `p` must be valid.
   virtual void set_policy(const policy& p) = 0;
   virtual void evict_all() = 0;

@@ -259,13 +259,45 @@ void workload_tally::unserved(const std::string& why) {
   ++unserved_claims[why];
 }
 
+namespace {
+std::string group_of(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const qorb::claim_error*>(&e)) {
+    std::string key = "pool '";
+    key += c->pool_name();
+    key += "': ";
+    key += qorb::claim_error_head(c->code());
+    return key;
+  }
+  return e.what();
+}
+}  // namespace
+
+void workload_tally::error(const std::exception& e) {
+  const std::string key = group_of(e);
+  failed.fetch_add(1);
+  std::lock_guard lock(mu);
+  ++errors[key];
+  first_text.emplace(key, e.what());
+}
+
+void workload_tally::unserved(const std::exception& e) {
+  const std::string key = group_of(e);
+  std::lock_guard lock(mu);
+  ++unserved_claims[key];
+  first_text.emplace(key, e.what());
+}
+
 void workload_tally::print_failures(const char* operations, int dropped) const {
+  const auto text = [&](const std::string& key) -> const std::string& {
+    const auto it = first_text.find(key);
+    return it == first_text.end() ? key : it->second;
+  };
   for (const auto& [what, count] : errors) {
-    std::printf("  error x%llu: %s\n", static_cast<unsigned long long>(count), what.c_str());
+    std::printf("  error x%llu: %s\n", static_cast<unsigned long long>(count), text(what).c_str());
   }
   for (const auto& [why, count] : unserved_claims) {
     std::printf("  claims still waiting at the end x%llu: %s\n",
-                static_cast<unsigned long long>(count), why.c_str());
+                static_cast<unsigned long long>(count), text(why).c_str());
   }
   if (dropped > 0) {
     std::printf("  %s still under way at the end x%d: dropped after one second\n", operations,

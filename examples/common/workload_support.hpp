@@ -207,11 +207,19 @@ struct workload_tally {
   std::mutex mu;
   std::map<std::string, std::uint64_t> errors;
   std::map<std::string, std::uint64_t> unserved_claims;
+  std::map<std::string, std::string> first_text;  // each group's first sentence
   std::atomic<std::uint64_t> failed{0};
 
   void error(const std::string& what);
   /// A claim cut by the run's end, not a failure.
   void unserved(const std::string& why);
+  /// As the two above, for an exception: a `qorb::claim_error`'s sentence
+  /// has figures that change from claim to claim (the wait, the counts, the
+  /// last error's age), so claim errors are counted by their pool and head
+  /// ("pool 'db': no backend online") and the first one's whole sentence
+  /// is printed.
+  void error(const std::exception& e);
+  void unserved(const std::exception& e);
 
   /// The summary's lines for the errors, the claims still waiting and the
   /// `dropped` operations ("requests", "operations") still under way.

@@ -141,10 +141,10 @@ asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const o
     } catch (const std::exception& e) {
       if (run.stopping()) break;  // the pool was terminated for the signal
       if (steady::now() >= end) {
-        r.unserved(e.what());  // cut by the run's end, not a failure
+        r.unserved(e);  // cut by the run's end, not a failure
         break;
       }
-      r.error(e.what());
+      r.error(e);
       continue;
     }
     try {
@@ -158,7 +158,7 @@ asio::awaitable<void> pooled_claimer(qorb::pool<http::connection>& pool, const o
       r.done(steady::now() - start);
     } catch (const std::exception& e) {
       if (run.stopping()) break;  // the pool was terminated for the signal
-      r.error(e.what());
+      r.error(e);
     }
   }
 }
@@ -184,7 +184,7 @@ asio::awaitable<void> fresh_claimer(http::connector& connector, const options& o
       }
       r.done(steady::now() - start);
     } catch (const std::exception& e) {
-      r.error(e.what());
+      r.error(e);
     }
   }
 }

@@ -149,10 +149,10 @@ asio::awaitable<void> worker(qorb::pool<pg::connection>& pool, const options& o,
       h = co_await pool.async_claim(left, asio::use_awaitable);
     } catch (const std::exception& e) {
       if (clock_type::now() >= end) {
-        m.unserved(e.what());  // cut by the run's end, not a failure
+        m.unserved(e);  // cut by the run's end, not a failure
         break;
       }
-      m.error(e.what());
+      m.error(e);
       continue;
     }
     try {
@@ -182,7 +182,7 @@ asio::awaitable<void> worker(qorb::pool<pg::connection>& pool, const options& o,
       m.record(k, clock_type::now() - start);
       m.done.fetch_add(1);
     } catch (const std::exception& e) {
-      m.error(e.what());
+      m.error(e);
     }
   }
 }

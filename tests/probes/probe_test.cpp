@@ -32,7 +32,7 @@ const char* const all_probes[] = {
     "handle_claimed",        "handle_returned",   "health_check_start",   "health_check_done",
     "health_check_failed",   "recycle_start",     "recycle_done",         "recycle_failed",
     "rebalance_start",       "rebalance_done",    "pool_status_change",   "connection_lost",
-    "connection_discarded",  "failure_reported", "hold_warning"};
+    "connection_discarded",  "failure_reported",  "hold_warning"};
 
 std::string self_path() {
   char buf[4096];

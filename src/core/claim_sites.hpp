@@ -23,14 +23,14 @@ class claim_sites {
 
   /// The row of `where` (a new one while fewer than `capacity` are used).
   std::uint16_t index(const std::source_location& where) {
-    if (key(where) == last_key_) return last_row_;
+    if (keyed && key(where) == last_key_) return last_row_;
     return lookup(where);
   }
   /// A claim from `where` was served at once (a wait of 0, counted apart:
   /// the claim path adds one, stats() folds them into the histogram); its
   /// row. One comparison when the site is the last one seen.
   std::uint16_t served_at_once(const std::source_location& where) {
-    if (key(where) != last_key_) lookup(where);
+    if (!keyed || key(where) != last_key_) lookup(where);
     ++last_->at_once;
     return last_row_;
   }
@@ -60,12 +60,14 @@ class claim_sites {
     std::uint64_t at_once = 0;
   };
   // A call site's identity: libstdc++ and libc++ hold one pointer to the
-  // site's static record, so the pointer is the key; elsewhere its file.
+  // site's static record, so the pointer is the key. Elsewhere there is no
+  // key: every claim looks its site up (`same`).
+  static constexpr bool keyed = sizeof(std::source_location) == sizeof(const void*);
   static const void* key(const std::source_location& where) noexcept {
-    if constexpr (sizeof(std::source_location) == sizeof(const void*)) {
+    if constexpr (keyed) {
       return std::bit_cast<const void*>(where);
     } else {
-      return where.file_name();
+      return nullptr;
     }
   }
   static bool same(const std::source_location& a, const std::source_location& b) noexcept {
